@@ -1,0 +1,8 @@
+//! hermit-pex: builds PEXs of Python tools on PyPI and publishes them as Hermit packages.
+//!
+//! A pure planner (`plan`) sits at the centre; `pypi` observes the index; the executors at the
+//! edges build, release and write manifests.
+
+pub mod names;
+pub mod pypi;
+pub mod spec;
