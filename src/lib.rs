@@ -3,6 +3,9 @@
 //! A pure planner (`plan`) sits at the centre; `pypi` observes the index; the executors at the
 //! edges build, release and write manifests.
 
+pub mod cli;
 pub mod names;
+pub mod plan;
 pub mod pypi;
+pub mod release;
 pub mod spec;

@@ -22,7 +22,9 @@ impl PackageName {
     pub fn new(name: &str) -> Result<Self, NameError> {
         let valid = !name.is_empty()
             && name.len() <= 200
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             && name.as_bytes()[0].is_ascii_alphanumeric()
             && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
         if !valid {
@@ -96,7 +98,9 @@ impl BinaryName {
         let valid = !name.is_empty()
             && name.len() <= 128
             && name.as_bytes()[0].is_ascii_alphanumeric()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if !valid {
             return Err(NameError(format!(
                 "{name:?} is not a usable binary name: use letters, digits, '.', '_' and '-', \
@@ -410,14 +414,30 @@ mod tests {
 
     #[test]
     fn package_names_are_normalized() {
-        assert_eq!(PackageName::new("Aider_Chat").unwrap().as_str(), "aider-chat");
-        assert_eq!(PackageName::new("zope.interface").unwrap().as_str(), "zope-interface");
+        assert_eq!(
+            PackageName::new("Aider_Chat").unwrap().as_str(),
+            "aider-chat"
+        );
+        assert_eq!(
+            PackageName::new("zope.interface").unwrap().as_str(),
+            "zope-interface"
+        );
         assert_eq!(PackageName::new("a--b__c").unwrap().as_str(), "a-b-c");
     }
 
     #[test]
     fn hostile_package_names_are_refused() {
-        for bad in ["../x", "a b", "$(id)", "x; rm -rf /", "", "-x", "x-", "a/b", "a\nb"] {
+        for bad in [
+            "../x",
+            "a b",
+            "$(id)",
+            "x; rm -rf /",
+            "",
+            "-x",
+            "x-",
+            "a/b",
+            "a\nb",
+        ] {
             let err = PackageName::new(bad).unwrap_err();
             assert!(err.0.contains("not a PyPI project name"), "{bad}: {err}");
         }
@@ -428,7 +448,10 @@ mod tests {
         for bad in ["../x", "a b", "$(id)", ";", "", ".hidden", "a/b", "x`id`"] {
             assert!(BinaryName::new(bad).is_err(), "{bad}");
         }
-        assert_eq!(BinaryName::new("ansible-playbook").unwrap().as_str(), "ansible-playbook");
+        assert_eq!(
+            BinaryName::new("ansible-playbook").unwrap().as_str(),
+            "ansible-playbook"
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ use crate::names::PackageName;
 pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple/";
 
 const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
-const USER_AGENT: &str = concat!("hermit-pex/", env!("CARGO_PKG_VERSION"), " (+https://github.com/hermit-pex)");
+const USER_AGENT: &str = concat!(
+    "hermit-pex/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/hermit-pex)"
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -82,7 +86,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { attempts: 4, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
     }
 }
 
@@ -109,7 +117,10 @@ impl IndexClient {
     /// `index_url` is a Simple API root like pip's `--index-url`; `cache_dir` keeps pages with
     /// their ETag/Last-Modified between runs (none: no cache).
     pub fn new(index_url: &str, cache_dir: Option<PathBuf>) -> Result<Self, IndexError> {
-        let bad = |reason: String| IndexError::BadIndexUrl { url: redact(index_url), reason };
+        let bad = |reason: String| IndexError::BadIndexUrl {
+            url: redact(index_url),
+            reason,
+        };
         let mut url = Url::parse(index_url).map_err(|e| bad(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("use an http:// or https:// URL".into()));
@@ -123,7 +134,13 @@ impl IndexClient {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| bad(e.to_string()))?;
-        Ok(Self { http, index_url: url, cache_dir, retry: RetryPolicy::default(), counters: Arc::default() })
+        Ok(Self {
+            http,
+            index_url: url,
+            cache_dir,
+            retry: RetryPolicy::default(),
+            counters: Arc::default(),
+        })
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -148,40 +165,57 @@ impl IndexClient {
 
     /// Lists a project's files. An unchanged page costs a conditional request answered by 304.
     pub async fn project(&self, name: &PackageName) -> Result<ProjectFiles, IndexError> {
-        let url = self
-            .index_url
-            .join(&format!("{name}/"))
-            .map_err(|e| IndexError::BadIndexUrl { url: self.index_url(), reason: e.to_string() })?;
+        let url =
+            self.index_url
+                .join(&format!("{name}/"))
+                .map_err(|e| IndexError::BadIndexUrl {
+                    url: self.index_url(),
+                    reason: e.to_string(),
+                })?;
         let cache_file = self.cache_file(name);
-        let cached = cache_file.as_deref().and_then(read_cache).filter(|c| c.url == url.as_str());
+        let cached = cache_file
+            .as_deref()
+            .and_then(read_cache)
+            .filter(|c| c.url == url.as_str());
 
         let response = self.get_with_retries(&url, cached.as_ref()).await?;
         let status = response.status();
         let shown = redact(url.as_str());
-        let (entry, not_modified) = if status == StatusCode::NOT_MODIFIED && cached.is_some() {
+        let (entry, not_modified) = if let Some(cached) =
+            cached.filter(|_| status == StatusCode::NOT_MODIFIED)
+        {
             self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
-            (cached.expect("checked above"), true)
+            (cached, true)
         } else if status == StatusCode::NOT_FOUND {
-            return Err(IndexError::NotFound { project: name.to_string(), index: self.index_url() });
+            return Err(IndexError::NotFound {
+                project: name.to_string(),
+                index: self.index_url(),
+            });
         } else if status.is_success() {
             self.counters.fetched.fetch_add(1, Ordering::Relaxed);
             let entry = read_entry(&url, response).await?;
-            if let Some(file) = &cache_file {
-                if entry.etag.is_some() || entry.last_modified.is_some() {
-                    // A failed cache write costs a full download next time, nothing more.
-                    if let Err(e) = write_cache(file, &entry) {
-                        tracing::warn!(file = %file.display(), error = %e, "cannot write the index cache");
-                    }
+            let revalidatable = entry.etag.is_some() || entry.last_modified.is_some();
+            if let Some(file) = cache_file.as_deref().filter(|_| revalidatable) {
+                // A failed cache write costs a full download next time, nothing more.
+                if let Err(e) = write_cache(file, &entry) {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot write the index cache");
                 }
             }
             (entry, false)
         } else {
-            return Err(IndexError::Status { url: shown, status: status.as_u16() });
+            return Err(IndexError::Status {
+                url: shown,
+                status: status.as_u16(),
+            });
         };
 
         let files = parse_entry(name.as_str(), &url, &entry)
             .map_err(|reason| IndexError::Parse { url: shown, reason })?;
-        Ok(ProjectFiles { name: name.clone(), files, not_modified })
+        Ok(ProjectFiles {
+            name: name.clone(),
+            files,
+            not_modified,
+        })
     }
 
     async fn get_with_retries(
@@ -192,10 +226,18 @@ impl IndexClient {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
         if let Some(c) = cached {
-            if let Some(v) = c.etag.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            if let Some(v) = c
+                .etag
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
                 headers.insert(header::IF_NONE_MATCH, v);
             }
-            if let Some(v) = c.last_modified.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            if let Some(v) = c
+                .last_modified
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
                 headers.insert(header::IF_MODIFIED_SINCE, v);
             }
         }
@@ -203,16 +245,26 @@ impl IndexClient {
         loop {
             attempt += 1;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let result = self.http.get(url.clone()).headers(headers.clone()).send().await;
+            let result = self
+                .http
+                .get(url.clone())
+                .headers(headers.clone())
+                .send()
+                .await;
             let last = attempt >= self.retry.attempts;
             let wait = match result {
-                Ok(r) if is_retryable(r.status()) && !last => self.delay(attempt, retry_after(r.headers())),
+                Ok(r) if is_retryable(r.status()) && !last => {
+                    self.delay(attempt, retry_after(r.headers()))
+                }
                 Ok(r) => return Ok(r),
                 Err(e) if (e.is_timeout() || e.is_connect() || e.is_request()) && !last => {
                     self.delay(attempt, None)
                 }
                 Err(e) => {
-                    return Err(IndexError::Transport { url: redact(url.as_str()), message: describe(&e) });
+                    return Err(IndexError::Transport {
+                        url: redact(url.as_str()),
+                        message: describe(&e),
+                    });
                 }
             };
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +274,10 @@ impl IndexClient {
     }
 
     fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let backoff = self.retry.base_delay.saturating_mul(1 << (attempt - 1).min(16));
+        let backoff = self
+            .retry
+            .base_delay
+            .saturating_mul(1 << (attempt - 1).min(16));
         retry_after.unwrap_or(backoff).min(self.retry.max_delay)
     }
 
@@ -238,7 +293,13 @@ fn is_retryable(status: StatusCode) -> bool {
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs))
 }
 
@@ -257,12 +318,20 @@ fn describe(e: &reqwest::Error) -> String {
         detail = s.to_string();
         source = s.source();
     }
-    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
 }
 
 async fn read_entry(url: &Url, response: reqwest::Response) -> Result<CacheEntry, IndexError> {
     let header = |name: header::HeaderName| {
-        response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     };
     let etag = header(header::ETAG);
     let last_modified = header(header::LAST_MODIFIED);
@@ -271,7 +340,13 @@ async fn read_entry(url: &Url, response: reqwest::Response) -> Result<CacheEntry
         url: redact(url.as_str()),
         message: describe(&e),
     })?;
-    Ok(CacheEntry { url: url.to_string(), etag, last_modified, content_type, body })
+    Ok(CacheEntry {
+        url: url.to_string(),
+        etag,
+        last_modified,
+        content_type,
+        body,
+    })
 }
 
 fn parse_entry(project: &str, url: &Url, entry: &CacheEntry) -> Result<Vec<DistFile>, String> {
@@ -320,7 +395,10 @@ mod tests {
 
     #[test]
     fn credentials_never_reach_messages() {
-        assert_eq!(redact("https://user:s3cret@example.org/simple/"), "https://example.org/simple/");
+        assert_eq!(
+            redact("https://user:s3cret@example.org/simple/"),
+            "https://example.org/simple/"
+        );
         let err = IndexClient::new("ftp://user:s3cret@example.org/simple", None).unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
@@ -336,7 +414,13 @@ mod tests {
         let c = IndexClient::new(DEFAULT_INDEX_URL, None).unwrap();
         assert_eq!(c.delay(1, None), Duration::from_millis(500));
         assert_eq!(c.delay(3, None), Duration::from_secs(2));
-        assert_eq!(c.delay(2, Some(Duration::from_secs(5))), Duration::from_secs(5));
-        assert_eq!(c.delay(2, Some(Duration::from_secs(3600))), Duration::from_secs(30));
+        assert_eq!(
+            c.delay(2, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            c.delay(2, Some(Duration::from_secs(3600))),
+            Duration::from_secs(30)
+        );
     }
 }

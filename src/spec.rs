@@ -71,9 +71,10 @@ impl<'de> Deserialize<'de> for PyVersion {
                 f.write_str("a PEP 440 version string, e.g. \"0.83.1\"")
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<PyVersion, E> {
-                let v: Version = s.trim().parse().map_err(|e| {
-                    E::custom(format!("{s:?} is not a PEP 440 version ({e})"))
-                })?;
+                let v: Version = s
+                    .trim()
+                    .parse()
+                    .map_err(|e| E::custom(format!("{s:?} is not a PEP 440 version ({e})")))?;
                 check_release_version(&v).map_err(E::custom)?;
                 Ok(PyVersion(v))
             }
@@ -106,7 +107,10 @@ pub struct Problem {
 
 impl Problem {
     fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -142,12 +146,18 @@ pub struct LoadedSpec {
 
 /// Reads and validates one config file.
 pub fn load(file: &Path) -> Result<LoadedSpec, SpecError> {
-    let fail = |problems| SpecError { file: file.to_owned(), problems };
+    let fail = |problems| SpecError {
+        file: file.to_owned(),
+        problems,
+    };
     let text = std::fs::read_to_string(file)
         .map_err(|e| fail(vec![Problem::new("", format!("cannot read the file: {e}"))]))?;
     let spec = parse(&text).map_err(|p| fail(vec![p]))?;
     spec.validate().map_err(fail)?;
-    Ok(LoadedSpec { file: file.to_owned(), spec })
+    Ok(LoadedSpec {
+        file: file.to_owned(),
+        spec,
+    })
 }
 
 /// Parses YAML text into a spec; the problem names the field the parser stopped at.
@@ -163,16 +173,19 @@ pub fn parse(text: &str) -> Result<PackageSpec, Problem> {
 }
 
 fn is_field_path(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.[]".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.[]".contains(&b))
 }
 
 /// Errors at the top level carry no path; name the field the message mentions, if any.
 fn field_from_message(msg: &str) -> String {
     for marker in ["unknown field `", "missing field `", "duplicate field `"] {
-        if let Some(rest) = msg.split_once(marker).map(|(_, r)| r) {
-            if let Some((name, _)) = rest.split_once('`') {
-                return name.to_owned();
-            }
+        if let Some((name, _)) = msg
+            .split_once(marker)
+            .and_then(|(_, rest)| rest.split_once('`'))
+        {
+            return name.to_owned();
         }
     }
     String::new()
@@ -183,7 +196,10 @@ impl PackageSpec {
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
         let mut problems = Vec::new();
         if self.binaries.is_empty() {
-            problems.push(Problem::new("binaries", "is empty: list at least one console script, e.g. [aider]"));
+            problems.push(Problem::new(
+                "binaries",
+                "is empty: list at least one console script, e.g. [aider]",
+            ));
         }
         if let Some(dup) = first_duplicate(&self.binaries) {
             problems.push(Problem::new("binaries", format!("{dup} is listed twice")));
@@ -217,21 +233,29 @@ impl PackageSpec {
             if let Err(e) = req.parse::<Requirement>() {
                 problems.push(Problem::new(
                     format!("extra_packages[{i}]"),
-                    format!("{req:?} is not a PEP 508 requirement: {}", first_line(&e.to_string())),
+                    format!(
+                        "{req:?} is not a PEP 508 requirement: {}",
+                        first_line(&e.to_string())
+                    ),
                 ));
             }
         }
-        if let Some(test) = &self.test {
-            if test.trim().is_empty() || test.contains(['\n', '\r', '\0']) {
-                problems.push(Problem::new("test", "must be one non-empty command line, e.g. \"aider --help\""));
-            }
+        if let Some(test) = &self.test
+            && (test.trim().is_empty() || test.contains(['\n', '\r', '\0']))
+        {
+            problems.push(Problem::new(
+                "test",
+                "must be one non-empty command line, e.g. \"aider --help\"",
+            ));
         }
-        if let Some(d) = &self.description {
-            if d.contains('\0') {
-                problems.push(Problem::new("description", "contains a NUL character"));
-            }
+        if self.description.as_ref().is_some_and(|d| d.contains('\0')) {
+            problems.push(Problem::new("description", "contains a NUL character"));
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// The lowest configured version: nothing below it is built.
@@ -249,7 +273,10 @@ impl PackageSpec {
     }
 
     pub fn platforms(&self) -> Vec<Platform> {
-        let mut p = self.platforms.clone().unwrap_or_else(|| Platform::ALL.to_vec());
+        let mut p = self
+            .platforms
+            .clone()
+            .unwrap_or_else(|| Platform::ALL.to_vec());
         p.sort();
         p
     }
@@ -259,18 +286,27 @@ impl PackageSpec {
     }
 
     pub fn test_command(&self) -> String {
-        self.test
-            .clone()
-            .unwrap_or_else(|| format!("{} --help", self.binaries.first().map_or("", |b| b.as_str())))
+        self.test.clone().unwrap_or_else(|| {
+            format!(
+                "{} --help",
+                self.binaries.first().map_or("", |b| b.as_str())
+            )
+        })
     }
 
     pub fn description(&self) -> String {
-        self.description.clone().unwrap_or_else(|| self.package.to_string())
+        self.description
+            .clone()
+            .unwrap_or_else(|| self.package.to_string())
     }
 }
 
 fn first_duplicate<T: PartialEq + fmt::Display>(items: &[T]) -> Option<&T> {
-    items.iter().enumerate().find(|(i, a)| items[..*i].contains(a)).map(|(_, a)| a)
+    items
+        .iter()
+        .enumerate()
+        .find(|(i, a)| items[..*i].contains(a))
+        .map(|(_, a)| a)
 }
 
 fn first_line(s: &str) -> &str {
@@ -287,7 +323,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         } else if path.join("config.yaml").is_file() {
             found.push(path.join("config.yaml"));
         } else if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let entries =
+                std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut here: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.path().join("config.yaml"))

@@ -51,7 +51,10 @@ pub fn installable_versions(files: &[DistFile]) -> Vec<IndexVersion> {
                 .find_map(|f| f.requires_python.as_deref())
                 .filter(|s| !s.trim().is_empty())
                 .and_then(|s| s.parse().ok());
-            Some(IndexVersion { version: version.clone(), requires_python })
+            Some(IndexVersion {
+                version: version.clone(),
+                requires_python,
+            })
         })
         .collect()
 }
@@ -140,7 +143,9 @@ pub fn parse_html(project: &str, page_url: &Url, body: &str) -> Vec<DistFile> {
 }
 
 fn resolve(base: &Url, href: &str) -> String {
-    base.join(href).map(|u| u.to_string()).unwrap_or_else(|_| href.to_owned())
+    base.join(href)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| href.to_owned())
 }
 
 struct Anchor<'a> {
@@ -166,9 +171,16 @@ fn anchors(html: &str) -> Vec<Anchor<'_>> {
             pos = after;
             continue;
         }
-        let Some(tag_end) = find_tag_end(html, after) else { break };
-        let Some(close) = lower[tag_end + 1..].find("</a").map(|i| tag_end + 1 + i) else { break };
-        out.push(Anchor { attrs: attributes(&html[after..tag_end]), text: &html[tag_end + 1..close] });
+        let Some(tag_end) = find_tag_end(html, after) else {
+            break;
+        };
+        let Some(close) = lower[tag_end + 1..].find("</a").map(|i| tag_end + 1 + i) else {
+            break;
+        };
+        out.push(Anchor {
+            attrs: attributes(&html[after..tag_end]),
+            text: &html[tag_end + 1..close],
+        });
         pos = close + 3;
     }
     out
@@ -192,7 +204,9 @@ fn attributes(s: &str) -> Vec<(String, &str)> {
     let mut out = Vec::new();
     let mut rest = s.trim_start();
     while !rest.is_empty() {
-        let name_end = rest.find(|c: char| c == '=' || c.is_ascii_whitespace()).unwrap_or(rest.len());
+        let name_end = rest
+            .find(|c: char| c == '=' || c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
         let name = rest[..name_end].to_ascii_lowercase();
         rest = rest[name_end..].trim_start();
         let value;
@@ -306,7 +320,11 @@ mod tests {
             ("aider-chat-notaversion.tar.gz", None),
         ];
         for (file, want) in cases {
-            assert_eq!(version_from_filename("aider-chat", file), want.map(v), "{file}");
+            assert_eq!(
+                version_from_filename("aider-chat", file),
+                want.map(v),
+                "{file}"
+            );
         }
         let build_tag = "numpy-2.1.0-1-cp312-cp312-manylinux_2_17_x86_64.whl";
         assert_eq!(version_from_filename("numpy", build_tag), Some(v("2.1.0")));
@@ -318,17 +336,34 @@ mod tests {
         let url = Url::parse("https://pypi.org/simple/pypiapijson/").unwrap();
         let files = parse_json("pypiapijson", &url, body).unwrap();
         assert_eq!(files.len(), 38);
-        let yanked: Vec<_> = files.iter().filter(|f| f.yanked.is_some()).map(|f| f.filename.as_str()).collect();
+        let yanked: Vec<_> = files
+            .iter()
+            .filter(|f| f.yanked.is_some())
+            .map(|f| f.filename.as_str())
+            .collect();
         assert!(yanked.contains(&"pypiapijson-1.7.tar.gz"));
-        let versions: Vec<String> =
-            installable_versions(&files).iter().map(|iv| iv.version.to_string()).collect();
+        let versions: Vec<String> = installable_versions(&files)
+            .iter()
+            .map(|iv| iv.version.to_string())
+            .collect();
         // pip lists 2.3 … 1.8, 1.5 and hides the yanked 1.7, 1.6, 1.4, 1.3 (and 1.2, 1).
         assert_eq!(
             versions,
-            ["1.5", "1.8", "1.9", "1.9.1", "1.9.2", "1.9.3", "1.9.4", "1.9.5", "1.9.6", "1.9.7", "1.9.8", "1.9.9", "2", "2.1", "2.2", "2.3"]
+            [
+                "1.5", "1.8", "1.9", "1.9.1", "1.9.2", "1.9.3", "1.9.4", "1.9.5", "1.9.6", "1.9.7",
+                "1.9.8", "1.9.9", "2", "2.1", "2.2", "2.3"
+            ]
         );
-        assert!(files.iter().all(|f| f.url.starts_with("https://files.pythonhosted.org/")));
-        assert!(files.iter().all(|f| f.sha256.as_ref().is_some_and(|h| h.len() == 64)));
+        assert!(
+            files
+                .iter()
+                .all(|f| f.url.starts_with("https://files.pythonhosted.org/"))
+        );
+        assert!(
+            files
+                .iter()
+                .all(|f| f.sha256.as_ref().is_some_and(|h| h.len() == 64))
+        );
     }
 
     #[test]
@@ -344,9 +379,18 @@ mod tests {
         from_html.iter_mut().for_each(|f| f.requires_python = None);
         from_html.sort_by(|a, b| a.filename.cmp(&b.filename));
         from_json.sort_by(|a, b| a.filename.cmp(&b.filename));
-        assert!(from_html == from_json, "the two forms of the same page disagree");
-        let reason = from_html.iter().find(|f| f.filename == "pypiapijson-1.2.tar.gz").unwrap();
-        assert_eq!(reason.yanked.as_deref(), Some("There's a bug problem in this release"));
+        assert!(
+            from_html == from_json,
+            "the two forms of the same page disagree"
+        );
+        let reason = from_html
+            .iter()
+            .find(|f| f.filename == "pypiapijson-1.2.tar.gz")
+            .unwrap();
+        assert_eq!(
+            reason.yanked.as_deref(),
+            Some("There's a bug problem in this release")
+        );
     }
 
     #[test]
@@ -360,14 +404,20 @@ mod tests {
         </body></html>"#;
         let files = parse_html("tiny-tool", &url, html);
         assert_eq!(files.len(), 2);
-        assert_eq!(files[0].url, "http://127.0.0.1:8080/packages/tiny_tool-1.0-py3-none-any.whl");
+        assert_eq!(
+            files[0].url,
+            "http://127.0.0.1:8080/packages/tiny_tool-1.0-py3-none-any.whl"
+        );
         assert_eq!(files[0].sha256.as_deref(), Some("ab12"));
         assert_eq!(files[0].requires_python.as_deref(), Some(">=3.8"));
         assert_eq!(files[0].yanked, None);
         assert_eq!(files[1].yanked.as_deref(), Some(""));
         let versions = installable_versions(&files);
         assert_eq!(versions.len(), 1);
-        assert_eq!(versions[0].requires_python.as_ref().unwrap().to_string(), ">=3.8");
+        assert_eq!(
+            versions[0].requires_python.as_ref().unwrap().to_string(),
+            ">=3.8"
+        );
     }
 
     #[test]
@@ -377,10 +427,16 @@ mod tests {
             {"filename":"tiny_tool-2.0-py3-none-any.whl","url":"../../+f/071/tiny_tool-2.0-py3-none-any.whl","hashes":{"sha256":"07"},"requires-python":""},
             {"filename":"tiny_tool-1.0-py3-none-any.whl","url":"x.whl","hashes":{},"yanked":true}]}"#;
         let files = parse_json("tiny-tool", &url, body).unwrap();
-        assert_eq!(files[0].url, "http://127.0.0.1:3141/test/dev/+f/071/tiny_tool-2.0-py3-none-any.whl");
+        assert_eq!(
+            files[0].url,
+            "http://127.0.0.1:3141/test/dev/+f/071/tiny_tool-2.0-py3-none-any.whl"
+        );
         assert_eq!(files[1].yanked.as_deref(), Some(""));
         let versions = installable_versions(&files);
         assert_eq!(versions.len(), 1);
-        assert_eq!(versions[0].requires_python, None, "an empty requires-python is no constraint");
+        assert_eq!(
+            versions[0].requires_python, None,
+            "an empty requires-python is no constraint"
+        );
     }
 }

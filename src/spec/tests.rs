@@ -8,10 +8,14 @@ fn problem(yaml: &str) -> Problem {
 }
 
 fn problems(yaml: &str) -> Vec<Problem> {
-    parse(yaml).expect("parses").validate().expect_err("expected problems")
+    parse(yaml)
+        .expect("parses")
+        .validate()
+        .expect_err("expected problems")
 }
 
-const MINIMAL: &str = "package: cowsay\nbinaries: [cowsay]\nversions:\n  - version: \"6.0\"\n    python: \"3.12\"\n";
+const MINIMAL: &str =
+    "package: cowsay\nbinaries: [cowsay]\nversions:\n  - version: \"6.0\"\n    python: \"3.12\"\n";
 
 #[test]
 fn original_pipeline_configs_load_as_they_are() {
@@ -49,7 +53,8 @@ versions:
 
 #[test]
 fn unquoted_python_3_10_is_refused_with_the_fix() {
-    let p = problem("package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: 3.10\n");
+    let p =
+        problem("package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: 3.10\n");
     assert_eq!(p.field, "versions[0].python");
     assert!(p.message.contains("\"3.10\""), "{}", p.message);
     assert!(p.message.contains("quoted"), "{}", p.message);
@@ -58,7 +63,10 @@ fn unquoted_python_3_10_is_refused_with_the_fix() {
 #[test]
 fn unambiguous_unquoted_pythons_are_accepted() {
     for (text, minor) in [("3.11", 11), ("3.12", 12), ("3.13", 13), ("3.9", 9)] {
-        let spec = parse(&format!("package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: {text}\n")).unwrap();
+        let spec = parse(&format!(
+            "package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: {text}\n"
+        ))
+        .unwrap();
         assert_eq!(spec.versions[0].python.minor(), minor);
     }
 }
@@ -66,22 +74,32 @@ fn unambiguous_unquoted_pythons_are_accepted() {
 #[test]
 fn unsupported_pythons_are_refused() {
     for bad in ["\"3.7\"", "\"2.7\"", "3", "\"3.x\"", "\"3.15\""] {
-        let p = problem(&format!("package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: {bad}\n"));
+        let p = problem(&format!(
+            "package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: {bad}\n"
+        ));
         assert_eq!(p.field, "versions[0].python", "{bad}: {p:?}");
     }
 }
 
 #[test]
 fn a_shell_injection_as_package_name_is_refused() {
-    let p = problem("package: \"x; rm -rf /\"\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n");
+    let p = problem(
+        "package: \"x; rm -rf /\"\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n",
+    );
     assert_eq!(p.field, "package");
-    assert!(p.message.contains("not a PyPI project name"), "{}", p.message);
+    assert!(
+        p.message.contains("not a PyPI project name"),
+        "{}",
+        p.message
+    );
 }
 
 #[test]
 fn bad_binary_names_are_refused() {
     for bad in ["../x", "a b", "$(id)", ";"] {
-        let p = problem(&format!("package: x\nbinaries: [\"{bad}\"]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n"));
+        let p = problem(&format!(
+            "package: x\nbinaries: [\"{bad}\"]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n"
+        ));
         assert_eq!(p.field, "binaries[0]", "{bad}");
     }
 }
@@ -90,9 +108,15 @@ fn bad_binary_names_are_refused() {
 fn unknown_fields_are_refused_and_named() {
     let p = problem(&format!("{MINIMAL}prerelease: true\n"));
     assert_eq!(p.field, "prerelease");
-    assert!(p.message.contains("prereleases"), "lists the known fields: {}", p.message);
+    assert!(
+        p.message.contains("prereleases"),
+        "lists the known fields: {}",
+        p.message
+    );
 
-    let p = problem("package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    pyhton: \"3.12\"\n");
+    let p = problem(
+        "package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    pyhton: \"3.12\"\n",
+    );
     assert_eq!(p.field, "versions[0]");
     assert!(p.message.contains("pyhton"), "{}", p.message);
 }
@@ -108,18 +132,23 @@ fn missing_required_fields_are_named() {
 
 #[test]
 fn versions_must_be_pep440_and_not_floats() {
-    let p = problem("package: x\nbinaries: [x]\nversions:\n  - version: \"not.a.version\"\n    python: \"3.12\"\n");
+    let p = problem(
+        "package: x\nbinaries: [x]\nversions:\n  - version: \"not.a.version\"\n    python: \"3.12\"\n",
+    );
     assert_eq!(p.field, "versions[0].version");
     assert!(p.message.contains("PEP 440"));
 
-    let p = problem("package: x\nbinaries: [x]\nversions:\n  - version: 1.10\n    python: \"3.12\"\n");
+    let p =
+        problem("package: x\nbinaries: [x]\nversions:\n  - version: 1.10\n    python: \"3.12\"\n");
     assert_eq!(p.field, "versions[0].version");
     assert!(p.message.contains("quote"), "{}", p.message);
 
     let p = problem(&format!("{MINIMAL}exclude: [\"1.0+local\"]\n"));
     assert_eq!(p.field, "exclude[0]");
 
-    let spec = parse("package: x\nbinaries: [x]\nversions:\n  - version: 2024\n    python: \"3.12\"\n").unwrap();
+    let spec =
+        parse("package: x\nbinaries: [x]\nversions:\n  - version: 2024\n    python: \"3.12\"\n")
+            .unwrap();
     assert_eq!(spec.minimum().unwrap().to_string(), "2024");
 }
 
@@ -163,7 +192,11 @@ fn python_applies_from_its_version_up_to_the_next_entry() {
     assert_eq!(py("0.80.0"), Some("3.11".into()));
     assert_eq!(py("0.83.0"), Some("3.11".into()));
     assert_eq!(py("0.83.1"), Some("3.12".into()));
-    assert_eq!(py("0.100.0"), Some("3.12".into()), "PEP 440 order, not string order");
+    assert_eq!(
+        py("0.100.0"),
+        Some("3.12".into()),
+        "PEP 440 order, not string order"
+    );
 }
 
 #[test]
@@ -178,7 +211,11 @@ fn defaults() {
 fn load_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
-    std::fs::write(&file, "package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: 3.10\n").unwrap();
+    std::fs::write(
+        &file,
+        "package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    python: 3.10\n",
+    )
+    .unwrap();
     let err = load(&file).unwrap_err().to_string();
     assert!(err.starts_with(&file.display().to_string()), "{err}");
     assert!(err.contains("versions[0].python"), "{err}");

@@ -1,0 +1,304 @@
+//! The command line: argument parsing and the `plan` report. Each command reads its inputs,
+//! calls the core, and prints; problems are reported per package and the run goes on.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::names::Platform;
+use crate::plan::{Plan, PlanOptions, VersionStatus, plan};
+use crate::pypi::{DEFAULT_INDEX_URL, IndexClient, IndexStats, ProjectFiles};
+use crate::release::Release;
+use crate::spec::{self, LoadedSpec, SpecError};
+
+#[derive(Parser)]
+#[command(
+    name = "hermit-pex",
+    version,
+    about = "Turns Python tools on PyPI into Hermit packages"
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show what would be built: versions, python, platforms, and what is already done.
+    Plan(PlanArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct IndexArgs {
+    /// Simple API root of the package index, like pip's --index-url.
+    #[arg(long, env = "HERMIT_PEX_INDEX_URL", default_value = DEFAULT_INDEX_URL)]
+    pub index_url: String,
+    /// Where index pages (with their ETags) and build caches are kept.
+    #[arg(long, env = "HERMIT_PEX_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the index cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct SelectArgs {
+    /// Only the newest N versions of each package.
+    #[arg(long)]
+    pub latest: Option<usize>,
+    /// Only these platforms (comma separated), e.g. linux-amd64.
+    #[arg(long, value_delimiter = ',')]
+    pub platforms: Option<Vec<Platform>>,
+}
+
+impl SelectArgs {
+    pub fn options(&self) -> PlanOptions {
+        PlanOptions {
+            latest: self.latest,
+            platforms: self.platforms.clone(),
+        }
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// Config files, package directories, or directories of them (default: python/).
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+impl IndexArgs {
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(default_cache_dir)
+    }
+
+    pub fn client(&self) -> anyhow::Result<IndexClient> {
+        Ok(IndexClient::new(
+            &self.index_url,
+            self.cache_dir().map(|d| d.join("index")),
+        )?)
+    }
+}
+
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("hermit-pex"))
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Plan(args) => plan_command(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads every config, reporting each invalid one; the valid ones go on.
+pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("python")]
+    } else {
+        paths.to_vec()
+    };
+    let files = spec::discover(&paths).map_err(anyhow::Error::msg)?;
+    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    for file in files {
+        match spec::load(&file) {
+            Ok(s) => ok.push(s),
+            Err(e) => bad.push(e),
+        }
+    }
+    Ok((ok, bad))
+}
+
+/// Asks the index about every package, a few at a time, keeping the input order.
+pub async fn observe_index(
+    client: &IndexClient,
+    specs: &[LoadedSpec],
+) -> Vec<Result<ProjectFiles, crate::pypi::IndexError>> {
+    futures::stream::iter(specs)
+        .map(|s| client.project(&s.spec.package))
+        .buffered(8)
+        .collect()
+        .await
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    packages: Vec<JsonPackage<'a>>,
+    errors: Vec<JsonError>,
+    index: IndexStats,
+}
+
+#[derive(Serialize)]
+struct JsonPackage<'a> {
+    file: String,
+    index_not_modified: bool,
+    plan: &'a Plan,
+}
+
+#[derive(Serialize)]
+struct JsonError {
+    file: String,
+    field: String,
+    message: String,
+}
+
+async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let (specs, invalid) = load_specs(&args.paths)?;
+    let client = args.index.client()?;
+    let observed = observe_index(&client, &specs).await;
+    let releases: Vec<Release> = Vec::new(); // no release store is consulted by `plan` yet
+
+    let mut plans = Vec::new();
+    let mut index_errors = Vec::new();
+    for (s, result) in specs.iter().zip(observed) {
+        match result {
+            Ok(project) => {
+                let p = plan(
+                    &s.spec,
+                    &project.versions(),
+                    &releases,
+                    &args.select.options(),
+                );
+                plans.push((s, project.not_modified, p));
+            }
+            Err(e) => index_errors.push(JsonError {
+                file: s.file.display().to_string(),
+                field: "package".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    let stats = client.stats();
+    let ok = invalid.is_empty() && index_errors.is_empty();
+
+    let mut out = std::io::stdout().lock();
+    if args.format == Format::Json {
+        let spec_errors = invalid.iter().flat_map(|e| {
+            e.problems.iter().map(|p| JsonError {
+                file: e.file.display().to_string(),
+                field: p.field.clone(),
+                message: p.message.clone(),
+            })
+        });
+        let report = JsonReport {
+            packages: plans
+                .iter()
+                .map(|(s, nm, p)| JsonPackage {
+                    file: s.file.display().to_string(),
+                    index_not_modified: *nm,
+                    plan: p,
+                })
+                .collect(),
+            errors: spec_errors.chain(index_errors).collect(),
+            index: stats,
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(exit_code(ok));
+    }
+    for (s, _, p) in &plans {
+        write_text_plan(&mut out, s, p)?;
+    }
+    for e in &invalid {
+        eprintln!("error: {e}");
+    }
+    for e in &index_errors {
+        eprintln!("error: {}: {}", e.file, e.message);
+    }
+    eprintln!(
+        "index {}: {} requests, {} pages fetched, {} unchanged (304), {} retries",
+        client.index_url(),
+        stats.requests,
+        stats.fetched,
+        stats.not_modified,
+        stats.retries
+    );
+    Ok(exit_code(ok))
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::io::Result<()> {
+    let min = s.spec.minimum().map(|v| v.to_string()).unwrap_or_default();
+    writeln!(
+        out,
+        "{} ({}), versions >= {min}",
+        p.package,
+        s.file.display()
+    )?;
+    for vp in &p.versions {
+        let platforms = |ps: &[Platform]| {
+            ps.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let what = match vp.status {
+            VersionStatus::Released => format!("released   {}", platforms(&p.platforms)),
+            VersionStatus::ToPublish => "publish    (all platforms present)".to_owned(),
+            VersionStatus::Incompatible => "skip".to_owned(),
+            _ => format!("build      {}", platforms(&vp.build)),
+        };
+        let status = serde_json::to_value(vp.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        writeln!(
+            out,
+            "  {:<14} python {}  {:<12} {what}",
+            vp.version.to_string(),
+            vp.python,
+            status.unwrap_or_default()
+        )?;
+        if let Some(note) = &vp.note {
+            writeln!(out, "  {:<14} note: {note}", "")?;
+        }
+    }
+    writeln!(
+        out,
+        "  {} versions: {} released, {} to publish, {} builds planned\n",
+        p.versions.len(),
+        p.count(VersionStatus::Released),
+        p.count(VersionStatus::ToPublish),
+        p.builds()
+    )
+}
