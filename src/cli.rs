@@ -33,6 +33,36 @@ pub struct Cli {
 pub enum Command {
     /// Show what would be built: versions, python, platforms, and what is already done.
     Plan(PlanArgs),
+    /// Build what is missing, release it, and write Hermit manifests (the embedded default).
+    Sync(SyncArgs),
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// Config files, package directories, or directories of them (default: python/).
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Releases go to DIR/releases/<tag>/.
+    #[arg(long, default_value = "dist")]
+    pub dist: PathBuf,
+    /// Manifests go to DIR/<package>.hcl.
+    #[arg(long, default_value = "hermit")]
+    pub hermit_dir: PathBuf,
+    /// URL the release directory is served from, for manifests (default: file:// URLs, for local testing).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Parallel pex runs (default: the number of cores).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Stop any pex run after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub build_timeout: u64,
+    /// Show the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Clone)]
@@ -114,6 +144,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Plan(args) => plan_command(args).await,
+            Command::Sync(args) => crate::local::sync_command(args).await,
         }
     });
     match result {
@@ -258,7 +289,7 @@ fn exit_code(ok: bool) -> ExitCode {
     }
 }
 
-fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::io::Result<()> {
+pub fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::io::Result<()> {
     let min = s.spec.minimum().map(|v| v.to_string()).unwrap_or_default();
     writeln!(
         out,

@@ -3,7 +3,10 @@
 //! A pure planner (`plan`) sits at the centre; `pypi` observes the index; the executors at the
 //! edges build, release and write manifests.
 
+pub mod build;
 pub mod cli;
+pub mod hermit;
+pub mod local;
 pub mod names;
 pub mod plan;
 pub mod pypi;

@@ -4,6 +4,8 @@
 use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 
+pub mod dir;
+
 use crate::names::{PackageName, Platform, PythonMinor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,4 +62,87 @@ impl Release {
         self.asset(package, platform)
             .is_some_and(Asset::is_complete)
     }
+}
+
+/// What a release is created with; stored so the planner can tell a stale draft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseMeta {
+    pub python: PythonMinor,
+    pub config_version: Option<u32>,
+}
+
+/// One built file to add to a release.
+#[derive(Debug, Clone)]
+pub struct Upload<'a> {
+    pub name: &'a str,
+    pub path: &'a std::path::Path,
+    pub size: u64,
+    pub sha256: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{tag}: no such release")]
+    NoRelease { tag: String },
+    #[error("{tag}/{asset}: a complete asset of a published release is never replaced")]
+    Immutable { tag: String, asset: String },
+    #[error(
+        "{tag}/{asset}: the stored file does not match its sha256 (expected {expected}, got {actual})"
+    )]
+    Corrupt {
+        tag: String,
+        asset: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where releases live: a directory here (`dir`), GitHub releases later. One `releases` call
+/// observes a package; the other calls are idempotent so an interrupted run can be re-run.
+pub trait ReleaseStore: Send + Sync {
+    /// Every release of `package`, drafts included.
+    fn releases(
+        &self,
+        package: &PackageName,
+    ) -> impl Future<Output = Result<Vec<Release>, StoreError>> + Send;
+
+    /// Creates the draft release of a version; an existing one is kept.
+    fn create(
+        &self,
+        package: &PackageName,
+        version: &Version,
+        meta: &ReleaseMeta,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds an asset. An incomplete asset of that name is replaced; a complete one of a
+    /// published release never is.
+    fn upload(
+        &self,
+        package: &PackageName,
+        version: &Version,
+        upload: Upload<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records what was built (merged with what other platforms recorded).
+    fn put_build_info(
+        &self,
+        info: &crate::build::BuildInfo,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes a draft public once every platform's asset is there.
+    fn publish(
+        &self,
+        package: &PackageName,
+        version: &Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The download URL of `package`'s assets with Hermit's `${version}`, `${os}` and `${arch}`.
+    fn source_template(&self, package: &PackageName) -> String;
 }
