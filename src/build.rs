@@ -31,7 +31,9 @@ pub struct BuildSettings {
     pub pex: Pex,
     /// Simple API root pex resolves from.
     pub index_url: String,
-    /// Per-version work (locks, PEXs, tarballs) lives under here.
+    /// Kept between runs: locks (reused while their inputs are unchanged) and failure logs.
+    pub cache_dir: PathBuf,
+    /// This run's PEXs and tarballs; unique per run, so concurrent runs never collide.
     pub work_dir: PathBuf,
     /// PEX_ROOT shared by every build on this machine: warm rebuilds cost seconds.
     pub pex_root: PathBuf,
@@ -72,7 +74,7 @@ pub enum BuildError {
         python: PythonMinor,
         source: ToolError,
     },
-    #[error("{platform}: {message}")]
+    #[error("{message}")]
     Pex { platform: Platform, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -133,7 +135,11 @@ pub struct BuildInfo {
 
 /// Resolves the version's requirements into a pex lock (reused when its inputs are unchanged).
 pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, BuildError> {
-    let dir = job.dir(settings);
+    let dir = settings
+        .cache_dir
+        .join("locks")
+        .join(job.package.as_str())
+        .join(job.version.to_string());
     std::fs::create_dir_all(&dir)?;
     let requirements = job.requirements();
     let key = input_key(&[
@@ -144,7 +150,12 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
     ]);
     let path = dir.join(format!("lock-{}.json", &key[..12]));
     if !path.exists() {
-        let tmp = dir.join(format!(".lock-{}.json.tmp", &key[..12]));
+        // Written under a unique name and renamed: a concurrent run may lock the same inputs.
+        let tmp = tempfile::Builder::new()
+            .prefix(".lock-")
+            .suffix(".json")
+            .tempfile_in(&dir)?
+            .into_temp_path();
         let mut args = os(&["lock", "create", "--style", "universal", "--indent", "1"]);
         args.extend(os(&[
             "--pip-version",
@@ -153,14 +164,16 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
         ]));
         args.push(format!("CPython=={}.*", job.python).into());
         args.extend(os(&["--no-pypi", "--index-url", &settings.index_url, "-o"]));
-        args.push(tmp.clone().into());
+        args.push(tmp.to_path_buf().into());
         args.extend(requirements.iter().map(OsString::from));
         if let Some(python) = tools::find_python(job.python).await {
             args.extend([OsString::from("--python-path"), python.into()]);
         } else {
             // No local interpreter: resolve for the version's python by its complete platform.
+            let work = job.dir(settings);
+            std::fs::create_dir_all(&work)?;
             let cp = write_complete_platform(
-                &dir,
+                &work,
                 Platform::host().unwrap_or(Platform::ALL[0]),
                 job.python,
             )?;
@@ -178,7 +191,7 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
             python: job.python,
             source,
         })?;
-        std::fs::rename(&tmp, &path)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
     }
     let (pins, pure) = read_lock(&path)?;
     Ok(Lock { path, pins, pure })
@@ -225,12 +238,19 @@ pub async fn build_platform(
         Target::CompletePlatform
     };
     args.extend([OsString::from("-o"), pex_path.clone().into()]);
-    tools::run(&settings.pex.pex(), &args, &env(settings), settings.timeout)
-        .await
-        .map_err(|e| BuildError::Pex {
-            platform,
-            message: explain(&e),
-        })?;
+    if let Err(e) = tools::run(&settings.pex.pex(), &args, &env(settings), settings.timeout).await {
+        let log = settings
+            .cache_dir
+            .join("logs")
+            .join(format!("{}-{}-{platform}.log", job.package, job.version));
+        let _ = std::fs::create_dir_all(log.parent().expect("in the logs directory"));
+        let _ = std::fs::write(&log, e.to_string());
+        let message = match explain(&e) {
+            Some(hint) => format!("{hint} (pex's output: {})", log.display()),
+            None => e.to_string(),
+        };
+        return Err(BuildError::Pex { platform, message });
+    }
     pack(job, platform, &pex_path, target, &dir)
 }
 
@@ -270,29 +290,29 @@ fn pack(
     })
 }
 
-/// A failed pex run, said in a line a user can act on: which dependency had nothing to install
-/// for the target, when pex says so.
-fn explain(e: &ToolError) -> String {
+/// The line of a failed pex run that a user can act on: which dependency has nothing to
+/// install for the target.
+fn explain(e: &ToolError) -> Option<String> {
     let ToolError::Failed { output, .. } = e else {
-        return e.to_string();
+        return None;
     };
-    let hint = output.lines().find_map(|l| {
-        let l = l.trim();
-        l.contains("does not have any compatible artifacts")
-            .then(|| l.to_owned())
-            .or_else(|| {
-                l.strip_prefix("ERROR: No matching distribution found for ")
-                    .map(|d| format!("no compatible distribution of {d}"))
-            })
-            .or_else(|| {
-                l.contains("is not compatible with the requested foreign target")
-                    .then(|| l.to_owned())
-            })
-    });
-    match hint {
-        Some(h) => format!("{h}\n{e}"),
-        None => e.to_string(),
-    }
+    output.lines().find_map(|l| {
+        let l = l
+            .trim()
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ')')
+            .trim();
+        if l.contains("does not have any compatible artifacts")
+            || l.contains("is not compatible with the requested foreign target")
+        {
+            Some(format!(
+                "no wheel for this platform: {}",
+                l.trim_end_matches(':')
+            ))
+        } else {
+            l.strip_prefix("ERROR: No matching distribution found for ")
+                .map(|d| format!("no compatible distribution of {d}"))
+        }
+    })
 }
 
 fn write_complete_platform(
@@ -418,10 +438,18 @@ mod tests {
                 "Failed to resolve\nERROR: No matching distribution found for native-dep==1.0\n"
                     .into(),
         };
-        assert!(
-            explain(&e).starts_with("no compatible distribution of native-dep==1.0"),
-            "{}",
-            explain(&e)
+        assert_eq!(
+            explain(&e).unwrap(),
+            "no compatible distribution of native-dep==1.0"
+        );
+        let e = ToolError::Failed {
+            program: "pex".into(),
+            status: "exit 1".into(),
+            output: "Dependency on native-dep not satisfied, 1 incompatible candidate found:\n1.) native-dep 1 (via: needs-native==1.0 -> native-dep) does not have any compatible artifacts:\n    http://x/native_dep-1.0-cp312-cp312-manylinux_2_17_x86_64.whl".into(),
+        };
+        assert_eq!(
+            explain(&e).unwrap(),
+            "no wheel for this platform: native-dep 1 (via: needs-native==1.0 -> native-dep) does not have any compatible artifacts"
         );
     }
 }

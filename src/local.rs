@@ -484,6 +484,10 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
             bin_dir: PathBuf::new(),
         }
     };
+    std::fs::create_dir_all(cache.join("work"))?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(cache.join("work"))?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -493,7 +497,8 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
         settings: BuildSettings {
             pex,
             index_url: client.index_url(),
-            work_dir: cache.join("work"),
+            cache_dir: cache.clone(),
+            work_dir: run_dir.path().to_owned(),
             pex_root: cache.join("pex-root"),
             timeout: std::time::Duration::from_secs(args.build_timeout),
         },

@@ -150,10 +150,17 @@ async fn version_of(pex: &Path) -> Option<String> {
 }
 
 async fn install(venv: &Path) -> Result<(), ToolError> {
-    let python = ["python3.12", "python3.11", "python3"]
-        .into_iter()
-        .find_map(which)
-        .ok_or_else(|| ToolError::Install("no python3 on PATH to create its venv".into()))?;
+    // Any CPython that really runs will do (a pyenv shim on PATH may not).
+    let mut python = None;
+    for minor in PythonMinor::SUPPORTED.rev() {
+        python = find_python(PythonMinor::new(minor).expect("a supported minor")).await;
+        if python.is_some() {
+            break;
+        }
+    }
+    let python = python.ok_or_else(|| {
+        ToolError::Install("no CPython 3.8 or newer found to create its venv".into())
+    })?;
     tracing::info!(venv = %venv.display(), "installing pex {PEX_VERSION}");
     let _ = std::fs::remove_dir_all(venv);
     let long = Duration::from_secs(600);

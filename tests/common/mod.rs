@@ -62,7 +62,9 @@ pub struct PypiServer {
 }
 
 impl PypiServer {
+    /// Serves `packages` and the pip/setuptools/wheel that pex bootstraps from the index.
     pub fn start(packages: &Path) -> Self {
+        let bootstrap = tools_venv().parent().unwrap().join("wheels");
         let port = free_port();
         let child = Command::new(tools_venv().join("bin/pypi-server"))
             .args([
@@ -78,6 +80,7 @@ impl PypiServer {
                 ".",
             ])
             .arg(packages)
+            .arg(&bootstrap)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -234,11 +237,17 @@ pub fn recorded_pypiapijson() -> HashMap<String, Page> {
 
 /// Runs the built `hermit-pex` binary; returns (exit code, stdout, stderr).
 pub fn hermit_pex(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    hermit_pex_with(args, cwd, &tools_venv().join("bin/pex"))
+}
+
+/// Same, with `pex` at `pex` (its `pex3` beside it).
+pub fn hermit_pex_with(args: &[&str], cwd: &Path, pex: &Path) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
         .args(args)
         .current_dir(cwd)
         .env_remove("HERMIT_PEX_INDEX_URL")
         .env_remove("HERMIT_PEX_CACHE_DIR")
+        .env("HERMIT_PEX_PEX", pex)
         .output()
         .expect("hermit-pex runs");
     (

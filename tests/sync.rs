@@ -1,0 +1,334 @@
+//! `hermit-pex sync` end to end with the real pex against a pypiserver on loopback holding
+//! wheels built here: tarballs, launchers, releases, manifests, failures and re-runs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use hermit_pex::hermit;
+use hermit_pex::names::{PackageName, Platform, PythonMinor};
+
+/// pex's caches (pip bootstrap, downloads) shared by the tests: cold starts cost once.
+fn shared_cache() -> PathBuf {
+    repo_root().join("target/test-cache")
+}
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+    _server: PypiServer,
+    url: String,
+}
+
+impl Sandbox {
+    /// A work tree with `configs` (package → config.yaml) and an index holding `wheels`
+    /// ((name, version, make_wheel flags)).
+    fn new(configs: &[(&str, &str)], wheels: &[(&str, &str, &[&str])]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index");
+        for (name, version, flags) in wheels {
+            make_wheel(&index, name, version, flags);
+        }
+        for (package, config) in configs {
+            write(
+                &dir.path().join("python").join(package).join("config.yaml"),
+                config,
+            );
+        }
+        let server = PypiServer::start(&index);
+        let url = server.url.clone();
+        Self {
+            dir,
+            _server: server,
+            url,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn sync_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["sync", "--index-url", &self.url, "--cache-dir"]
+            .map(str::to_owned)
+            .to_vec();
+        args.push(shared_cache().display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn sync(&self, extra: &[&str]) -> (i32, String, String) {
+        let args = self.sync_args(extra);
+        hermit_pex(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            self.path(),
+        )
+    }
+
+    fn release_dir(&self, tag: &str) -> PathBuf {
+        self.path().join("dist/releases").join(tag)
+    }
+
+    fn release_json(&self, tag: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.release_dir(tag).join("release.json")).unwrap())
+            .unwrap()
+    }
+
+    fn manifest(&self, package: &str) -> Option<String> {
+        std::fs::read_to_string(self.path().join("hermit").join(format!("{package}.hcl"))).ok()
+    }
+}
+
+const TINY: &str = "package: tiny-tool\nbinaries: [tiny-tool, tiny-admin]\ntest: \"tiny-tool --help\"\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
+const TINY_FLAGS: &[&str] = &["--script", "tiny-tool", "--script", "tiny-admin"];
+
+fn python312_dir() -> PathBuf {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let python = rt
+        .block_on(hermit_pex::build::tools::find_python(
+            PythonMinor::new(12).unwrap(),
+        ))
+        .expect("CPython 3.12");
+    python.parent().unwrap().to_owned()
+}
+
+/// Unpacks a tarball and runs one of its launchers as a user would, with the python that
+/// Hermit's runtime dependency puts on PATH.
+fn run_launcher(tarball: &Path, binary: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let path = format!("{}:/usr/bin:/bin", python312_dir().display());
+    let out = Command::new(dir.path().join(binary))
+        .args(args)
+        .env("PATH", path)
+        .env("PEX_ROOT", dir.path().join("pex-root"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{binary} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launchers() {
+    let s = Sandbox::new(
+        &[("tiny-tool", TINY)],
+        &[
+            ("tiny-tool", "1.0", TINY_FLAGS),
+            ("tiny-tool", "2.0", TINY_FLAGS),
+        ],
+    );
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("8 of 8 builds done, 2 versions released, 1 manifests written"),
+        "{stderr}"
+    );
+
+    for version in ["1.0", "2.0"] {
+        let tag = format!("tiny-tool-v{version}");
+        assert_eq!(s.release_json(&tag)["state"], "published");
+        let info: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(s.release_dir(&tag).join("build-info.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(info["pure"], true, "{info}");
+        let targets: Vec<&str> = Platform::ALL
+            .iter()
+            .map(|p| info["platforms"][p.to_string()]["target"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            targets,
+            ["interpreter", "universal", "universal", "universal"],
+            "one pex build for four platforms"
+        );
+        assert_eq!(info["lock"][0], format!("tiny-tool=={version}"));
+    }
+
+    let tarball = s
+        .release_dir("tiny-tool-v2.0")
+        .join("tiny-tool-linux-amd64.tar.gz");
+    assert_eq!(
+        run_launcher(&tarball, "tiny-admin", &["hello", "a b"]),
+        "tiny-tool 2.0 hello a b\n"
+    );
+    assert_eq!(run_launcher(&tarball, "tiny-tool", &[]), "tiny-tool 2.0\n");
+
+    let text = s.manifest("tiny-tool").expect("manifest written");
+    let existing = hermit::read(&text).unwrap();
+    let versions: Vec<String> = existing.versions.keys().map(|v| v.to_string()).collect();
+    assert_eq!(versions, ["1.0", "2.0"]);
+    assert!(
+        hermit::unverified(&existing, &Platform::ALL).is_empty(),
+        "every version x platform has a digest"
+    );
+    for (url, digest) in &existing.sha256sums {
+        let path = url.strip_prefix("file://").unwrap();
+        let (_, actual) = hermit_pex::build::artifact::sha256_file(Path::new(path)).unwrap();
+        assert_eq!(&actual, digest, "{url}");
+    }
+
+    // A second run has nothing to do and leaves the manifest alone.
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("nothing to do"), "{stderr}");
+    assert_eq!(s.manifest("tiny-tool").unwrap(), text);
+}
+
+#[test]
+fn a_dependency_with_only_a_linux_x86_64_wheel_fails_the_other_platforms_and_keeps_the_host_build()
+{
+    let config = "package: needs-native\nbinaries: [needs-native]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
+    let s = Sandbox::new(
+        &[("needs-native", config)],
+        &[
+            (
+                "native-dep",
+                "1.0",
+                &["--tag", "cp312-cp312-manylinux_2_17_x86_64"],
+            ),
+            ("needs-native", "1.0", &["--requires", "native-dep"]),
+        ],
+    );
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    for platform in ["linux-arm64", "darwin-amd64", "darwin-arm64"] {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("needs-native 1.0 {platform}: FAILED")))
+            .unwrap_or_else(|| panic!("{platform} not reported:\n{stderr}"));
+        assert!(
+            line.contains("no wheel for this platform: native-dep"),
+            "{line}"
+        );
+    }
+    let release = s.release_json("needs-native-v1.0");
+    assert_eq!(release["state"], "draft");
+    let assets = release["assets"].as_object().unwrap();
+    assert_eq!(
+        assets.keys().collect::<Vec<_>>(),
+        ["needs-native-linux-amd64.tar.gz"]
+    );
+    let tarball = s
+        .release_dir("needs-native-v1.0")
+        .join("needs-native-linux-amd64.tar.gz");
+    assert_eq!(
+        run_launcher(&tarball, "needs-native", &[]),
+        "needs-native 1.0\n"
+    );
+    assert_eq!(
+        s.manifest("needs-native"),
+        None,
+        "an incomplete version is never listed"
+    );
+}
+
+#[test]
+fn the_same_version_builds_to_the_same_bytes() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let digests = |dist: &str| {
+        let (code, _, stderr) = s.sync(&["--dist", dist, "--platforms", "linux-amd64"]);
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                s.path()
+                    .join(dist)
+                    .join("releases/tiny-tool-v1.0/release.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        json["assets"]["tiny-tool-linux-amd64.tar.gz"][1]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = digests("dist-a");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(first, digests("dist-b"));
+}
+
+#[test]
+fn a_killed_build_leaves_no_asset_and_the_next_sync_completes_the_release() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    // A pex that is killed midway through its build.
+    let fake = s.path().join("fake-bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let real = tools_venv().join("bin");
+    std::os::unix::fs::symlink(real.join("pex3"), fake.join("pex3")).unwrap();
+    write(
+        &fake.join("pex"),
+        &format!(
+            "#!/bin/sh\n\"{}\" \"$@\" &\npid=$!\nsleep 0.3\nkill -9 $pid\nwait $pid\n",
+            real.join("pex").display()
+        ),
+    );
+    Command::new("chmod")
+        .arg("+x")
+        .arg(fake.join("pex"))
+        .status()
+        .unwrap();
+    let args = s.sync_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = hermit_pex_with(&args, s.path(), &fake.join("pex"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("killed by a signal") || stderr.contains("exit 137"),
+        "{stderr}"
+    );
+    let release = s.release_json("tiny-tool-v1.0");
+    assert!(
+        release["assets"].as_object().unwrap().is_empty(),
+        "{release}"
+    );
+    assert_eq!(s.manifest("tiny-tool"), None);
+
+    // And a copy that was cut short, without a recorded digest, is replaced.
+    let junk = s
+        .release_dir("tiny-tool-v1.0")
+        .join("tiny-tool-darwin-arm64.tar.gz");
+    std::fs::write(&junk, b"half a tarball").unwrap();
+
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let release = s.release_json("tiny-tool-v1.0");
+    assert_eq!(release["state"], "published");
+    assert_eq!(release["assets"].as_object().unwrap().len(), 4);
+    assert_ne!(std::fs::read(&junk).unwrap(), b"half a tarball");
+    let package = PackageName::new("tiny-tool").unwrap();
+    assert!(
+        s.manifest("tiny-tool")
+            .unwrap()
+            .contains(&package.asset_name(Platform::ALL[3]))
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let (code, stdout, stderr) = s.sync(&["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("1.0") && stdout.contains("build"),
+        "{stdout}"
+    );
+    assert!(
+        !s.path()
+            .join("dist")
+            .join("releases")
+            .join("tiny-tool-v1.0")
+            .exists()
+    );
+    assert!(!s.path().join("hermit").exists());
+}
