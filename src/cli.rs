@@ -63,6 +63,25 @@ pub struct SyncArgs {
     /// Show the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Publish to the GitHub releases of OWNER/REPO (token in GITHUB_TOKEN) instead of --dist.
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com/"
+    )]
+    pub github_api_url: String,
+    /// Where GitHub serves release downloads, for manifests.
+    #[arg(long, default_value = "https://github.com")]
+    pub github_url: String,
+    /// Create releases as pre-releases rather than drafts (not for repositories with immutable releases).
+    #[arg(long)]
+    pub prerelease: bool,
+    /// Gap between content-creating GitHub requests (GitHub allows about 80 a minute).
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub github_write_interval_ms: u64,
 }
 
 #[derive(Args, Clone)]

@@ -67,9 +67,12 @@ pub fn read(text: &str) -> Result<Existing, ManifestError> {
     for structure in body.into_iter() {
         match structure {
             Structure::Attribute(a) if a.key.as_str() == "source" => {
-                if let Expression::String(s) = a.expr {
-                    existing.source = Some(s);
-                }
+                existing.source = match a.expr {
+                    Expression::String(s) => Some(s),
+                    // `${version}` makes it a template to hcl-rs; its raw text is the source.
+                    Expression::TemplateExpr(t) => Some(t.to_string()),
+                    _ => None,
+                };
             }
             Structure::Attribute(a) if a.key.as_str() == "sha256sums" => {
                 let Expression::Object(map) = a.expr else {

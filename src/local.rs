@@ -21,8 +21,8 @@ use crate::plan::{Action, Plan, VersionPlan};
 use crate::release::{ReleaseMeta, ReleaseState, ReleaseStore, Upload};
 use crate::spec::LoadedSpec;
 
-pub struct Sync<S> {
-    pub store: S,
+pub struct Sync<'a, S> {
+    pub store: &'a S,
     pub settings: BuildSettings,
     /// Parallel pex runs, across versions and platforms.
     pub jobs: Arc<Semaphore>,
@@ -55,7 +55,7 @@ pub struct PackageOutcome {
     pub manifest: ManifestOutcome,
 }
 
-impl<S: ReleaseStore> Sync<S> {
+impl<S: ReleaseStore> Sync<'_, S> {
     /// Executes a package's plan, then writes its manifest from what the store now holds.
     pub async fn run(&self, spec: &LoadedSpec, plan: &Plan) -> PackageOutcome {
         let mut outcome = PackageOutcome {
@@ -415,6 +415,55 @@ impl Progress {
 
 /// `hermit-pex sync`: plan every package, build and release what is missing, write manifests.
 pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::process::ExitCode> {
+    use crate::release::github::{GitHubConfig, GitHubStore, Token};
+    use anyhow::Context;
+
+    let Some(repository) = &args.repository else {
+        let store =
+            crate::release::dir::DirStore::new(args.dist.join("releases"), args.base_url.clone())
+                .with_context(|| format!("cannot use {} for releases", args.dist.display()))?;
+        return run_sync(&args, &store, None).await;
+    };
+    // A missing token fails here, before anything is built (seed 001).
+    let token = Token::from_env()?;
+    let (owner, repo) = repository
+        .split_once('/')
+        .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+        .with_context(|| format!("--repository {repository:?}: write it as OWNER/REPO"))?;
+    let mut config = GitHubConfig::new(owner, repo);
+    config.api_url = args.github_api_url.clone();
+    config.html_url = args.github_url.clone();
+    config.prerelease = args.prerelease;
+    config.cache_dir = args.index.cache_dir();
+    config.write_interval = std::time::Duration::from_millis(args.github_write_interval_ms);
+    let store = GitHubStore::new(config, token)?;
+    let html = format!("{}/{owner}/{repo}", args.github_url.trim_end_matches('/'));
+    let code = run_sync(&args, &store, Some(html)).await;
+    if let Err(e) = store.refresh_cache().await {
+        tracing::warn!(error = %e, "cannot refresh the release list cache");
+    }
+    let s = store.stats();
+    eprintln!(
+        "github: {} requests ({} list, {} of them unchanged 304; {} writes: {} create, {} update, {} upload, {} delete), {} retries, {} rate-limit waits",
+        s.requests(),
+        s.list,
+        s.not_modified,
+        s.writes(),
+        s.create,
+        s.update,
+        s.upload,
+        s.delete,
+        s.retries,
+        s.rate_limit_waits
+    );
+    code
+}
+
+async fn run_sync<S: ReleaseStore>(
+    args: &crate::cli::SyncArgs,
+    store: &S,
+    repository: Option<String>,
+) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
     use std::process::ExitCode;
 
@@ -423,11 +472,7 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
         eprintln!("error: {e}");
     }
     let client = args.index.client()?;
-    let store =
-        crate::release::dir::DirStore::new(args.dist.join("releases"), args.base_url.clone())
-            .with_context(|| format!("cannot use {} for releases", args.dist.display()))?;
     let observed = crate::cli::observe_index(&client, &specs).await;
-
     let mut failed = !invalid.is_empty();
     let mut plans = Vec::new();
     for (spec, project) in specs.iter().zip(observed) {
@@ -504,7 +549,7 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
         },
         jobs: Arc::new(Semaphore::new(jobs)),
         hermit_dir: args.hermit_dir.clone(),
-        repository: None,
+        repository,
         progress: Progress::new(total_builds),
     };
 

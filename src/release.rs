@@ -5,6 +5,7 @@ use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 
 pub mod dir;
+pub mod github;
 
 use crate::names::{PackageName, Platform, PythonMinor};
 
@@ -100,6 +101,12 @@ pub enum StoreError {
         context: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Auth(String),
+    #[error(
+        "GitHub's rate limit resets in {wait_secs} s, longer than hermit-pex waits; run again later"
+    )]
+    RateLimited { wait_secs: u64 },
     #[error("{0}")]
     Other(String),
 }

@@ -58,6 +58,7 @@ fn versions_are_sorted_by_pep440_and_every_url_has_a_digest() {
     )
     .unwrap();
     let existing = read(&text).unwrap();
+    assert_eq!(existing.source.as_deref(), Some(SOURCE));
     let listed: Vec<String> = existing.versions.keys().map(|v| v.to_string()).collect();
     assert_eq!(listed, ["0.9.0", "0.83.1", "0.100.0"]);
     let order: Vec<usize> = ["\"0.9.0\"", "\"0.83.1\"", "\"0.100.0\""]
@@ -135,6 +136,14 @@ fn strings_are_quoted_and_dollars_in_test_escaped() {
         !text.contains("$${version}"),
         "the source template keeps Hermit's variables"
     );
+}
+
+#[test]
+fn a_missing_digest_is_found() {
+    let mut existing = read(&render_with(&[complete("0.80.0", 11, 'a')], None).unwrap()).unwrap();
+    let url = expand(SOURCE, &"0.80.0".parse().unwrap(), Platform::ALL[2]);
+    existing.sha256sums.remove(&url);
+    assert_eq!(unverified(&existing, &Platform::ALL), [url]);
 }
 
 #[test]

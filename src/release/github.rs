@@ -1,0 +1,957 @@
+//! Releases on GitHub, through octocrab.
+//!
+//! The repository's releases are listed once per run (paged, with ETags kept on disk so an
+//! unchanged repository costs 304s that do not count against the rate limit) and kept in
+//! memory; every change this store makes updates that view, so drafts, which get-by-tag
+//! cannot see, are never created twice. A release is created as a draft (repositories with
+//! immutable releases refuse uploads to published ones), its assets are streamed from disk,
+//! the build info sits in its body, and it is published once every platform is there.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use octocrab::models::repos::{Asset as GhAsset, Release as GhRelease};
+use octocrab::{OctoBody, Octocrab};
+use pep440_rs::Version;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::{Asset, Release, ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload};
+use crate::build::BuildInfo;
+use crate::names::PackageName;
+
+/// A token that never shows in `Debug` or `Display`.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// `GITHUB_TOKEN`; its absence is a hard error said up front, before any work.
+    pub fn from_env() -> Result<Self, StoreError> {
+        match std::env::var("GITHUB_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => Ok(Self(t.trim().to_owned())),
+            _ => Err(StoreError::Auth(
+                "GITHUB_TOKEN is not set: publishing to GitHub needs a token that can write releases (contents: write)"
+                    .into(),
+            )),
+        }
+    }
+
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GitHubConfig {
+    pub owner: String,
+    pub repo: String,
+    /// REST API root: `https://api.github.com/`, or GitHub Enterprise's `/api/v3/`.
+    pub api_url: String,
+    /// Where release downloads are served: `https://github.com`.
+    pub html_url: String,
+    /// Keeps list pages with their ETags between runs.
+    pub cache_dir: Option<PathBuf>,
+    /// Create releases as non-draft pre-releases instead of drafts.
+    pub prerelease: bool,
+    /// Minimum gap between content-creating requests (GitHub: at most 80 a minute).
+    pub write_interval: Duration,
+    /// Attempts for a request that fails with 5xx or a transport error.
+    pub attempts: u32,
+    pub base_delay: Duration,
+    /// Longest wait for a rate limit to reset before giving up on the request.
+    pub max_rate_limit_wait: Duration,
+}
+
+impl GitHubConfig {
+    pub fn new(owner: &str, repo: &str) -> Self {
+        Self {
+            owner: owner.into(),
+            repo: repo.into(),
+            api_url: "https://api.github.com/".into(),
+            html_url: "https://github.com".into(),
+            cache_dir: None,
+            prerelease: false,
+            write_interval: Duration::from_millis(1000),
+            attempts: 4,
+            base_delay: Duration::from_secs(1),
+            max_rate_limit_wait: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Requests sent, by kind: `sync` prints them and the controller exports them.
+#[derive(Debug, Default)]
+struct Counters {
+    list: AtomicU64,
+    not_modified: AtomicU64,
+    get: AtomicU64,
+    create: AtomicU64,
+    update: AtomicU64,
+    upload: AtomicU64,
+    delete: AtomicU64,
+    retries: AtomicU64,
+    rate_limit_waits: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GitHubStats {
+    pub list: u64,
+    pub not_modified: u64,
+    pub get: u64,
+    pub create: u64,
+    pub update: u64,
+    pub upload: u64,
+    pub delete: u64,
+    pub retries: u64,
+    pub rate_limit_waits: u64,
+}
+
+impl GitHubStats {
+    pub fn requests(&self) -> u64 {
+        self.list + self.get + self.create + self.update + self.upload + self.delete
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.create + self.update + self.upload + self.delete
+    }
+}
+
+pub struct GitHubStore {
+    client: Octocrab,
+    config: GitHubConfig,
+    counters: Counters,
+    /// Every release of the repository, by tag; `None` until first listed.
+    view: Mutex<Option<HashMap<String, GhRelease>>>,
+    last_write: Mutex<Option<Instant>>,
+}
+
+impl fmt::Debug for GitHubStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GitHubStore({}/{})", self.config.owner, self.config.repo)
+    }
+}
+
+/// One page of the release list as cached on disk.
+#[derive(Serialize, Deserialize)]
+struct CachedPage {
+    etag: String,
+    body: String,
+    next: Option<String>,
+}
+
+impl GitHubStore {
+    pub fn new(config: GitHubConfig, token: Token) -> Result<Self, StoreError> {
+        let client = Octocrab::builder()
+            .personal_token(token.0)
+            .base_uri(config.api_url.as_str())
+            .map_err(|e| {
+                StoreError::Other(format!("invalid GitHub API URL {:?}: {e}", config.api_url))
+            })?
+            .set_connect_timeout(Some(Duration::from_secs(15)))
+            .set_read_timeout(Some(Duration::from_secs(300)))
+            .build()
+            .map_err(|e| StoreError::Other(format!("cannot set up the GitHub client: {e}")))?;
+        Ok(Self {
+            client,
+            config,
+            counters: Counters::default(),
+            view: Mutex::new(None),
+            last_write: Mutex::new(None),
+        })
+    }
+
+    /// After a run that changed the repository, lists it once more so the cached pages carry
+    /// the new ETags: the next run with nothing new then costs only 304s.
+    pub async fn refresh_cache(&self) -> Result<(), StoreError> {
+        if self.config.cache_dir.is_none() || self.stats().writes() == 0 {
+            return Ok(());
+        }
+        let fresh = self.list_all().await?;
+        *self.view.lock().await = Some(fresh);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> GitHubStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        GitHubStats {
+            list: get(&c.list),
+            not_modified: get(&c.not_modified),
+            get: get(&c.get),
+            create: get(&c.create),
+            update: get(&c.update),
+            upload: get(&c.upload),
+            delete: get(&c.delete),
+            retries: get(&c.retries),
+            rate_limit_waits: get(&c.rate_limit_waits),
+        }
+    }
+
+    fn repo_path(&self) -> String {
+        format!(
+            "{}repos/{}/{}",
+            self.api_root(),
+            self.config.owner,
+            self.config.repo
+        )
+    }
+
+    fn api_root(&self) -> String {
+        let root = &self.config.api_url;
+        if root.ends_with('/') {
+            root.clone()
+        } else {
+            format!("{root}/")
+        }
+    }
+
+    /// Lists every release of the repository, revalidating cached pages with their ETags.
+    async fn list_all(&self) -> Result<HashMap<String, GhRelease>, StoreError> {
+        let mut all = HashMap::new();
+        let mut url = Some(format!("{}/releases?per_page=100", self.repo_path()));
+        let mut page = 0;
+        while let Some(u) = url.take() {
+            page += 1;
+            let cache_file = self.page_cache(page);
+            let cached: Option<CachedPage> = cache_file
+                .as_deref()
+                .and_then(|f| std::fs::read(f).ok())
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let mut headers = HeaderMap::new();
+            if let Some(c) = &cached
+                && let Ok(v) = HeaderValue::from_str(&c.etag)
+            {
+                headers.insert(header::IF_NONE_MATCH, v);
+            }
+            self.counters.list.fetch_add(1, Ordering::Relaxed);
+            let response = self.send(Method::GET, &u, headers, None).await?;
+            let (body, next) = if response.status == StatusCode::NOT_MODIFIED
+                && let Some(c) = cached
+            {
+                self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
+                (c.body, c.next)
+            } else {
+                let response = response.ok("list releases")?;
+                let next = next_link(&response.headers);
+                let etag = response
+                    .headers
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = String::from_utf8_lossy(&response.body).into_owned();
+                if let (Some(file), Some(etag)) = (&cache_file, etag) {
+                    let page = CachedPage {
+                        etag,
+                        body: body.clone(),
+                        next: next.clone(),
+                    };
+                    // Losing the cache costs a full listing next time, nothing else.
+                    let _ = super::dir::atomic_write(file, |f| {
+                        serde_json::to_writer(f, &page).map_err(std::io::Error::other)
+                    });
+                }
+                (body, next)
+            };
+            let releases: Vec<GhRelease> = serde_json::from_str(&body).map_err(|e| {
+                StoreError::Other(format!(
+                    "GitHub sent a release list that cannot be read: {e}"
+                ))
+            })?;
+            for r in releases {
+                all.insert(r.tag_name.clone(), r);
+            }
+            url = next;
+        }
+        Ok(all)
+    }
+
+    fn page_cache(&self, page: usize) -> Option<PathBuf> {
+        let dir = self.config.cache_dir.as_ref()?;
+        Some(
+            dir.join("github")
+                .join(format!("{}-{}", self.config.owner, self.config.repo))
+                .join(format!("releases-{page}.json")),
+        )
+    }
+
+    /// The view of the repository, listed on first use.
+    async fn view(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<HashMap<String, GhRelease>>>, StoreError> {
+        let mut view = self.view.lock().await;
+        if view.is_none() {
+            *view = Some(self.list_all().await?);
+        }
+        Ok(view)
+    }
+
+    async fn release(&self, tag: &str) -> Result<GhRelease, StoreError> {
+        let view = self.view().await?;
+        view.as_ref()
+            .and_then(|v| v.get(tag).cloned())
+            .ok_or_else(|| StoreError::NoRelease {
+                tag: tag.to_owned(),
+            })
+    }
+
+    /// Folds a release GitHub returned into the view. Uploads of one release run concurrently
+    /// and each answer carries only what existed then, so assets are merged by name.
+    async fn remember(&self, mut release: GhRelease) {
+        if let Some(view) = self.view.lock().await.as_mut() {
+            if let Some(old) = view.remove(&release.tag_name) {
+                for asset in old.assets {
+                    if !release.assets.iter().any(|a| a.name == asset.name) {
+                        release.assets.push(asset);
+                    }
+                }
+            }
+            view.insert(release.tag_name.clone(), release);
+        }
+    }
+
+    async fn remember_asset(&self, tag: &str, asset: GhAsset) {
+        if let Some(view) = self.view.lock().await.as_mut()
+            && let Some(r) = view.get_mut(tag)
+        {
+            r.assets.retain(|a| a.name != asset.name);
+            r.assets.push(asset);
+        }
+    }
+
+    async fn patch_release(
+        &self,
+        id: u64,
+        body: serde_json::Value,
+        what: &str,
+    ) -> Result<GhRelease, StoreError> {
+        self.counters.update.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/releases/{id}", self.repo_path());
+        let response = self.send_json(Method::PATCH, &url, &body).await?.ok(what)?;
+        let release: GhRelease = response.json(what)?;
+        self.remember(release.clone()).await;
+        Ok(release)
+    }
+
+    async fn delete_asset(&self, asset: &GhAsset) -> Result<(), StoreError> {
+        self.counters.delete.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/releases/assets/{}", self.repo_path(), asset.id);
+        self.pace().await;
+        let response = self
+            .send(Method::DELETE, &url, HeaderMap::new(), None)
+            .await?;
+        if response.status == StatusCode::NOT_FOUND {
+            return Ok(()); // already gone
+        }
+        response
+            .ok(&format!("delete asset {}", asset.name))
+            .map(|_| ())
+    }
+
+    /// The assets of one release as GitHub has them now (after a conflict or a broken upload).
+    async fn fresh_assets(&self, id: u64) -> Result<Vec<GhAsset>, StoreError> {
+        self.counters.get.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/releases/{id}/assets?per_page=100", self.repo_path());
+        self.send(Method::GET, &url, HeaderMap::new(), None)
+            .await?
+            .ok("list assets")?
+            .json("list assets")
+    }
+
+    async fn refresh_release_assets(&self, tag: &str, assets: Vec<GhAsset>) {
+        if let Some(view) = self.view.lock().await.as_mut()
+            && let Some(r) = view.get_mut(tag)
+        {
+            r.assets = assets;
+        }
+    }
+
+    /// Streams one file to the release's upload URL.
+    async fn post_asset(
+        &self,
+        release: &GhRelease,
+        up: &Upload<'_>,
+    ) -> Result<Response, StoreError> {
+        self.counters.upload.fetch_add(1, Ordering::Relaxed);
+        let base = release
+            .upload_url
+            .split('{')
+            .next()
+            .unwrap_or(&release.upload_url);
+        let url = format!("{base}?name={}", percent_encode(up.name));
+        let content_type = if up.name.ends_with(".json") {
+            "application/json"
+        } else {
+            "application/gzip"
+        };
+        let path = up.path.to_owned();
+        let size = up.size;
+        self.pace().await;
+        self.send_with(Method::POST, &url, move || {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            (headers, Some(file_body(&path)))
+        })
+        .await
+    }
+
+    /// Waits so content-creating requests keep GitHub's secondary limits.
+    async fn pace(&self) {
+        let mut last = self.last_write.lock().await;
+        if let Some(at) = *last {
+            let due = at + self.config.write_interval;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        *last = Some(Instant::now());
+    }
+
+    async fn send_json(
+        &self,
+        method: Method,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Response, StoreError> {
+        if method != Method::GET {
+            self.pace().await;
+        }
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("JSON values serialise"));
+        self.send_with(method, url, move || {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            (headers, Some(OctoBody::from(bytes.clone())))
+        })
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+    ) -> Result<Response, StoreError> {
+        self.send_with(method, url, move || {
+            (headers.clone(), body.clone().map(OctoBody::from))
+        })
+        .await
+    }
+
+    /// Sends a request, retrying 5xx and transport errors with backoff and waiting out rate
+    /// limits (bounded). Bad credentials fail at once. Other statuses go back to the caller.
+    async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        make: impl Fn() -> (HeaderMap, Option<OctoBody>),
+    ) -> Result<Response, StoreError> {
+        let mut attempt = 0;
+        let mut waited = Duration::ZERO;
+        loop {
+            attempt += 1;
+            let (headers, body) = make();
+            let mut builder = http::Request::builder().method(method.clone()).uri(url);
+            for (k, v) in &headers {
+                builder = builder.header(k, v);
+            }
+            builder = builder
+                .header(header::ACCEPT, "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28");
+            let request = builder
+                .body(body.unwrap_or_else(OctoBody::empty))
+                .map_err(|e| StoreError::Other(format!("{method} {url}: {e}")))?;
+            let result = match self.client.execute(request).await {
+                Ok(r) => Response::read(r).await,
+                Err(e) => Err(describe(&e)),
+            };
+            let retry_in = match result {
+                Ok(r) if r.status == StatusCode::UNAUTHORIZED => {
+                    return Err(StoreError::Auth(format!(
+                        "GitHub rejected the token (401 {}): check GITHUB_TOKEN",
+                        r.message()
+                    )));
+                }
+                Ok(r) if r.rate_limited() => {
+                    let wait = r.rate_limit_wait();
+                    if waited + wait > self.config.max_rate_limit_wait {
+                        return Err(StoreError::RateLimited {
+                            wait_secs: wait.as_secs(),
+                        });
+                    }
+                    waited += wait;
+                    self.counters
+                        .rate_limit_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(?wait, "GitHub rate limit reached; waiting for the reset");
+                    tokio::time::sleep(wait).await;
+                    attempt -= 1; // waiting out a limit is not a failed attempt
+                    continue;
+                }
+                Ok(r) if r.status.is_server_error() && attempt < self.config.attempts => {
+                    self.backoff(attempt)
+                }
+                Ok(r) => return Ok(r),
+                Err(_) if attempt < self.config.attempts => self.backoff(attempt),
+                Err(message) => {
+                    return Err(StoreError::Other(format!(
+                        "{method} {}: {message}",
+                        strip_query(url)
+                    )));
+                }
+            };
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%method, url = %strip_query(url), attempt, "GitHub request failed; retrying");
+            tokio::time::sleep(retry_in).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.config
+            .base_delay
+            .saturating_mul(1 << (attempt - 1).min(10))
+    }
+
+    fn tag_release(&self, package: &PackageName, r: &GhRelease) -> Option<Release> {
+        let version: Version = r
+            .tag_name
+            .strip_prefix(&format!("{package}-v"))?
+            .parse()
+            .ok()?;
+        let info = build_info_from_body(r.body.as_deref());
+        let assets = r
+            .assets
+            .iter()
+            .filter(|a| a.name.ends_with(".tar.gz"))
+            .map(|a| {
+                let recorded = info.as_ref().and_then(|i| {
+                    i.platforms
+                        .values()
+                        .find(|b| b.asset == a.name && b.size as i64 == a.size)
+                        .map(|b| b.sha256.clone())
+                });
+                let digest = a
+                    .digest
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix("sha256:"))
+                    .map(str::to_owned);
+                let sha256 = (a.state == "uploaded")
+                    .then(|| digest.or(recorded))
+                    .flatten();
+                Asset {
+                    name: a.name.clone(),
+                    size: u64::try_from(a.size).unwrap_or(0),
+                    sha256,
+                }
+            })
+            .collect();
+        let state = if r.draft || r.prerelease {
+            ReleaseState::Draft
+        } else {
+            ReleaseState::Published
+        };
+        Some(Release {
+            version,
+            state,
+            assets,
+            python: info.as_ref().map(|i| i.python),
+            config_version: info.and_then(|i| i.config_version),
+        })
+    }
+
+    pub fn release_url(&self, tag: &str, asset: &str) -> String {
+        format!(
+            "{}/{}/{}/releases/download/{tag}/{asset}",
+            self.config.html_url.trim_end_matches('/'),
+            self.config.owner,
+            self.config.repo
+        )
+    }
+}
+
+impl ReleaseStore for GitHubStore {
+    async fn releases(&self, package: &PackageName) -> Result<Vec<Release>, StoreError> {
+        let view = self.view().await?;
+        let mut releases: Vec<Release> = view
+            .as_ref()
+            .into_iter()
+            .flat_map(|v| v.values())
+            .filter_map(|r| self.tag_release(package, r))
+            .collect();
+        releases.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(releases)
+    }
+
+    async fn create(
+        &self,
+        package: &PackageName,
+        version: &Version,
+        meta: &ReleaseMeta,
+    ) -> Result<(), StoreError> {
+        let tag = package.tag(version);
+        let existing = self
+            .view()
+            .await?
+            .as_ref()
+            .and_then(|v| v.get(&tag).cloned());
+        let body = release_body(package, version, &stub_info(package, version, meta));
+        if let Some(r) = existing {
+            let info = build_info_from_body(r.body.as_deref());
+            let same = info.as_ref().is_some_and(|i| {
+                i.python == meta.python && i.config_version == meta.config_version
+            });
+            if (r.draft || r.prerelease) && !same {
+                // A stale draft: record the new settings; its assets are replaced as they are rebuilt.
+                self.patch_release(
+                    *r.id,
+                    serde_json::json!({ "body": body }),
+                    "update the release",
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+        self.counters.create.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/releases", self.repo_path());
+        let request = serde_json::json!({
+            "tag_name": tag,
+            "name": tag,
+            "body": body,
+            "draft": !self.config.prerelease,
+            "prerelease": self.config.prerelease,
+            "make_latest": "false",
+        });
+        let response = self.send_json(Method::POST, &url, &request).await?;
+        if response.status == StatusCode::UNPROCESSABLE_ENTITY {
+            // Someone else created it meanwhile: look again rather than create a second one.
+            let fresh = self.list_all().await?;
+            let found = fresh.contains_key(&tag);
+            *self.view.lock().await = Some(fresh);
+            return if found {
+                Ok(())
+            } else {
+                Err(StoreError::Other(format!(
+                    "{tag}: GitHub refused the release: {}",
+                    response.message()
+                )))
+            };
+        }
+        let release: GhRelease = response
+            .ok("create the release")?
+            .json("create the release")?;
+        self.remember(release).await;
+        Ok(())
+    }
+
+    async fn upload(
+        &self,
+        package: &PackageName,
+        version: &Version,
+        up: Upload<'_>,
+    ) -> Result<(), StoreError> {
+        let tag = package.tag(version);
+        let mut release = self.release(&tag).await?;
+        for round in 0..2 {
+            if let Some(asset) = release.assets.iter().find(|a| a.name == up.name) {
+                let digest = asset
+                    .digest
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix("sha256:"));
+                let complete = asset.state == "uploaded"
+                    && asset.size as u64 == up.size
+                    && digest == Some(up.sha256);
+                if complete {
+                    return Ok(()); // this very file is already there
+                }
+                if !(release.draft || release.prerelease) && asset.state == "uploaded" {
+                    return Err(StoreError::Immutable {
+                        tag,
+                        asset: up.name.to_owned(),
+                    });
+                }
+                // A broken upload (`starter`, wrong size) or a stale draft's asset.
+                self.delete_asset(asset).await?;
+                let name = asset.name.clone();
+                if let Some(view) = self.view.lock().await.as_mut()
+                    && let Some(r) = view.get_mut(&tag)
+                {
+                    r.assets.retain(|a| a.name != name);
+                }
+            }
+            let response = self.post_asset(&release, &up).await?;
+            if response.status == StatusCode::CREATED || response.status == StatusCode::OK {
+                let asset: GhAsset = response.json("upload")?;
+                self.remember_asset(&tag, asset).await;
+                return Ok(());
+            }
+            // 422 (already exists) or an upload cut short: look at what GitHub has, decide once more.
+            let message = response.message();
+            tracing::debug!(asset = up.name, status = %response.status, %message, "upload did not land; observing again");
+            if round == 1 {
+                return Err(StoreError::Other(format!(
+                    "{tag}/{}: upload failed ({} {message})",
+                    up.name, response.status
+                )));
+            }
+            release.assets = self.fresh_assets(*release.id).await?;
+            self.refresh_release_assets(&tag, release.assets.clone())
+                .await;
+        }
+        unreachable!("the loop returns on its second round")
+    }
+
+    async fn put_build_info(&self, info: &BuildInfo) -> Result<(), StoreError> {
+        let tag = info.package.tag(&info.version);
+        let release = self.release(&tag).await?;
+        let mut merged = info.clone();
+        if let Some(old) = build_info_from_body(release.body.as_deref())
+            && old.python == info.python
+            && old.config_version == info.config_version
+        {
+            for (p, b) in old.platforms {
+                merged.platforms.entry(p).or_insert(b);
+            }
+        }
+        let body = release_body(&info.package, &info.version, &merged);
+        if release.body.as_deref() != Some(body.as_str()) {
+            self.patch_release(
+                *release.id,
+                serde_json::json!({ "body": body }),
+                "record the build info",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, package: &PackageName, version: &Version) -> Result<(), StoreError> {
+        let tag = package.tag(version);
+        let release = self.release(&tag).await?;
+        if !release.draft && !release.prerelease {
+            return Ok(());
+        }
+        // Several packages share a repository: "latest" would mean nothing, so no release is
+        // marked latest (and an older version never is).
+        let body =
+            serde_json::json!({ "draft": false, "prerelease": false, "make_latest": "false" });
+        self.patch_release(*release.id, body, "publish the release")
+            .await
+            .map(|_| ())
+    }
+
+    fn source_template(&self, package: &PackageName) -> String {
+        self.release_url(
+            &format!("{package}-v${{version}}"),
+            &format!("{package}-${{os}}-${{arch}}.tar.gz"),
+        )
+    }
+}
+
+/// A response read whole (GitHub's JSON answers are small; uploads answer with one asset).
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Response {
+    async fn read(
+        r: http::Response<http_body_util::combinators::BoxBody<Bytes, octocrab::Error>>,
+    ) -> Result<Self, String> {
+        let (parts, body) = r.into_parts();
+        let body = body.collect().await.map_err(|e| describe(&e))?.to_bytes();
+        Ok(Self {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    fn ok(self, what: &str) -> Result<Self, StoreError> {
+        if self.status.is_success() {
+            return Ok(self);
+        }
+        Err(StoreError::Other(format!(
+            "GitHub refused to {what}: {} {}",
+            self.status,
+            self.message()
+        )))
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, StoreError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| StoreError::Other(format!("{what}: unexpected answer from GitHub: {e}")))
+    }
+
+    /// GitHub's `message`, with the first validation error when there is one.
+    fn message(&self) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
+        let mut m = v["message"].as_str().unwrap_or("").to_owned();
+        if let Some(code) = v["errors"][0]["code"].as_str() {
+            m.push_str(&format!(" ({code})"));
+        }
+        m
+    }
+
+    fn header_u64(&self, name: &str) -> Option<u64> {
+        self.headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    }
+
+    fn rate_limited(&self) -> bool {
+        (self.status == StatusCode::FORBIDDEN || self.status == StatusCode::TOO_MANY_REQUESTS)
+            && (self.header_u64("x-ratelimit-remaining") == Some(0)
+                || self.headers.contains_key(header::RETRY_AFTER))
+    }
+
+    /// `retry-after`, else until `x-ratelimit-reset`, else a minute (GitHub's advice).
+    fn rate_limit_wait(&self) -> Duration {
+        if let Some(secs) = self.header_u64("retry-after") {
+            return Duration::from_secs(secs);
+        }
+        if let Some(reset) = self.header_u64("x-ratelimit-reset") {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            return Duration::from_secs(reset.saturating_sub(now) + 1);
+        }
+        Duration::from_secs(60)
+    }
+}
+
+/// The body of a release: a line for people and the build info for machines.
+fn release_body(package: &PackageName, version: &Version, info: &BuildInfo) -> String {
+    let json = serde_json::to_string_pretty(info).expect("build info serialises");
+    format!("{package} {version}, built by hermit-pex.\n\n```json\n{json}\n```\n")
+}
+
+fn build_info_from_body(body: Option<&str>) -> Option<BuildInfo> {
+    let body = body?;
+    let start = body.find("```json\n")? + "```json\n".len();
+    let end = body[start..].find("\n```")? + start;
+    serde_json::from_str(&body[start..end]).ok()
+}
+
+fn stub_info(package: &PackageName, version: &Version, meta: &ReleaseMeta) -> BuildInfo {
+    BuildInfo {
+        package: package.clone(),
+        version: version.clone(),
+        python: meta.python,
+        config_version: meta.config_version,
+        requirements: Vec::new(),
+        lock: Vec::new(),
+        pure: false,
+        pex_version: crate::build::tools::PEX_VERSION.into(),
+        pip_version: crate::build::tools::PIP_VERSION.into(),
+        pex_options: Vec::new(),
+        platforms: Default::default(),
+        built_at: crate::build::now(),
+    }
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(header::LINK)?.to_str().ok()?;
+    link.split(',')
+        .find(|part| part.contains("rel=\"next\""))
+        .and_then(|part| {
+            let start = part.find('<')? + 1;
+            let end = part.find('>')?;
+            Some(part[start..end].to_owned())
+        })
+}
+
+/// A streamed file body: uploads never hold a whole asset in memory.
+fn file_body(path: &Path) -> OctoBody {
+    use futures::TryStreamExt;
+    let path = path.to_owned();
+    let stream = futures::stream::once(async move { tokio::fs::File::open(path).await })
+        .map_ok(|file| tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024))
+        .try_flatten()
+        .map_ok(http_body::Frame::data);
+    OctoBody::new(http_body_util::StreamBody::new(stream))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn strip_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// An error's chain in one line, without request details (which could carry credentials).
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The client spawns its connection pool: it needs a runtime even when unused.
+    #[tokio::test]
+    async fn the_token_never_prints() {
+        let t = Token::new("ghp_s3cret");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        let store = GitHubStore::new(GitHubConfig::new("o", "r"), t).unwrap();
+        assert!(!format!("{store:?}").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn links_bodies_and_names() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::LINK,
+            HeaderValue::from_static(r#"<https://api.github.com/repositories/1/releases?page=2>; rel="next", <https://api.github.com/repositories/1/releases?page=3>; rel="last""#),
+        );
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://api.github.com/repositories/1/releases?page=2")
+        );
+        assert_eq!(percent_encode("a b+c.tar.gz"), "a%20b%2Bc.tar.gz");
+        let pkg = PackageName::new("tiny-tool").unwrap();
+        let v: Version = "1.0".parse().unwrap();
+        let meta = ReleaseMeta {
+            python: crate::names::PythonMinor::new(12).unwrap(),
+            config_version: Some(2),
+        };
+        let body = release_body(&pkg, &v, &stub_info(&pkg, &v, &meta));
+        let info = build_info_from_body(Some(&body)).unwrap();
+        assert_eq!((info.python, info.config_version), (meta.python, Some(2)));
+        let store = GitHubStore::new(GitHubConfig::new("o", "r"), Token::new("t")).unwrap();
+        assert_eq!(
+            store.source_template(&pkg),
+            "https://github.com/o/r/releases/download/tiny-tool-v${version}/tiny-tool-${os}-${arch}.tar.gz"
+        );
+    }
+}

@@ -1,0 +1,461 @@
+//! The GitHub release store through the real octocrab client against a stateful fake of the
+//! releases API on loopback: drafts, streamed uploads, publishing, immutability, 304s,
+//! interrupted uploads, rate limits, bad tokens, pagination; and `sync --repository` end to end.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::github::{FakeGitHub, Fault};
+use common::*;
+use hermit_pex::build::artifact::sha256_file;
+use hermit_pex::hermit;
+use hermit_pex::names::{PackageName, Platform, PythonMinor};
+use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};
+use hermit_pex::release::{ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload};
+use pep440_rs::Version;
+
+const TOKEN: &str = "ghp_TOKEN_THAT_MUST_NOT_LEAK";
+
+fn store(fake: &FakeGitHub, cache: &Path) -> GitHubStore {
+    store_with(fake, cache, TOKEN, |_| {})
+}
+
+fn store_with(
+    fake: &FakeGitHub,
+    cache: &Path,
+    token: &str,
+    tune: impl FnOnce(&mut GitHubConfig),
+) -> GitHubStore {
+    let mut config = GitHubConfig::new("owner", "repo");
+    config.api_url = fake.api_url.clone();
+    config.cache_dir = Some(cache.to_owned());
+    config.write_interval = Duration::ZERO;
+    config.base_delay = Duration::from_millis(10);
+    config.max_rate_limit_wait = Duration::from_secs(10);
+    tune(&mut config);
+    GitHubStore::new(config, Token::new(token)).unwrap()
+}
+
+fn pkg() -> PackageName {
+    PackageName::new("tool").unwrap()
+}
+
+fn v(s: &str) -> Version {
+    s.parse().unwrap()
+}
+
+fn meta() -> ReleaseMeta {
+    ReleaseMeta {
+        python: PythonMinor::new(12).unwrap(),
+        config_version: None,
+    }
+}
+
+/// A file standing in for one platform's tarball.
+struct Built {
+    path: PathBuf,
+    size: u64,
+    sha256: String,
+    name: String,
+}
+
+fn built(dir: &Path, platform: Platform, content: &str) -> Built {
+    let name = pkg().asset_name(platform);
+    let path = dir.join(format!("{content}-{name}"));
+    std::fs::write(&path, format!("{content} {platform}")).unwrap();
+    let (size, sha256) = sha256_file(&path).unwrap();
+    Built {
+        path,
+        size,
+        sha256,
+        name,
+    }
+}
+
+impl Built {
+    fn upload(&self) -> Upload<'_> {
+        Upload {
+            name: &self.name,
+            path: &self.path,
+            size: self.size,
+            sha256: &self.sha256,
+        }
+    }
+}
+
+async fn release_version(store: &GitHubStore, dir: &Path, version: &str) {
+    store.create(&pkg(), &v(version), &meta()).await.unwrap();
+    for p in Platform::ALL {
+        let b = built(dir, p, version);
+        store.upload(&pkg(), &v(version), b.upload()).await.unwrap();
+    }
+    store.publish(&pkg(), &v(version)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fresh_repository_gets_drafts_with_four_assets_then_published_releases() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    assert!(s.releases(&pkg()).await.unwrap().is_empty());
+
+    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
+    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap(); // idempotent: never a second draft
+    let releases = fake.releases();
+    assert_eq!(releases.len(), 1);
+    assert!(releases[0].draft);
+    for p in Platform::ALL {
+        let b = built(dir.path(), p, "1.0");
+        s.upload(&pkg(), &v("1.0"), b.upload()).await.unwrap();
+        assert_eq!(
+            fake.asset_bytes("tool-v1.0", &b.name).unwrap(),
+            std::fs::read(&b.path).unwrap()
+        );
+    }
+    let observed = &s.releases(&pkg()).await.unwrap()[0];
+    assert_eq!(observed.state, ReleaseState::Draft);
+    assert!(
+        Platform::ALL
+            .iter()
+            .all(|p| observed.has_complete(&pkg(), *p))
+    );
+    assert_eq!(
+        observed.python,
+        Some(meta().python),
+        "read back from the release body"
+    );
+
+    s.publish(&pkg(), &v("1.0")).await.unwrap();
+    let r = &fake.releases()[0];
+    assert!(!r.draft && !r.prerelease);
+    let latest = fake.state.lock().unwrap().make_latest.clone();
+    assert!(
+        !latest.is_empty() && latest.iter().all(|(_, v)| v == "false"),
+        "never marked latest: {latest:?}"
+    );
+
+    // A new run sees the same thing.
+    let again = store(&fake, dir.path());
+    let observed = &again.releases(&pkg()).await.unwrap()[0];
+    assert_eq!(observed.state, ReleaseState::Published);
+    assert_eq!(observed.assets.len(), 4);
+    assert!(observed.assets.iter().all(|a| a.is_complete()));
+}
+
+#[tokio::test]
+async fn a_published_asset_is_never_replaced() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    release_version(&s, dir.path(), "1.0").await;
+    let other = built(dir.path(), Platform::ALL[0], "other-bytes");
+    let err = s
+        .upload(&pkg(), &v("1.0"), other.upload())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Immutable { .. }), "{err}");
+
+    // The fake enforces immutability too: a new asset on a published release is refused.
+    let mut extra = built(dir.path(), Platform::ALL[1], "x");
+    extra.name = "tool-extra.tar.gz".into();
+    let err = s
+        .upload(&pkg(), &v("1.0"), extra.upload())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    assert_eq!(
+        fake.asset_bytes("tool-v1.0", &other.name).unwrap(),
+        b"1.0 linux-amd64"
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_repository_costs_one_304_and_no_writes() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    release_version(&s, dir.path(), "1.0").await;
+    release_version(&s, dir.path(), "2.0").await;
+    s.releases(&pkg()).await.unwrap();
+    let before = fake.requests().len();
+    let writes = fake.writes();
+
+    let second = store(&fake, dir.path());
+    assert_eq!(second.releases(&pkg()).await.unwrap().len(), 2);
+    // The first run's cached page is stale (it changed since); one full listing refreshes it.
+    let third = store(&fake, dir.path());
+    assert_eq!(third.releases(&pkg()).await.unwrap().len(), 2);
+    let requests = &fake.requests()[before..];
+    assert_eq!(requests.last().unwrap().2, 304, "{requests:?}");
+    assert_eq!(third.stats().requests(), 1);
+    assert_eq!(third.stats().not_modified, 1);
+    assert_eq!(fake.writes(), writes);
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_is_repaired_and_nothing_else_is_touched() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = store_with(&fake, dir.path(), TOKEN, |c| c.attempts = 1);
+    first.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
+    for p in &Platform::ALL[..3] {
+        first
+            .upload(&pkg(), &v("1.0"), built(dir.path(), *p, "1.0").upload())
+            .await
+            .unwrap();
+    }
+    // Broken twice: the run gives up on this asset, leaving GitHub's `starter` remains.
+    fake.inject(Fault::BrokenUpload);
+    fake.inject(Fault::BrokenUpload);
+    let last = built(dir.path(), Platform::ALL[3], "1.0");
+    assert!(
+        first
+            .upload(&pkg(), &v("1.0"), last.upload())
+            .await
+            .is_err()
+    );
+
+    // The next run sees the broken asset as incomplete and replaces only it.
+    let second = store(&fake, dir.path());
+    let observed = &second.releases(&pkg()).await.unwrap()[0];
+    assert!(!observed.has_complete(&pkg(), Platform::ALL[3]));
+    assert!(observed.has_complete(&pkg(), Platform::ALL[0]));
+    let writes = fake.writes();
+    second
+        .upload(&pkg(), &v("1.0"), last.upload())
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.writes() - writes,
+        2,
+        "one delete of the broken asset, one upload"
+    );
+    assert_eq!(
+        fake.asset_bytes("tool-v1.0", &last.name).unwrap(),
+        std::fs::read(&last.path).unwrap()
+    );
+    assert_eq!(fake.releases()[0].assets.len(), 4);
+}
+
+#[tokio::test]
+async fn an_upload_cut_short_is_retried_within_the_same_run() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
+    fake.inject(Fault::BrokenUpload);
+    let b = built(dir.path(), Platform::ALL[0], "1.0");
+    s.upload(&pkg(), &v("1.0"), b.upload()).await.unwrap();
+    let assets = &fake.releases()[0].assets;
+    assert_eq!(assets.len(), 1);
+    assert_eq!(assets[0].state, "uploaded");
+    assert_eq!(assets[0].bytes, std::fs::read(&b.path).unwrap());
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_and_server_errors_are_retried() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    fake.inject(Fault::RateLimit {
+        method: "GET",
+        path_contains: "/releases",
+        reset_in_secs: 1,
+    });
+    fake.inject(Fault::Status {
+        method: "POST",
+        path_contains: "/releases",
+        status: 500,
+    });
+    let started = std::time::Instant::now();
+    s.releases(&pkg()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited for the reset"
+    );
+    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
+    assert_eq!(
+        fake.releases().len(),
+        1,
+        "the retried create made one release"
+    );
+    let stats = s.stats();
+    assert_eq!((stats.rate_limit_waits, stats.retries), (1, 1));
+}
+
+#[tokio::test]
+async fn a_rate_limit_longer_than_the_bound_stops_with_a_clear_error() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    fake.inject(Fault::RateLimit {
+        method: "GET",
+        path_contains: "/releases",
+        reset_in_secs: 3600,
+    });
+    let err = s.releases(&pkg()).await.unwrap_err();
+    assert!(matches!(err, StoreError::RateLimited { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_wrong_token_fails_clearly_writes_nothing_and_is_never_shown() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with(&fake, dir.path(), "ghp_WRONG_SECRET", |_| {});
+    let err = s.create(&pkg(), &v("1.0"), &meta()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, StoreError::Auth(_)) && text.contains("GITHUB_TOKEN"),
+        "{text}"
+    );
+    assert!(!text.contains("WRONG_SECRET"));
+    assert_eq!(fake.requests().len(), 1, "no retries on 401");
+    assert_eq!(fake.writes(), 0);
+}
+
+#[tokio::test]
+async fn pagination_finds_the_package_among_250_releases() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    for i in 0..245 {
+        fake.seed_release(
+            &format!("other-v1.{i}"),
+            false,
+            &[("other-linux-amd64.tar.gz", b"x")],
+        );
+    }
+    for i in 0..5 {
+        fake.seed_release(
+            &format!("tool-v0.{i}"),
+            i == 4,
+            &[("tool-linux-amd64.tar.gz", b"y")],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    let releases = s.releases(&pkg()).await.unwrap();
+    let versions: Vec<String> = releases.iter().map(|r| r.version.to_string()).collect();
+    assert_eq!(versions, ["0.0", "0.1", "0.2", "0.3", "0.4"]);
+    assert_eq!(
+        releases[4].state,
+        ReleaseState::Draft,
+        "drafts are found by listing"
+    );
+    assert_eq!(s.stats().list, 3, "three pages of 100");
+}
+
+fn python312_on_path() -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let python = rt
+        .block_on(hermit_pex::build::tools::find_python(
+            PythonMinor::new(12).unwrap(),
+        ))
+        .unwrap();
+    format!("{}:/usr/bin:/bin", python.parent().unwrap().display())
+}
+
+/// `sync --repository` with the real pex and a pypiserver, publishing to the fake.
+#[test]
+fn sync_publishes_to_github_and_the_manifest_uses_download_urls() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeGitHub::start("owner", "repo", TOKEN));
+    let work = tempfile::tempdir().unwrap();
+    let index = work.path().join("index");
+    for version in ["1.0", "2.0"] {
+        make_wheel(&index, "tool", version, &[]);
+    }
+    let server = PypiServer::start(&index);
+    write(
+        &work.path().join("python/tool/config.yaml"),
+        "package: tool\nbinaries: [tool]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n",
+    );
+    let cache = repo_root().join("target/test-cache");
+    let run = |extra: &[&str], token: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hermit-pex"));
+        cmd.args(["-vv", "sync", "--index-url", &server.url, "--cache-dir"])
+            .arg(&cache)
+            .args([
+                "--repository",
+                "owner/repo",
+                "--github-api-url",
+                &fake.api_url,
+                "--github-write-interval-ms",
+                "0",
+            ])
+            .args(extra)
+            .current_dir(work.path())
+            .env("HERMIT_PEX_PEX", tools_venv().join("bin/pex"))
+            .env("PATH", python312_on_path())
+            .env_remove("GITHUB_TOKEN");
+        if let Some(t) = token {
+            cmd.env("GITHUB_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // No token: a hard failure before anything is built or sent.
+    let (code, _, stderr) = run(&[], None);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("GITHUB_TOKEN is not set"), "{stderr}");
+    assert!(fake.requests().is_empty());
+
+    let (code, stdout, stderr) = run(&[], Some(TOKEN));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token leaked into the output"
+    );
+    let releases = fake.releases();
+    assert_eq!(releases.len(), 2);
+    assert!(releases.iter().all(|r| !r.draft && r.assets.len() == 4));
+    assert!(
+        releases
+            .iter()
+            .all(|r| !r.body.as_deref().unwrap_or("").contains(TOKEN))
+    );
+
+    let text = std::fs::read_to_string(work.path().join("hermit/tool.hcl")).unwrap();
+    assert!(
+        text.contains("repository = \"https://github.com/owner/repo\""),
+        "{text}"
+    );
+    let existing = hermit::read(&text).unwrap();
+    assert_eq!(
+        existing.source.as_deref(),
+        Some(
+            "https://github.com/owner/repo/releases/download/tool-v${version}/tool-${os}-${arch}.tar.gz"
+        )
+    );
+    assert!(hermit::unverified(&existing, &Platform::ALL).is_empty());
+    for (url, digest) in &existing.sha256sums {
+        let rest = url
+            .strip_prefix("https://github.com/owner/repo/releases/download/")
+            .unwrap();
+        let (tag, name) = rest.split_once('/').unwrap();
+        let bytes = fake.asset_bytes(tag, name).unwrap();
+        let path = work.path().join("check");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(&sha256_file(&path).unwrap().1, digest, "{url}");
+    }
+
+    // Nothing changed: one list request, answered 304, and no writes.
+    let writes = fake.writes();
+    let (code, _, stderr) = run(&[], Some(TOKEN));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("nothing to do"), "{stderr}");
+    assert!(
+        stderr.contains("github: 1 requests (1 list, 1 of them unchanged 304; 0 writes"),
+        "{stderr}"
+    );
+    assert_eq!(fake.writes(), writes);
+    drop(server);
+}
