@@ -34,7 +34,7 @@ pub enum Command {
     /// Show what would be built: versions, python, platforms, and what is already done.
     Plan(PlanArgs),
     /// Build what is missing, release it, and write Hermit manifests (the embedded default).
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
 }
 
 #[derive(Args)]
@@ -79,6 +79,31 @@ pub struct SyncArgs {
     /// Create releases as pre-releases rather than drafts (not for repositories with immutable releases).
     #[arg(long)]
     pub prerelease: bool,
+    /// Commit manifests to this Git repository (any URL git takes; token in HERMIT_PEX_GIT_TOKEN
+    /// or GITHUB_TOKEN for HTTPS, key file in HERMIT_PEX_GIT_SSH_KEY for SSH).
+    #[arg(long, conflicts_with = "manifest_github")]
+    pub manifest_repo: Option<String>,
+    /// Commit manifests to OWNER/REPO through the GitHub API (token in GITHUB_TOKEN).
+    #[arg(long)]
+    pub manifest_github: Option<String>,
+    /// Branch for --manifest-repo / --manifest-github.
+    #[arg(long, default_value = "main")]
+    pub manifest_branch: String,
+    /// Directory in that repository (default: its root, where Hermit reads a git source).
+    #[arg(long, default_value = "")]
+    pub manifest_dir: String,
+    /// Author of manifest commits.
+    #[arg(
+        long,
+        default_value = "hermit-pex <hermit-pex@users.noreply.github.com>"
+    )]
+    pub git_author: String,
+    /// List releases without first running their test command.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Stop a release's test command after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub test_timeout: u64,
     /// Gap between content-creating GitHub requests (GitHub allows about 80 a minute).
     #[arg(long, default_value_t = 1000, hide = true)]
     pub github_write_interval_ms: u64,
@@ -163,7 +188,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Plan(args) => plan_command(args).await,
-            Command::Sync(args) => crate::local::sync_command(args).await,
+            Command::Sync(args) => crate::local::sync_command(*args).await,
         }
     });
     match result {

@@ -26,6 +26,9 @@ pub struct Existing {
     /// Version → its `runtime-dependencies`, as written.
     pub versions: BTreeMap<Version, Vec<String>>,
     pub sha256sums: BTreeMap<String, String>,
+    /// Attributes and blocks hermit-pex does not write (added by hand): re-rendering would
+    /// lose them, so such a manifest is reported rather than rewritten.
+    pub foreign: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +47,28 @@ pub enum ManifestError {
         actual: String,
     },
     #[error(
+        "the manifest was edited by hand ({}): hermit-pex would lose that, so it leaves the file as it is. \
+         Move the additions into the package config, or remove them",
+        .0.join(", ")
+    )]
+    HandEdited(Vec<String>),
+    #[error(
         "the manifest's source is {old:?} but the releases are now at {new:?}: the versions it lists would point elsewhere. \
          Keep the old release location or write the manifest to another directory"
     )]
     SourceChanged { old: String, new: String },
 }
+
+/// The top-level attributes `render` writes.
+const WRITTEN: &[&str] = &[
+    "description",
+    "binaries",
+    "test",
+    "homepage",
+    "repository",
+    "source",
+    "sha256sums",
+];
 
 /// Hermit's `${version}`, `${os}`, `${arch}` filled in.
 pub fn expand(template: &str, version: &Version, platform: Platform) -> String {
@@ -96,7 +116,16 @@ pub fn read(text: &str) -> Result<Existing, ManifestError> {
                     existing.sha256sums.insert(key, digest);
                 }
             }
+            Structure::Attribute(a) if WRITTEN.contains(&a.key.as_str()) => {}
+            Structure::Attribute(a) => existing.foreign.push(a.key.to_string()),
             Structure::Block(b) if b.identifier.as_str() == "version" => {
+                if let Some(other) = b.body.iter().find_map(|s| match s {
+                    Structure::Attribute(a) if a.key.as_str() == "runtime-dependencies" => None,
+                    Structure::Attribute(a) => Some(format!("version.{}", a.key)),
+                    Structure::Block(b) => Some(format!("version.{}", b.identifier)),
+                }) {
+                    existing.foreign.push(other);
+                }
                 let deps: Vec<String> = b
                     .body
                     .attributes()
@@ -125,7 +154,7 @@ pub fn read(text: &str) -> Result<Existing, ManifestError> {
                     existing.versions.insert(v, deps.clone());
                 }
             }
-            _ => {}
+            Structure::Block(b) => existing.foreign.push(b.identifier.to_string()),
         }
     }
     Ok(existing)
@@ -146,6 +175,9 @@ pub fn render(input: &ManifestInput<'_>) -> Result<String, ManifestError> {
     let platforms = spec.platforms();
     let empty = Existing::default();
     let existing = input.existing.unwrap_or(&empty);
+    if !existing.foreign.is_empty() {
+        return Err(ManifestError::HandEdited(existing.foreign.clone()));
+    }
     if let Some(old) = &existing.source
         && old != input.source
         && !existing.versions.is_empty()

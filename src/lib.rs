@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod gitops;
 pub mod hermit;
 pub mod local;
 pub mod names;
@@ -12,3 +13,4 @@ pub mod plan;
 pub mod pypi;
 pub mod release;
 pub mod spec;
+pub mod verify;

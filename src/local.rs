@@ -2,7 +2,7 @@
 //! as local processes, a release store, manifests in a directory). One failing version or
 //! platform is reported and the others go on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,20 +15,23 @@ use pep440_rs::Version;
 use tokio::sync::Semaphore;
 
 use crate::build::{self, BuildInfo, BuildSettings, PlatformBuild, VersionJob};
+use crate::gitops::{CommitOutcome, DirSink, ManifestSink, Rendered, SinkError};
 use crate::hermit::{self, CompleteVersion, ManifestInput};
-use crate::names::Platform;
+use crate::names::{PackageName, Platform};
 use crate::plan::{Action, Plan, VersionPlan};
 use crate::release::{ReleaseMeta, ReleaseState, ReleaseStore, Upload};
 use crate::spec::LoadedSpec;
+use crate::verify::Verdict;
 
 pub struct Sync<'a, S> {
     pub store: &'a S,
     pub settings: BuildSettings,
     /// Parallel pex runs, across versions and platforms.
     pub jobs: Arc<Semaphore>,
-    pub hermit_dir: PathBuf,
     /// `repository = ...` in manifests, when releases live in a repository.
     pub repository: Option<String>,
+    /// Try each release's host tarball before a manifest lists it (`None`: list without trying).
+    pub verification: Option<Verification>,
     pub progress: Progress,
 }
 
@@ -40,29 +43,20 @@ pub struct Failure {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ManifestOutcome {
-    Unchanged,
-    Written { versions: usize },
-    Failed(String),
-}
-
 #[derive(Debug)]
 pub struct PackageOutcome {
     pub built: usize,
     pub published: usize,
     pub failures: Vec<Failure>,
-    pub manifest: ManifestOutcome,
 }
 
 impl<S: ReleaseStore> Sync<'_, S> {
-    /// Executes a package's plan, then writes its manifest from what the store now holds.
+    /// Executes a package's plan: releases, builds, uploads, publishing.
     pub async fn run(&self, spec: &LoadedSpec, plan: &Plan) -> PackageOutcome {
         let mut outcome = PackageOutcome {
             built: 0,
             published: 0,
             failures: Vec::new(),
-            manifest: ManifestOutcome::Unchanged,
         };
         let mut running: FuturesUnordered<_> = plan
             .versions
@@ -79,8 +73,6 @@ impl<S: ReleaseStore> Sync<'_, S> {
             outcome.published += usize::from(v.published);
             outcome.failures.extend(v.failures);
         }
-        drop(running);
-        outcome.manifest = self.write_manifest(spec).await;
         outcome
     }
 
@@ -291,71 +283,181 @@ impl<S: ReleaseStore> Sync<'_, S> {
             .map_err(|e| format!("cannot store {}: {e}", b.asset))
     }
 
-    /// Renders the manifest from the published, complete releases and the existing manifest;
-    /// writes it only when the text changes.
-    async fn write_manifest(&self, spec: &LoadedSpec) -> ManifestOutcome {
+    /// The versions a manifest may list: published, every platform there, and the host's
+    /// tarball passing the package's test (remembered by digest, so each is run once).
+    async fn listable(
+        &self,
+        spec: &LoadedSpec,
+    ) -> Result<(Vec<CompleteVersion>, Vec<Failure>), String> {
         let s = &spec.spec;
-        let releases = match self.store.releases(&s.package).await {
-            Ok(r) => r,
-            Err(e) => return ManifestOutcome::Failed(e.to_string()),
-        };
+        let releases = self
+            .store
+            .releases(&s.package)
+            .await
+            .map_err(|e| e.to_string())?;
         let platforms = s.platforms();
-        let complete: Vec<CompleteVersion> = releases
+        let mut complete = Vec::new();
+        let mut failures = Vec::new();
+        for r in releases
             .iter()
             .filter(|r| r.state == ReleaseState::Published)
-            .filter(|r| platforms.iter().all(|p| r.has_complete(&s.package, *p)))
-            .filter_map(|r| {
-                let python = r.python.or_else(|| s.python_for(&r.version))?;
-                let sha256 = platforms
-                    .iter()
-                    .map(|p| {
-                        (
-                            *p,
-                            r.asset(&s.package, *p)
-                                .and_then(|a| a.sha256.clone())
-                                .unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                Some(CompleteVersion {
-                    version: r.version.clone(),
-                    python,
-                    sha256,
+        {
+            let sha256: BTreeMap<Platform, String> = platforms
+                .iter()
+                .filter_map(|p| {
+                    r.asset(&s.package, *p)
+                        .filter(|a| a.is_complete())
+                        .map(|a| (*p, a.sha256.clone().unwrap_or_default()))
                 })
-            })
-            .collect();
-        let path = self.hermit_dir.join(hermit::file_name(&s.package));
-        let old_text = std::fs::read_to_string(&path).ok();
-        if complete.is_empty() && old_text.is_none() {
-            return ManifestOutcome::Unchanged;
+                .collect();
+            let Some(python) = r.python.or_else(|| s.python_for(&r.version)) else {
+                continue;
+            };
+            if sha256.len() != platforms.len() {
+                continue;
+            }
+            if let Some(verification) = &self.verification
+                && let Some(host) = Platform::host().filter(|h| sha256.contains_key(h))
+            {
+                match self
+                    .verify(verification, spec, &r.version, python, host, &sha256[&host])
+                    .await
+                {
+                    Verdict::Passed => {}
+                    Verdict::Skipped(why) => {
+                        self.progress.line(format!(
+                            "{} {}: not tried before listing: {why}",
+                            s.package, r.version
+                        ));
+                    }
+                    Verdict::Failed(why) => {
+                        failures.push(Failure {
+                            version: r.version.clone(),
+                            platform: Some(host),
+                            message: format!("left out of the manifest: {why}"),
+                        });
+                        continue;
+                    }
+                }
+            }
+            complete.push(CompleteVersion {
+                version: r.version.clone(),
+                python,
+                sha256,
+            });
         }
-        let existing = match old_text.as_deref().map(hermit::read).transpose() {
-            Ok(e) => e,
-            Err(e) => return ManifestOutcome::Failed(format!("{}: {e}", path.display())),
-        };
-        let source = self.store.source_template(&s.package);
-        let input = ManifestInput {
-            spec: s,
-            source: &source,
-            repository: self.repository.as_deref(),
-            complete: &complete,
-            existing: existing.as_ref(),
-        };
-        let text = match hermit::render(&input) {
-            Ok(t) => t,
-            Err(e) => return ManifestOutcome::Failed(format!("{}: {e}", path.display())),
-        };
-        if old_text.as_deref() == Some(text.as_str()) {
-            return ManifestOutcome::Unchanged;
-        }
-        let versions = hermit::read(&text).map(|e| e.versions.len()).unwrap_or(0);
-        match crate::release::dir::atomic_write(&path, |f| {
-            std::io::Write::write_all(f, text.as_bytes())
-        }) {
-            Ok(()) => ManifestOutcome::Written { versions },
-            Err(e) => ManifestOutcome::Failed(e.to_string()),
-        }
+        Ok((complete, failures))
     }
+
+    async fn verify(
+        &self,
+        v: &Verification,
+        spec: &LoadedSpec,
+        version: &Version,
+        python: crate::names::PythonMinor,
+        host: Platform,
+        sha256: &str,
+    ) -> Verdict {
+        let marker = v.cache_dir.join("verified").join(sha256);
+        if marker.exists() {
+            return Verdict::Passed;
+        }
+        let s = &spec.spec;
+        let asset = s.package.asset_name(host);
+        let Ok(scratch) = tempfile::tempdir() else {
+            return Verdict::Skipped("no temporary directory".into());
+        };
+        let tarball = match self
+            .store
+            .fetch(&s.package, version, &asset, &scratch.path().join(&asset))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return Verdict::Failed(format!("cannot fetch {asset}: {e}")),
+        };
+        let pex_root = v.cache_dir.join("pex-root-verify");
+        let verdict = crate::verify::verify(
+            &tarball,
+            sha256,
+            &s.test_command(),
+            &s.binaries,
+            python,
+            &pex_root,
+            v.timeout,
+        )
+        .await;
+        if verdict == Verdict::Passed {
+            let _ = std::fs::create_dir_all(marker.parent().expect("in the cache"));
+            let _ = std::fs::write(&marker, format!("{} {version} {host}\n", s.package));
+        }
+        verdict
+    }
+
+    /// Renders every package's manifest on top of what the sink holds and commits the changed
+    /// ones together. Returns the outcome and the versions left out.
+    pub async fn commit_manifests<K: ManifestSink>(
+        &self,
+        specs: &[&LoadedSpec],
+        sink: &K,
+    ) -> (
+        Result<CommitOutcome, SinkError>,
+        Vec<(PackageName, Failure)>,
+    ) {
+        let mut inputs = HashMap::new();
+        let mut left_out = Vec::new();
+        let mut unreadable = Vec::new();
+        for spec in specs {
+            match self.listable(spec).await {
+                Ok((complete, failures)) => {
+                    left_out.extend(failures.into_iter().map(|f| (spec.spec.package.clone(), f)));
+                    inputs.insert(spec.spec.package.clone(), (*spec, complete));
+                }
+                Err(e) => unreadable.push((
+                    spec.spec.package.clone(),
+                    format!("cannot read releases: {e}"),
+                )),
+            }
+        }
+        let packages: Vec<PackageName> = inputs.keys().cloned().collect();
+        let render =
+            |package: &PackageName, current: Option<&str>| -> Result<Option<Rendered>, String> {
+                let (spec, complete) = &inputs[package];
+                if complete.is_empty() && current.is_none() {
+                    return Ok(None);
+                }
+                let existing = current
+                    .map(hermit::read)
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                let source = self.store.source_template(package);
+                let input = ManifestInput {
+                    spec: &spec.spec,
+                    source: &source,
+                    repository: self.repository.as_deref(),
+                    complete,
+                    existing: existing.as_ref(),
+                };
+                let text = hermit::render(&input).map_err(|e| e.to_string())?;
+                let listed = existing.map(|e| e.versions).unwrap_or_default();
+                let added = complete
+                    .iter()
+                    .map(|c| c.version.clone())
+                    .filter(|v| !listed.contains_key(v))
+                    .collect();
+                Ok(Some(Rendered { text, added }))
+            };
+        let mut result = sink.commit(&packages, &render).await;
+        if let Ok(outcome) = &mut result {
+            outcome.failed.extend(unreadable);
+        }
+        (result, left_out)
+    }
+}
+
+/// Trying releases before they are listed.
+pub struct Verification {
+    pub cache_dir: PathBuf,
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -418,11 +520,12 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
     use crate::release::github::{GitHubConfig, GitHubStore, Token};
     use anyhow::Context;
 
+    let sink = make_sink(&args)?;
     let Some(repository) = &args.repository else {
         let store =
             crate::release::dir::DirStore::new(args.dist.join("releases"), args.base_url.clone())
                 .with_context(|| format!("cannot use {} for releases", args.dist.display()))?;
-        return run_sync(&args, &store, None).await;
+        return run_sync(&args, &store, None, &sink).await;
     };
     // A missing token fails here, before anything is built (seed 001).
     let token = Token::from_env()?;
@@ -438,7 +541,7 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
     config.write_interval = std::time::Duration::from_millis(args.github_write_interval_ms);
     let store = GitHubStore::new(config, token)?;
     let html = format!("{}/{owner}/{repo}", args.github_url.trim_end_matches('/'));
-    let code = run_sync(&args, &store, Some(html)).await;
+    let code = run_sync(&args, &store, Some(html), &sink).await;
     if let Err(e) = store.refresh_cache().await {
         tracing::warn!(error = %e, "cannot refresh the release list cache");
     }
@@ -459,10 +562,85 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
     code
 }
 
+/// Where `sync` commits manifests.
+pub enum Sink {
+    Dir(DirSink),
+    Git(crate::gitops::git::GitSink),
+    GitHub(crate::gitops::github::GitHubSink),
+}
+
+fn make_sink(args: &crate::cli::SyncArgs) -> anyhow::Result<Sink> {
+    use anyhow::Context;
+    let (author_name, author_email) = args
+        .git_author
+        .rsplit_once('<')
+        .map(|(n, e)| {
+            (
+                n.trim().to_owned(),
+                e.trim_end_matches('>').trim().to_owned(),
+            )
+        })
+        .filter(|(n, e)| !n.is_empty() && e.contains('@'))
+        .with_context(|| {
+            format!(
+                "--git-author {:?}: write it as \"Name <email>\"",
+                args.git_author
+            )
+        })?;
+    if let Some(url) = &args.manifest_repo {
+        let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
+            "{url}\n{}",
+            args.manifest_branch
+        )));
+        return Ok(Sink::Git(crate::gitops::git::GitSink::new(
+            crate::gitops::git::GitSinkConfig {
+                url: url.clone(),
+                branch: args.manifest_branch.clone(),
+                dir: args.manifest_dir.trim_matches('/').to_owned(),
+                author_name,
+                author_email,
+                checkout: cache_dir(args).join("git").join(&key[..16]),
+                attempts: 5,
+            },
+        )));
+    }
+    if let Some(repository) = &args.manifest_github {
+        let (owner, repo) = repository
+            .split_once('/')
+            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+            .with_context(|| format!("--manifest-github {repository:?}: write it as OWNER/REPO"))?;
+        let token = crate::release::github::Token::from_env()?;
+        let config = crate::gitops::github::GitHubSinkConfig {
+            owner: owner.into(),
+            repo: repo.into(),
+            branch: args.manifest_branch.clone(),
+            dir: args.manifest_dir.trim_matches('/').to_owned(),
+            api_url: args.github_api_url.clone(),
+            author_name,
+            author_email,
+        };
+        return Ok(Sink::GitHub(crate::gitops::github::GitHubSink::new(
+            config, token,
+        )?));
+    }
+    Ok(Sink::Dir(DirSink {
+        dir: args.hermit_dir.clone(),
+    }))
+}
+
+fn cache_dir(args: &crate::cli::SyncArgs) -> PathBuf {
+    args.index
+        .cache_dir
+        .clone()
+        .or_else(crate::cli::default_cache_dir)
+        .unwrap_or_else(|| args.dist.join(".cache"))
+}
+
 async fn run_sync<S: ReleaseStore>(
     args: &crate::cli::SyncArgs,
     store: &S,
     repository: Option<String>,
+    sink: &Sink,
 ) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
     use std::process::ExitCode;
@@ -514,12 +692,7 @@ async fn run_sync<S: ReleaseStore>(
     }
 
     let total_builds: usize = plans.iter().map(|(_, p)| p.builds()).sum();
-    let cache = args
-        .index
-        .cache_dir
-        .clone()
-        .or_else(crate::cli::default_cache_dir)
-        .unwrap_or_else(|| args.dist.join(".cache"));
+    let cache = cache_dir(args);
     let pex = if total_builds > 0 {
         crate::build::tools::Pex::locate(&cache)
             .await
@@ -548,12 +721,15 @@ async fn run_sync<S: ReleaseStore>(
             timeout: std::time::Duration::from_secs(args.build_timeout),
         },
         jobs: Arc::new(Semaphore::new(jobs)),
-        hermit_dir: args.hermit_dir.clone(),
         repository,
+        verification: (!args.no_verify).then(|| Verification {
+            cache_dir: cache.clone(),
+            timeout: std::time::Duration::from_secs(args.test_timeout),
+        }),
         progress: Progress::new(total_builds),
     };
 
-    let (mut built, mut released, mut written) = (0, 0, 0);
+    let (mut built, mut released) = (0, 0);
     for (spec, plan) in &plans {
         if plan.builds() > 0 {
             sync.progress.line(format!(
@@ -576,27 +752,53 @@ async fn run_sync<S: ReleaseStore>(
         built += outcome.built;
         released += outcome.published;
         failed |= !outcome.failures.is_empty();
-        match outcome.manifest {
-            ManifestOutcome::Unchanged => {}
-            ManifestOutcome::Written { versions } => {
-                written += 1;
-                sync.progress.line(format!(
-                    "{}: wrote {} ({versions} versions)",
-                    plan.package,
-                    sync.hermit_dir
-                        .join(hermit::file_name(&plan.package))
-                        .display()
-                ));
-            }
-            ManifestOutcome::Failed(e) => {
-                failed = true;
-                sync.progress.line(format!(
-                    "error: {}: manifest not written: {e}",
-                    plan.package
-                ));
-            }
-        }
     }
+
+    let specs: Vec<&LoadedSpec> = plans.iter().map(|(s, _)| *s).collect();
+    let (result, left_out) = match sink {
+        Sink::Dir(k) => sync.commit_manifests(&specs, k).await,
+        Sink::Git(k) => sync.commit_manifests(&specs, k).await,
+        Sink::GitHub(k) => sync.commit_manifests(&specs, k).await,
+    };
+    for (package, f) in &left_out {
+        failed = true;
+        sync.progress.line(format!(
+            "{package} {} {}: {}",
+            f.version,
+            f.platform.map_or(String::new(), |p| p.to_string()),
+            f.message
+        ));
+    }
+    let written = match result {
+        Ok(outcome) => {
+            for (package, why) in &outcome.failed {
+                failed = true;
+                sync.progress
+                    .line(format!("error: {package}: manifest left as it is: {why}"));
+            }
+            for (package, added) in &outcome.changed {
+                let v: Vec<String> = added.iter().map(ToString::to_string).collect();
+                sync.progress.line(format!(
+                    "{package}: manifest updated (+{})",
+                    if v.is_empty() {
+                        "no new versions".into()
+                    } else {
+                        v.join(", ")
+                    }
+                ));
+            }
+            if let Some(sha) = &outcome.commit {
+                sync.progress.line(format!("manifests committed as {sha}"));
+            }
+            outcome.changed.len()
+        }
+        Err(e) => {
+            failed = true;
+            sync.progress
+                .line(format!("error: manifests not committed: {e}"));
+            0
+        }
+    };
     sync.progress.finish();
     let stats = client.stats();
     if total_builds == 0 && written == 0 && !failed {

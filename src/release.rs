@@ -150,6 +150,15 @@ pub trait ReleaseStore: Send + Sync {
         version: &Version,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// A local file with the asset's bytes: the store's own file, or a download into `into`.
+    fn fetch(
+        &self,
+        package: &PackageName,
+        version: &Version,
+        asset: &str,
+        into: &std::path::Path,
+    ) -> impl Future<Output = Result<std::path::PathBuf, StoreError>> + Send;
+
     /// The download URL of `package`'s assets with Hermit's `${version}`, `${os}` and `${arch}`.
     fn source_template(&self, package: &PackageName) -> String;
 }

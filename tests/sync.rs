@@ -332,3 +332,87 @@ fn dry_run_changes_nothing() {
     );
     assert!(!s.path().join("hermit").exists());
 }
+
+#[test]
+fn manifests_are_committed_to_a_git_repository_at_its_root_once() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let bare = s.path().join("manifests.git");
+    let status = Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let url = format!("file://{}", bare.display());
+    let log = || {
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(&bare)
+            .args(["log", "--format=%s", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (code, _, stderr) = s.sync(&["--manifest-repo", &url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(log(), ["hermit: tiny-tool 1.0 [skip ci]"]);
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(&bare)
+        .args(["show", "main:tiny-tool.hcl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("version \"1.0\""), "{text}");
+    assert!(
+        s.manifest("tiny-tool").is_none(),
+        "not written locally when a repository is given"
+    );
+
+    let (code, _, stderr) = s.sync(&["--manifest-repo", &url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(log().len(), 1, "no new commit when nothing changed");
+}
+
+#[test]
+fn a_release_that_fails_its_test_is_left_out_of_the_manifest() {
+    let s = Sandbox::new(
+        &[("tiny-tool", TINY)],
+        &[
+            ("tiny-tool", "1.0", TINY_FLAGS),
+            (
+                "tiny-tool",
+                "2.0",
+                &[
+                    "--script",
+                    "tiny-tool",
+                    "--script",
+                    "tiny-admin",
+                    "--broken",
+                ],
+            ),
+        ],
+    );
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("tiny-tool 2.0") && l.contains("left out of the manifest"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("tiny-tool --help") && line.contains("exit 3"),
+        "{line}"
+    );
+    assert_eq!(
+        s.release_json("tiny-tool-v2.0")["state"],
+        "published",
+        "the release itself is complete"
+    );
+    let existing = hermit::read(&s.manifest("tiny-tool").unwrap()).unwrap();
+    let versions: Vec<String> = existing.versions.keys().map(|v| v.to_string()).collect();
+    assert_eq!(versions, ["1.0"]);
+}

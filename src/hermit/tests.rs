@@ -147,6 +147,23 @@ fn a_missing_digest_is_found() {
 }
 
 #[test]
+fn a_hand_edited_manifest_is_reported_not_overwritten() {
+    let text = render_with(&[complete("0.80.0", 11, 'a')], None).unwrap();
+    let edited = text.replace("homepage =", "env = { \"AIDER_X\": \"1\" }\nhomepage =");
+    let existing = read(&edited).unwrap();
+    assert_eq!(existing.foreign, ["env"]);
+    let err = render_with(&[complete("0.83.1", 12, 'b')], Some(&existing)).unwrap_err();
+    assert!(
+        matches!(&err, ManifestError::HandEdited(f) if f == &["env"]),
+        "{err}"
+    );
+    assert!(
+        read(&text).unwrap().foreign.is_empty(),
+        "our own output is not foreign"
+    );
+}
+
+#[test]
 fn an_unreadable_manifest_is_reported() {
     assert!(matches!(
         read("version \"1.0\" {"),

@@ -248,6 +248,21 @@ impl ReleaseStore for DirStore {
         Ok(())
     }
 
+    async fn fetch(
+        &self,
+        package: &PackageName,
+        version: &Version,
+        asset: &str,
+        _into: &Path,
+    ) -> Result<PathBuf, StoreError> {
+        let path = self.asset_path(package, version, asset);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(io(&path, std::io::ErrorKind::NotFound.into()))
+        }
+    }
+
     fn source_template(&self, package: &PackageName) -> String {
         let base = self
             .base_url

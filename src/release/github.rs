@@ -46,6 +46,11 @@ impl Token {
     pub fn new(token: impl Into<String>) -> Self {
         Self(token.into())
     }
+
+    /// The secret itself, only for handing to an HTTP client.
+    pub(crate) fn secret(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Token {
@@ -753,6 +758,88 @@ impl ReleaseStore for GitHubStore {
         self.patch_release(*release.id, body, "publish the release")
             .await
             .map(|_| ())
+    }
+
+    async fn fetch(
+        &self,
+        package: &PackageName,
+        version: &Version,
+        asset: &str,
+        into: &Path,
+    ) -> Result<PathBuf, StoreError> {
+        let tag = package.tag(version);
+        let release = self.release(&tag).await?;
+        let id = release
+            .assets
+            .iter()
+            .find(|a| a.name == asset)
+            .map(|a| a.id)
+            .ok_or_else(|| StoreError::Other(format!("{tag}/{asset}: no such asset")))?;
+        self.counters.get.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/releases/assets/{id}", self.repo_path());
+        let request = http::Request::builder()
+            .uri(&url)
+            .header(header::ACCEPT, "application/octet-stream")
+            .body(OctoBody::empty())
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| StoreError::Other(format!("download {asset}: {}", describe(&e))))?;
+        let status = response.status();
+        if status.is_redirection() {
+            // GitHub answers with a short-lived CDN URL that must not get the token.
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| {
+                    StoreError::Other(format!("download {asset}: a redirect without a location"))
+                })?
+                .to_owned();
+            let mut r = reqwest::get(&location)
+                .await
+                .map_err(|e| StoreError::Other(format!("download {asset}: {e}")))?;
+            if !r.status().is_success() {
+                return Err(StoreError::Other(format!(
+                    "download {asset}: HTTP {}",
+                    r.status()
+                )));
+            }
+            let mut file = tokio::fs::File::create(into)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            while let Some(chunk) = r
+                .chunk()
+                .await
+                .map_err(|e| StoreError::Other(format!("download {asset}: {e}")))?
+            {
+                tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                    .await
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+            }
+            return Ok(into.to_owned());
+        }
+        if !status.is_success() {
+            return Err(StoreError::Other(format!(
+                "download {asset}: HTTP {status}"
+            )));
+        }
+        let mut body = response.into_body();
+        let mut file = tokio::fs::File::create(into)
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| StoreError::Other(format!("download {asset}: {}", describe(&e))))?;
+            if let Ok(data) = frame.into_data() {
+                tokio::io::AsyncWriteExt::write_all(&mut file, &data)
+                    .await
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+            }
+        }
+        Ok(into.to_owned())
     }
 
     fn source_template(&self, package: &PackageName) -> String {

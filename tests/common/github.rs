@@ -3,7 +3,7 @@
 //! `Release` / `Asset` / `Author` require), and the repository acts as if "immutable releases" is
 //! on: a published release can gain or lose no asset, and its tag can never be used again.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -121,6 +121,8 @@ pub struct GhState {
     next_asset_id: u64,
     rate_remaining: u64,
     rate_reset: u64,
+    /// The repository's git objects, for the git data and contents endpoints.
+    pub git: GitStore,
 }
 
 /// The fake, serving until dropped.
@@ -153,6 +155,7 @@ impl FakeGitHub {
             next_asset_id: 1,
             rate_remaining: RATE_LIMIT,
             rate_reset: now() + 3600,
+            git: GitStore::seeded(),
         }));
         let app = Router::new()
             .fallback(serve)
@@ -290,6 +293,27 @@ async fn serve(
     body: Bytes,
 ) -> Response {
     let mut s = state.lock().unwrap();
+    // The CDN behind download redirects: bytes, and it must never be sent the token.
+    if let Some(id) = uri.path().strip_prefix("/cdn/assets/") {
+        let bytes = s
+            .releases
+            .values()
+            .flat_map(|r| &r.assets)
+            .find(|a| a.id.to_string() == id)
+            .map(|a| a.bytes.clone());
+        let status = match (&bytes, headers.contains_key(header::AUTHORIZATION)) {
+            (_, true) => 400,
+            (None, _) => 404,
+            (Some(_), false) => 200,
+        };
+        s.log.push((method.to_string(), uri.path().into(), status));
+        let mut resp = bytes
+            .filter(|_| status == 200)
+            .unwrap_or_default()
+            .into_response();
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+        return resp;
+    }
     let mut r = s.route(&method, &uri, &headers, &body);
     // GitHub puts an ETag on every successful GET and answers a matching If-None-Match with 304,
     // which does not count against the rate limit.
@@ -387,6 +411,9 @@ impl GhState {
         let Some(rest) = path.strip_prefix(&repos).or(path.strip_prefix(&by_id)) else {
             return found(None);
         };
+        if let Some(r) = self.git_route(method.as_str(), rest, &query, body) {
+            return r;
+        }
         let release = |id: &str| id.parse().ok().and_then(|id| self.releases.get(&id));
         match (
             method.as_str(),
@@ -405,6 +432,21 @@ impl GhState {
                         .find(|r| r.tag == decode(tag))
                         .map(|r| self.release_json(r)),
                 )
+            }
+            // A download answers with a redirect to a short-lived CDN URL, as GitHub does.
+            ("GET", ["releases", "assets", id])
+                if headers
+                    .get(header::ACCEPT)
+                    .is_some_and(|v| v == "application/octet-stream") =>
+            {
+                match self.find_asset(id) {
+                    Some((_, a)) => Reply {
+                        status: 302,
+                        body: None,
+                        headers: vec![("location", format!("{}cdn/assets/{}", self.api_url, a.id))],
+                    },
+                    None => found(None),
+                }
             }
             ("GET", ["releases", "assets", id]) => {
                 found(self.find_asset(id).map(|(r, a)| self.asset_json(r, a)))
@@ -717,6 +759,340 @@ impl GhState {
             "type": "User", "user_view_type": "public", "site_admin": false,
         })
     }
+}
+
+/// One commit of the fake repository.
+#[derive(Clone, Debug)]
+pub struct FakeCommit {
+    pub sha: String,
+    pub tree: String,
+    pub parents: Vec<String>,
+    pub message: String,
+    /// (name, email)
+    pub author: (String, String),
+}
+
+/// A minimal git object store for the one repository: commits, trees as flat maps of path (with
+/// `/`) to file content, and branches. Shas are content hashes (sha256 cut to 40 hex digits), so
+/// identical objects share a sha, as in git.
+#[derive(Default)]
+pub struct GitStore {
+    pub commits: HashMap<String, FakeCommit>,
+    pub trees: HashMap<String, BTreeMap<String, String>>,
+    /// Branch name → commit sha.
+    pub branches: BTreeMap<String, String>,
+    /// (path, content) pushed by "someone else" just before the next ref update is applied.
+    race: Option<(String, String)>,
+}
+
+fn git_sha(kind: &str, parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in std::iter::once(kind).chain(parts.iter().copied()) {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())[..40].to_owned()
+}
+
+impl GitStore {
+    /// Branch `main` with one commit holding a `README.md`.
+    fn seeded() -> Self {
+        let mut git = Self::default();
+        let tree = git.add_tree(BTreeMap::from([("README.md".into(), "# repo\n".into())]));
+        let author = ("octocat".to_owned(), "octocat@github.com".to_owned());
+        let commit = git.add_commit(tree, vec![], "Initial commit", author);
+        git.branches.insert("main".into(), commit);
+        git
+    }
+
+    fn add_tree(&mut self, files: BTreeMap<String, String>) -> String {
+        let sha = git_sha("tree", &[&serde_json::to_string(&files).unwrap()]);
+        self.trees.insert(sha.clone(), files);
+        sha
+    }
+
+    fn add_commit(
+        &mut self,
+        tree: String,
+        parents: Vec<String>,
+        message: &str,
+        author: (String, String),
+    ) -> String {
+        let sha = git_sha(
+            "commit",
+            &[&tree, &parents.join(" "), message, &author.0, &author.1],
+        );
+        let c = FakeCommit {
+            sha: sha.clone(),
+            tree,
+            parents,
+            message: message.into(),
+            author,
+        };
+        self.commits.insert(sha.clone(), c);
+        sha
+    }
+
+    /// The files of the commit a branch name or commit sha designates.
+    fn files(&self, rev: &str) -> Option<&BTreeMap<String, String>> {
+        let sha = self.branches.get(rev).map_or(rev, String::as_str);
+        self.trees.get(&self.commits.get(sha)?.tree)
+    }
+
+    /// Commits `content` at `path` on top of `branch` (another writer); returns the commit.
+    fn push(&mut self, branch: &str, path: &str, content: &str, message: &str) -> String {
+        let head = self.branches[branch].clone();
+        let mut files = self.files(&head).unwrap().clone();
+        files.insert(path.into(), content.into());
+        let tree = self.add_tree(files);
+        let author = ("someone".to_owned(), "someone@example.com".to_owned());
+        let sha = self.add_commit(tree, vec![head], message, author);
+        self.branches.insert(branch.into(), sha.clone());
+        sha
+    }
+
+    /// Whether `ancestor` is `sha` or reachable from it through parents.
+    fn reaches(&self, sha: &str, ancestor: &str) -> bool {
+        let mut todo = vec![sha.to_owned()];
+        while let Some(s) = todo.pop() {
+            if s == ancestor {
+                return true;
+            }
+            todo.extend(
+                self.commits
+                    .get(&s)
+                    .into_iter()
+                    .flat_map(|c| c.parents.clone()),
+            );
+        }
+        false
+    }
+}
+
+impl FakeGitHub {
+    /// The content of `path` at the head of `branch`.
+    pub fn file_at(&self, branch: &str, path: &str) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .git
+            .files(branch)?
+            .get(path)
+            .cloned()
+    }
+
+    /// (sha, message) of the commits of `branch`, newest first (first parents).
+    pub fn commits(&self, branch: &str) -> Vec<(String, String)> {
+        let s = self.state.lock().unwrap();
+        let mut next = s.git.branches.get(branch).cloned();
+        let mut out = vec![];
+        while let Some(c) = next.and_then(|sha| s.git.commits.get(&sha)) {
+            out.push((c.sha.clone(), c.message.clone()));
+            next = c.parents.first().cloned();
+        }
+        out
+    }
+
+    pub fn commit(&self, sha: &str) -> Option<FakeCommit> {
+        self.state.lock().unwrap().git.commits.get(sha).cloned()
+    }
+
+    /// Another writer commits `content` at `path` on `branch`; returns the new head.
+    pub fn push_commit(&self, branch: &str, path: &str, content: &str, message: &str) -> String {
+        self.state
+            .lock()
+            .unwrap()
+            .git
+            .push(branch, path, content, message)
+    }
+
+    /// Just before the next ref update is applied, another writer pushes `content` at `path` to
+    /// that branch, so an update prepared on the old head is no longer a fast forward.
+    pub fn race_next_ref_update(&self, path: &str, content: &str) {
+        self.state.lock().unwrap().git.race = Some((path.into(), content.into()));
+    }
+}
+
+impl GhState {
+    /// The git data API (`git/ref`, `git/commits`, `git/trees`, `git/refs`) and the contents API
+    /// for files; `None` for any other path.
+    fn git_route(
+        &mut self,
+        method: &str,
+        rest: &str,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Option<Reply> {
+        let api = format!("{}repos/{}/{}", self.api_url, self.owner, self.repo);
+        let v = || serde_json::from_slice::<Value>(body).ok();
+        let commit_json = |c: &FakeCommit| {
+            let person = json!({"name": c.author.0, "email": c.author.1, "date": rfc3339(now())});
+            let parents: Vec<Value> = c
+                .parents
+                .iter()
+                .map(|p| json!({"sha": p, "url": format!("{api}/git/commits/{p}")}))
+                .collect();
+            json!({
+                "sha": c.sha, "url": format!("{api}/git/commits/{}", c.sha), "author": person, "committer": person,
+                "message": c.message, "tree": {"sha": c.tree, "url": format!("{api}/git/trees/{}", c.tree)}, "parents": parents,
+            })
+        };
+        let git = &mut self.git;
+        if let Some(path) = rest.strip_prefix("contents/") {
+            if method != "GET" {
+                return Some(found(None));
+            }
+            let path = decode(path);
+            let rev = query
+                .iter()
+                .find(|(k, _)| k == "ref")
+                .map_or("main", |(_, v)| v.as_str());
+            let Some(files) = git.files(rev) else {
+                return Some(msg(404, &format!("No commit found for the ref {rev}")));
+            };
+            return Some(found(files.get(&path).map(|text| {
+                let sha = git_sha("blob", &[text]);
+                let b64 = base64_encode(text.as_bytes());
+                // GitHub breaks the base64 into lines of 60 characters.
+                let lines: Vec<&str> = b64.as_bytes().chunks(60).map(|l| std::str::from_utf8(l).unwrap()).collect();
+                let name = path.rsplit('/').next().unwrap();
+                json!({"type": "file", "encoding": "base64", "size": text.len(), "name": name, "path": path,
+                       "content": lines.join("\n") + "\n", "sha": sha, "url": format!("{api}/contents/{path}")})
+            })));
+        }
+        let reply = match (method, rest) {
+            ("GET", r) if r.starts_with("git/ref/heads/") => {
+                let branch = decode(&r["git/ref/heads/".len()..]);
+                found(git.branches.get(&branch).map(|sha| {
+                    json!({"ref": format!("refs/heads/{branch}"), "url": format!("{api}/git/refs/heads/{branch}"),
+                           "object": {"sha": sha, "type": "commit", "url": format!("{api}/git/commits/{sha}")}})
+                }))
+            }
+            ("GET", r) if r.starts_with("git/commits/") => {
+                found(git.commits.get(&r["git/commits/".len()..]).map(commit_json))
+            }
+            ("POST", "git/trees") => {
+                let Some(v) = v() else {
+                    return Some(msg(400, "Problems parsing JSON"));
+                };
+                let mut files = match v["base_tree"].as_str() {
+                    Some(base) => match git.trees.get(base) {
+                        Some(files) => files.clone(),
+                        None => return Some(msg(422, "base_tree is not a valid tree")),
+                    },
+                    None => BTreeMap::new(),
+                };
+                for e in v["tree"].as_array().into_iter().flatten() {
+                    let (Some(path), Some("blob")) = (e["path"].as_str(), e["type"].as_str())
+                    else {
+                        return Some(msg(422, "Invalid tree info (the fake takes blobs only)"));
+                    };
+                    match (&e["content"], e.get("sha")) {
+                        (Value::String(content), _) => {
+                            files.insert(path.into(), content.clone());
+                        }
+                        (Value::Null, Some(Value::Null)) => {
+                            files.remove(path);
+                        }
+                        _ => {
+                            return Some(msg(
+                                422,
+                                "Invalid tree info (the fake takes content, or sha: null)",
+                            ));
+                        }
+                    }
+                }
+                let entries: Vec<Value> = files
+                    .iter()
+                    .map(|(p, c)| json!({"path": p, "mode": "100644", "type": "blob", "size": c.len(), "sha": git_sha("blob", &[c])}))
+                    .collect();
+                let sha = git.add_tree(files);
+                reply(
+                    201,
+                    json!({"sha": sha, "url": format!("{api}/git/trees/{sha}"), "tree": entries, "truncated": false}),
+                )
+            }
+            ("POST", "git/commits") => {
+                let Some(v) = v() else {
+                    return Some(msg(400, "Problems parsing JSON"));
+                };
+                let (Some(message), Some(tree)) = (v["message"].as_str(), v["tree"].as_str())
+                else {
+                    return Some(msg(422, "Invalid request: message and tree are required"));
+                };
+                let parents: Vec<String> = v["parents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str().map(Into::into))
+                    .collect();
+                if !git.trees.contains_key(tree) {
+                    return Some(msg(422, "Tree SHA does not exist"));
+                }
+                if parents.iter().any(|p| !git.commits.contains_key(p)) {
+                    return Some(msg(
+                        422,
+                        "Parent SHA does not exist or is not a commit object",
+                    ));
+                }
+                let field =
+                    |k: &str, default: &str| v["author"][k].as_str().unwrap_or(default).to_owned();
+                let author = (
+                    field("name", "hermit-bot"),
+                    field("email", "hermit-bot@users.noreply.github.com"),
+                );
+                let sha = git.add_commit(tree.into(), parents, message, author);
+                reply(201, commit_json(&git.commits[&sha]))
+            }
+            ("PATCH", r) if r.starts_with("git/refs/heads/") => {
+                let branch = decode(&r["git/refs/heads/".len()..]);
+                let Some(v) = v() else {
+                    return Some(msg(400, "Problems parsing JSON"));
+                };
+                let sha = v["sha"].as_str().unwrap_or("").to_owned();
+                if !git.branches.contains_key(&branch) {
+                    return Some(msg(422, "Reference does not exist"));
+                }
+                if !git.commits.contains_key(&sha) {
+                    return Some(msg(422, "Object does not exist"));
+                }
+                if let Some((path, content)) = git.race.take() {
+                    git.push(&branch, &path, &content, "a concurrent push");
+                }
+                let force = v["force"].as_bool().unwrap_or(false);
+                if !force && !git.reaches(&sha, &git.branches[&branch]) {
+                    return Some(msg(422, "Update is not a fast forward"));
+                }
+                git.branches.insert(branch.clone(), sha.clone());
+                reply(
+                    200,
+                    json!({"ref": format!("refs/heads/{branch}"), "url": format!("{api}/git/refs/heads/{branch}"),
+                                  "object": {"sha": sha, "type": "commit", "url": format!("{api}/git/commits/{sha}")}}),
+                )
+            }
+            _ => return None,
+        };
+        Some(reply)
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ABC[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {

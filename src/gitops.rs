@@ -1,0 +1,221 @@
+//! Where manifests go: a directory (`hermit/`, the local default), a Git repository (cloned,
+//! committed and pushed with the `git` CLI), or a GitHub repository through the REST API.
+//!
+//! Every sink renders on top of what is committed *now*: the caller's `render` gets the current
+//! text and returns the new one, so a concurrent commit is merged, never overwritten, and the
+//! rules of `hermit::render` (never drop a version, digests must agree) hold on every retry.
+
+pub mod git;
+pub mod github;
+
+use std::path::PathBuf;
+
+use pep440_rs::Version;
+
+use crate::names::PackageName;
+
+/// A manifest to write, and the versions it adds (for the commit message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    pub added: Vec<Version>,
+}
+
+/// Gets a package's committed manifest text (if any) and returns what it should be: `Ok(None)`
+/// leaves it as it is; `Err` reports the package and leaves it as it is.
+pub type Render<'a> =
+    dyn Fn(&PackageName, Option<&str>) -> Result<Option<Rendered>, String> + Send + Sync + 'a;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Packages whose manifest changed, with the versions added.
+    pub changed: Vec<(PackageName, Vec<Version>)>,
+    /// The commit made, when the sink makes commits.
+    pub commit: Option<String>,
+    /// Packages left as they are, and why.
+    pub failed: Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{0}")]
+    Git(String),
+    #[error("{0}")]
+    GitHub(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// A place manifests are committed to.
+pub trait ManifestSink: Send + Sync {
+    /// Renders the manifests of `packages` on top of the committed ones and writes the changed
+    /// ones in one commit (no commit when nothing changed).
+    fn commit(
+        &self,
+        packages: &[PackageName],
+        render: &Render<'_>,
+    ) -> impl Future<Output = Result<CommitOutcome, SinkError>> + Send;
+}
+
+/// `hermit: aider-chat 0.86.0, 0.86.1; black 25.1.0 [skip ci]`
+pub fn commit_message(changed: &[(PackageName, Vec<Version>)]) -> String {
+    let parts: Vec<String> = changed
+        .iter()
+        .map(|(p, versions)| {
+            if versions.is_empty() {
+                p.to_string()
+            } else {
+                let v: Vec<String> = versions.iter().map(ToString::to_string).collect();
+                format!("{p} {}", v.join(", "))
+            }
+        })
+        .collect();
+    format!("hermit: {} [skip ci]", parts.join("; "))
+}
+
+/// Packages left as they are, and why.
+pub type Failed = Vec<(PackageName, String)>;
+
+/// Runs `render` for each package over `read`'s current text; collects what changed.
+pub(crate) fn render_all(
+    packages: &[PackageName],
+    render: &Render<'_>,
+    mut read: impl FnMut(&PackageName) -> Result<Option<String>, SinkError>,
+) -> Result<(Vec<(PackageName, Rendered)>, Failed), SinkError> {
+    let (mut changed, mut failed) = (Vec::new(), Vec::new());
+    for package in packages {
+        let current = read(package)?;
+        match render(package, current.as_deref()) {
+            Ok(Some(r)) if current.as_deref() != Some(r.text.as_str()) => {
+                changed.push((package.clone(), r))
+            }
+            Ok(_) => {}
+            Err(e) => failed.push((package.clone(), e)),
+        }
+    }
+    Ok((changed, failed))
+}
+
+/// Manifests in a directory, written in place (the local default, `hermit/`).
+pub struct DirSink {
+    pub dir: PathBuf,
+}
+
+impl ManifestSink for DirSink {
+    async fn commit(
+        &self,
+        packages: &[PackageName],
+        render: &Render<'_>,
+    ) -> Result<CommitOutcome, SinkError> {
+        let path = |p: &PackageName| self.dir.join(crate::hermit::file_name(p));
+        let (changed, failed) = render_all(packages, render, |p| read_optional(&path(p)))?;
+        for (package, r) in &changed {
+            crate::release::dir::atomic_write(&path(package), |f| {
+                std::io::Write::write_all(f, r.text.as_bytes())
+            })
+            .map_err(|e| SinkError::Io {
+                context: path(package).display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        Ok(CommitOutcome {
+            changed: changed.into_iter().map(|(p, r)| (p, r.added)).collect(),
+            commit: None,
+            failed,
+        })
+    }
+}
+
+/// Standard base64 with padding (for an HTTP Basic header).
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn read_optional(path: &std::path::Path) -> Result<Option<String>, SinkError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SinkError::Io {
+            context: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_messages_list_packages_and_versions() {
+        let p = |n: &str| PackageName::new(n).unwrap();
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        let msg = commit_message(&[
+            (p("aider-chat"), vec![v("0.86.0"), v("0.86.1")]),
+            (p("black"), vec![]),
+        ]);
+        assert_eq!(msg, "hermit: aider-chat 0.86.0, 0.86.1; black [skip ci]");
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_directory_sink_writes_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirSink {
+            dir: dir.path().to_owned(),
+        };
+        let pkgs = [
+            PackageName::new("a").unwrap(),
+            PackageName::new("b").unwrap(),
+        ];
+        std::fs::write(dir.path().join("b.hcl"), "same").unwrap();
+        let render = |p: &PackageName, _: Option<&str>| -> Result<Option<Rendered>, String> {
+            Ok(Some(Rendered {
+                text: if p.as_str() == "a" {
+                    "new".into()
+                } else {
+                    "same".into()
+                },
+                added: vec![],
+            }))
+        };
+        let out = sink.commit(&pkgs, &render).await.unwrap();
+        assert_eq!(out.changed.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.hcl")).unwrap(),
+            "new"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Manifests committed to a Git repository with the `git` CLI.
+//!
+//! `gix` cannot push and `git2` needs OpenSSL for HTTPS; the `git` CLI is on every builder and
+//! speaks every transport and credential helper. Arguments go as a list, never through a
+//! shell. A token reaches git as an HTTP header through `GIT_CONFIG_*` variables, so it is
+//! neither in the URL, nor in the process list, nor in a message.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{
+    CommitOutcome, ManifestSink, Render, SinkError, commit_message, read_optional, render_all,
+};
+use crate::build::tools::{self, ToolError};
+use crate::names::PackageName;
+
+#[derive(Debug, Clone)]
+pub struct GitSinkConfig {
+    /// Remote URL: `https://…`, `ssh://…`, `git@host:…` or `file://…`.
+    pub url: String,
+    pub branch: String,
+    /// Directory in the repository for the manifests; empty: the root (where Hermit reads a
+    /// git source from).
+    pub dir: String,
+    pub author_name: String,
+    pub author_email: String,
+    /// The local clone, kept between runs.
+    pub checkout: PathBuf,
+    /// Rounds of fetch, render, commit, push before a rejected push is an error.
+    pub attempts: u32,
+}
+
+pub struct GitSink {
+    config: GitSinkConfig,
+    /// Extra environment for git: credentials from `HERMIT_PEX_GIT_TOKEN` / `GITHUB_TOKEN`
+    /// (HTTPS) or `HERMIT_PEX_GIT_SSH_KEY` (SSH).
+    env: Vec<(&'static str, OsString)>,
+}
+
+impl GitSink {
+    pub fn new(config: GitSinkConfig) -> Self {
+        let mut env: Vec<(&'static str, OsString)> = vec![
+            ("GIT_TERMINAL_PROMPT", "0".into()),
+            ("GIT_AUTHOR_NAME", config.author_name.clone().into()),
+            ("GIT_AUTHOR_EMAIL", config.author_email.clone().into()),
+            ("GIT_COMMITTER_NAME", config.author_name.clone().into()),
+            ("GIT_COMMITTER_EMAIL", config.author_email.clone().into()),
+        ];
+        let token = std::env::var("HERMIT_PEX_GIT_TOKEN")
+            .or_else(|_| std::env::var("GITHUB_TOKEN"))
+            .ok();
+        if let Some(token) = token.filter(|t| !t.is_empty() && config.url.starts_with("https://")) {
+            let basic = crate::gitops::base64(format!("x-access-token:{token}").as_bytes());
+            env.push(("GIT_CONFIG_COUNT", "1".into()));
+            env.push(("GIT_CONFIG_KEY_0", "http.extraHeader".into()));
+            env.push((
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {basic}").into(),
+            ));
+        }
+        if let Ok(key) = std::env::var("HERMIT_PEX_GIT_SSH_KEY") {
+            // The key path is the user's own setting; quoted for ssh's own word splitting.
+            env.push((
+                "GIT_SSH_COMMAND",
+                format!("ssh -i '{}' -o IdentitiesOnly=yes", key.replace('\'', "")).into(),
+            ));
+        }
+        Self { config, env }
+    }
+
+    async fn git(&self, args: &[&str]) -> Result<String, SinkError> {
+        let mut full: Vec<OsString> = vec!["-C".into(), self.config.checkout.clone().into()];
+        full.extend(
+            [
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "core.hooksPath=/dev/null",
+            ]
+            .map(OsString::from),
+        );
+        full.extend(args.iter().map(OsString::from));
+        match tools::run(Path::new("git"), &full, &self.env, Duration::from_secs(300)).await {
+            Ok(out) => Ok(out.stdout),
+            Err(e) => Err(SinkError::Git(redact(&e.to_string(), &self.config.url))),
+        }
+    }
+
+    /// Brings the checkout to the remote branch's head (or an empty branch if it has none yet).
+    async fn sync_checkout(&self) -> Result<(), SinkError> {
+        let c = &self.config;
+        if !c.checkout.join(".git").exists() {
+            std::fs::create_dir_all(&c.checkout).map_err(|e| io(&c.checkout, e))?;
+            self.git(&["init", "-q"]).await?;
+        }
+        let _ = self.git(&["remote", "remove", "origin"]).await;
+        self.git(&["remote", "add", "origin", &c.url]).await?;
+        let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", c.branch);
+        match self.git(&["fetch", "-q", "origin", &refspec]).await {
+            Ok(_) => {
+                let remote = format!("origin/{}", c.branch);
+                self.git(&["checkout", "-q", "-B", &c.branch, &remote])
+                    .await?;
+                self.git(&["reset", "-q", "--hard", &remote]).await?;
+            }
+            Err(SinkError::Git(m)) if m.contains("couldn't find remote ref") => {
+                // A new branch (or an empty repository): start it from nothing.
+                self.git(&[
+                    "checkout",
+                    "-q",
+                    "--orphan",
+                    &format!("hermit-pex-tmp-{}", std::process::id()),
+                ])
+                .await?;
+                let _ = self.git(&["rm", "-rqf", "--cached", "."]).await;
+                let _ = self.git(&["branch", "-D", &c.branch]).await;
+                self.git(&["checkout", "-q", "--orphan", &c.branch]).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.git(&["clean", "-qfdx"]).await?;
+        Ok(())
+    }
+
+    fn manifest_path(&self, package: &PackageName) -> PathBuf {
+        let mut p = self.config.checkout.clone();
+        if !self.config.dir.is_empty() {
+            p.push(&self.config.dir);
+        }
+        p.push(crate::hermit::file_name(package));
+        p
+    }
+
+    fn relative(&self, package: &PackageName) -> String {
+        let file = crate::hermit::file_name(package);
+        if self.config.dir.is_empty() {
+            file
+        } else {
+            format!("{}/{file}", self.config.dir.trim_end_matches('/'))
+        }
+    }
+}
+
+impl ManifestSink for GitSink {
+    async fn commit(
+        &self,
+        packages: &[PackageName],
+        render: &Render<'_>,
+    ) -> Result<CommitOutcome, SinkError> {
+        for attempt in 1..=self.config.attempts.max(1) {
+            self.sync_checkout().await?;
+            let (changed, failed) =
+                render_all(packages, render, |p| read_optional(&self.manifest_path(p)))?;
+            if changed.is_empty() {
+                return Ok(CommitOutcome {
+                    changed: Vec::new(),
+                    commit: None,
+                    failed,
+                });
+            }
+            for (package, r) in &changed {
+                let path = self.manifest_path(package);
+                std::fs::create_dir_all(path.parent().expect("in the checkout"))
+                    .map_err(|e| io(&path, e))?;
+                std::fs::write(&path, &r.text).map_err(|e| io(&path, e))?;
+                self.git(&["add", "--", &self.relative(package)]).await?;
+            }
+            let changed: Vec<_> = changed.into_iter().map(|(p, r)| (p, r.added)).collect();
+            self.git(&["commit", "-q", "-m", &commit_message(&changed)])
+                .await?;
+            let target = format!("HEAD:refs/heads/{}", self.config.branch);
+            match self.git(&["push", "-q", "origin", &target]).await {
+                Ok(_) => {
+                    let sha = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
+                    return Ok(CommitOutcome {
+                        changed,
+                        commit: Some(sha),
+                        failed,
+                    });
+                }
+                Err(SinkError::Git(m)) if is_rejected(&m) && attempt < self.config.attempts => {
+                    tracing::info!(
+                        attempt,
+                        "the manifest branch moved meanwhile; rendering again on its new head"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SinkError::Git(format!(
+            "{}: the branch {} kept moving; gave up after {} attempts",
+            redact(&self.config.url, &self.config.url),
+            self.config.branch,
+            self.config.attempts
+        )))
+    }
+}
+
+fn is_rejected(message: &str) -> bool {
+    [
+        "non-fast-forward",
+        "fetch first",
+        "[rejected]",
+        "failed to update ref",
+        "cannot lock ref",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// Drops credentials from any URL in a message (`https://user:token@host/…`).
+fn redact(message: &str, url: &str) -> String {
+    let clean = crate::pypi::redact(url);
+    let mut out = message.replace(url, &clean);
+    if let Some((scheme, rest)) = out.split_once("://")
+        && let Some((userinfo, _)) = rest.split_once('@')
+        && !userinfo.contains('/')
+    {
+        out = format!("{scheme}://{}", &rest[userinfo.len() + 1..]);
+    }
+    out
+}
+
+fn io(path: &Path, source: std::io::Error) -> SinkError {
+    SinkError::Io {
+        context: path.display().to_string(),
+        source,
+    }
+}
+
+impl From<ToolError> for SinkError {
+    fn from(e: ToolError) -> Self {
+        SinkError::Git(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_and_rejections_recognised() {
+        let m = redact(
+            "fatal: unable to access 'https://u:ghp_x@github.com/o/r.git/'",
+            "https://u:ghp_x@github.com/o/r.git",
+        );
+        assert!(!m.contains("ghp_x"), "{m}");
+        assert!(is_rejected(
+            " ! [rejected]        HEAD -> main (fetch first)"
+        ));
+        assert!(!is_rejected("fatal: repository not found"));
+    }
+}
