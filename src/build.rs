@@ -156,28 +156,36 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
             .suffix(".json")
             .tempfile_in(&dir)?
             .into_temp_path();
-        let mut args = os(&["lock", "create", "--style", "universal", "--indent", "1"]);
-        args.extend(os(&[
+        let mut args = os(&[
+            "lock",
+            "create",
+            "--indent",
+            "1",
             "--pip-version",
             PIP_VERSION,
-            "--interpreter-constraint",
-        ]));
-        args.push(format!("CPython=={}.*", job.python).into());
+        ]);
         args.extend(os(&["--no-pypi", "--index-url", &settings.index_url, "-o"]));
         args.push(tmp.to_path_buf().into());
         args.extend(requirements.iter().map(OsString::from));
         if let Some(python) = tools::find_python(job.python).await {
+            // One universal lock serves every platform.
+            args.extend(os(&[
+                "--style",
+                "universal",
+                "--interpreter-constraint",
+                &format!("CPython=={}.*", job.python),
+            ]));
             args.extend([OsString::from("--python-path"), python.into()]);
         } else {
-            // No local interpreter: resolve for the version's python by its complete platform.
+            // No local CPython of that minor (3.14 here): pex cannot make a universal lock, so
+            // it locks for each target's complete platform instead.
             let work = job.dir(settings);
             std::fs::create_dir_all(&work)?;
-            let cp = write_complete_platform(
-                &work,
-                Platform::host().unwrap_or(Platform::ALL[0]),
-                job.python,
-            )?;
-            args.extend([OsString::from("--complete-platform"), cp.into()]);
+            args.extend(os(&["--style", "strict"]));
+            for platform in Platform::ALL {
+                let cp = write_complete_platform(&work, platform, job.python)?;
+                args.extend([OsString::from("--complete-platform"), cp.into()]);
+            }
         }
         tools::run(
             &settings.pex.pex3(),
@@ -217,22 +225,28 @@ pub async fn build_platform(
         &settings.index_url,
     ]));
     args.extend(os(PEX_OPTIONS));
-    args.extend(os(&[
-        "--interpreter-constraint",
-        &format!("CPython=={}.*", job.python),
-    ]));
+    // The shebang (and the --sh-boot script's first choice) is the version's python, which
+    // Hermit's runtime dependency puts on PATH.
     args.extend(os(&[
         "--python-shebang",
         &format!("/usr/bin/env python{}", job.python),
     ]));
-    // A local interpreter of the version's python also builds sdists for foreign targets.
-    let local = tools::find_python(job.python).await;
-    if let Some(python) = &local {
+    let local = match Platform::host() == Some(platform) {
+        true => tools::find_python(job.python).await,
+        false => None,
+    };
+    let target = if let Some(python) = local {
+        // The interpreter constraint also guards the PEX at run time.
+        args.extend(os(&[
+            "--interpreter-constraint",
+            &format!("CPython=={}.*", job.python),
+        ]));
         args.extend([OsString::from("--python-path"), python.into()]);
-    }
-    let target = if local.is_some() && Some(platform) == Platform::host() {
         Target::Interpreter
     } else {
+        // Only the target: a local interpreter here would add the host's wheels to the PEX
+        // (measured: aider-chat for darwin-arm64 grew from ~120 to 206 MB). Pure-Python sdists
+        // are built by pex's own interpreter.
         let cp = write_complete_platform(&dir, platform, job.python)?;
         args.extend([OsString::from("--complete-platform"), cp.into()]);
         Target::CompletePlatform

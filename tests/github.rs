@@ -345,6 +345,83 @@ async fn pagination_finds_the_package_among_250_releases() {
     assert_eq!(s.stats().list, 3, "three pages of 100");
 }
 
+/// The request budget of a first publication and of a run with nothing new, for 3 packages ×
+/// 10 versions × 4 platforms, as `sync` drives the store (builds aside).
+#[tokio::test]
+async fn request_budget_for_three_packages_of_ten_versions() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let packages = ["alpha", "beta", "gamma"].map(|p| PackageName::new(p).unwrap());
+    let first = store(&fake, dir.path());
+    for package in &packages {
+        first.releases(package).await.unwrap();
+        for minor in 0..10 {
+            let version = v(&format!("1.{minor}"));
+            first.create(package, &version, &meta()).await.unwrap();
+            let mut info = None;
+            for p in Platform::ALL {
+                let path = dir.path().join(format!("{package}-{minor}-{p}"));
+                std::fs::write(&path, format!("{package} {minor} {p}")).unwrap();
+                let (size, sha256) = sha256_file(&path).unwrap();
+                let name = package.asset_name(p);
+                first
+                    .upload(
+                        package,
+                        &version,
+                        Upload {
+                            name: &name,
+                            path: &path,
+                            size,
+                            sha256: &sha256,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                info.get_or_insert_with(|| hermit_pex::build::BuildInfo {
+                    package: package.clone(),
+                    version: version.clone(),
+                    python: meta().python,
+                    config_version: None,
+                    requirements: vec![],
+                    lock: vec![],
+                    pure: false,
+                    pex_version: "x".into(),
+                    pip_version: "x".into(),
+                    pex_options: vec![],
+                    platforms: Default::default(),
+                    built_at: 0,
+                });
+            }
+            first.put_build_info(&info.unwrap()).await.unwrap();
+            first.publish(package, &version).await.unwrap();
+        }
+    }
+    first.refresh_cache().await.unwrap();
+    let s = first.stats();
+    println!(
+        "first publication: {} requests ({} writes: {} create, {} upload, {} update), {} list",
+        s.requests(),
+        s.writes(),
+        s.create,
+        s.upload,
+        s.update,
+        s.list
+    );
+    assert_eq!((s.create, s.upload, s.update, s.list), (30, 120, 60, 2));
+
+    let second = store(&fake, dir.path());
+    for package in &packages {
+        assert_eq!(second.releases(package).await.unwrap().len(), 10);
+    }
+    let s = second.stats();
+    println!(
+        "nothing new: {} requests, {} answered 304",
+        s.requests(),
+        s.not_modified
+    );
+    assert_eq!((s.requests(), s.not_modified, s.writes()), (1, 1, 0));
+}
+
 fn python312_on_path() -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt

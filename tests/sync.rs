@@ -376,6 +376,47 @@ fn manifests_are_committed_to_a_git_repository_at_its_root_once() {
     let (code, _, stderr) = s.sync(&["--manifest-repo", &url]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(log().len(), 1, "no new commit when nothing changed");
+
+    // Someone adds an attribute by hand: reported, and the file is left as it is.
+    let clone = s.path().join("clone");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&clone)
+            .args([
+                "-c",
+                "user.name=someone",
+                "-c",
+                "user.email=someone@example.org",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(
+        Command::new("git")
+            .args(["clone", "-q", &url])
+            .arg(&clone)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let edited = text.replace("homepage =", "env = { \"TINY\": \"1\" }\nhomepage =");
+    std::fs::write(clone.join("tiny-tool.hcl"), &edited).unwrap();
+    git(&["commit", "-qam", "by hand"]);
+    git(&["push", "-q", "origin", "HEAD:main"]);
+    let (code, _, stderr) = s.sync(&["--manifest-repo", &url]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("tiny-tool: manifest left as it is: the manifest was edited by hand (env)"),
+        "{stderr}"
+    );
+    assert_eq!(log().len(), 2, "only the hand edit");
 }
 
 #[test]
@@ -415,4 +456,39 @@ fn a_release_that_fails_its_test_is_left_out_of_the_manifest() {
     let existing = hermit::read(&s.manifest("tiny-tool").unwrap()).unwrap();
     let versions: Vec<String> = existing.versions.keys().map(|v| v.to_string()).collect();
     assert_eq!(versions, ["1.0"]);
+}
+
+#[test]
+fn a_python_the_host_lacks_is_built_from_complete_platforms_and_says_so() {
+    let config = TINY.replace("\"3.12\"", "\"3.14\"");
+    let s = Sandbox::new(
+        &[("tiny-tool", &config)],
+        &[("tiny-tool", "1.0", TINY_FLAGS)],
+    );
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let info: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(s.release_dir("tiny-tool-v1.0").join("build-info.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["python"], "3.14");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let local = rt.block_on(hermit_pex::build::tools::find_python(
+        PythonMinor::new(14).unwrap(),
+    ));
+    let host = info["platforms"]["linux-amd64"]["target"].as_str().unwrap();
+    if local.is_none() {
+        assert_eq!(host, "complete_platform", "{info}");
+        assert!(
+            stderr.contains("not tried before listing: no local CPython 3.14"),
+            "{stderr}"
+        );
+    } else {
+        assert_eq!(host, "interpreter");
+    }
+    let existing = hermit::read(&s.manifest("tiny-tool").unwrap()).unwrap();
+    assert_eq!(
+        existing.versions.values().next().unwrap(),
+        &["python3@3.14"]
+    );
 }
