@@ -49,6 +49,12 @@ pub enum SinkError {
     },
 }
 
+impl From<crate::github::ApiError> for SinkError {
+    fn from(e: crate::github::ApiError) -> Self {
+        SinkError::GitHub(e.to_string())
+    }
+}
+
 /// A place manifests are committed to.
 pub trait ManifestSink: Send + Sync {
     /// Renders the manifests of `packages` on top of the committed ones and writes the changed

@@ -111,6 +111,17 @@ pub enum StoreError {
     Other(String),
 }
 
+impl From<crate::github::ApiError> for StoreError {
+    fn from(e: crate::github::ApiError) -> Self {
+        use crate::github::ApiError;
+        match e {
+            ApiError::Auth(m) => StoreError::Auth(m),
+            ApiError::RateLimited { wait_secs } => StoreError::RateLimited { wait_secs },
+            ApiError::Other(m) => StoreError::Other(m),
+        }
+    }
+}
+
 /// Where releases live: a directory here (`dir`), GitHub releases later. One `releases` call
 /// observes a package; the other calls are idempotent so an interrupted run can be re-run.
 pub trait ReleaseStore: Send + Sync {

@@ -11,53 +11,23 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
+use octocrab::OctoBody;
 use octocrab::models::repos::{Asset as GhAsset, Release as GhRelease};
-use octocrab::{OctoBody, Octocrab};
 use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{Asset, Release, ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload};
 use crate::build::BuildInfo;
+use crate::github::{Api, Response, Retry, describe, percent_encode};
 use crate::names::PackageName;
 
-/// A token that never shows in `Debug` or `Display`.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    /// `GITHUB_TOKEN`; its absence is a hard error said up front, before any work.
-    pub fn from_env() -> Result<Self, StoreError> {
-        match std::env::var("GITHUB_TOKEN") {
-            Ok(t) if !t.trim().is_empty() => Ok(Self(t.trim().to_owned())),
-            _ => Err(StoreError::Auth(
-                "GITHUB_TOKEN is not set: publishing to GitHub needs a token that can write releases (contents: write)"
-                    .into(),
-            )),
-        }
-    }
-
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The secret itself, only for handing to an HTTP client.
-    pub(crate) fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
+pub use crate::github::Token;
 
 #[derive(Debug, Clone)]
 pub struct GitHubConfig {
@@ -107,8 +77,6 @@ struct Counters {
     update: AtomicU64,
     upload: AtomicU64,
     delete: AtomicU64,
-    retries: AtomicU64,
-    rate_limit_waits: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -135,7 +103,7 @@ impl GitHubStats {
 }
 
 pub struct GitHubStore {
-    client: Octocrab,
+    api: Api,
     config: GitHubConfig,
     counters: Counters,
     /// Every release of the repository, by tag; `None` until first listed.
@@ -159,18 +127,15 @@ struct CachedPage {
 
 impl GitHubStore {
     pub fn new(config: GitHubConfig, token: Token) -> Result<Self, StoreError> {
-        let client = Octocrab::builder()
-            .personal_token(token.0)
-            .base_uri(config.api_url.as_str())
-            .map_err(|e| {
-                StoreError::Other(format!("invalid GitHub API URL {:?}: {e}", config.api_url))
-            })?
-            .set_connect_timeout(Some(Duration::from_secs(15)))
-            .set_read_timeout(Some(Duration::from_secs(300)))
-            .build()
-            .map_err(|e| StoreError::Other(format!("cannot set up the GitHub client: {e}")))?;
+        // Uploads of large PEXs take a while: a generous read timeout.
+        let mut api = Api::new(&config.api_url, &token, Duration::from_secs(300))?;
+        api.retry = Retry {
+            attempts: config.attempts,
+            base_delay: config.base_delay,
+            max_rate_limit_wait: config.max_rate_limit_wait,
+        };
         Ok(Self {
-            client,
+            api,
             config,
             counters: Counters::default(),
             view: Mutex::new(None),
@@ -200,8 +165,8 @@ impl GitHubStore {
             update: get(&c.update),
             upload: get(&c.upload),
             delete: get(&c.delete),
-            retries: get(&c.retries),
-            rate_limit_waits: get(&c.rate_limit_waits),
+            retries: self.api.counts().1,
+            rate_limit_waits: self.api.counts().2,
         }
     }
 
@@ -242,7 +207,7 @@ impl GitHubStore {
                 headers.insert(header::IF_NONE_MATCH, v);
             }
             self.counters.list.fetch_add(1, Ordering::Relaxed);
-            let response = self.send(Method::GET, &u, headers, None).await?;
+            let response = self.send(Method::GET, &u, headers).await?;
             let (body, next) = if response.status == StatusCode::NOT_MODIFIED
                 && let Some(c) = cached
             {
@@ -354,25 +319,23 @@ impl GitHubStore {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}/releases/assets/{}", self.repo_path(), asset.id);
         self.pace().await;
-        let response = self
-            .send(Method::DELETE, &url, HeaderMap::new(), None)
-            .await?;
+        let response = self.send(Method::DELETE, &url, HeaderMap::new()).await?;
         if response.status == StatusCode::NOT_FOUND {
             return Ok(()); // already gone
         }
-        response
-            .ok(&format!("delete asset {}", asset.name))
-            .map(|_| ())
+        response.ok(&format!("delete asset {}", asset.name))?;
+        Ok(())
     }
 
     /// The assets of one release as GitHub has them now (after a conflict or a broken upload).
     async fn fresh_assets(&self, id: u64) -> Result<Vec<GhAsset>, StoreError> {
         self.counters.get.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}/releases/{id}/assets?per_page=100", self.repo_path());
-        self.send(Method::GET, &url, HeaderMap::new(), None)
+        Ok(self
+            .send(Method::GET, &url, HeaderMap::new())
             .await?
             .ok("list assets")?
-            .json("list assets")
+            .json("list assets")?)
     }
 
     async fn refresh_release_assets(&self, tag: &str, assets: Vec<GhAsset>) {
@@ -395,7 +358,7 @@ impl GitHubStore {
             .split('{')
             .next()
             .unwrap_or(&release.upload_url);
-        let url = format!("{base}?name={}", percent_encode(up.name));
+        let url = format!("{base}?name={}", percent_encode(up.name, false));
         let content_type = if up.name.ends_with(".json") {
             "application/json"
         } else {
@@ -404,13 +367,13 @@ impl GitHubStore {
         let path = up.path.to_owned();
         let size = up.size;
         self.pace().await;
-        self.send_with(Method::POST, &url, move || {
+        let sent = self.api.send_with(Method::POST, &url, move || {
             let mut headers = HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             (headers, Some(file_body(&path)))
-        })
-        .await
+        });
+        Ok(sent.await?)
     }
 
     /// Waits so content-creating requests keep GitHub's secondary limits.
@@ -425,6 +388,7 @@ impl GitHubStore {
         *last = Some(Instant::now());
     }
 
+    /// A JSON request; writes wait their turn (`pace`).
     async fn send_json(
         &self,
         method: Method,
@@ -434,16 +398,7 @@ impl GitHubStore {
         if method != Method::GET {
             self.pace().await;
         }
-        let bytes = Bytes::from(serde_json::to_vec(body).expect("JSON values serialise"));
-        self.send_with(method, url, move || {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            (headers, Some(OctoBody::from(bytes.clone())))
-        })
-        .await
+        Ok(self.api.send(method, url, Some(body)).await?)
     }
 
     async fn send(
@@ -451,86 +406,11 @@ impl GitHubStore {
         method: Method,
         url: &str,
         headers: HeaderMap,
-        body: Option<Bytes>,
     ) -> Result<Response, StoreError> {
-        self.send_with(method, url, move || {
-            (headers.clone(), body.clone().map(OctoBody::from))
-        })
-        .await
-    }
-
-    /// Sends a request, retrying 5xx and transport errors with backoff and waiting out rate
-    /// limits (bounded). Bad credentials fail at once. Other statuses go back to the caller.
-    async fn send_with(
-        &self,
-        method: Method,
-        url: &str,
-        make: impl Fn() -> (HeaderMap, Option<OctoBody>),
-    ) -> Result<Response, StoreError> {
-        let mut attempt = 0;
-        let mut waited = Duration::ZERO;
-        loop {
-            attempt += 1;
-            let (headers, body) = make();
-            let mut builder = http::Request::builder().method(method.clone()).uri(url);
-            for (k, v) in &headers {
-                builder = builder.header(k, v);
-            }
-            builder = builder
-                .header(header::ACCEPT, "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", "2022-11-28");
-            let request = builder
-                .body(body.unwrap_or_else(OctoBody::empty))
-                .map_err(|e| StoreError::Other(format!("{method} {url}: {e}")))?;
-            let result = match self.client.execute(request).await {
-                Ok(r) => Response::read(r).await,
-                Err(e) => Err(describe(&e)),
-            };
-            let retry_in = match result {
-                Ok(r) if r.status == StatusCode::UNAUTHORIZED => {
-                    return Err(StoreError::Auth(format!(
-                        "GitHub rejected the token (401 {}): check GITHUB_TOKEN",
-                        r.message()
-                    )));
-                }
-                Ok(r) if r.rate_limited() => {
-                    let wait = r.rate_limit_wait();
-                    if waited + wait > self.config.max_rate_limit_wait {
-                        return Err(StoreError::RateLimited {
-                            wait_secs: wait.as_secs(),
-                        });
-                    }
-                    waited += wait;
-                    self.counters
-                        .rate_limit_waits
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(?wait, "GitHub rate limit reached; waiting for the reset");
-                    tokio::time::sleep(wait).await;
-                    attempt -= 1; // waiting out a limit is not a failed attempt
-                    continue;
-                }
-                Ok(r) if r.status.is_server_error() && attempt < self.config.attempts => {
-                    self.backoff(attempt)
-                }
-                Ok(r) => return Ok(r),
-                Err(_) if attempt < self.config.attempts => self.backoff(attempt),
-                Err(message) => {
-                    return Err(StoreError::Other(format!(
-                        "{method} {}: {message}",
-                        strip_query(url)
-                    )));
-                }
-            };
-            self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%method, url = %strip_query(url), attempt, "GitHub request failed; retrying");
-            tokio::time::sleep(retry_in).await;
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.config
-            .base_delay
-            .saturating_mul(1 << (attempt - 1).min(10))
+        Ok(self
+            .api
+            .send_with(method, url, move || (headers.clone(), None))
+            .await?)
     }
 
     fn tag_release(&self, package: &PackageName, r: &GhRelease) -> Option<Release> {
@@ -783,7 +663,8 @@ impl ReleaseStore for GitHubStore {
             .body(OctoBody::empty())
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let response = self
-            .client
+            .api
+            .octocrab()
             .execute(request)
             .await
             .map_err(|e| StoreError::Other(format!("download {asset}: {}", describe(&e))))?;
@@ -850,77 +731,6 @@ impl ReleaseStore for GitHubStore {
     }
 }
 
-/// A response read whole (GitHub's JSON answers are small; uploads answer with one asset).
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Response {
-    async fn read(
-        r: http::Response<http_body_util::combinators::BoxBody<Bytes, octocrab::Error>>,
-    ) -> Result<Self, String> {
-        let (parts, body) = r.into_parts();
-        let body = body.collect().await.map_err(|e| describe(&e))?.to_bytes();
-        Ok(Self {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
-    }
-
-    fn ok(self, what: &str) -> Result<Self, StoreError> {
-        if self.status.is_success() {
-            return Ok(self);
-        }
-        Err(StoreError::Other(format!(
-            "GitHub refused to {what}: {} {}",
-            self.status,
-            self.message()
-        )))
-    }
-
-    fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, StoreError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| StoreError::Other(format!("{what}: unexpected answer from GitHub: {e}")))
-    }
-
-    /// GitHub's `message`, with the first validation error when there is one.
-    fn message(&self) -> String {
-        let v: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
-        let mut m = v["message"].as_str().unwrap_or("").to_owned();
-        if let Some(code) = v["errors"][0]["code"].as_str() {
-            m.push_str(&format!(" ({code})"));
-        }
-        m
-    }
-
-    fn header_u64(&self, name: &str) -> Option<u64> {
-        self.headers.get(name)?.to_str().ok()?.trim().parse().ok()
-    }
-
-    fn rate_limited(&self) -> bool {
-        (self.status == StatusCode::FORBIDDEN || self.status == StatusCode::TOO_MANY_REQUESTS)
-            && (self.header_u64("x-ratelimit-remaining") == Some(0)
-                || self.headers.contains_key(header::RETRY_AFTER))
-    }
-
-    /// `retry-after`, else until `x-ratelimit-reset`, else a minute (GitHub's advice).
-    fn rate_limit_wait(&self) -> Duration {
-        if let Some(secs) = self.header_u64("retry-after") {
-            return Duration::from_secs(secs);
-        }
-        if let Some(reset) = self.header_u64("x-ratelimit-reset") {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            return Duration::from_secs(reset.saturating_sub(now) + 1);
-        }
-        Duration::from_secs(60)
-    }
-}
-
 /// The body of a release: a line for people and the build info for machines.
 fn release_body(package: &PackageName, version: &Version, info: &BuildInfo) -> String {
     let json = serde_json::to_string_pretty(info).expect("build info serialises");
@@ -974,33 +784,6 @@ fn file_body(path: &Path) -> OctoBody {
     OctoBody::new(http_body_util::StreamBody::new(stream))
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn strip_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-/// An error's chain in one line, without request details (which could carry credentials).
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.dedup();
-    parts.join(": ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1025,7 +808,7 @@ mod tests {
             next_link(&h).as_deref(),
             Some("https://api.github.com/repositories/1/releases?page=2")
         );
-        assert_eq!(percent_encode("a b+c.tar.gz"), "a%20b%2Bc.tar.gz");
+        assert_eq!(percent_encode("a b+c.tar.gz", false), "a%20b%2Bc.tar.gz");
         let pkg = PackageName::new("tiny-tool").unwrap();
         let v: Version = "1.0".parse().unwrap();
         let meta = ReleaseMeta {
