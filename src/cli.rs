@@ -35,6 +35,19 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build what is missing, release it, and write Hermit manifests (the embedded default).
     Sync(Box<SyncArgs>),
+    /// Print the PythonPackage CRD (as checked in at crds/pythonpackage.yaml).
+    Crd,
+    /// Print PythonPackage resources for config files, for GitOps repositories.
+    Convert(ConvertArgs),
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// Config files, package directories, or directories of them (default: python/).
+    pub paths: Vec<PathBuf>,
+    /// metadata.namespace of the resources (default: none, kubectl's current namespace).
+    #[arg(long, short)]
+    pub namespace: Option<String>,
 }
 
 #[derive(Args)]
@@ -189,6 +202,11 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Plan(args) => plan_command(args).await,
             Command::Sync(args) => crate::local::sync_command(*args).await,
+            Command::Crd => {
+                print!("{}", crate::controller::resource::crd_yaml());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Convert(args) => convert_command(args),
         }
     });
     match result {
@@ -323,6 +341,18 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
         stats.retries
     );
     Ok(exit_code(ok))
+}
+
+fn convert_command(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let (specs, invalid) = load_specs(&args.paths)?;
+    print!(
+        "{}",
+        crate::controller::resource::convert(&specs, args.namespace.as_deref())
+    );
+    for e in &invalid {
+        eprintln!("error: {e}");
+    }
+    Ok(exit_code(invalid.is_empty()))
 }
 
 fn exit_code(ok: bool) -> ExitCode {

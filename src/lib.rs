@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod controller;
 pub mod github;
 pub mod gitops;
 pub mod hermit;
