@@ -1,6 +1,8 @@
 //! The command line: argument parsing and the `plan` report. Each command reads its inputs,
 //! calls the core, and prints; problems are reported per package and the run goes on.
 
+mod sync;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,10 +37,73 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build what is missing, release it, and write Hermit manifests (the embedded default).
     Sync(Box<SyncArgs>),
+    /// Build one version for one platform and add it to its (draft) release: what a build Job
+    /// runs; also usable by hand.
+    Build(Box<BuildArgs>),
     /// Print the PythonPackage CRD (as checked in at crds/pythonpackage.yaml).
     Crd,
     /// Print PythonPackage resources for config files, for GitOps repositories.
     Convert(ConvertArgs),
+}
+
+/// Where releases go: a directory (default) or a GitHub repository.
+#[derive(Args, Clone)]
+pub struct ReleaseArgs {
+    /// Releases go to DIR/releases/<tag>/.
+    #[arg(long, default_value = "dist")]
+    pub dist: PathBuf,
+    /// URL the release directory is served from, for manifests (default: file:// URLs, for local testing).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Publish to the GitHub releases of OWNER/REPO (token in GITHUB_TOKEN) instead of --dist.
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com/"
+    )]
+    pub github_api_url: String,
+    /// Where GitHub serves release downloads, for manifests.
+    #[arg(long, default_value = "https://github.com")]
+    pub github_url: String,
+    /// Create releases as pre-releases rather than drafts (not for repositories with immutable releases).
+    #[arg(long)]
+    pub prerelease: bool,
+    /// Gap between content-creating GitHub requests (GitHub allows about 80 a minute).
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub github_write_interval_ms: u64,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The PyPI project.
+    #[arg(long)]
+    pub package: crate::names::PackageName,
+    /// The version to build (PEP 440).
+    #[arg(long)]
+    pub version: pep440_rs::Version,
+    /// CPython minor, e.g. 3.12.
+    #[arg(long)]
+    pub python: crate::names::PythonMinor,
+    #[arg(long)]
+    pub platform: Platform,
+    /// A console script to expose (repeat for several).
+    #[arg(long = "binary", required = true)]
+    pub binaries: Vec<crate::names::BinaryName>,
+    /// A PEP 508 requirement added to the version's (repeat for several).
+    #[arg(long = "extra-package")]
+    pub extra_packages: Vec<String>,
+    #[arg(long)]
+    pub config_version: Option<u32>,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
+    /// Stop any pex run after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub build_timeout: u64,
 }
 
 #[derive(Args)]
@@ -58,15 +123,11 @@ pub struct SyncArgs {
     pub index: IndexArgs,
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Releases go to DIR/releases/<tag>/.
-    #[arg(long, default_value = "dist")]
-    pub dist: PathBuf,
+    #[command(flatten)]
+    pub release: ReleaseArgs,
     /// Manifests go to DIR/<package>.hcl.
     #[arg(long, default_value = "hermit")]
     pub hermit_dir: PathBuf,
-    /// URL the release directory is served from, for manifests (default: file:// URLs, for local testing).
-    #[arg(long)]
-    pub base_url: Option<String>,
     /// Parallel pex runs (default: the number of cores).
     #[arg(long, short)]
     pub jobs: Option<usize>,
@@ -76,22 +137,6 @@ pub struct SyncArgs {
     /// Show the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Publish to the GitHub releases of OWNER/REPO (token in GITHUB_TOKEN) instead of --dist.
-    #[arg(long)]
-    pub repository: Option<String>,
-    /// GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/).
-    #[arg(
-        long,
-        env = "GITHUB_API_URL",
-        default_value = "https://api.github.com/"
-    )]
-    pub github_api_url: String,
-    /// Where GitHub serves release downloads, for manifests.
-    #[arg(long, default_value = "https://github.com")]
-    pub github_url: String,
-    /// Create releases as pre-releases rather than drafts (not for repositories with immutable releases).
-    #[arg(long)]
-    pub prerelease: bool,
     /// Commit manifests to this Git repository (any URL git takes; token in HERMIT_PEX_GIT_TOKEN
     /// or GITHUB_TOKEN for HTTPS, key file in HERMIT_PEX_GIT_SSH_KEY for SSH).
     #[arg(long, conflicts_with = "manifest_github")]
@@ -117,9 +162,6 @@ pub struct SyncArgs {
     /// Stop a release's test command after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub test_timeout: u64,
-    /// Gap between content-creating GitHub requests (GitHub allows about 80 a minute).
-    #[arg(long, default_value_t = 1000, hide = true)]
-    pub github_write_interval_ms: u64,
 }
 
 #[derive(Args, Clone)]
@@ -201,7 +243,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Plan(args) => plan_command(args).await,
-            Command::Sync(args) => crate::local::sync_command(*args).await,
+            Command::Sync(args) => sync::sync_command(*args).await,
+            Command::Build(args) => sync::build_command(*args).await,
             Command::Crd => {
                 print!("{}", crate::controller::resource::crd_yaml());
                 Ok(ExitCode::SUCCESS)

@@ -492,3 +492,54 @@ fn a_python_the_host_lacks_is_built_from_complete_platforms_and_says_so() {
         &["python3@3.14"]
     );
 }
+
+#[test]
+fn build_makes_one_platform_of_one_version_for_a_job_or_by_hand() {
+    let s = Sandbox::new(&[], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let cache = shared_cache().display().to_string();
+    let args = [
+        "build",
+        "--package",
+        "tiny-tool",
+        "--version",
+        "1.0",
+        "--python",
+        "3.12",
+        "--platform",
+        "linux-amd64",
+        "--binary",
+        "tiny-tool",
+        "--binary",
+        "tiny-admin",
+        "--index-url",
+        &s.url,
+        "--cache-dir",
+        &cache,
+    ];
+    let (code, _, stderr) = hermit_pex(&args, s.path());
+    assert_eq!(code, 0, "{stderr}");
+    let release = s.release_json("tiny-tool-v1.0");
+    assert_eq!(
+        release["state"], "draft",
+        "the controller publishes once every platform is there"
+    );
+    let assets: Vec<&String> = release["assets"].as_object().unwrap().keys().collect();
+    assert_eq!(assets, ["tiny-tool-linux-amd64.tar.gz"]);
+    let tarball = s
+        .release_dir("tiny-tool-v1.0")
+        .join("tiny-tool-linux-amd64.tar.gz");
+    assert_eq!(run_launcher(&tarball, "tiny-admin", &[]), "tiny-tool 1.0\n");
+
+    let (code, _, stderr) = hermit_pex(&args, s.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("already built"), "{stderr}");
+
+    let mut bad = args;
+    bad[2] = "x;rm";
+    let (code, _, stderr) = hermit_pex(&bad, s.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--package") && stderr.contains("not a PyPI project name"),
+        "{stderr}"
+    );
+}
