@@ -1,0 +1,200 @@
+//! A `PythonPackage`'s status from what was observed, as a pure function: counts, the newest
+//! release, bounded failure records, and `Ready` / `Reconciling` / `Stalled` conditions with
+//! kstatus semantics (Ready always present; Reconciling and Stalled only while true; every
+//! condition carries the generation it was computed for). A condition keeps its transition
+//! time while its status holds, so an unchanged state gives an identical status and the
+//! controller writes nothing (Argo CD refreshes on every change).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use pep440_rs::Version;
+
+use super::resource::{FailureRecord, PythonPackageStatus};
+use crate::names::Platform;
+use crate::plan::{Plan, VersionStatus};
+
+/// At most this many failure records, newest versions first.
+pub const MAX_FAILURES: usize = 20;
+
+/// What the build Jobs of a (version, platform) say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Succeeded,
+    /// Out of retries: the pod's reason (exit code, OOMKilled, DeadlineExceeded) and message.
+    Failed {
+        reason: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobObservation {
+    pub version: Version,
+    pub platform: Platform,
+    pub state: JobState,
+}
+
+/// Everything the status is computed from.
+pub struct Observed<'a> {
+    pub generation: i64,
+    /// `None` when observing failed (index unreachable, project missing, store refused).
+    pub plan: Option<&'a Plan>,
+    pub jobs: &'a [JobObservation],
+    pub suspended: bool,
+    /// Why observing or planning failed, when it did.
+    pub error: Option<String>,
+    pub last_commit: Option<String>,
+    pub previous: Option<&'a PythonPackageStatus>,
+    pub now: Time,
+}
+
+pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
+    let mut status = PythonPackageStatus {
+        observed_generation: Some(o.generation),
+        last_commit: o
+            .last_commit
+            .clone()
+            .or_else(|| o.previous.and_then(|p| p.last_commit.clone())),
+        ..PythonPackageStatus::default()
+    };
+    let mut failures: Vec<(Version, FailureRecord)> = Vec::new();
+    if let Some(plan) = o.plan {
+        status.desired = plan.versions.len() as u32;
+        status.released = plan.count(VersionStatus::Released) as u32;
+        status.latest = plan
+            .versions
+            .iter()
+            .find(|v| v.status == VersionStatus::Released)
+            .map(|v| v.version.to_string());
+        status.progress = Some(format!("{}/{}", status.released, status.desired));
+        for vp in plan
+            .versions
+            .iter()
+            .filter(|v| v.status == VersionStatus::Incompatible)
+        {
+            let record = FailureRecord {
+                version: vp.version.to_string(),
+                platform: None,
+                reason: "Incompatible".into(),
+                message: vp.note.clone().unwrap_or_default(),
+            };
+            failures.push((vp.version.clone(), record));
+        }
+    }
+    status.building = o
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Running)
+        .count() as u32;
+    for j in o.jobs {
+        if let JobState::Failed { reason, message } = &j.state {
+            let record = FailureRecord {
+                version: j.version.to_string(),
+                platform: Some(j.platform.to_string()),
+                reason: reason.clone(),
+                message: message.clone(),
+            };
+            failures.push((j.version.clone(), record));
+        }
+    }
+    status.failed = failures.len() as u32;
+    failures.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.platform.cmp(&b.1.platform)));
+    status.failures = failures
+        .into_iter()
+        .take(MAX_FAILURES)
+        .map(|(_, f)| f)
+        .collect();
+
+    let failed_keys: Vec<(&Version, Platform)> = o
+        .jobs
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Failed { .. }))
+        .map(|j| (&j.version, j.platform))
+        .collect();
+    // Work that can still make progress: builds running, builds planned and not given up on,
+    // or a release to publish none of whose platforms failed.
+    let pending = o.plan.is_some_and(|p| {
+        p.actions.iter().any(|a| match a {
+            crate::plan::Action::Build {
+                version, platform, ..
+            } => !failed_keys.contains(&(version, *platform)),
+            crate::plan::Action::PublishRelease { version } => {
+                !failed_keys.iter().any(|(v, _)| *v == version)
+            }
+            crate::plan::Action::CreateRelease { .. }
+            | crate::plan::Action::WriteManifest { .. } => false,
+        })
+    }) || status.building > 0;
+
+    let mut conditions = Vec::new();
+    let (ready, reason, message) = if let Some(e) = &o.error {
+        ("False", "ObserveFailed", e.clone())
+    } else if o.suspended {
+        (
+            "False",
+            "Suspended",
+            "suspend is true: no new work is started".to_owned(),
+        )
+    } else if status.failed > 0 && !pending {
+        (
+            "False",
+            "BuildsFailed",
+            format!(
+                "{} of {} versions released; {} builds failed",
+                status.released, status.desired, status.failed
+            ),
+        )
+    } else if pending {
+        (
+            "False",
+            "Progressing",
+            format!(
+                "{} of {} versions released, {} building",
+                status.released, status.desired, status.building
+            ),
+        )
+    } else {
+        (
+            "True",
+            "Released",
+            format!("all {} versions released", status.desired),
+        )
+    };
+    conditions.push(condition(o, "Ready", ready, reason, &message));
+    if pending && !o.suspended && o.error.is_none() {
+        conditions.push(condition(o, "Reconciling", "True", "Progressing", &message));
+    }
+    if o.error.is_some() || (status.failed > 0 && !pending && !o.suspended) {
+        conditions.push(condition(o, "Stalled", "True", reason, &message));
+    }
+    status.conditions = conditions;
+    status
+}
+
+/// A condition that keeps its previous transition time while its status is unchanged.
+fn condition(
+    o: &Observed<'_>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    let previous = o
+        .previous
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_));
+    let last_transition_time = match previous {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => o.now.clone(),
+    };
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: Some(o.generation),
+        last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests;
