@@ -4,5 +4,6 @@
 //! resource reports; both are pure. The reconciler that drives them is the next step.
 
 pub mod jobs;
+pub mod reconcile;
 pub mod resource;
 pub mod status;
