@@ -40,6 +40,8 @@ pub enum Command {
     /// Build one version for one platform and add it to its (draft) release: what a build Job
     /// runs; also usable by hand.
     Build(Box<BuildArgs>),
+    /// Run the Kubernetes controller for PythonPackage resources.
+    Controller(Box<crate::controller::run::ControllerArgs>),
     /// Print the PythonPackage CRD (as checked in at crds/pythonpackage.yaml).
     Crd,
     /// Print PythonPackage resources for config files, for GitOps repositories.
@@ -245,6 +247,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Plan(args) => plan_command(args).await,
             Command::Sync(args) => sync::sync_command(*args).await,
             Command::Build(args) => sync::build_command(*args).await,
+            Command::Controller(args) => crate::controller::run::controller_command(*args).await,
             Command::Crd => {
                 print!("{}", crate::controller::resource::crd_yaml());
                 Ok(ExitCode::SUCCESS)

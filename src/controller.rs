@@ -6,4 +6,5 @@
 pub mod jobs;
 pub mod reconcile;
 pub mod resource;
+pub mod run;
 pub mod status;
