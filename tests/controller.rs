@@ -28,6 +28,7 @@ type Sent = (String, String, Value);
 fn api_server(
     pkg: PythonPackage,
     jobs: Vec<Value>,
+    nodes: Vec<Value>,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(svc, "default");
@@ -38,7 +39,9 @@ fn api_server(
             let uri = request.uri().to_string();
             let bytes = request.into_body().collect_bytes().await.unwrap();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let reply = if method == "GET" && uri.contains("/jobs") {
+            let reply = if method == "GET" && uri.starts_with("/api/v1/nodes") {
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": nodes})
+            } else if method == "GET" && uri.contains("/jobs") {
                 json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": jobs})
             } else if uri.contains("/status") {
                 let mut object = serde_json::to_value(&pkg).unwrap();
@@ -121,14 +124,33 @@ fn context(
     })
 }
 
+fn node(name: &str, arch: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
+        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+    })
+}
+
 async fn run(
     pkg: PythonPackage,
     jobs: Vec<Value>,
     store: DirStore,
     per_package: usize,
 ) -> Vec<Sent> {
+    let nodes = vec![node("a", "amd64", true), node("b", "arm64", true)];
+    run_with_nodes(pkg, jobs, store, per_package, nodes).await
+}
+
+async fn run_with_nodes(
+    pkg: PythonPackage,
+    jobs: Vec<Value>,
+    store: DirStore,
+    per_package: usize,
+    nodes: Vec<Value>,
+) -> Vec<Sent> {
     let index = index().await;
-    let (client, server) = api_server(pkg.clone(), jobs);
+    let (client, server) = api_server(pkg.clone(), jobs, nodes);
     let ctx = context(client, &index.url, store, per_package);
     tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(pkg), ctx))
         .await
@@ -324,4 +346,28 @@ async fn complete_releases_are_published_and_an_unchanged_state_writes_nothing()
     let sent = run(pkg, vec![], store, 6).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].0, "GET");
+}
+
+#[tokio::test]
+async fn a_platform_with_no_ready_node_gets_no_job_and_is_reported() {
+    let (_dir, store) = store();
+    let nodes = vec![node("a", "amd64", true), node("b", "arm64", false)];
+    let sent = run_with_nodes(package(""), vec![], store, 8, nodes).await;
+    let names: Vec<&str> = sent
+        .iter()
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+        .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.contains("linux-arm64")),
+        "no Pending pod for a pool without nodes"
+    );
+    let status = status_of(&sent);
+    let failures = status["failures"].as_array().unwrap();
+    let record = failures
+        .iter()
+        .find(|f| f["reason"] == "NoNodeForPlatform")
+        .unwrap();
+    assert_eq!(record["platform"], "linux-arm64");
 }

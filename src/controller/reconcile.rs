@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
@@ -60,6 +61,7 @@ pub async fn reconcile<S: ReleaseStore>(
         generation,
         plan: None,
         jobs: &[],
+        no_node: &[],
         suspended: pkg.spec.suspend,
         error: Some(e),
         last_commit: None,
@@ -109,6 +111,37 @@ pub async fn reconcile<S: ReleaseStore>(
     let versions = project.versions();
     let mut plan = plan(spec, &versions, &releases, &PlanOptions::default());
 
+    // Platforms whose builds could not be scheduled: said in the status, not left Pending.
+    let wanted: Vec<Platform> = plan
+        .actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Build { platform, .. } = a {
+                Some(*platform)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let no_node = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        let nodes: Api<Node> = Api::all(ctx.client.clone());
+        let nodes = nodes.list(&ListParams::default()).await?.items;
+        let mut missing: Vec<Platform> = wanted
+            .into_iter()
+            .filter(|p| {
+                ctx.table
+                    .platforms
+                    .get(p)
+                    .is_some_and(|pool| !nodes.iter().any(|n| schedulable_for(n, pool)))
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    };
+
     // Apply.
     if !pkg.spec.suspend {
         let mut published = false;
@@ -145,7 +178,7 @@ pub async fn reconcile<S: ReleaseStore>(
             if running >= ctx.per_package {
                 break;
             }
-            if jobs.contains_key(&(version.clone(), *platform)) {
+            if no_node.contains(platform) || jobs.contains_key(&(version.clone(), *platform)) {
                 continue; // running, done (the store catches up) or failed (reported, not retried here)
             }
             let job = build_job(&pkg, version, *python, *platform, &ctx.table, &ctx.jobs)?;
@@ -175,6 +208,7 @@ pub async fn reconcile<S: ReleaseStore>(
         generation,
         plan: Some(&plan),
         jobs: &observations,
+        no_node: &no_node,
         suspended: pkg.spec.suspend,
         error: None,
         last_commit: None,
@@ -213,6 +247,28 @@ async fn write_status<S>(
     )
     .await?;
     Ok(())
+}
+
+/// A Ready node without `unschedulable` whose labels include the pool's nodeSelector. Taints
+/// against the pool's tolerations are not checked (the scheduler still decides).
+pub fn schedulable_for(node: &Node, pool: &super::jobs::Pool) -> bool {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let cordoned = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    ready
+        && !cordoned
+        && pool
+            .node_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// The state of each (version, platform) from the package's Jobs.

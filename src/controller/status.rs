@@ -40,6 +40,8 @@ pub struct Observed<'a> {
     /// `None` when observing failed (index unreachable, project missing, store refused).
     pub plan: Option<&'a Plan>,
     pub jobs: &'a [JobObservation],
+    /// Platforms with builds to run but no Ready, schedulable node for their pool.
+    pub no_node: &'a [Platform],
     pub suspended: bool,
     /// Why observing or planning failed, when it did.
     pub error: Option<String>,
@@ -97,6 +99,22 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
             failures.push((j.version.clone(), record));
         }
     }
+    // One record per platform, whatever the number of versions waiting for it.
+    let newest = o
+        .plan
+        .and_then(|p| p.versions.first())
+        .map(|v| v.version.clone());
+    for platform in o.no_node {
+        let record = FailureRecord {
+            version: "*".into(),
+            platform: Some(platform.to_string()),
+            reason: "NoNodeForPlatform".into(),
+            message: format!(
+                "no Ready, schedulable node matches the {platform} pool of the platform table"
+            ),
+        };
+        failures.push((newest.clone().unwrap_or_else(|| Version::new([0])), record));
+    }
     status.failed = failures.len() as u32;
     failures.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.platform.cmp(&b.1.platform)));
     status.failures = failures
@@ -117,7 +135,7 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
         p.actions.iter().any(|a| match a {
             crate::plan::Action::Build {
                 version, platform, ..
-            } => !failed_keys.contains(&(version, *platform)),
+            } => !failed_keys.contains(&(version, *platform)) && !o.no_node.contains(platform),
             crate::plan::Action::PublishRelease { version } => {
                 !failed_keys.iter().any(|(v, _)| *v == version)
             }
@@ -134,6 +152,16 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
             "False",
             "Suspended",
             "suspend is true: no new work is started".to_owned(),
+        )
+    } else if !o.no_node.is_empty() && !pending {
+        let platforms: Vec<String> = o.no_node.iter().map(ToString::to_string).collect();
+        (
+            "False",
+            "NoNodeForPlatform",
+            format!(
+                "no node can build {}: add a node pool, or cross: true in the platform table",
+                platforms.join(", ")
+            ),
         )
     } else if status.failed > 0 && !pending {
         (

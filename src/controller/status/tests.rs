@@ -52,6 +52,7 @@ fn observed<'a>(
         generation: 3,
         plan: Some(plan),
         jobs,
+        no_node: &[],
         suspended: false,
         error: None,
         last_commit: None,
@@ -218,4 +219,57 @@ fn suspended_and_unobservable_packages_say_why() {
     let stalled = condition(&s, "Stalled").unwrap();
     assert_eq!(stalled.reason, "ObserveFailed");
     assert!(stalled.message.contains("no such project"));
+}
+
+#[test]
+fn a_platform_without_nodes_is_reported_once_and_stalls_only_itself() {
+    let p = plan(
+        &spec(),
+        &index(&["1.0", "1.1"]),
+        &[],
+        &PlanOptions::default(),
+    );
+    let darwin = [Platform::ALL[2], Platform::ALL[3]];
+    let mut o = observed(&p, &[], None);
+    o.no_node = &darwin;
+    let s = compute(&o);
+    let records: Vec<_> = s
+        .failures
+        .iter()
+        .filter(|f| f.reason == "NoNodeForPlatform")
+        .collect();
+    assert_eq!(records.len(), 2, "one per platform, not per version");
+    assert_eq!(
+        condition(&s, "Reconciling").unwrap().status,
+        "True",
+        "linux builds go on"
+    );
+
+    // With only the darwin builds left, the package is stalled and says why.
+    let linux_done: Vec<JobObservation> = p
+        .versions
+        .iter()
+        .flat_map(|vp| {
+            Platform::ALL[..2].iter().map(|pl| JobObservation {
+                version: vp.version.clone(),
+                platform: *pl,
+                state: JobState::Succeeded,
+            })
+        })
+        .collect();
+    let only_darwin = PlanOptions {
+        platforms: Some(darwin.to_vec()),
+        ..Default::default()
+    };
+    let p2 = plan(&spec(), &index(&["1.0", "1.1"]), &[], &only_darwin);
+    let mut o = observed(&p2, &linux_done, None);
+    o.no_node = &darwin;
+    let s = compute(&o);
+    let stalled = condition(&s, "Stalled").unwrap();
+    assert_eq!(stalled.reason, "NoNodeForPlatform");
+    assert!(
+        stalled.message.contains("darwin-amd64, darwin-arm64"),
+        "{}",
+        stalled.message
+    );
 }
