@@ -43,6 +43,8 @@ fn api_server(
                 json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": nodes})
             } else if method == "GET" && uri.contains("/jobs") {
                 json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": jobs})
+            } else if method == "DELETE" {
+                json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
             } else if uri.contains("/status") {
                 let mut object = serde_json::to_value(&pkg).unwrap();
                 object["status"] = body["status"].clone();
@@ -249,11 +251,13 @@ async fn a_suspended_package_creates_nothing() {
     );
 }
 
-fn failed_job(version: &str, platform: &str) -> Value {
+/// A Job out of retries, made for resource generation `generation`.
+fn failed_job(version: &str, platform: &str, generation: i64) -> Value {
     json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": format!("tool-{}-{platform}", version.replace('.', "-")), "labels": {
-            "hermit-pex.dev/package": "tool", "hermit-pex.dev/version": version, "hermit-pex.dev/platform": platform}},
+            "hermit-pex.dev/package": "tool", "hermit-pex.dev/version": version, "hermit-pex.dev/platform": platform},
+            "annotations": {"hermit-pex.dev/generation": generation.to_string(), "hermit-pex.dev/requested-at": ""}},
         "status": {"failed": 3, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}
     })
 }
@@ -263,7 +267,7 @@ async fn a_failed_job_is_reported_not_recreated_and_the_rest_go_on() {
     let (_dir, store) = store();
     let sent = run(
         package(""),
-        vec![failed_job("1.1", "darwin-arm64")],
+        vec![failed_job("1.1", "darwin-arm64", 2)],
         store,
         8,
     )
@@ -370,4 +374,41 @@ async fn a_platform_with_no_ready_node_gets_no_job_and_is_reported() {
         .find(|f| f["reason"] == "NoNodeForPlatform")
         .unwrap();
     assert_eq!(record["platform"], "linux-arm64");
+}
+
+#[tokio::test]
+async fn a_failed_build_is_retried_after_the_spec_changed() {
+    let (_dir, store) = store();
+    // The Job failed under generation 1; the resource is at generation 2 now.
+    let sent = run(
+        package(""),
+        vec![failed_job("1.1", "darwin-arm64", 1)],
+        store,
+        8,
+    )
+    .await;
+    let deleted: Vec<&str> = sent
+        .iter()
+        .filter(|(m, _, _)| m == "DELETE")
+        .map(|(_, u, _)| u.as_str())
+        .collect();
+    assert_eq!(deleted.len(), 1, "{sent:?}");
+    assert!(
+        deleted[0].contains("/jobs/tool-1-1-darwin-arm64"),
+        "{}",
+        deleted[0]
+    );
+    let recreated = sent
+        .iter()
+        .find(|(m, u, _)| m == "PATCH" && u.contains("/jobs/tool-1-1-darwin-arm64"))
+        .expect("made again");
+    assert_eq!(
+        recreated.2["metadata"]["annotations"]["hermit-pex.dev/generation"],
+        "2"
+    );
+    let status = status_of(&sent);
+    assert!(
+        status["failures"].as_array().is_none_or(|f| f.is_empty()),
+        "{status}"
+    );
 }

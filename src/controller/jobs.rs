@@ -24,6 +24,28 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "hermit-pe
 pub const PACKAGE_LABEL: &str = "hermit-pex.dev/package";
 pub const VERSION_LABEL: &str = "hermit-pex.dev/version";
 pub const PLATFORM_LABEL: &str = "hermit-pex.dev/platform";
+/// On a resource: set it (to anything new, e.g. a date) to retry failed builds.
+pub const REQUESTED_AT: &str = "hermit-pex.dev/requested-at";
+/// On a Job: the resource generation and request it was made for.
+pub const FOR_GENERATION: &str = "hermit-pex.dev/generation";
+
+/// What a Job was made for: a failed Job made for another spec or request is retried.
+pub fn made_for(resource: &PythonPackage) -> BTreeMap<String, String> {
+    let requested = resource
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REQUESTED_AT))
+        .cloned()
+        .unwrap_or_default();
+    BTreeMap::from([
+        (
+            FOR_GENERATION.to_owned(),
+            resource.metadata.generation.unwrap_or(0).to_string(),
+        ),
+        (REQUESTED_AT.to_owned(), requested),
+    ])
+}
 
 /// How each platform is built in this cluster (Helm values → a ConfigMap the controller reads).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +320,7 @@ pub fn build_job(
             name: Some(job_name(package, version, platform)),
             namespace: resource.metadata.namespace.clone(),
             labels: Some(labels.clone()),
+            annotations: Some(made_for(resource)),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },

@@ -100,12 +100,24 @@ pub async fn reconcile<S: ReleaseStore>(
         }
     };
     let selector = format!("{PACKAGE_LABEL}={}", spec.package);
-    let mut jobs = observe_jobs(
-        &jobs_api
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items,
-    );
+    let listed = jobs_api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items;
+    // A failed Job made for an older spec or request is deleted (background: the object goes
+    // at once) and its build made again below: that is how failures are retried.
+    let wanted = super::jobs::made_for(&pkg);
+    let mut deleted = Vec::new();
+    for job in &listed {
+        let stale = job.metadata.annotations.as_ref() != Some(&wanted);
+        if stale && matches!(job_state(job), JobState::Failed { .. }) && !pkg.spec.suspend {
+            jobs_api
+                .delete(&job.name_any(), &kube::api::DeleteParams::background())
+                .await?;
+            deleted.push(job.name_any());
+        }
+    }
+    let mut jobs = observe_jobs(listed.iter().filter(|j| !deleted.contains(&j.name_any())));
 
     // Plan.
     let versions = project.versions();
@@ -272,15 +284,14 @@ pub fn schedulable_for(node: &Node, pool: &super::jobs::Pool) -> bool {
 }
 
 /// The state of each (version, platform) from the package's Jobs.
-fn observe_jobs(jobs: &[Job]) -> HashMap<(Version, Platform), JobState> {
-    jobs.iter()
-        .filter_map(|job| {
-            let l = job.metadata.labels.as_ref()?;
-            let version: Version = l.get(VERSION_LABEL)?.parse().ok()?;
-            let platform: Platform = l.get(PLATFORM_LABEL)?.parse().ok()?;
-            Some(((version, platform), job_state(job)))
-        })
-        .collect()
+fn observe_jobs<'a>(jobs: impl Iterator<Item = &'a Job>) -> HashMap<(Version, Platform), JobState> {
+    jobs.filter_map(|job| {
+        let l = job.metadata.labels.as_ref()?;
+        let version: Version = l.get(VERSION_LABEL)?.parse().ok()?;
+        let platform: Platform = l.get(PLATFORM_LABEL)?.parse().ok()?;
+        Some(((version, platform), job_state(job)))
+    })
+    .collect()
 }
 
 fn job_state(job: &Job) -> JobState {
