@@ -536,3 +536,29 @@ fn sync_publishes_to_github_and_the_manifest_uses_download_urls() {
     assert_eq!(fake.writes(), writes);
     drop(server);
 }
+
+/// A long-running controller must see what its build Jobs upload from elsewhere.
+#[tokio::test]
+async fn a_store_with_a_view_age_sees_uploads_made_by_others() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let controller = store_with(&fake, dir.path(), TOKEN, |c| {
+        c.max_view_age = Some(Duration::ZERO)
+    });
+    let once = store(&fake, dir.path());
+    assert!(controller.releases(&pkg()).await.unwrap().is_empty());
+    assert!(once.releases(&pkg()).await.unwrap().is_empty());
+
+    let job = store(&fake, &dir.path().join("job"));
+    release_version(&job, dir.path(), "1.0").await;
+
+    assert_eq!(
+        controller.releases(&pkg()).await.unwrap().len(),
+        1,
+        "listed again"
+    );
+    assert!(
+        once.releases(&pkg()).await.unwrap().is_empty(),
+        "a one-run store lists once"
+    );
+}

@@ -98,6 +98,8 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
     let mut config = GitHubConfig::new(owner, repo);
     config.api_url = args.github_api_url.clone();
     config.cache_dir = args.index.cache_dir();
+    // Build Jobs upload from their pods: look again at least every 30 s.
+    config.max_view_age = Some(Duration::from_secs(30));
     let store = GitHubStore::new(config, Token::from_env()?)?;
     let ctx = Arc::new(Context {
         client,

@@ -48,6 +48,9 @@ pub struct GitHubConfig {
     pub base_delay: Duration,
     /// Longest wait for a rate limit to reset before giving up on the request.
     pub max_rate_limit_wait: Duration,
+    /// List the repository again when the view is older than this (a long-running controller
+    /// must see what its build Jobs uploaded); `None`: once per run.
+    pub max_view_age: Option<Duration>,
 }
 
 impl GitHubConfig {
@@ -63,6 +66,7 @@ impl GitHubConfig {
             attempts: 4,
             base_delay: Duration::from_secs(1),
             max_rate_limit_wait: Duration::from_secs(15 * 60),
+            max_view_age: None,
         }
     }
 }
@@ -108,6 +112,7 @@ pub struct GitHubStore {
     counters: Counters,
     /// Every release of the repository, by tag; `None` until first listed.
     view: Mutex<Option<HashMap<String, GhRelease>>>,
+    listed_at: Mutex<Option<Instant>>,
     last_write: Mutex<Option<Instant>>,
 }
 
@@ -139,6 +144,7 @@ impl GitHubStore {
             config,
             counters: Counters::default(),
             view: Mutex::new(None),
+            listed_at: Mutex::new(None),
             last_write: Mutex::new(None),
         })
     }
@@ -262,8 +268,15 @@ impl GitHubStore {
         &self,
     ) -> Result<tokio::sync::MutexGuard<'_, Option<HashMap<String, GhRelease>>>, StoreError> {
         let mut view = self.view.lock().await;
-        if view.is_none() {
+        let mut listed_at = self.listed_at.lock().await;
+        let stale = match (self.config.max_view_age, *listed_at) {
+            (Some(age), Some(at)) => at.elapsed() > age,
+            _ => false,
+        };
+        if view.is_none() || stale {
+            // Unchanged pages cost a 304 each: cheap to ask again.
             *view = Some(self.list_all().await?);
+            *listed_at = Some(Instant::now());
         }
         Ok(view)
     }
