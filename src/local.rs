@@ -64,7 +64,7 @@ impl<S: ReleaseStore> Sync<'_, S> {
             .filter(|vp| {
                 plan.actions
                     .iter()
-                    .any(|a| action_version(a) == Some(&vp.version))
+                    .any(|a| a.version() == Some(&vp.version))
             })
             .map(|vp| self.run_version(spec, plan, vp))
             .collect();
@@ -93,18 +93,9 @@ impl<S: ReleaseStore> Sync<'_, S> {
         let actions: Vec<&Action> = plan
             .actions
             .iter()
-            .filter(|a| action_version(a) == Some(&vp.version))
+            .filter(|a| a.version() == Some(&vp.version))
             .collect();
-        let builds: Vec<Platform> = actions
-            .iter()
-            .filter_map(|a| {
-                if let Action::Build { platform, .. } = a {
-                    Some(*platform)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let builds: Vec<Platform> = actions.iter().filter_map(|a| a.build_platform()).collect();
         let publish = actions
             .iter()
             .any(|a| matches!(a, Action::PublishRelease { .. }));
@@ -465,15 +456,6 @@ struct VersionOutcome {
     built: usize,
     published: bool,
     failures: Vec<Failure>,
-}
-
-fn action_version(a: &Action) -> Option<&Version> {
-    match a {
-        Action::CreateRelease { version, .. }
-        | Action::Build { version, .. }
-        | Action::PublishRelease { version } => Some(version),
-        Action::WriteManifest { .. } => None,
-    }
 }
 
 /// Progress on a terminal (a bar over the build count), plain lines otherwise.

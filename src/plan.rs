@@ -41,6 +41,26 @@ pub enum Action {
     WriteManifest { versions: Vec<Version> },
 }
 
+impl Action {
+    /// The version the action is about (none for the manifest).
+    pub fn version(&self) -> Option<&Version> {
+        match self {
+            Action::CreateRelease { version, .. }
+            | Action::Build { version, .. }
+            | Action::PublishRelease { version } => Some(version),
+            Action::WriteManifest { .. } => None,
+        }
+    }
+
+    /// The platform a build action builds.
+    pub fn build_platform(&self) -> Option<Platform> {
+        match self {
+            Action::Build { platform, .. } => Some(*platform),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VersionStatus {

@@ -127,13 +127,7 @@ pub async fn reconcile<S: ReleaseStore>(
     let wanted: Vec<Platform> = plan
         .actions
         .iter()
-        .filter_map(|a| {
-            if let Action::Build { platform, .. } = a {
-                Some(*platform)
-            } else {
-                None
-            }
-        })
+        .filter_map(Action::build_platform)
         .collect();
     let no_node = if wanted.is_empty() {
         Vec::new()

@@ -26,6 +26,9 @@ use super::{Asset, Release, ReleaseMeta, ReleaseState, ReleaseStore, StoreError,
 use crate::build::BuildInfo;
 use crate::github::{Api, Response, Retry, describe, percent_encode};
 use crate::names::PackageName;
+use wire::{build_info_from_body, file_body, next_link, release_body, stub_info};
+
+mod wire;
 
 pub use crate::github::Token;
 
@@ -744,97 +747,5 @@ impl ReleaseStore for GitHubStore {
     }
 }
 
-/// The body of a release: a line for people and the build info for machines.
-fn release_body(package: &PackageName, version: &Version, info: &BuildInfo) -> String {
-    let json = serde_json::to_string_pretty(info).expect("build info serialises");
-    format!("{package} {version}, built by hermit-pex.\n\n```json\n{json}\n```\n")
-}
-
-fn build_info_from_body(body: Option<&str>) -> Option<BuildInfo> {
-    let body = body?;
-    let start = body.find("```json\n")? + "```json\n".len();
-    let end = body[start..].find("\n```")? + start;
-    serde_json::from_str(&body[start..end]).ok()
-}
-
-fn stub_info(package: &PackageName, version: &Version, meta: &ReleaseMeta) -> BuildInfo {
-    BuildInfo {
-        package: package.clone(),
-        version: version.clone(),
-        python: meta.python,
-        config_version: meta.config_version,
-        requirements: Vec::new(),
-        lock: Vec::new(),
-        pure: false,
-        pex_version: crate::build::tools::PEX_VERSION.into(),
-        pip_version: crate::build::tools::PIP_VERSION.into(),
-        pex_options: Vec::new(),
-        platforms: Default::default(),
-        built_at: crate::build::now(),
-    }
-}
-
-/// The `rel="next"` URL of a `Link` header.
-fn next_link(headers: &HeaderMap) -> Option<String> {
-    let link = headers.get(header::LINK)?.to_str().ok()?;
-    link.split(',')
-        .find(|part| part.contains("rel=\"next\""))
-        .and_then(|part| {
-            let start = part.find('<')? + 1;
-            let end = part.find('>')?;
-            Some(part[start..end].to_owned())
-        })
-}
-
-/// A streamed file body: uploads never hold a whole asset in memory.
-fn file_body(path: &Path) -> OctoBody {
-    use futures::TryStreamExt;
-    let path = path.to_owned();
-    let stream = futures::stream::once(async move { tokio::fs::File::open(path).await })
-        .map_ok(|file| tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024))
-        .try_flatten()
-        .map_ok(http_body::Frame::data);
-    OctoBody::new(http_body_util::StreamBody::new(stream))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    // The client spawns its connection pool: it needs a runtime even when unused.
-    #[tokio::test]
-    async fn the_token_never_prints() {
-        let t = Token::new("ghp_s3cret");
-        assert!(!format!("{t:?}").contains("s3cret"));
-        let store = GitHubStore::new(GitHubConfig::new("o", "r"), t).unwrap();
-        assert!(!format!("{store:?}").contains("s3cret"));
-    }
-
-    #[tokio::test]
-    async fn links_bodies_and_names() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::LINK,
-            HeaderValue::from_static(r#"<https://api.github.com/repositories/1/releases?page=2>; rel="next", <https://api.github.com/repositories/1/releases?page=3>; rel="last""#),
-        );
-        assert_eq!(
-            next_link(&h).as_deref(),
-            Some("https://api.github.com/repositories/1/releases?page=2")
-        );
-        assert_eq!(percent_encode("a b+c.tar.gz", false), "a%20b%2Bc.tar.gz");
-        let pkg = PackageName::new("tiny-tool").unwrap();
-        let v: Version = "1.0".parse().unwrap();
-        let meta = ReleaseMeta {
-            python: crate::names::PythonMinor::new(12).unwrap(),
-            config_version: Some(2),
-        };
-        let body = release_body(&pkg, &v, &stub_info(&pkg, &v, &meta));
-        let info = build_info_from_body(Some(&body)).unwrap();
-        assert_eq!((info.python, info.config_version), (meta.python, Some(2)));
-        let store = GitHubStore::new(GitHubConfig::new("o", "r"), Token::new("t")).unwrap();
-        assert_eq!(
-            store.source_template(&pkg),
-            "https://github.com/o/r/releases/download/tiny-tool-v${version}/tiny-tool-${os}-${arch}.tar.gz"
-        );
-    }
-}
+mod tests;
