@@ -27,6 +27,14 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines as text or as JSON objects (for log collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "HERMIT_PEX_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -117,6 +125,30 @@ pub struct ConvertArgs {
     pub namespace: Option<String>,
 }
 
+/// Where manifests are committed, other than a directory.
+#[derive(Args, Clone)]
+pub struct ManifestArgs {
+    /// Commit manifests to this Git repository (any URL git takes; token in HERMIT_PEX_GIT_TOKEN
+    /// or GITHUB_TOKEN for HTTPS, key file in HERMIT_PEX_GIT_SSH_KEY for SSH).
+    #[arg(long, conflicts_with = "manifest_github")]
+    pub manifest_repo: Option<String>,
+    /// Commit manifests to OWNER/REPO through the GitHub API (token in GITHUB_TOKEN).
+    #[arg(long)]
+    pub manifest_github: Option<String>,
+    /// Branch for --manifest-repo / --manifest-github.
+    #[arg(long, default_value = "main")]
+    pub manifest_branch: String,
+    /// Directory in that repository (default: its root, where Hermit reads a git source).
+    #[arg(long, default_value = "")]
+    pub manifest_dir: String,
+    /// Author of manifest commits.
+    #[arg(
+        long,
+        default_value = "hermit-pex <hermit-pex@users.noreply.github.com>"
+    )]
+    pub git_author: String,
+}
+
 #[derive(Args)]
 pub struct SyncArgs {
     /// Config files, package directories, or directories of them (default: python/).
@@ -139,25 +171,8 @@ pub struct SyncArgs {
     /// Show the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Commit manifests to this Git repository (any URL git takes; token in HERMIT_PEX_GIT_TOKEN
-    /// or GITHUB_TOKEN for HTTPS, key file in HERMIT_PEX_GIT_SSH_KEY for SSH).
-    #[arg(long, conflicts_with = "manifest_github")]
-    pub manifest_repo: Option<String>,
-    /// Commit manifests to OWNER/REPO through the GitHub API (token in GITHUB_TOKEN).
-    #[arg(long)]
-    pub manifest_github: Option<String>,
-    /// Branch for --manifest-repo / --manifest-github.
-    #[arg(long, default_value = "main")]
-    pub manifest_branch: String,
-    /// Directory in that repository (default: its root, where Hermit reads a git source).
-    #[arg(long, default_value = "")]
-    pub manifest_dir: String,
-    /// Author of manifest commits.
-    #[arg(
-        long,
-        default_value = "hermit-pex <hermit-pex@users.noreply.github.com>"
-    )]
-    pub git_author: String,
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
     /// List releases without first running their test command.
     #[arg(long)]
     pub no_verify: bool,
@@ -196,6 +211,12 @@ impl SelectArgs {
             platforms: self.platforms.clone(),
         }
     }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]

@@ -15,7 +15,14 @@ use crate::spec::LoadedSpec;
 
 /// `hermit-pex sync`: plan every package, build and release what is missing, write manifests.
 pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::process::ExitCode> {
-    let sink = make_sink(&args)?;
+    let sink = remote_sink(&args.manifest, &args.release.github_api_url, || {
+        cache_dir(&args)
+    })?
+    .unwrap_or_else(|| {
+        Sink::Dir(DirSink {
+            dir: args.hermit_dir.clone(),
+        })
+    });
     match open_store(&args.release, args.index.cache_dir())? {
         Store::Dir(store) => run_sync(&args, &store, None, &sink).await,
         Store::GitHub(store, html) => {
@@ -188,7 +195,12 @@ pub enum Sink {
     GitHub(crate::gitops::github::GitHubSink),
 }
 
-fn make_sink(args: &crate::cli::SyncArgs) -> anyhow::Result<Sink> {
+/// The Git or GitHub sink the arguments ask for, if any.
+pub fn remote_sink(
+    args: &crate::cli::ManifestArgs,
+    github_api_url: &str,
+    cache_dir: impl FnOnce() -> PathBuf,
+) -> anyhow::Result<Option<Sink>> {
     use anyhow::Context;
     let (author_name, author_email) = args
         .git_author
@@ -211,17 +223,17 @@ fn make_sink(args: &crate::cli::SyncArgs) -> anyhow::Result<Sink> {
             "{url}\n{}",
             args.manifest_branch
         )));
-        return Ok(Sink::Git(crate::gitops::git::GitSink::new(
+        return Ok(Some(Sink::Git(crate::gitops::git::GitSink::new(
             crate::gitops::git::GitSinkConfig {
                 url: url.clone(),
                 branch: args.manifest_branch.clone(),
                 dir: args.manifest_dir.trim_matches('/').to_owned(),
                 author_name,
                 author_email,
-                checkout: cache_dir(args).join("git").join(&key[..16]),
+                checkout: cache_dir().join("git").join(&key[..16]),
                 attempts: 5,
             },
-        )));
+        ))));
     }
     if let Some(repository) = &args.manifest_github {
         let (owner, repo) = repository
@@ -234,17 +246,15 @@ fn make_sink(args: &crate::cli::SyncArgs) -> anyhow::Result<Sink> {
             repo: repo.into(),
             branch: args.manifest_branch.clone(),
             dir: args.manifest_dir.trim_matches('/').to_owned(),
-            api_url: args.release.github_api_url.clone(),
+            api_url: github_api_url.to_owned(),
             author_name,
             author_email,
         };
-        return Ok(Sink::GitHub(crate::gitops::github::GitHubSink::new(
+        return Ok(Some(Sink::GitHub(crate::gitops::github::GitHubSink::new(
             config, token,
-        )?));
+        )?)));
     }
-    Ok(Sink::Dir(DirSink {
-        dir: args.hermit_dir.clone(),
-    }))
+    Ok(None)
 }
 
 fn cache_dir(args: &crate::cli::SyncArgs) -> PathBuf {

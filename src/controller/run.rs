@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use super::jobs::{JobSettings, PlatformTable};
 use super::reconcile::{Context, Error, reconcile};
 use super::resource::PythonPackage;
-use crate::cli::IndexArgs;
+use crate::cli::{IndexArgs, ManifestArgs};
 use crate::release::github::{GitHubConfig, GitHubStore, Token};
 
 #[derive(Args)]
@@ -38,34 +38,60 @@ pub struct ControllerArgs {
     /// The Secret (in each resource's namespace) holding the GitHub token for build Jobs.
     #[arg(long, default_value = "hermit-pex-github")]
     pub token_secret: String,
+    /// The key of the token in --token-secret.
     #[arg(long, default_value = "token")]
     pub token_key: String,
-    /// A PersistentVolumeClaim for the builders' pex cache.
+    /// A PersistentVolumeClaim (in each resource's namespace) for the builders' pex cache.
     #[arg(long)]
     pub cache_claim: Option<String>,
     /// The ServiceAccount of build pods.
     #[arg(long)]
     pub builder_service_account: Option<String>,
+    /// Requests and limits of build pods, as JSON: {"requests":{"cpu":"1","memory":"2Gi"},...}.
+    #[arg(long)]
+    pub builder_resources: Option<String>,
     /// Build Jobs running at once per package.
     #[arg(long, default_value_t = 8)]
     pub per_package: usize,
+    /// Build Jobs running at once across all packages.
+    #[arg(long, default_value_t = 32)]
+    pub max_jobs: usize,
     /// Reconciles running at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
+    /// activeDeadlineSeconds of build Jobs.
     #[arg(long, default_value_t = 7200)]
     pub job_deadline_seconds: i64,
+    /// backoffLimit of build Jobs (pod retries before the build counts as failed).
     #[arg(long, default_value_t = 2)]
     pub job_backoff_limit: i32,
+    /// ttlSecondsAfterFinished of build Jobs.
     #[arg(long, default_value_t = 86_400)]
     pub job_ttl_seconds: i32,
     #[command(flatten)]
     pub index: IndexArgs,
+    /// GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/).
     #[arg(
         long,
         env = "GITHUB_API_URL",
         default_value = "https://api.github.com/"
     )]
     pub github_api_url: String,
+    /// Where manifests are committed (none: manifests are not committed).
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Run only while holding a Lease, so that several replicas can run (one active).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "hermit-pex")]
+    pub lease_name: String,
+    /// The Lease's namespace (default: the pod's, from POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
 }
 
 pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode> {
