@@ -1,7 +1,7 @@
 //! The command line: argument parsing and the `plan` report. Each command reads its inputs,
 //! calls the core, and prints; problems are reported per package and the run goes on.
 
-mod sync;
+pub(crate) mod sync;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -78,6 +78,8 @@ pub struct Api {
     requests: AtomicU64,
     retries: AtomicU64,
     rate_limit_waits: AtomicU64,
+    /// `x-ratelimit-remaining` of the last response that had it; `u64::MAX` before.
+    rate_limit_remaining: AtomicU64,
 }
 
 impl Api {
@@ -97,6 +99,7 @@ impl Api {
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             rate_limit_waits: AtomicU64::new(0),
+            rate_limit_remaining: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -112,6 +115,11 @@ impl Api {
             get(&self.retries),
             get(&self.rate_limit_waits),
         )
+    }
+
+    /// GitHub's `x-ratelimit-remaining` as last seen.
+    pub fn rate_limit_remaining(&self) -> Option<u64> {
+        Some(self.rate_limit_remaining.load(Ordering::Relaxed)).filter(|r| *r != u64::MAX)
     }
 
     /// Sends `body` as JSON (or nothing).
@@ -163,6 +171,12 @@ impl Api {
                 Ok(r) => Response::read(r).await,
                 Err(e) => Err(describe(&e)),
             };
+            if let Ok(r) = &result
+                && let Some(remaining) = r.header_u64("x-ratelimit-remaining")
+            {
+                self.rate_limit_remaining
+                    .store(remaining, Ordering::Relaxed);
+            }
             let retry_in = match result {
                 Ok(r) if r.status == StatusCode::UNAUTHORIZED => {
                     return Err(ApiError::Auth(format!(

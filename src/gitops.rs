@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 use pep440_rs::Version;
 
+use crate::hermit::{self, CompleteVersion, ManifestInput};
 use crate::names::PackageName;
+use crate::spec::PackageSpec;
 
 /// A manifest to write, and the versions it adds (for the commit message).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,58 @@ pub trait ManifestSink: Send + Sync {
         packages: &[PackageName],
         render: &Render<'_>,
     ) -> impl Future<Output = Result<CommitOutcome, SinkError>> + Send;
+}
+
+/// A [`ManifestSink`] behind a pointer: the controller picks a sink per resource at run time.
+pub trait DynSink: Send + Sync {
+    fn commit_boxed<'a>(
+        &'a self,
+        packages: &'a [PackageName],
+        render: &'a Render<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<CommitOutcome, SinkError>>;
+}
+
+impl<K: ManifestSink> DynSink for K {
+    fn commit_boxed<'a>(
+        &'a self,
+        packages: &'a [PackageName],
+        render: &'a Render<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<CommitOutcome, SinkError>> {
+        Box::pin(self.commit(packages, render))
+    }
+}
+
+/// A package's manifest rendered over the committed `current` text with the `complete`
+/// versions: `None` when there is nothing to write (no manifest yet and nothing complete).
+pub fn render_package(
+    spec: &PackageSpec,
+    source: &str,
+    repository: Option<&str>,
+    complete: &[CompleteVersion],
+    current: Option<&str>,
+) -> Result<Option<Rendered>, String> {
+    if complete.is_empty() && current.is_none() {
+        return Ok(None);
+    }
+    let existing = current
+        .map(hermit::read)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let input = ManifestInput {
+        spec,
+        source,
+        repository,
+        complete,
+        existing: existing.as_ref(),
+    };
+    let text = hermit::render(&input).map_err(|e| e.to_string())?;
+    let listed = existing.map(|e| e.versions).unwrap_or_default();
+    let added = complete
+        .iter()
+        .map(|c| c.version.clone())
+        .filter(|v| !listed.contains_key(v))
+        .collect();
+    Ok(Some(Rendered { text, added }))
 }
 
 /// `hermit: aider-chat 0.86.0, 0.86.1; black 25.1.0 [skip ci]`

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use pep440_rs::Version;
 
 use crate::names::{PackageName, Platform, PythonMinor};
+use crate::release::{Release, ReleaseState};
 use crate::spec::PackageSpec;
 
 /// One version that is complete in the release store.
@@ -17,6 +18,31 @@ pub struct CompleteVersion {
     pub version: Version,
     pub python: PythonMinor,
     pub sha256: BTreeMap<Platform, String>,
+}
+
+/// The versions a manifest may list: published releases with every platform's asset complete.
+pub fn complete_versions(spec: &PackageSpec, releases: &[Release]) -> Vec<CompleteVersion> {
+    let platforms = spec.platforms();
+    releases
+        .iter()
+        .filter(|r| r.state == ReleaseState::Published)
+        .filter_map(|r| {
+            let sha256: BTreeMap<Platform, String> = platforms
+                .iter()
+                .filter_map(|p| {
+                    r.asset(&spec.package, *p)
+                        .filter(|a| a.is_complete())
+                        .map(|a| (*p, a.sha256.clone().unwrap_or_default()))
+                })
+                .collect();
+            let python = r.python.or_else(|| spec.python_for(&r.version))?;
+            (sha256.len() == platforms.len()).then(|| CompleteVersion {
+                version: r.version.clone(),
+                python,
+                sha256,
+            })
+        })
+        .collect()
 }
 
 /// What an existing manifest says, as far as merging needs.

@@ -16,10 +16,10 @@ use tokio::sync::Semaphore;
 
 use crate::build::{self, BuildInfo, BuildSettings, PlatformBuild, VersionJob};
 use crate::gitops::{CommitOutcome, ManifestSink, Rendered, SinkError};
-use crate::hermit::{self, CompleteVersion, ManifestInput};
+use crate::hermit::{self, CompleteVersion};
 use crate::names::{PackageName, Platform};
 use crate::plan::{Action, Plan, VersionPlan};
-use crate::release::{ReleaseMeta, ReleaseState, ReleaseStore, Upload};
+use crate::release::{ReleaseMeta, ReleaseStore, Upload};
 use crate::spec::LoadedSpec;
 use crate::verify::Verdict;
 
@@ -286,44 +286,33 @@ impl<S: ReleaseStore> Sync<'_, S> {
             .releases(&s.package)
             .await
             .map_err(|e| e.to_string())?;
-        let platforms = s.platforms();
         let mut complete = Vec::new();
         let mut failures = Vec::new();
-        for r in releases
-            .iter()
-            .filter(|r| r.state == ReleaseState::Published)
-        {
-            let sha256: BTreeMap<Platform, String> = platforms
-                .iter()
-                .filter_map(|p| {
-                    r.asset(&s.package, *p)
-                        .filter(|a| a.is_complete())
-                        .map(|a| (*p, a.sha256.clone().unwrap_or_default()))
-                })
-                .collect();
-            let Some(python) = r.python.or_else(|| s.python_for(&r.version)) else {
-                continue;
-            };
-            if sha256.len() != platforms.len() {
-                continue;
-            }
+        for c in hermit::complete_versions(s, &releases) {
             if let Some(verification) = &self.verification
-                && let Some(host) = Platform::host().filter(|h| sha256.contains_key(h))
+                && let Some(host) = Platform::host().filter(|h| c.sha256.contains_key(h))
             {
                 match self
-                    .verify(verification, spec, &r.version, python, host, &sha256[&host])
+                    .verify(
+                        verification,
+                        spec,
+                        &c.version,
+                        c.python,
+                        host,
+                        &c.sha256[&host],
+                    )
                     .await
                 {
                     Verdict::Passed => {}
                     Verdict::Skipped(why) => {
                         self.progress.line(format!(
                             "{} {}: not tried before listing: {why}",
-                            s.package, r.version
+                            s.package, c.version
                         ));
                     }
                     Verdict::Failed(why) => {
                         failures.push(Failure {
-                            version: r.version.clone(),
+                            version: c.version.clone(),
                             platform: Some(host),
                             message: format!("left out of the manifest: {why}"),
                         });
@@ -331,11 +320,7 @@ impl<S: ReleaseStore> Sync<'_, S> {
                     }
                 }
             }
-            complete.push(CompleteVersion {
-                version: r.version.clone(),
-                python,
-                sha256,
-            });
+            complete.push(c);
         }
         Ok((complete, failures))
     }
@@ -410,32 +395,17 @@ impl<S: ReleaseStore> Sync<'_, S> {
             }
         }
         let packages: Vec<PackageName> = inputs.keys().cloned().collect();
+        let source_of = |p: &PackageName| self.store.source_template(p);
         let render =
             |package: &PackageName, current: Option<&str>| -> Result<Option<Rendered>, String> {
                 let (spec, complete) = &inputs[package];
-                if complete.is_empty() && current.is_none() {
-                    return Ok(None);
-                }
-                let existing = current
-                    .map(hermit::read)
-                    .transpose()
-                    .map_err(|e| e.to_string())?;
-                let source = self.store.source_template(package);
-                let input = ManifestInput {
-                    spec: &spec.spec,
-                    source: &source,
-                    repository: self.repository.as_deref(),
+                crate::gitops::render_package(
+                    &spec.spec,
+                    &source_of(package),
+                    self.repository.as_deref(),
                     complete,
-                    existing: existing.as_ref(),
-                };
-                let text = hermit::render(&input).map_err(|e| e.to_string())?;
-                let listed = existing.map(|e| e.versions).unwrap_or_default();
-                let added = complete
-                    .iter()
-                    .map(|c| c.version.clone())
-                    .filter(|v| !listed.contains_key(v))
-                    .collect();
-                Ok(Some(Rendered { text, added }))
+                    current,
+                )
             };
         let mut result = sink.commit(&packages, &render).await;
         if let Ok(outcome) = &mut result {

@@ -12,6 +12,7 @@ use common::{Page, ReplayServer};
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
 use hermit_pex::controller::reconcile::{Context, reconcile};
 use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
+use hermit_pex::controller::targets::Targets;
 use hermit_pex::names::{PackageName, Platform};
 use hermit_pex::pypi::IndexClient;
 use hermit_pex::release::dir::DirStore;
@@ -19,6 +20,7 @@ use hermit_pex::release::{ReleaseMeta, ReleaseStore, Upload};
 use http::{Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 
 /// A request the controller sent: method, path and query, JSON body.
@@ -29,6 +31,7 @@ fn api_server(
     pkg: PythonPackage,
     jobs: Vec<Value>,
     nodes: Vec<Value>,
+    pods: Vec<Value>,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(svc, "default");
@@ -41,6 +44,8 @@ fn api_server(
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let reply = if method == "GET" && uri.starts_with("/api/v1/nodes") {
                 json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": nodes})
+            } else if method == "GET" && uri.contains("/pods") {
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods})
             } else if method == "GET" && uri.contains("/jobs") {
                 json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": jobs})
             } else if method == "DELETE" {
@@ -103,11 +108,11 @@ fn context(
     index_url: &str,
     store: DirStore,
     per_package: usize,
-) -> Arc<Context<DirStore>> {
-    Arc::new(Context {
-        client,
+) -> Context<DirStore> {
+    Context {
+        client: client.clone(),
         index: IndexClient::new(index_url, None).unwrap(),
-        store,
+        targets: Targets::new(store, None),
         table: PlatformTable::default(),
         jobs: JobSettings {
             image: "builder:test".into(),
@@ -122,8 +127,18 @@ fn context(
             service_account: None,
         },
         per_package,
+        max_jobs: 100,
+        jobs_view: None,
+        recorder: Some(Recorder::new(
+            client,
+            Reporter {
+                controller: "hermit-pex".into(),
+                instance: None,
+            },
+        )),
+        metrics: Arc::default(),
         now,
-    })
+    }
 }
 
 fn node(name: &str, arch: &str, ready: bool) -> Value {
@@ -140,8 +155,11 @@ async fn run(
     store: DirStore,
     per_package: usize,
 ) -> Vec<Sent> {
-    let nodes = vec![node("a", "amd64", true), node("b", "arm64", true)];
-    run_with_nodes(pkg, jobs, store, per_package, nodes).await
+    run_with_nodes(pkg, jobs, store, per_package, ready_nodes()).await
+}
+
+fn ready_nodes() -> Vec<Value> {
+    vec![node("a", "amd64", true), node("b", "arm64", true)]
 }
 
 async fn run_with_nodes(
@@ -152,13 +170,59 @@ async fn run_with_nodes(
     nodes: Vec<Value>,
 ) -> Vec<Sent> {
     let index = index().await;
-    let (client, server) = api_server(pkg.clone(), jobs, nodes);
+    let (client, server) = api_server(pkg.clone(), jobs, nodes, Vec::new());
     let ctx = context(client, &index.url, store, per_package);
-    tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(pkg), ctx))
-        .await
-        .expect("reconcile finished (an unexpected request would hang it)")
-        .expect("reconcile succeeded");
+    reconcile_with(pkg, ctx).await;
     server.await.unwrap()
+}
+
+/// Runs one reconcile; the caller holds the API server's task.
+async fn reconcile_with(pkg: PythonPackage, ctx: Context<DirStore>) {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        reconcile(Arc::new(pkg), Arc::new(ctx)),
+    )
+    .await
+    .expect("reconcile finished (an unexpected request would hang it)")
+    .expect("reconcile succeeded");
+}
+
+/// Draft releases of `versions` with every platform's asset uploaded (not yet published).
+async fn upload_everything(dir: &std::path::Path, store: &DirStore, versions: &[&str]) {
+    let pkg_name = PackageName::new("tool").unwrap();
+    for version in versions {
+        let v = version.parse().unwrap();
+        store
+            .create(
+                &pkg_name,
+                &v,
+                &ReleaseMeta {
+                    python: "3.12".parse().unwrap(),
+                    config_version: None,
+                },
+            )
+            .await
+            .unwrap();
+        for p in Platform::ALL {
+            let file = dir.join(format!("{version}-{p}"));
+            std::fs::write(&file, format!("{version} {p}")).unwrap();
+            let (size, sha256) = hermit_pex::build::artifact::sha256_file(&file).unwrap();
+            let name = pkg_name.asset_name(p);
+            store
+                .upload(
+                    &pkg_name,
+                    &v,
+                    Upload {
+                        name: &name,
+                        path: &file,
+                        size,
+                        sha256: &sha256,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
 }
 
 fn store() -> (tempfile::TempDir, DirStore) {
@@ -292,39 +356,7 @@ async fn a_failed_job_is_reported_not_recreated_and_the_rest_go_on() {
 async fn complete_releases_are_published_and_an_unchanged_state_writes_nothing() {
     let (dir, store) = store();
     let pkg_name = PackageName::new("tool").unwrap();
-    for version in ["1.0", "1.1"] {
-        let v = version.parse().unwrap();
-        store
-            .create(
-                &pkg_name,
-                &v,
-                &ReleaseMeta {
-                    python: "3.12".parse().unwrap(),
-                    config_version: None,
-                },
-            )
-            .await
-            .unwrap();
-        for p in Platform::ALL {
-            let file = dir.path().join(format!("{version}-{p}"));
-            std::fs::write(&file, format!("{version} {p}")).unwrap();
-            let (size, sha256) = hermit_pex::build::artifact::sha256_file(&file).unwrap();
-            let name = pkg_name.asset_name(p);
-            store
-                .upload(
-                    &pkg_name,
-                    &v,
-                    Upload {
-                        name: &name,
-                        path: &file,
-                        size,
-                        sha256: &sha256,
-                    },
-                )
-                .await
-                .unwrap();
-        }
-    }
+    upload_everything(dir.path(), &store, &["1.0", "1.1"]).await;
     let sent = run(package(""), vec![], store, 6).await;
     assert!(
         !sent.iter().any(|(_, u, _)| u.contains("/jobs/")),
@@ -411,4 +443,391 @@ async fn a_failed_build_is_retried_after_the_spec_changed() {
         status["failures"].as_array().is_none_or(|f| f.is_empty()),
         "{status}"
     );
+}
+
+fn events<'a>(sent: &'a [Sent], reason: &str) -> Vec<&'a Value> {
+    sent.iter()
+        .filter(|(m, u, b)| {
+            m == "POST"
+                && u.starts_with("/apis/events.k8s.io/v1/namespaces/default/events")
+                && b["reason"] == reason
+        })
+        .map(|(_, _, b)| b)
+        .collect()
+}
+
+#[tokio::test]
+async fn starting_builds_is_one_event_not_one_per_loop() {
+    let (_dir, store) = store();
+    let sent = run(package(""), vec![], store, 3).await;
+    let started = events(&sent, "BuildStarted");
+    assert_eq!(started.len(), 1, "{sent:?}");
+    assert_eq!(
+        started[0]["note"],
+        "started 3 builds: 1.1 linux-amd64, 1.1 linux-arm64, 1.1 darwin-amd64"
+    );
+    assert_eq!(started[0]["regarding"]["kind"], "PythonPackage");
+    assert_eq!(started[0]["type"], "Normal");
+}
+
+/// A failed Job's pod, its container stopped with `reason` and `exit_code`.
+fn failed_pod(job: &str, reason: &str, exit_code: i32, log: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-x1"), "labels": {"job-name": job, "hermit-pex.dev/package": "tool"}},
+        "status": {"phase": "Failed", "containerStatuses": [{
+            "name": "build", "image": "builder:test", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": exit_code, "reason": reason, "message": log}}
+        }]}
+    })
+}
+
+async fn run_with_pods(pkg: PythonPackage, jobs: Vec<Value>, pods: Vec<Value>) -> Vec<Sent> {
+    let (_dir, store) = store();
+    let index = index().await;
+    let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), pods);
+    reconcile_with(pkg, context(client, &index.url, store, 8)).await;
+    server.await.unwrap()
+}
+
+#[tokio::test]
+async fn a_failure_says_what_the_pod_said_once() {
+    let jobs = vec![
+        failed_job("1.1", "darwin-arm64", 2),
+        failed_job("1.1", "linux-amd64", 2),
+    ];
+    let pods = vec![
+        failed_pod("tool-1-1-darwin-arm64", "OOMKilled", 137, ""),
+        failed_pod(
+            "tool-1-1-linux-amd64",
+            "Error",
+            1,
+            "Collecting tool==1.1\nERROR: No matching distribution found for tool==1.1",
+        ),
+    ];
+    let sent = run_with_pods(package(""), jobs.clone(), pods.clone()).await;
+    let status = status_of(&sent).clone();
+    let failures = status["failures"].as_array().unwrap();
+    let of = |platform: &str| {
+        failures
+            .iter()
+            .find(|f| f["platform"] == platform)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of("darwin-arm64")["reason"], "OOMKilled");
+    assert!(
+        of("darwin-arm64")["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit")
+    );
+    assert_eq!(of("linux-amd64")["reason"], "ExitCode1");
+    assert!(
+        of("linux-amd64")["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("No matching distribution found for tool==1.1")
+    );
+    let failed = events(&sent, "BuildFailed");
+    assert_eq!(
+        failed.len(),
+        1,
+        "one warning for the new failures: {sent:#?}"
+    );
+    assert_eq!(failed[0]["type"], "Warning");
+    let note = failed[0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("2 builds failed: 1.1 darwin-arm64: OOMKilled")
+            && note.contains("1.1 linux-amd64: ExitCode1"),
+        "{note}"
+    );
+
+    // With those failures recorded: no pod list, no new warning.
+    let mut pkg = package("");
+    pkg.status = Some(serde_json::from_value(status.clone()).unwrap());
+    let sent = run_with_pods(pkg, jobs, pods).await;
+    assert!(
+        !sent.iter().any(|(_, u, _)| u.contains("/pods")),
+        "{sent:?}"
+    );
+    assert!(events(&sent, "BuildFailed").is_empty());
+    if let Some((_, _, body)) = sent
+        .iter()
+        .find(|(m, u, _)| m == "PATCH" && u.contains("/status"))
+    {
+        assert_eq!(body["status"]["failures"], status["failures"]);
+    }
+}
+
+/// A Job of another package, still running: it counts against the global limit.
+fn running_job(package: &str, n: usize) -> k8s_openapi::api::batch::v1::Job {
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": format!("{package}-{n}"), "namespace": "other",
+            "labels": {"app.kubernetes.io/managed-by": "hermit-pex", "hermit-pex.dev/package": package}},
+        "status": {"active": 1}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_global_limit_counts_every_packages_jobs() {
+    let (_dir, store) = store();
+    let (view, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for n in 0..5 {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(running_job(
+            "other", n,
+        )));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let index = index().await;
+    let pkg = package("");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.max_jobs = 7;
+    ctx.jobs_view = Some(view);
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let created = sent
+        .iter()
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+        .count();
+    assert_eq!(created, 2, "7 at most, 5 already running elsewhere");
+}
+
+/// A bare repository with one commit on main, and a GitSink over it.
+fn git_sink(dir: &std::path::Path) -> (std::path::PathBuf, hermit_pex::gitops::git::GitSink) {
+    let git = |args: &[&str], cwd: &std::path::Path| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    let bare = dir.join("manifests.git");
+    git(
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+        dir,
+    );
+    let seed = dir.join("seed");
+    git(
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            seed.to_str().unwrap(),
+        ],
+        dir,
+    );
+    std::fs::write(seed.join("README.md"), "manifests\n").unwrap();
+    git(&["add", "README.md"], &seed);
+    git(&["commit", "-q", "-m", "start"], &seed);
+    git(&["push", "-q", "origin", "HEAD:main"], &seed);
+    let sink = hermit_pex::gitops::git::GitSink::new(hermit_pex::gitops::git::GitSinkConfig {
+        url: format!("file://{}", bare.display()),
+        branch: "main".into(),
+        dir: String::new(),
+        author_name: "hermit-pex".into(),
+        author_email: "hermit-pex@example.com".into(),
+        checkout: dir.join("checkout"),
+        attempts: 3,
+    });
+    (bare, sink)
+}
+
+fn git_log(bare: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("git")
+        .args([
+            "--git-dir",
+            bare.to_str().unwrap(),
+            "log",
+            "--format=%H %s",
+            "main",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn released_versions_are_committed_once_and_the_commit_is_in_the_status() {
+    let (dir, store) = store();
+    upload_everything(dir.path(), &store, &["1.0", "1.1"]).await;
+    let (bare, sink) = git_sink(dir.path());
+    let index = index().await;
+    let pkg = package("");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+
+    let log = git_log(&bare);
+    assert_eq!(log.len(), 2, "{log:?}");
+    let (sha, subject) = log[0].split_once(' ').unwrap();
+    assert_eq!(subject, "hermit: tool 1.0, 1.1 [skip ci]");
+    let status = status_of(&sent).clone();
+    assert_eq!(status["lastCommit"], sha);
+    assert_eq!(status["listed"], 2);
+    assert_eq!(events(&sent, "Released")[0]["note"], "released 1.1, 1.0");
+    assert!(
+        events(&sent, "ManifestCommitted")[0]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("committed {sha}"))
+    );
+    let text = std::process::Command::new("git")
+        .args(["--git-dir", bare.to_str().unwrap(), "show", "main:tool.hcl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("version \"1.0\" \"1.1\"")
+            || (text.contains("\"1.0\"") && text.contains("\"1.1\"")),
+        "{text}"
+    );
+
+    // The same state again: the sink is not touched, nothing is written.
+    let (bare_before, checkout) = (git_log(&bare), dir.path().join("checkout"));
+    std::fs::remove_dir_all(&checkout).unwrap(); // a sink call would have to clone again
+    let mut pkg = package("");
+    pkg.status = Some(serde_json::from_value(status).unwrap());
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let (_, sink) = git_sink(&dir.path().join("unused"));
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    assert_eq!(git_log(&bare), bare_before);
+    assert!(!checkout.exists(), "the sink was not used");
+    assert_eq!(sent.len(), 1, "only the Job list: {sent:?}");
+}
+
+#[tokio::test]
+async fn a_release_target_the_controller_cannot_open_is_reported() {
+    let (_dir, store) = store();
+    let sent = run(
+        package("releases: {repository: acme/other}\n"),
+        vec![],
+        store,
+        8,
+    )
+    .await;
+    let status = status_of(&sent);
+    let ready = condition(status, "Ready").unwrap();
+    assert_eq!(ready["reason"], "ObserveFailed");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.releases"),
+        "{ready}"
+    );
+    assert!(!sent.iter().any(|(_, u, _)| u.contains("/jobs")));
+}
+
+/// Serves a Lease API: GET answers `current` (404 when `None`), writes answer `write_status`.
+fn lease_server(
+    current: Option<Value>,
+    write_status: u16,
+) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "default");
+    let task = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        while let Some((request, respond)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let failure = |code: u16, reason: &str| json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason});
+            let (status, reply) = match (method.as_str(), &current) {
+                ("GET", Some(lease)) => (200, lease.clone()),
+                ("GET", None) => (404, failure(404, "NotFound")),
+                _ if write_status == 409 => (409, failure(409, "Conflict")),
+                _ => (200, body.clone()),
+            };
+            sent.push((method, uri, body));
+            respond.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+        }
+        sent
+    });
+    (client, task)
+}
+
+fn lease(holder: &str, renewed: &str) -> Value {
+    json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "hermit-pex", "namespace": "hermit-pex", "resourceVersion": "7"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed, "leaseTransitions": 3}})
+}
+
+async fn try_hold(current: Option<Value>, write_status: u16) -> (bool, Vec<Sent>) {
+    use hermit_pex::controller::lease::LeaseLock;
+    let (client, server) = lease_server(current, write_status);
+    let lock = LeaseLock::new(client, "hermit-pex", "hermit-pex", "pod-a");
+    let held = lock.try_hold().await.unwrap();
+    drop(lock);
+    (held, server.await.unwrap())
+}
+
+#[tokio::test]
+async fn leader_election_takes_a_free_or_expired_lease_and_leaves_a_live_one() {
+    // No Lease yet: created with us as the holder.
+    let (held, sent) = try_hold(None, 200).await;
+    assert!(held);
+    assert_eq!(sent[1].0, "POST");
+    assert_eq!(sent[1].2["spec"]["holderIdentity"], "pod-a");
+
+    // Another replica renewed it just now: left alone, nothing written.
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let (held, sent) = try_hold(Some(lease("pod-b", &now)), 200).await;
+    assert!(!held);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+
+    // Unrenewed for longer than it lasts: taken over, with its resourceVersion, one more
+    // transition.
+    let (held, sent) = try_hold(Some(lease("pod-b", "2020-01-01T00:00:00.000000Z")), 200).await;
+    assert!(held);
+    assert_eq!(sent[1].0, "PUT");
+    assert_eq!(sent[1].2["metadata"]["resourceVersion"], "7");
+    assert_eq!(sent[1].2["spec"]["holderIdentity"], "pod-a");
+    assert_eq!(sent[1].2["spec"]["leaseTransitions"], 4);
+
+    // Another replica took it between our read and our write: not ours.
+    let (held, _) = try_hold(Some(lease("pod-b", "2020-01-01T00:00:00.000000Z")), 409).await;
+    assert!(!held);
 }

@@ -282,6 +282,9 @@ pub fn build_job(
             mount("tmp", "/tmp"),
         ]),
         resources: settings.resources.clone(),
+        // A failed build's log tail becomes the pod's termination message, which the
+        // controller puts in the status.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),

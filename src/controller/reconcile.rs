@@ -1,29 +1,35 @@
 //! Reconciling one `PythonPackage`, in phases: observe (the index, the release store, the
 //! package's Jobs) → plan (the same pure planner as `sync`) → apply (publish complete releases,
-//! create missing build Jobs by server-side apply, within limits, newest versions first) →
-//! status (written only when it changed). Only apply and status touch the API server.
+//! create missing build Jobs by server-side apply, within limits, newest versions first; commit
+//! the manifest when its versions changed) → status (written only when it changed). Only apply
+//! and status touch the API server; events are sent on transitions, not on every loop.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use pep440_rs::Version;
 
 use super::jobs::{
     JobSettings, PACKAGE_LABEL, PLATFORM_LABEL, PlatformTable, VERSION_LABEL, build_job,
 };
+use super::metrics::Metrics;
 use super::resource::{PythonPackage, PythonPackageStatus};
-use super::status::{self, JobObservation, JobState, Observed};
+use super::status::{self, JobObservation, JobState, ManifestReport, Observed};
+use super::targets::{SharedSink, StoreTarget, Targets};
+use crate::hermit;
 use crate::names::Platform;
-use crate::plan::{Action, PlanOptions, VersionStatus, plan};
+use crate::plan::{Action, Plan, PlanOptions, VersionStatus, plan};
 use crate::pypi::IndexClient;
-use crate::release::ReleaseStore;
+use crate::release::{Release, ReleaseStore};
 
 /// The field manager of everything the controller applies.
 pub const MANAGER: &str = "hermit-pex";
@@ -39,21 +45,48 @@ pub enum Error {
 pub struct Context<S> {
     pub client: kube::Client,
     pub index: IndexClient,
-    pub store: S,
+    /// Where releases and manifests go.
+    pub targets: Targets<S>,
     pub table: PlatformTable,
     pub jobs: JobSettings,
     /// Build Jobs running at once for one package.
     pub per_package: usize,
+    /// Build Jobs running at once across all packages, counted in `jobs_view`.
+    pub max_jobs: usize,
+    /// Every Job the controller manages (a reflector); `None`: no global limit.
+    pub jobs_view: Option<Store<Job>>,
+    /// Events on transitions; `None`: none sent.
+    pub recorder: Option<Recorder>,
+    pub metrics: Arc<Metrics>,
     pub now: fn() -> Time,
+}
+
+/// A (version, platform)'s Job: its name and what it says.
+struct ObservedJob {
+    name: String,
+    state: JobState,
 }
 
 pub async fn reconcile<S: ReleaseStore>(
     pkg: Arc<PythonPackage>,
     ctx: Arc<Context<S>>,
 ) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let result = reconcile_package(&pkg, &ctx).await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics
+        .reconciled(outcome, started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_package<S: ReleaseStore>(
+    pkg: &PythonPackage,
+    ctx: &Context<S>,
+) -> Result<Requeue, Error> {
     let ns = pkg.namespace().unwrap_or_else(|| "default".into());
     let generation = pkg.metadata.generation.unwrap_or(0);
     let spec = &pkg.spec.package;
+    let previous = pkg.status.as_ref();
     let interval =
         parse_interval(pkg.spec.interval.as_deref()).unwrap_or(Duration::from_secs(3600));
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
@@ -64,38 +97,46 @@ pub async fn reconcile<S: ReleaseStore>(
         no_node: &[],
         suspended: pkg.spec.suspend,
         error: Some(e),
-        last_commit: None,
-        previous: pkg.status.as_ref(),
+        manifest: ManifestReport::default(),
+        previous,
         now: (ctx.now)(),
     };
 
     // Observe.
-    if let Err(problems) = spec.validate() {
-        let message = problems
-            .iter()
-            .map(|p| format!("{}: {}", p.field, p.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        write_status(&ctx, &pkg, &ns, status::compute(&observe_error(message))).await?;
-        return Ok(Requeue::await_change());
-    }
+    let targets = spec
+        .validate()
+        .map_err(|problems| {
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .and_then(|()| Ok((ctx.targets.store(&pkg.spec)?, ctx.targets.sink(&pkg.spec)?)));
+    let (target, sink) = match targets {
+        Ok(t) => t,
+        Err(message) => {
+            write_status(ctx, pkg, &ns, status::compute(&observe_error(message))).await?;
+            return Ok(Requeue::await_change());
+        }
+    };
+    let store = &target.store;
     let observed = async {
         let project = ctx
             .index
             .project(&spec.package)
             .await
             .map_err(|e| e.to_string())?;
-        let releases = ctx
-            .store
+        let releases = store
             .releases(&spec.package)
             .await
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((project, releases))
     };
-    let (project, releases) = match observed.await {
+    let (project, mut releases) = match observed.await {
         Ok(o) => o,
         Err(e) => {
-            write_status(&ctx, &pkg, &ns, status::compute(&observe_error(e))).await?;
+            write_status(ctx, pkg, &ns, status::compute(&observe_error(e))).await?;
             return Ok(Requeue::requeue(Duration::from_secs(300)));
         }
     };
@@ -106,7 +147,7 @@ pub async fn reconcile<S: ReleaseStore>(
         .items;
     // A failed Job made for an older spec or request is deleted (background: the object goes
     // at once) and its build made again below: that is how failures are retried.
-    let wanted = super::jobs::made_for(&pkg);
+    let wanted = super::jobs::made_for(pkg);
     let mut deleted = Vec::new();
     for job in &listed {
         let stale = job.metadata.annotations.as_ref() != Some(&wanted);
@@ -118,98 +159,75 @@ pub async fn reconcile<S: ReleaseStore>(
         }
     }
     let mut jobs = observe_jobs(listed.iter().filter(|j| !deleted.contains(&j.name_any())));
+    explain_failures(ctx, &ns, &selector, previous, &mut jobs).await?;
 
     // Plan.
     let versions = project.versions();
     let mut plan = plan(spec, &versions, &releases, &PlanOptions::default());
-
-    // Platforms whose builds could not be scheduled: said in the status, not left Pending.
-    let wanted: Vec<Platform> = plan
-        .actions
-        .iter()
-        .filter_map(Action::build_platform)
-        .collect();
-    let no_node = if wanted.is_empty() {
-        Vec::new()
-    } else {
-        let nodes: Api<Node> = Api::all(ctx.client.clone());
-        let nodes = nodes.list(&ListParams::default()).await?.items;
-        let mut missing: Vec<Platform> = wanted
-            .into_iter()
-            .filter(|p| {
-                ctx.table
-                    .platforms
-                    .get(p)
-                    .is_some_and(|pool| !nodes.iter().any(|n| schedulable_for(n, pool)))
-            })
-            .collect();
-        missing.sort();
-        missing.dedup();
-        missing
-    };
+    let no_node = unschedulable_platforms(ctx, &plan).await?;
 
     // Apply.
+    let mut manifest = ManifestReport::default();
     if !pkg.spec.suspend {
-        let mut published = false;
+        let mut published = Vec::new();
         for vp in plan
             .versions
             .iter()
             .filter(|v| v.status == VersionStatus::ToPublish)
         {
-            match ctx.store.publish(&spec.package, &vp.version).await {
-                Ok(()) => published = true,
+            match store.publish(&spec.package, &vp.version).await {
+                Ok(()) => published.push(vp.version.to_string()),
                 Err(e) => {
                     tracing::warn!(package = %spec.package, version = %vp.version, error = %e, "cannot publish")
                 }
             }
         }
-        if published {
-            // The status reports what is now released.
-            if let Ok(releases) = ctx.store.releases(&spec.package).await {
+        if !published.is_empty() {
+            ctx.metrics.versions_released.inc_by(published.len() as u64);
+            let note = format!("released {}", published.join(", "));
+            event(ctx, pkg, EventType::Normal, "Released", note).await;
+            // The status and the manifest report what is now released.
+            if let Ok(r) = store.releases(&spec.package).await {
+                releases = r;
                 plan = crate::plan::plan(spec, &versions, &releases, &PlanOptions::default());
             }
         }
-        let mut running = jobs.values().filter(|s| **s == JobState::Running).count();
-        // Actions come newest version first.
-        for action in &plan.actions {
-            let Action::Build {
-                version,
-                python,
-                platform,
-                ..
-            } = action
-            else {
-                continue;
-            };
-            if running >= ctx.per_package {
-                break;
-            }
-            if no_node.contains(platform) || jobs.contains_key(&(version.clone(), *platform)) {
-                continue; // running, done (the store catches up) or failed (reported, not retried here)
-            }
-            let job = build_job(&pkg, version, *python, *platform, &ctx.table, &ctx.jobs)?;
-            let name = job.metadata.name.clone().unwrap_or_default();
-            jobs_api
-                .patch(
-                    &name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(&job),
-                )
-                .await?;
-            jobs.insert((version.clone(), *platform), JobState::Running);
-            running += 1;
+        let started = start_builds(ctx, pkg, &jobs_api, &plan, &no_node, &mut jobs).await?;
+        if !started.is_empty() {
+            let note = format!("started {} builds: {}", started.len(), started.join(", "));
+            event(ctx, pkg, EventType::Normal, "BuildStarted", note).await;
         }
+        if let Some(sink) = sink {
+            manifest = commit_manifest(ctx, pkg, &target, &sink, &releases).await;
+        }
+    }
+    // One event for the failures this reconcile saw first (kube folds same-reason events).
+    let mut failed: Vec<String> = Vec::new();
+    for (key, job) in &jobs {
+        let JobState::Failed { reason, message } = &job.state else {
+            continue;
+        };
+        if !reported(previous, &key.0, key.1) {
+            ctx.metrics.build(key.1, "failed");
+            failed.push(format!("{} {}: {reason}: {message}", key.0, key.1));
+        }
+    }
+    if !failed.is_empty() {
+        failed.sort();
+        let note = format!("{} builds failed: {}", failed.len(), failed.join("; "));
+        event(ctx, pkg, EventType::Warning, "BuildFailed", note).await;
     }
 
     // Status.
     let observations: Vec<JobObservation> = jobs
         .into_iter()
-        .map(|((version, platform), state)| JobObservation {
+        .map(|((version, platform), job)| JobObservation {
             version,
             platform,
-            state,
+            state: job.state,
         })
         .collect();
+    let retry_manifest = manifest.error.is_some();
     let computed = status::compute(&Observed {
         generation,
         plan: Some(&plan),
@@ -217,17 +235,316 @@ pub async fn reconcile<S: ReleaseStore>(
         no_node: &no_node,
         suspended: pkg.spec.suspend,
         error: None,
-        last_commit: None,
-        previous: pkg.status.as_ref(),
+        manifest,
+        previous,
         now: (ctx.now)(),
     });
     let busy = computed.building > 0;
-    write_status(&ctx, &pkg, &ns, computed).await?;
+    write_status(ctx, pkg, &ns, computed).await?;
     Ok(Requeue::requeue(if busy {
         Duration::from_secs(60)
+    } else if retry_manifest {
+        Duration::from_secs(300)
     } else {
         interval
     }))
+}
+
+/// Creates build Jobs for the plan's missing (version, platform)s, newest first, within the
+/// package's and the controller's limits. Returns what was started.
+async fn start_builds<S>(
+    ctx: &Context<S>,
+    pkg: &PythonPackage,
+    jobs_api: &Api<Job>,
+    plan: &Plan,
+    no_node: &[Platform],
+    jobs: &mut HashMap<(Version, Platform), ObservedJob>,
+) -> Result<Vec<String>, Error> {
+    let running = jobs
+        .values()
+        .filter(|j| j.state == JobState::Running)
+        .count();
+    let mut budget = ctx.per_package.saturating_sub(running);
+    if let Some(view) = &ctx.jobs_view {
+        let everywhere = view
+            .state()
+            .iter()
+            .filter(|j| job_state(j) == JobState::Running)
+            .count();
+        ctx.metrics.jobs_running.set(everywhere as i64);
+        budget = budget.min(ctx.max_jobs.saturating_sub(everywhere));
+    }
+    let mut started = Vec::new();
+    // Actions come newest version first.
+    for action in &plan.actions {
+        let Action::Build {
+            version,
+            python,
+            platform,
+            ..
+        } = action
+        else {
+            continue;
+        };
+        if started.len() >= budget {
+            break;
+        }
+        if no_node.contains(platform) || jobs.contains_key(&(version.clone(), *platform)) {
+            continue; // running, done (the store catches up) or failed (reported, not retried here)
+        }
+        let job = build_job(pkg, version, *python, *platform, &ctx.table, &ctx.jobs)?;
+        let name = job.metadata.name.clone().unwrap_or_default();
+        jobs_api
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&job),
+            )
+            .await?;
+        ctx.metrics.build(*platform, "started");
+        jobs.insert(
+            (version.clone(), *platform),
+            ObservedJob {
+                name,
+                state: JobState::Running,
+            },
+        );
+        started.push(format!("{version} {platform}"));
+    }
+    Ok(started)
+}
+
+/// Platforms with builds to run but no Ready, schedulable node for their pool: said in the
+/// status, not left Pending. Without permission to list nodes the check is skipped.
+async fn unschedulable_platforms<S>(ctx: &Context<S>, plan: &Plan) -> Result<Vec<Platform>, Error> {
+    let wanted: Vec<Platform> = plan
+        .actions
+        .iter()
+        .filter_map(Action::build_platform)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let nodes = match nodes.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::warn!("cannot list nodes (forbidden): the node pool check is skipped");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut missing: Vec<Platform> = wanted
+        .into_iter()
+        .filter(|p| {
+            ctx.table
+                .platforms
+                .get(p)
+                .is_some_and(|pool| !nodes.iter().any(|n| schedulable_for(n, pool)))
+        })
+        .collect();
+    missing.sort();
+    missing.dedup();
+    Ok(missing)
+}
+
+/// Commits the package's manifest when the versions it may list changed since the last commit
+/// (or the spec did); otherwise leaves the sink alone, so a steady state costs nothing.
+async fn commit_manifest<S: ReleaseStore>(
+    ctx: &Context<S>,
+    pkg: &PythonPackage,
+    target: &StoreTarget<S>,
+    sink: &SharedSink,
+    releases: &[Release],
+) -> ManifestReport {
+    let spec = &pkg.spec.package;
+    let complete = hermit::complete_versions(spec, releases);
+    let count = complete.len() as u32;
+    let previous = pkg.status.as_ref();
+    let unchanged = previous.is_some_and(|p| {
+        p.listed == Some(count) && p.observed_generation == pkg.metadata.generation
+    });
+    if unchanged {
+        return ManifestReport {
+            listed: Some(count),
+            ..ManifestReport::default()
+        };
+    }
+    let source = target.store.source_template(&spec.package);
+    let render = |_: &crate::names::PackageName, current: Option<&str>| {
+        crate::gitops::render_package(
+            spec,
+            &source,
+            target.repository.as_deref(),
+            &complete,
+            current,
+        )
+    };
+    let packages = [spec.package.clone()];
+    let result = sink.lock().await.commit_boxed(&packages, &render).await;
+    match result {
+        Ok(outcome) if outcome.failed.is_empty() => {
+            ctx.metrics
+                .manifest_commits
+                .get_or_create(&super::metrics::OutcomeLabels {
+                    outcome: if outcome.commit.is_some() {
+                        "committed"
+                    } else {
+                        "unchanged"
+                    }
+                    .into(),
+                })
+                .inc();
+            if let Some(sha) = &outcome.commit {
+                let added: Vec<String> = outcome
+                    .changed
+                    .iter()
+                    .flat_map(|(_, v)| v.iter().map(ToString::to_string))
+                    .collect();
+                let note = format!("committed {sha} (+{})", added.join(", "));
+                event(ctx, pkg, EventType::Normal, "ManifestCommitted", note).await;
+            }
+            ManifestReport {
+                commit: outcome.commit,
+                listed: Some(count),
+                error: None,
+            }
+        }
+        failed => {
+            let why = match failed {
+                Ok(outcome) => outcome
+                    .failed
+                    .into_iter()
+                    .map(|(_, why)| why)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Err(e) => e.to_string(),
+            };
+            ctx.metrics
+                .manifest_commits
+                .get_or_create(&super::metrics::OutcomeLabels {
+                    outcome: "failed".into(),
+                })
+                .inc();
+            event(
+                ctx,
+                pkg,
+                EventType::Warning,
+                "ManifestNotCommitted",
+                why.clone(),
+            )
+            .await;
+            ManifestReport {
+                error: Some(why),
+                ..ManifestReport::default()
+            }
+        }
+    }
+}
+
+/// Whether the previous status already records this (version, platform)'s failure.
+fn reported(previous: Option<&PythonPackageStatus>, version: &Version, platform: Platform) -> bool {
+    let (version, platform) = (version.to_string(), platform.to_string());
+    previous.is_some_and(|p| {
+        p.failures
+            .iter()
+            .any(|f| f.version == version && f.platform.as_deref() == Some(platform.as_str()))
+    })
+}
+
+/// Replaces a failed Job's generic reason with its pod's (OOMKilled, the exit code and the end
+/// of the log), reading pods only for failures the status does not record yet.
+async fn explain_failures<S>(
+    ctx: &Context<S>,
+    ns: &str,
+    selector: &str,
+    previous: Option<&PythonPackageStatus>,
+    jobs: &mut HashMap<(Version, Platform), ObservedJob>,
+) -> Result<(), Error> {
+    let mut known = Vec::new();
+    let mut new = false;
+    for ((version, platform), job) in jobs.iter() {
+        if let JobState::Failed { .. } = job.state {
+            let record = previous.and_then(|p| {
+                p.failures.iter().find(|f| {
+                    f.version == version.to_string()
+                        && f.platform.as_deref() == Some(platform.to_string().as_str())
+                })
+            });
+            match record {
+                Some(r) => known.push((
+                    (version.clone(), *platform),
+                    JobState::Failed {
+                        reason: r.reason.clone(),
+                        message: r.message.clone(),
+                    },
+                )),
+                None => new = true,
+            }
+        }
+    }
+    for (key, state) in known {
+        if let Some(job) = jobs.get_mut(&key) {
+            job.state = state;
+        }
+    }
+    if !new {
+        return Ok(());
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pods = match pods.list(&ListParams::default().labels(selector)).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::warn!("cannot list pods (forbidden): failures keep the Job's reason");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for job in jobs.values_mut() {
+        let JobState::Failed { reason, message } = &job.state else {
+            continue;
+        };
+        let pod = pods.iter().rev().find(|p| {
+            p.labels().get("job-name") == Some(&job.name)
+                || p.labels().get("batch.kubernetes.io/job-name") == Some(&job.name)
+        });
+        if let Some(explained) = pod.and_then(|p| status::pod_failure(p, reason, message)) {
+            job.state = explained;
+        }
+    }
+    Ok(())
+}
+
+/// Sends an event about `pkg`; a refused event is logged, never fatal.
+async fn event<S>(
+    ctx: &Context<S>,
+    pkg: &PythonPackage,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
+    let mut note = note;
+    if note.len() > 1000 {
+        let mut cut = 997;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+        note.push_str("...");
+    }
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &pkg.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "cannot send an event");
+    }
 }
 
 /// Writes the status by server-side apply, only when it differs from what is there.
@@ -277,18 +594,24 @@ pub fn schedulable_for(node: &Node, pool: &super::jobs::Pool) -> bool {
             .all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// The state of each (version, platform) from the package's Jobs.
-fn observe_jobs<'a>(jobs: impl Iterator<Item = &'a Job>) -> HashMap<(Version, Platform), JobState> {
+/// The Job of each (version, platform) from the package's Jobs.
+fn observe_jobs<'a>(
+    jobs: impl Iterator<Item = &'a Job>,
+) -> HashMap<(Version, Platform), ObservedJob> {
     jobs.filter_map(|job| {
         let l = job.metadata.labels.as_ref()?;
         let version: Version = l.get(VERSION_LABEL)?.parse().ok()?;
         let platform: Platform = l.get(PLATFORM_LABEL)?.parse().ok()?;
-        Some(((version, platform), job_state(job)))
+        let observed = ObservedJob {
+            name: job.name_any(),
+            state: job_state(job),
+        };
+        Some(((version, platform), observed))
     })
     .collect()
 }
 
-fn job_state(job: &Job) -> JobState {
+pub fn job_state(job: &Job) -> JobState {
     let Some(status) = &job.status else {
         return JobState::Running;
     };

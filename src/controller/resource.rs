@@ -88,7 +88,7 @@ pub struct ReleaseTarget {
     pub repository: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestTarget {
     /// Git URL of the repository the manifests are committed to.
@@ -131,6 +131,9 @@ pub struct PythonPackageStatus {
     /// The last manifest commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_commit: Option<String>,
+    /// Versions the manifest could list at its last commit; a different count commits again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

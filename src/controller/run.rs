@@ -1,9 +1,11 @@
 //! `hermit-pex controller`: the kube-rs `Controller` on `PythonPackage`s, owning their build
 //! Jobs, with releases on GitHub. Exits with a clear message when the CRD is not installed.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,14 +13,21 @@ use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 
-use super::jobs::{JobSettings, PlatformTable};
-use super::reconcile::{Context, Error, reconcile};
-use super::resource::PythonPackage;
+use super::jobs::{JobSettings, MANAGED_BY, PlatformTable};
+use super::lease::LeaseLock;
+use super::metrics::Metrics;
+use super::reconcile::{Context, Error, MANAGER, reconcile};
+use super::resource::{ManifestTarget, PythonPackage};
+use super::targets::{StoreTarget, Targets};
+use crate::cli::sync::Sink;
 use crate::cli::{IndexArgs, ManifestArgs};
+use crate::gitops::DynSink;
 use crate::release::github::{GitHubConfig, GitHubStore, Token};
 
 #[derive(Args)]
@@ -77,6 +86,9 @@ pub struct ControllerArgs {
         default_value = "https://api.github.com/"
     )]
     pub github_api_url: String,
+    /// Where GitHub serves release downloads, for manifests.
+    #[arg(long, default_value = "https://github.com")]
+    pub github_url: String,
     /// Where manifests are committed (none: manifests are not committed).
     #[command(flatten)]
     pub manifest: ManifestArgs,
@@ -110,6 +122,89 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
             "cannot list PythonPackages ({e}). Is the CRD installed? kubectl apply -f crds/pythonpackage.yaml"
         );
     }
+    // One watch of every Job the controller made: the global limit counts them.
+    let (view, writer) = reflector::store();
+    let managed = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let job_watch = watcher(jobs.clone(), watcher::Config::default().labels(&managed))
+        .default_backoff()
+        .modify(|job: &mut Job| {
+            // Only the status and labels are read: keep the view small.
+            job.managed_fields_mut().clear();
+            if let Some(spec) = job.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        })
+        .reflect(writer)
+        .for_each(|_| futures::future::ready(()));
+    tokio::spawn(job_watch);
+    let ctx = Arc::new(Context {
+        jobs_view: Some(view),
+        ..context(&args, client.clone())?
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(serve(args.metrics_addr, ctx.clone(), ready.clone()));
+
+    let lease = if args.leader_elect {
+        let namespace = args.lease_namespace.clone().context(
+            "--leader-elect needs --lease-namespace (or POD_NAMESPACE from the downward API)",
+        )?;
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("hermit-pex-{}", std::process::id()));
+        let lock = LeaseLock::new(client.clone(), &namespace, &args.lease_name, &identity);
+        ready.store(true, Ordering::Relaxed); // a standby replica is healthy too
+        tracing::info!(lease = %args.lease_name, %identity, "waiting to lead");
+        tokio::select! {
+            held = wait_for_lease(&lock) => held?,
+            () = shutdown_signal() => return Ok(ExitCode::SUCCESS),
+        }
+        Some(Arc::new(lock))
+    } else {
+        None
+    };
+    ctx.metrics.leader.set(1);
+    let lost = Arc::new(tokio::sync::Notify::new());
+    if let Some(lock) = &lease {
+        tokio::spawn(keep_lease(lock.clone(), lost.clone()));
+    }
+    let lost_leadership = Arc::new(AtomicBool::new(false));
+    let on_loss = {
+        let (lost, flag) = (lost.clone(), lost_leadership.clone());
+        async move {
+            lost.notified().await;
+            flag.store(true, Ordering::Relaxed);
+        }
+    };
+
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(namespace = ?args.namespace, "hermit-pex controller starting");
+    Controller::new(packages, watcher::Config::default().any_semantic())
+        .owns(jobs, watcher::Config::default().labels(&managed))
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
+        .graceful_shutdown_on(shutdown_signal())
+        .graceful_shutdown_on(on_loss)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    ctx.metrics.leader.set(0);
+    if lost_leadership.load(Ordering::Relaxed) {
+        tracing::error!("lost the lease to another replica: exiting");
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(lock) = lease
+        && let Err(e) = lock.release().await
+    {
+        tracing::warn!(error = %e, "cannot release the lease; the next leader waits for it to expire");
+    }
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything a reconcile needs, from the arguments.
+fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Context<GitHubStore>> {
     let table = match &args.platform_table {
         Some(f) => PlatformTable::parse(
             &std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?,
@@ -117,20 +212,80 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         .map_err(anyhow::Error::msg)?,
         None => PlatformTable::default(),
     };
-    let (owner, repo) = args
-        .repository
-        .split_once('/')
-        .with_context(|| format!("--repository {:?}: write it as OWNER/REPO", args.repository))?;
-    let mut config = GitHubConfig::new(owner, repo);
-    config.api_url = args.github_api_url.clone();
-    config.cache_dir = args.index.cache_dir();
-    // Build Jobs upload from their pods: look again at least every 30 s.
-    config.max_view_age = Some(Duration::from_secs(30));
-    let store = GitHubStore::new(config, Token::from_env()?)?;
-    let ctx = Arc::new(Context {
+    let resources = args
+        .builder_resources
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .context("--builder-resources: write it as JSON, e.g. {\"requests\":{\"cpu\":\"1\",\"memory\":\"2Gi\"}}")?;
+    let cache = args
+        .index
+        .cache_dir
+        .clone()
+        .or_else(crate::cli::default_cache_dir)
+        .unwrap_or_else(|| std::env::temp_dir().join("hermit-pex"));
+    let token = Token::from_env()?;
+    let open_store = {
+        let (api_url, html_url, cache) = (
+            args.github_api_url.clone(),
+            args.github_url.clone(),
+            cache.clone(),
+        );
+        move |repository: &str| -> Result<StoreTarget<GitHubStore>, String> {
+            let (owner, repo) = repository
+                .split_once('/')
+                .ok_or_else(|| format!("{repository:?}: write it as OWNER/REPO"))?;
+            let mut config = GitHubConfig::new(owner, repo);
+            config.api_url = api_url.clone();
+            config.html_url = html_url.clone();
+            config.cache_dir = Some(cache.clone());
+            // Build Jobs upload from their pods: look again at least every 30 s.
+            config.max_view_age = Some(Duration::from_secs(30));
+            let store = GitHubStore::new(config, token.clone()).map_err(|e| e.to_string())?;
+            Ok(StoreTarget {
+                store,
+                repository: Some(format!("{}/{owner}/{repo}", html_url.trim_end_matches('/'))),
+            })
+        }
+    };
+    let default = open_store(&args.repository).map_err(|e| anyhow::anyhow!("--repository {e}"))?;
+    let mut targets = Targets::new(default.store, default.repository).opening_stores(open_store);
+    let sink =
+        crate::cli::sync::remote_sink(&args.manifest, &args.github_api_url, || cache.clone())?;
+    if let Some(sink) = sink {
+        targets = targets.with_sink(match sink {
+            Sink::Dir(s) => Box::new(s),
+            Sink::Git(s) => Box::new(s),
+            Sink::GitHub(s) => Box::new(s),
+        });
+    }
+    let template = args.manifest.clone();
+    let api_url = args.github_api_url.clone();
+    let targets = targets.opening_sinks(move |target: &ManifestTarget| {
+        let mut manifest = template.clone();
+        manifest.manifest_repo = Some(target.repository.clone());
+        manifest.manifest_github = None;
+        if let Some(branch) = &target.branch {
+            manifest.manifest_branch = branch.clone();
+        }
+        manifest.manifest_dir = target.dir.clone().unwrap_or_default();
+        match crate::cli::sync::remote_sink(&manifest, &api_url, || cache.clone()) {
+            Ok(Some(Sink::Git(s))) => Ok(Box::new(s) as Box<dyn DynSink>),
+            Ok(_) => Err("not a Git repository URL".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    Ok(Context {
         client,
         index: args.index.client()?,
-        store,
+        targets,
         table,
         jobs: JobSettings {
             image: args.builder_image.clone(),
@@ -138,28 +293,106 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
             token_secret: (args.token_secret.clone(), args.token_key.clone()),
             index_url: args.index.index_url.clone(),
             cache_claim: args.cache_claim.clone(),
-            resources: None,
+            resources,
             active_deadline_seconds: args.job_deadline_seconds,
             backoff_limit: args.job_backoff_limit,
             ttl_seconds_after_finished: args.job_ttl_seconds,
             service_account: args.builder_service_account.clone(),
         },
         per_package: args.per_package.max(1),
+        max_jobs: args.max_jobs.max(1),
+        jobs_view: None,
+        recorder: Some(recorder),
+        metrics: Arc::new(Metrics::default()),
         now: || Time(k8s_openapi::jiff::Timestamp::now()),
-    });
-    tracing::info!(namespace = ?args.namespace, "hermit-pex controller starting");
-    Controller::new(packages, watcher::Config::default().any_semantic())
-        .owns(jobs, watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "reconcile failed");
+    })
+}
+
+/// `/metrics`, `/healthz` (the process answers) and `/readyz` (the watches are set up).
+async fn serve(addr: SocketAddr, ctx: Arc<Context<GitHubStore>>, ready: Arc<AtomicBool>) {
+    use axum::routing::get;
+    let metrics = move || {
+        let ctx = ctx.clone();
+        async move {
+            let store = &ctx.targets.default_store().store;
+            let github = (store.stats().requests(), store.rate_limit_remaining());
+            let text = ctx.metrics.encode(ctx.index.stats().requests, Some(github));
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                text,
+            )
+        }
+    };
+    let readyz = move || {
+        let ready = ready.load(Ordering::Relaxed);
+        async move {
+            if ready {
+                (http::StatusCode::OK, "ok")
+            } else {
+                (http::StatusCode::SERVICE_UNAVAILABLE, "starting")
             }
-        })
-        .await;
-    Ok(ExitCode::SUCCESS)
+        }
+    };
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz));
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        }
+        Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics and probes"),
+    }
+}
+
+async fn wait_for_lease(lock: &LeaseLock) -> anyhow::Result<()> {
+    loop {
+        match lock.try_hold().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                anyhow::bail!(
+                    "cannot take the Lease ({}): the chart's leader election Role is missing",
+                    e.message
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the Lease"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Renews the Lease; when it cannot for longer than the Lease lasts, another replica may have
+/// taken over: `lost` is notified and the controller stops.
+async fn keep_lease(lock: Arc<LeaseLock>, lost: Arc<tokio::sync::Notify>) {
+    let mut renewed = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(lock.renew_every).await;
+        match lock.try_hold().await {
+            Ok(true) => renewed = std::time::Instant::now(),
+            Ok(false) => break,
+            Err(e) => tracing::warn!(error = %e, "cannot renew the Lease"),
+        }
+        if renewed.elapsed() > lock.duration - lock.renew_every {
+            break;
+        }
+    }
+    lost.notify_one();
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: running reconciles finish first");
 }
 
 fn error_policy(

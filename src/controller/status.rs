@@ -34,6 +34,17 @@ pub struct JobObservation {
     pub state: JobState,
 }
 
+/// What committing the manifest came to in this reconcile.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ManifestReport {
+    /// The commit made, when one was.
+    pub commit: Option<String>,
+    /// Versions complete at the last commit attempt that succeeded.
+    pub listed: Option<u32>,
+    /// Why the manifest was not committed.
+    pub error: Option<String>,
+}
+
 /// Everything the status is computed from.
 pub struct Observed<'a> {
     pub generation: i64,
@@ -45,7 +56,7 @@ pub struct Observed<'a> {
     pub suspended: bool,
     /// Why observing or planning failed, when it did.
     pub error: Option<String>,
-    pub last_commit: Option<String>,
+    pub manifest: ManifestReport,
     pub previous: Option<&'a PythonPackageStatus>,
     pub now: Time,
 }
@@ -54,9 +65,14 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     let mut status = PythonPackageStatus {
         observed_generation: Some(o.generation),
         last_commit: o
-            .last_commit
+            .manifest
+            .commit
             .clone()
             .or_else(|| o.previous.and_then(|p| p.last_commit.clone())),
+        listed: o
+            .manifest
+            .listed
+            .or_else(|| o.previous.and_then(|p| p.listed)),
         ..PythonPackageStatus::default()
     };
     let mut failures: Vec<(Version, FailureRecord)> = Vec::new();
@@ -163,6 +179,12 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
                 platforms.join(", ")
             ),
         )
+    } else if let Some(e) = &o.manifest.error {
+        (
+            "False",
+            "ManifestNotCommitted",
+            format!("the manifest was not committed (retried in 5 minutes): {e}"),
+        )
     } else if status.failed > 0 && !pending {
         (
             "False",
@@ -197,6 +219,62 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     }
     status.conditions = conditions;
     status
+}
+
+/// A failed Job's state told by its pod: `OOMKilled`, or the exit code with the end of the log
+/// (build containers report their log tail as the termination message). A deadline stays a
+/// deadline: the pod was stopped, its exit says nothing.
+pub fn pod_failure(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    job_reason: &str,
+    job_message: &str,
+) -> Option<JobState> {
+    if job_reason == "DeadlineExceeded" {
+        return None;
+    }
+    let terminated = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .iter()
+        .flatten()
+        .find_map(|c| {
+            c.state
+                .as_ref()
+                .and_then(|s| s.terminated.clone())
+                .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.clone()))
+        })?;
+    if terminated.exit_code == 0 {
+        return None;
+    }
+    let tail = terminated
+        .message
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(last_chars);
+    Some(match terminated.reason.as_deref() {
+        Some("OOMKilled") => JobState::Failed {
+            reason: "OOMKilled".into(),
+            message: "the build ran out of memory: raise the builders' memory limit \
+                      (--builder-resources, Helm value builder.resources)"
+                .into(),
+        },
+        _ => JobState::Failed {
+            reason: format!("ExitCode{}", terminated.exit_code),
+            message: tail.unwrap_or_else(|| job_message.to_owned()),
+        },
+    })
+}
+
+/// The last 400 characters: where a build log says what went wrong.
+fn last_chars(s: &str) -> String {
+    let count = s.chars().count();
+    if count <= 400 {
+        return s.to_owned();
+    }
+    let tail: String = s.chars().skip(count - 400).collect();
+    format!("...{tail}")
 }
 
 /// A condition that keeps its previous transition time while its status is unchanged.

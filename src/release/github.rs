@@ -163,6 +163,11 @@ impl GitHubStore {
         Ok(())
     }
 
+    /// GitHub's `x-ratelimit-remaining` as last seen.
+    pub fn rate_limit_remaining(&self) -> Option<u64> {
+        self.api.rate_limit_remaining()
+    }
+
     pub fn stats(&self) -> GitHubStats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -138,6 +138,11 @@ fn pods_are_restricted_and_get_the_token_only_from_a_secret() {
         "RuntimeDefault"
     );
     let c = &p.containers[0];
+    assert_eq!(
+        c.termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError"),
+        "a failed build's log tail reaches the status"
+    );
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(
         (sc.allow_privilege_escalation, sc.read_only_root_filesystem),

@@ -55,7 +55,7 @@ fn observed<'a>(
         no_node: &[],
         suspended: false,
         error: None,
-        last_commit: None,
+        manifest: ManifestReport::default(),
         previous,
         now: time("2026-11-22T10:00:00Z"),
     }
@@ -271,5 +271,43 @@ fn a_platform_without_nodes_is_reported_once_and_stalls_only_itself() {
         stalled.message.contains("darwin-amd64, darwin-arm64"),
         "{}",
         stalled.message
+    );
+}
+
+fn pod(reason: &str, exit_code: i32, message: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p"},
+        "status": {"containerStatuses": [{"name": "build", "image": "b", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": exit_code, "reason": reason, "message": message}}}]}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_pod_tells_why_its_build_failed() {
+    let failed = |reason: &str, message: &str| JobState::Failed {
+        reason: reason.into(),
+        message: message.into(),
+    };
+    let oom = pod_failure(&pod("OOMKilled", 137, ""), "BackoffLimitExceeded", "m").unwrap();
+    assert!(matches!(oom, JobState::Failed { ref reason, .. } if reason == "OOMKilled"));
+    let log = format!("{}\nERROR: no wheel for tool", "x".repeat(1000));
+    let JobState::Failed { reason, message } =
+        pod_failure(&pod("Error", 2, &log), "BackoffLimitExceeded", "m").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reason, "ExitCode2");
+    assert!(message.starts_with("...") && message.ends_with("ERROR: no wheel for tool"));
+    assert!(message.chars().count() <= 403, "bounded");
+    assert_eq!(
+        pod_failure(&pod("Error", 1, ""), "BackoffLimitExceeded", "m"),
+        Some(failed("ExitCode1", "m")),
+        "no log: the Job's message"
+    );
+    assert_eq!(
+        pod_failure(&pod("Error", 143, "killed"), "DeadlineExceeded", "m"),
+        None,
+        "a deadline stays a deadline"
     );
 }
