@@ -1,0 +1,310 @@
+//! The controller at steady state: 1,000 PythonPackages of 100 versions each, everything
+//! released and every manifest committed. Each reconcile still asks the index (a conditional
+//! request on loopback, answered 304 from its ETag cache), reads the release store (in memory),
+//! lists the package's Jobs (a fake API server in this process) and decides there is nothing to
+//! do: no write, no event, no manifest commit. Prints CPU per reconcile and the process's
+//! resident memory. Run with `cargo bench --bench controller`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode, header};
+use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
+use hermit_pex::controller::reconcile::{Context, reconcile};
+use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
+use hermit_pex::controller::targets::Targets;
+use hermit_pex::gitops::DirSink;
+use hermit_pex::names::{PackageName, Platform};
+use hermit_pex::pypi::IndexClient;
+use hermit_pex::release::{
+    Asset, Release, ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload,
+};
+use http::{Request, Response};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::client::Body;
+use pep440_rs::Version;
+use serde_json::{Value, json};
+
+const PACKAGES: usize = 1_000;
+const VERSIONS: usize = 100;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let index_url = serve_index().await;
+    let cache = tempfile::tempdir().unwrap();
+    let (client, statuses) = api_server();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        index: IndexClient::new(&index_url, Some(cache.path().join("index"))).unwrap(),
+        targets: Targets::new(MemStore::released(), None).with_sink(Box::new(DirSink {
+            dir: cache.path().join("hermit"),
+        })),
+        table: PlatformTable::default(),
+        jobs: JobSettings {
+            image: "builder".into(),
+            repository: "acme/tools".into(),
+            token_secret: ("github".into(), "token".into()),
+            index_url: index_url.clone(),
+            cache_claim: None,
+            resources: None,
+            active_deadline_seconds: 3600,
+            backoff_limit: 2,
+            ttl_seconds_after_finished: 3600,
+            service_account: None,
+        },
+        per_package: 8,
+        max_jobs: 32,
+        jobs_view: None,
+        recorder: None,
+        metrics: Arc::default(),
+        now: || Time(k8s_openapi::jiff::Timestamp::now()),
+    });
+    let mut packages: Vec<PythonPackage> = (0..PACKAGES).map(resource).collect();
+
+    // First pass: statuses written, manifests committed, index pages cached.
+    let wall = Instant::now();
+    for pkg in &packages {
+        reconcile(Arc::new(pkg.clone()), ctx.clone()).await.unwrap();
+    }
+    let first = wall.elapsed();
+    let written = statuses.lock().unwrap().clone();
+    for pkg in &mut packages {
+        let status = written[&pkg.metadata.name.clone().unwrap()].clone();
+        pkg.status = Some(serde_json::from_value(status).unwrap());
+    }
+    assert!(
+        packages
+            .iter()
+            .all(|p| p.status.as_ref().unwrap().released == VERSIONS as u32),
+        "every version released"
+    );
+    let packages: Vec<Arc<PythonPackage>> = packages.into_iter().map(Arc::new).collect();
+    statuses.lock().unwrap().clear();
+
+    // Steady state, measured.
+    let rounds = 3;
+    let cpu = cpu_time();
+    let wall = Instant::now();
+    for _ in 0..rounds {
+        for pkg in &packages {
+            reconcile(pkg.clone(), ctx.clone()).await.unwrap();
+        }
+    }
+    let wall = wall.elapsed();
+    let cpu = cpu_time() - cpu;
+    let n = (rounds * PACKAGES) as f64;
+    assert!(
+        statuses.lock().unwrap().is_empty(),
+        "a steady state writes no status"
+    );
+    let (rss, hwm) = memory();
+    println!(
+        "controller steady state: {PACKAGES} packages x {VERSIONS} versions, {rounds} rounds: {:.3} ms CPU and {:.3} ms wall per reconcile (first pass {:.1} s); RSS {:.1} MiB, peak {:.1} MiB",
+        cpu * 1e3 / n,
+        wall.as_secs_f64() * 1e3 / n,
+        first.as_secs_f64(),
+        rss,
+        hwm
+    );
+    let stats = ctx.index.stats();
+    println!(
+        "index: {} requests, {} answered 304",
+        stats.requests, stats.not_modified
+    );
+}
+
+fn resource(i: usize) -> PythonPackage {
+    let spec: PythonPackageSpec = serde_norway::from_str(&format!(
+        "package: tool-{i}\nbinaries: [tool-{i}]\nversions:\n  - {{version: \"1.0.0\", python: \"3.12\"}}\n"
+    ))
+    .unwrap();
+    let mut pkg = PythonPackage::new(&format!("tool-{i}"), spec);
+    pkg.metadata.namespace = Some("tools".into());
+    pkg.metadata.uid = Some(format!("uid-{i}"));
+    pkg.metadata.generation = Some(1);
+    pkg
+}
+
+fn version(j: usize) -> Version {
+    format!("1.{}.{}", j / 10, j % 10).parse().unwrap()
+}
+
+/// A PEP 691 index of every package, with ETags: the controller's conditional requests get 304.
+async fn serve_index() -> String {
+    async fn page(Path(name): Path<String>, headers: HeaderMap) -> Response<axum::body::Body> {
+        let etag = format!("\"{name}-1\"");
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            == Some(&etag)
+        {
+            return Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header(header::ETAG, etag)
+                .body(axum::body::Body::empty())
+                .unwrap();
+        }
+        let files: Vec<Value> = (0..VERSIONS)
+            .map(|j| {
+                let file = format!("{}-{}-py3-none-any.whl", name.replace('-', "_"), version(j));
+                json!({"filename": file, "url": format!("https://files.example/{file}"), "hashes": {"sha256": "00"}})
+            })
+            .collect();
+        let versions: Vec<String> = (0..VERSIONS).map(|j| version(j).to_string()).collect();
+        let body = json!({"meta": {"api-version": "1.1"}, "name": name, "files": files, "versions": versions});
+        Response::builder()
+            .header(header::CONTENT_TYPE, "application/vnd.pypi.simple.v1+json")
+            .header(header::ETAG, etag)
+            .body(axum::body::Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap()
+    }
+    let app = axum::Router::new().route("/simple/{name}/", axum::routing::get(page));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/simple/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// A fake API server: no Jobs anywhere; status patches recorded by resource name.
+fn api_server() -> (kube::Client, Arc<Mutex<HashMap<String, Value>>>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let statuses = Arc::new(Mutex::new(HashMap::new()));
+    let seen = statuses.clone();
+    tokio::spawn(async move {
+        while let Some((request, respond)) = handle.next_request().await {
+            let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let reply = if method == "GET" && path.ends_with("/jobs") {
+                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []})
+            } else if path.ends_with("/status") {
+                let name = path.rsplit('/').nth(1).unwrap().to_owned();
+                seen.lock()
+                    .unwrap()
+                    .insert(name.clone(), body["status"].clone());
+                json!({"apiVersion": "hermit-pex.dev/v1alpha1", "kind": "PythonPackage",
+                    "metadata": {"name": name}, "spec": {"package": name, "binaries": [name],
+                    "versions": [{"version": "1.0.0", "python": "3.12"}]}, "status": body["status"]})
+            } else {
+                body
+            };
+            respond.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    (kube::Client::new(svc, "tools"), statuses)
+}
+
+/// Every package's versions released on every platform, held in memory.
+struct MemStore {
+    releases: Vec<Release>,
+}
+
+impl MemStore {
+    fn released() -> Self {
+        let releases = (0..VERSIONS)
+            .rev()
+            .map(|j| Release {
+                version: version(j),
+                state: ReleaseState::Published,
+                assets: Vec::new(),
+                python: Some("3.12".parse().unwrap()),
+                config_version: None,
+            })
+            .collect();
+        Self { releases }
+    }
+}
+
+impl ReleaseStore for MemStore {
+    async fn releases(&self, package: &PackageName) -> Result<Vec<Release>, StoreError> {
+        let assets: Vec<Asset> = Platform::ALL
+            .iter()
+            .map(|p| Asset {
+                name: package.asset_name(*p),
+                size: 1,
+                sha256: Some("a".repeat(64)),
+            })
+            .collect();
+        Ok(self
+            .releases
+            .iter()
+            .map(|r| Release {
+                assets: assets.clone(),
+                ..r.clone()
+            })
+            .collect())
+    }
+    async fn create(
+        &self,
+        _: &PackageName,
+        _: &Version,
+        _: &ReleaseMeta,
+    ) -> Result<(), StoreError> {
+        unreachable!("nothing to create at steady state")
+    }
+    async fn upload(&self, _: &PackageName, _: &Version, _: Upload<'_>) -> Result<(), StoreError> {
+        unreachable!("nothing to upload at steady state")
+    }
+    async fn put_build_info(&self, _: &hermit_pex::build::BuildInfo) -> Result<(), StoreError> {
+        unreachable!("nothing built at steady state")
+    }
+    async fn publish(&self, _: &PackageName, _: &Version) -> Result<(), StoreError> {
+        unreachable!("everything is published")
+    }
+    async fn fetch(
+        &self,
+        _: &PackageName,
+        _: &Version,
+        _: &str,
+        _: &std::path::Path,
+    ) -> Result<std::path::PathBuf, StoreError> {
+        unreachable!("nothing to verify in the controller")
+    }
+    fn source_template(&self, package: &PackageName) -> String {
+        format!("https://example.com/{package}-v${{version}}/{package}-${{os}}-${{arch}}.tar.gz")
+    }
+}
+
+fn cpu_time() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// (VmRSS, VmHWM) in MiB.
+fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
