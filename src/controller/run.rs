@@ -1,7 +1,6 @@
 //! `hermit-pex controller`: the kube-rs `Controller` on `PythonPackage`s, owning their build
 //! Jobs, with releases on GitHub. Exits with a clear message when the CRD is not installed.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -142,7 +141,23 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         ..context(&args, client.clone())?
     });
     let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(serve(args.metrics_addr, ctx.clone(), ready.clone()));
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("--metrics-addr {}: cannot listen", args.metrics_addr))?;
+    let text: MetricsText = {
+        let ctx = ctx.clone();
+        Arc::new(move || {
+            let store = &ctx.targets.default_store().store;
+            let github = (store.stats().requests(), store.rate_limit_remaining());
+            ctx.metrics.encode(ctx.index.stats().requests, Some(github))
+        })
+    };
+    let app = probes(text, ready.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics server stopped");
+        }
+    });
 
     let lease = if args.leader_elect {
         let namespace = args.lease_namespace.clone().context(
@@ -308,15 +323,15 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
     })
 }
 
+/// Renders the metrics text for a scrape.
+pub type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// `/metrics`, `/healthz` (the process answers) and `/readyz` (the watches are set up).
-async fn serve(addr: SocketAddr, ctx: Arc<Context<GitHubStore>>, ready: Arc<AtomicBool>) {
+pub fn probes(metrics: MetricsText, ready: Arc<AtomicBool>) -> axum::Router {
     use axum::routing::get;
     let metrics = move || {
-        let ctx = ctx.clone();
+        let text = metrics();
         async move {
-            let store = &ctx.targets.default_store().store;
-            let github = (store.stats().requests(), store.rate_limit_remaining());
-            let text = ctx.metrics.encode(ctx.index.stats().requests, Some(github));
             (
                 [(
                     http::header::CONTENT_TYPE,
@@ -336,18 +351,10 @@ async fn serve(addr: SocketAddr, ctx: Arc<Context<GitHubStore>>, ready: Arc<Atom
             }
         }
     };
-    let app = axum::Router::new()
+    axum::Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz));
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "the metrics server stopped");
-            }
-        }
-        Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics and probes"),
-    }
+        .route("/readyz", get(readyz))
 }
 
 async fn wait_for_lease(lock: &LeaseLock) -> anyhow::Result<()> {
@@ -402,4 +409,41 @@ fn error_policy(
 ) -> Action {
     tracing::warn!(%error, "will retry in 5 minutes");
     Action::requeue(Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn probes_answer_and_metrics_are_served() {
+        let metrics = Arc::new(Metrics::default());
+        metrics.reconciled("ok", 0.01);
+        let text: MetricsText = {
+            let m = metrics.clone();
+            Arc::new(move || m.encode(3, None))
+        };
+        let ready = Arc::new(AtomicBool::new(false));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(axum::serve(listener, probes(text, ready.clone())).into_future());
+        let get = |path: &str| {
+            let url = format!("{base}{path}");
+            async move {
+                let r = reqwest::get(url).await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        assert_eq!(get("/healthz").await.0, 200);
+        assert_eq!(get("/readyz").await.0, 503, "not ready before the watches");
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(get("/readyz").await.0, 200);
+        let (code, body) = get("/metrics").await;
+        assert_eq!(code, 200);
+        assert!(
+            body.contains("hermit_pex_reconciles_total{outcome=\"ok\"} 1"),
+            "{body}"
+        );
+        assert!(body.contains("hermit_pex_index_requests_total 3"), "{body}");
+    }
 }
