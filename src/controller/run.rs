@@ -116,10 +116,16 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    if let Err(e) = packages.list(&ListParams::default().limit(1)).await {
-        anyhow::bail!(
-            "cannot list PythonPackages ({e}). Is the CRD installed? kubectl apply -f crds/pythonpackage.yaml"
-        );
+    match packages.list(&ListParams::default().limit(1)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => anyhow::bail!(
+            "the PythonPackage CRD is not installed: kubectl apply -f crds/pythonpackage.yaml (the Helm chart installs it)"
+        ),
+        Err(kube::Error::Api(e)) if e.code == 403 => anyhow::bail!(
+            "not allowed to list PythonPackages ({}): the controller's ServiceAccount needs the chart's RBAC",
+            e.message
+        ),
+        Err(e) => anyhow::bail!("cannot reach the Kubernetes API: {e}"),
     }
     // One watch of every Job the controller made: the global limit counts them.
     let (view, writer) = reflector::store();
