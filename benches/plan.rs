@@ -3,6 +3,9 @@
 
 use std::time::Instant;
 
+mod common;
+use common::cpu_time;
+
 use hermit_pex::names::{PackageName, Platform};
 use hermit_pex::plan::{PlanOptions, plan};
 use hermit_pex::pypi::IndexVersion;
@@ -67,21 +70,4 @@ fn package(i: usize) -> (spec::PackageSpec, Vec<IndexVersion>, Vec<Release>) {
         })
         .collect();
     (spec, index, releases)
-}
-
-/// User + system CPU seconds of this process, from /proc (Linux) or wall time elsewhere.
-fn cpu_time() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5); 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }
