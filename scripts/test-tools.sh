@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the tests run for real into .tools/venv: a PyPI index server (pypiserver) and
-# pex; into .tools/wheels the pip, setuptools and wheel that pex bootstraps from the index,
-# so the test index on loopback can serve them; and into .tools/bin/helm the helm v4 binary
-# the chart tests run (tests/helm.rs). Idempotent. Prints the venv path.
+# Installs what the tests run for real into .tools/venv: a PyPI index server (pypiserver),
+# pex, and lupa (Lua 5.1, to run the README's Argo CD health check); into .tools/wheels the
+# pip, setuptools and wheel that pex bootstraps from the index, so the test index on loopback
+# can serve them; and into .tools/bin/helm the helm v4 binary the chart tests run
+# (tests/helm.rs). Idempotent. Prints the venv path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.tools/venv"
-pins="pypiserver==2.4.2 pex==2.105.2"
+pins="pypiserver==2.4.2 pex==2.105.2 lupa==2.8"
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
 
