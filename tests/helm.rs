@@ -51,34 +51,46 @@ fn all_values() -> String {
 /// helm from `HERMIT_PEX_TEST_HELM` (set by scripts/test) or `.tools/bin/helm`; it must be v4.
 fn helm_bin() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let helm = std::env::var_os("HERMIT_PEX_TEST_HELM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(".tools/bin/helm"));
-        assert!(
-            helm.is_file(),
-            "{} is missing: run scripts/test-tools.sh (scripts/test does it for you)",
-            helm.display()
-        );
-        let out = Command::new(&helm)
-            .args(["version", "--short"])
-            .output()
-            .expect("helm runs");
-        let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        eprintln!("helm version: {version} ({})", helm.display());
-        assert!(
-            version.starts_with("v4."),
-            "{} is helm {version:?}, not v4: run scripts/test-tools.sh",
-            helm.display()
-        );
-        helm
-    })
+    HELM.get_or_init(|| find_helm("HERMIT_PEX_TEST_HELM", "helm", "v4."))
 }
 
-/// Runs helm away from any user configuration or cluster.
+/// helm v3 from `HERMIT_PEX_TEST_HELM3` or `.tools/bin/helm3`: the chart must work with it too.
+fn helm3_bin() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| find_helm("HERMIT_PEX_TEST_HELM3", "helm3", "v3."))
+}
+
+fn find_helm(var: &str, name: &str, major: &str) -> PathBuf {
+    let helm = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools/bin").join(name));
+    assert!(
+        helm.is_file(),
+        "{} is missing: run scripts/test-tools.sh (scripts/test does it for you)",
+        helm.display()
+    );
+    let out = Command::new(&helm)
+        .args(["version", "--short"])
+        .output()
+        .expect("helm runs");
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    eprintln!("helm version: {version} ({})", helm.display());
+    assert!(
+        version.starts_with(major),
+        "{} is helm {version:?}, not {major}x: run scripts/test-tools.sh",
+        helm.display()
+    );
+    helm
+}
+
+/// Runs helm v4 away from any user configuration or cluster.
 fn helm(args: &[&str]) -> Output {
+    helm_with(helm_bin(), args)
+}
+
+fn helm_with(bin: &Path, args: &[&str]) -> Output {
     let home = std::env::temp_dir().join(format!("hermit-pex-helm-{}", std::process::id()));
-    Command::new(helm_bin())
+    Command::new(bin)
         .args(args)
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_CACHE_HOME", home.join("cache"))
@@ -94,10 +106,14 @@ fn text(b: &[u8]) -> String {
 
 /// `helm template` of the chart with `args` and nothing else.
 fn render(args: &[&str]) -> Output {
+    render_with(helm_bin(), args)
+}
+
+fn render_with(bin: &Path, args: &[&str]) -> Output {
     let chart = chart().display().to_string();
     let mut full = vec!["template", RELEASE, chart.as_str(), "-n", NAMESPACE];
     full.extend_from_slice(args);
-    helm(&full)
+    helm_with(bin, &full)
 }
 
 /// The documents of `helm template` with the required values and `args`.
@@ -247,6 +263,60 @@ fn helm_lint_passes_strict_with_default_and_all_values() {
             text(&out.stderr)
         );
         assert!(!stdout.contains("[WARNING]"), "helm {args:?}:\n{stdout}");
+    }
+}
+
+#[test]
+fn helm_3_lints_renders_and_refuses_as_helm_4_does() {
+    let chart = chart().display().to_string();
+    let all = all_values();
+    for args in [
+        vec!["lint", "--strict", chart.as_str()],
+        vec!["lint", "--strict", chart.as_str(), "-f", all.as_str()],
+    ] {
+        let out = helm_with(helm3_bin(), &args);
+        assert!(
+            out.status.success() && text(&out.stdout).contains("0 chart(s) failed"),
+            "helm 3 {args:?}:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    for args in [
+        base_and(&[]),
+        base_and(&["--set", "watchNamespace=tools"]),
+        base_and(&[
+            "--set",
+            "leaderElection.enabled=true",
+            "--set",
+            "replicas=2",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+        ]),
+        vec!["-f", all.as_str()],
+    ] {
+        let (v3, v4) = (render_with(helm3_bin(), &args), render(&args));
+        assert!(v3.status.success(), "helm 3 {args:?}: {}", text(&v3.stderr));
+        assert_eq!(
+            documents(&text(&v3.stdout)),
+            documents(&text(&v4.stdout)),
+            "helm 3 and 4 render {args:?} alike"
+        );
+    }
+    for set in [
+        "replicas=-1",
+        "platforms.windows-amd64.cross=true",
+        "github.token=x",
+        "releases.repository=not-a-repository",
+        "platforms=null",
+    ] {
+        let out = render_with(helm3_bin(), &base_and(&["--set", set]));
+        assert!(
+            !out.status.success()
+                && text(&out.stderr).contains("values don't meet the specifications of the schema"),
+            "helm 3 --set {set}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -944,6 +1014,7 @@ fn bad_values_fail_through_the_schema() {
         ("image.digest=latest", "/image/digest"),
         ("watchNamespace=Not_A_Namespace", "/watchNamespace"),
         ("leaderElecton.enabled=true", "leaderElecton"),
+        ("platforms=null", "platforms"),
     ] {
         let err = template_fails(&base_and(&["--set", set]));
         assert!(
