@@ -624,6 +624,40 @@ fn security_contexts_are_restricted() {
     assert_eq!(pod_spec(&docs)["securityContext"]["runAsUser"], 65532);
 }
 
+/// `doc` read as the API's type `T` and written back is `doc` again: no misspelt or misplaced
+/// field (the type would drop it), no value of the wrong kind (it would not read).
+fn round_trips<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) {
+    let typed: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("not a valid {}: {e}\n{doc}", doc["kind"]));
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(
+        &back, doc,
+        "{} has fields its type does not know",
+        doc["kind"]
+    );
+}
+
+#[test]
+fn every_object_is_a_valid_kubernetes_object() {
+    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, rbac::v1 as rbac};
+    for (name, docs) in variants() {
+        for doc in &docs {
+            match doc["kind"].as_str().unwrap() {
+                "Deployment" => round_trips::<apps::Deployment>(doc),
+                "ServiceAccount" => round_trips::<core::ServiceAccount>(doc),
+                "ConfigMap" => round_trips::<core::ConfigMap>(doc),
+                "Service" => round_trips::<core::Service>(doc),
+                "Role" => round_trips::<rbac::Role>(doc),
+                "RoleBinding" => round_trips::<rbac::RoleBinding>(doc),
+                "ClusterRole" => round_trips::<rbac::ClusterRole>(doc),
+                "ClusterRoleBinding" => round_trips::<rbac::ClusterRoleBinding>(doc),
+                "ServiceMonitor" => assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1"),
+                other => panic!("{name}: unexpected kind {other}"),
+            }
+        }
+    }
+}
+
 /// (apiGroup, resource) → verbs, over every rule of every Role and ClusterRole in `docs`,
 /// asserting that none uses `*`.
 fn rules(docs: &[&Value]) -> BTreeMap<(String, String), BTreeSet<String>> {
