@@ -84,7 +84,9 @@ FROM debian:${DEBIAN}-slim AS builder
 ARG PYTHONS="3.8 3.9 3.10 3.11 3.12 3.13 3.14"
 RUN set -eux; \
     apt-get update; apt-get install -y --no-install-recommends ca-certificates; \
-    rm -rf /var/lib/apt/lists/*
+    rm -rf /var/lib/apt/lists/*; \
+    groupadd --gid 65532 nonroot; \
+    useradd --uid 65532 --gid 65532 --home-dir /work --no-create-home --shell /usr/sbin/nologin nonroot
 COPY --from=pythons /opt/python /opt/python
 COPY --from=pythons /opt/pex /opt/pex
 COPY --from=pythons /opt/bin/ /usr/local/bin/
@@ -102,9 +104,12 @@ CMD ["build", "--help"]
 
 # The controller (the default target): hermit-pex with git, ssh and CA certificates.
 FROM debian:${DEBIAN}-slim AS controller
+# ssh refuses to run for a uid without a passwd entry: give 65532 one (as distroless does).
 RUN set -eux; \
     apt-get update; apt-get install -y --no-install-recommends ca-certificates git openssh-client; \
-    rm -rf /var/lib/apt/lists/*
+    rm -rf /var/lib/apt/lists/*; \
+    groupadd --gid 65532 nonroot; \
+    useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin nonroot
 COPY --from=build /out/hermit-pex /usr/local/bin/hermit-pex
 ENV HOME=/tmp
 USER 65532:65532

@@ -15,7 +15,7 @@ use hermit_pex::cli::{Cli, Command as Cmd, LogFormat};
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable, build_args, build_job};
 use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
 use hermit_pex::controller::run::ControllerArgs;
-use hermit_pex::controller::status::{JobObservation, JobState, Observed, compute};
+use hermit_pex::controller::status::{JobObservation, JobState, ManifestReport, Observed, compute};
 use hermit_pex::names::{Platform, PythonMinor};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -412,6 +412,11 @@ fn default_install_runs_the_controller_as_the_chart_says() {
     assert_eq!(
         env(c, "POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.namespace"
+    );
+    // POD_NAME: the Lease holder's identity and the events' instance.
+    assert_eq!(
+        env(c, "POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
     );
     // A new platform table restarts the controller.
     assert!(
@@ -1312,6 +1317,11 @@ fn the_controller_images_run_the_deployments_args() {
             "the controller image has {package}"
         );
     }
+    // ssh (and some Python code) want a passwd entry for the uid they run as.
+    for stage in ["controller", "builder"] {
+        let run = instruction(&stages[stage], "RUN").join(" ");
+        assert!(run.contains("useradd --uid 65532 --gid 65532"), "{stage}");
+    }
     // Multi-arch: the Rust build runs on the build platform, for amd64 and arm64 targets.
     let build = &stages["build"];
     assert!(instruction(build, "FROM")[0].starts_with("--platform=$BUILDPLATFORM "));
@@ -1539,11 +1549,18 @@ fn the_readme_argocd_health_check_follows_the_status() {
             no_node: &[],
             suspended,
             error: error.map(str::to_owned),
-            last_commit: None,
+            manifest: ManifestReport::default(),
             previous: None,
             now: Time(k8s_openapi::jiff::Timestamp::now()),
         }
     }
+    let manifest_failed = Observed {
+        manifest: ManifestReport {
+            error: Some("push rejected".into()),
+            ..ManifestReport::default()
+        },
+        ..observed(2, &[], false, None)
+    };
     let version: pep440_rs::Version = "6.0".parse().unwrap();
     let running = [JobObservation {
         version: version.clone(),
@@ -1589,6 +1606,11 @@ fn the_readme_argocd_health_check_follows_the_status() {
             "suspended",
             package_with(2, Some(observed(2, &[], true, None)), true),
             "Suspended",
+        ),
+        (
+            "the manifest push failed (retried)",
+            package_with(2, Some(manifest_failed), false),
+            "Progressing",
         ),
     ];
     for (what, obj, want) in cases {
