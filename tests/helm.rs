@@ -474,6 +474,8 @@ fn chart_defaults_are_the_controllers_defaults() {
     assert_eq!(chart.metrics_addr, cli.metrics_addr);
     assert_eq!(chart.token_secret, cli.token_secret);
     assert_eq!(chart.token_key, cli.token_key);
+    assert_eq!(chart.github_url, cli.github_url);
+    assert_eq!(chart.github_api_url, cli.github_api_url);
     assert_eq!(chart.manifest.manifest_branch, cli.manifest.manifest_branch);
 }
 
@@ -487,6 +489,7 @@ fn every_value_reaches_the_controller() {
     assert_eq!(a.namespace.as_deref(), Some("tools"));
     assert_eq!(a.repository, "example-org/hermit-tools");
     assert_eq!(a.github_api_url, "https://github.example.com/api/v3/");
+    assert_eq!(a.github_url, "https://github.example.com");
     assert_eq!(a.index.index_url, "https://pypi.example.com/simple/");
     assert_eq!(
         a.builder_image,
@@ -576,6 +579,45 @@ fn every_value_reaches_the_controller() {
     assert_eq!(
         one(&docs, "ServiceAccount")["metadata"]["annotations"]["example.com/role"],
         "hermit-pex"
+    );
+}
+
+#[test]
+fn every_controller_flag_has_a_value() {
+    // The flags the chart sets for itself rather than from a value of its own.
+    let not_values = ["no-cache", "lease-namespace", "help", "version"];
+    let args = deployment_cli(&template_all_values()).1;
+    // --manifest-repo and --manifest-github exclude each other: the other one from a second run.
+    let all = all_values();
+    let git = deployment_cli(&template_raw(&[
+        "-f",
+        &all,
+        "--set",
+        "manifests.github=",
+        "--set",
+        "manifests.repository=ssh://git@git.example.com/tools/hermit.git",
+    ]))
+    .1;
+    let given: BTreeSet<String> = args
+        .iter()
+        .chain(&git)
+        .filter_map(|a| a.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap().to_owned())
+        .collect();
+    let command = <Cli as clap::CommandFactory>::command();
+    let controller = command.find_subcommand("controller").unwrap();
+    let mut missing = Vec::new();
+    for arg in controller.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "verbose" {
+            assert!(args.iter().any(|a| a == "-vv"), "controller.verbosity");
+        } else if !not_values.contains(&long) && !given.contains(long) {
+            missing.push(long.to_owned());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "controller flags the chart cannot set (add a value, and set it in ci/all-values.yaml): {missing:?}"
     );
 }
 
