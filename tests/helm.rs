@@ -1,7 +1,8 @@
 //! The Helm chart (`charts/hermit-pex`), the images (`Dockerfile`) and the README's install path,
-//! checked with the real helm v4 (`scripts/test-tools.sh` puts it in `.tools/bin/helm`): lint,
-//! templates parsed and held against the controller's own CLI parser and platform-table parser,
-//! the schema refusing bad values, and the README's GitOps snippets run for real (Lua 5.1).
+//! checked with the real helm v4, and helm v3 for compatibility (`scripts/test-tools.sh` puts
+//! them in `.tools/bin/helm` and `helm3`): lint, templates parsed and held against the
+//! controller's own CLI parser, platform-table parser and Kubernetes API types, the schema
+//! refusing bad values, and the README's GitOps snippets run for real (Lua 5.1 through lupa).
 
 mod common;
 
