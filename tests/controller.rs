@@ -831,3 +831,33 @@ async fn leader_election_takes_a_free_or_expired_lease_and_leaves_a_live_one() {
     let (held, _) = try_hold(Some(lease("pod-b", "2020-01-01T00:00:00.000000Z")), 409).await;
     assert!(!held);
 }
+
+#[tokio::test]
+async fn a_platform_missing_from_the_table_is_reported_and_the_rest_build() {
+    let (_dir, store) = store();
+    let index = index().await;
+    let pkg = package("");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.table
+        .platforms
+        .remove(&"darwin-arm64".parse::<Platform>().unwrap());
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let names: Vec<&str> = sent
+        .iter()
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+        .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(names.iter().all(|n| !n.ends_with("darwin-arm64")));
+    let status = status_of(&sent);
+    assert!(
+        status["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["reason"] == "NoNodeForPlatform" && f["platform"] == "darwin-arm64"),
+        "{status}"
+    );
+}

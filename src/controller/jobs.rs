@@ -299,6 +299,8 @@ pub fn build_job(
     };
     let pod = PodSpec {
         restart_policy: Some("Never".into()),
+        // Builds talk to the index and GitHub, never to the API server.
+        automount_service_account_token: Some(false),
         service_account_name: settings.service_account.clone(),
         node_selector: (!pool.node_selector.is_empty()).then(|| pool.node_selector.clone()),
         tolerations: (!pool.tolerations.is_empty()).then(|| pool.tolerations.clone()),

@@ -314,37 +314,37 @@ async fn start_builds<S>(
     Ok(started)
 }
 
-/// Platforms with builds to run but no Ready, schedulable node for their pool: said in the
-/// status, not left Pending. Without permission to list nodes the check is skipped.
+/// Platforms with builds to run that cannot run here: left out of the platform table, or no
+/// Ready, schedulable node for their pool. Said in the status, not left Pending. Without
+/// permission to list nodes only the table is checked.
 async fn unschedulable_platforms<S>(ctx: &Context<S>, plan: &Plan) -> Result<Vec<Platform>, Error> {
-    let wanted: Vec<Platform> = plan
+    let mut wanted: Vec<Platform> = plan
         .actions
         .iter()
         .filter_map(Action::build_platform)
         .collect();
-    if wanted.is_empty() {
-        return Ok(Vec::new());
+    wanted.sort();
+    wanted.dedup();
+    let (pooled, mut missing): (Vec<Platform>, Vec<Platform>) = wanted
+        .into_iter()
+        .partition(|p| ctx.table.platforms.contains_key(p));
+    if pooled.is_empty() {
+        return Ok(missing);
     }
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let nodes = match nodes.list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(e)) if e.code == 403 => {
             tracing::warn!("cannot list nodes (forbidden): the node pool check is skipped");
-            return Ok(Vec::new());
+            return Ok(missing);
         }
         Err(e) => return Err(e.into()),
     };
-    let mut missing: Vec<Platform> = wanted
-        .into_iter()
-        .filter(|p| {
-            ctx.table
-                .platforms
-                .get(p)
-                .is_some_and(|pool| !nodes.iter().any(|n| schedulable_for(n, pool)))
-        })
-        .collect();
+    missing.extend(pooled.into_iter().filter(|p| {
+        let pool = &ctx.table.platforms[p];
+        !nodes.iter().any(|n| schedulable_for(n, pool))
+    }));
     missing.sort();
-    missing.dedup();
     Ok(missing)
 }
 

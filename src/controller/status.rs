@@ -126,7 +126,7 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
             platform: Some(platform.to_string()),
             reason: "NoNodeForPlatform".into(),
             message: format!(
-                "no Ready, schedulable node matches the {platform} pool of the platform table"
+                "no Ready, schedulable node matches the {platform} pool of the platform table (or the table has no {platform} entry)"
             ),
         };
         failures.push((newest.clone().unwrap_or_else(|| Version::new([0])), record));

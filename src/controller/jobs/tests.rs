@@ -137,6 +137,7 @@ fn pods_are_restricted_and_get_the_token_only_from_a_secret() {
         psc.seccomp_profile.as_ref().unwrap().type_,
         "RuntimeDefault"
     );
+    assert_eq!(p.automount_service_account_token, Some(false));
     let c = &p.containers[0];
     assert_eq!(
         c.termination_message_policy.as_deref(),
