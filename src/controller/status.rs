@@ -69,10 +69,15 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
             .commit
             .clone()
             .or_else(|| o.previous.and_then(|p| p.last_commit.clone())),
-        listed: o
-            .manifest
-            .listed
-            .or_else(|| o.previous.and_then(|p| p.listed)),
+        // A failed commit forgets the count, so that the next reconcile commits again even
+        // when nothing else changed.
+        listed: match &o.manifest.error {
+            Some(_) => None,
+            None => o
+                .manifest
+                .listed
+                .or_else(|| o.previous.and_then(|p| p.listed)),
+        },
         ..PythonPackageStatus::default()
     };
     let mut failures: Vec<(Version, FailureRecord)> = Vec::new();

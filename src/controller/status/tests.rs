@@ -311,3 +311,49 @@ fn a_pod_tells_why_its_build_failed() {
         "a deadline stays a deadline"
     );
 }
+
+#[test]
+fn a_failed_manifest_commit_is_not_ready_and_forgets_the_count_so_it_is_retried() {
+    let p = plan(
+        &spec(),
+        &index(&["1.0", "1.1"]),
+        &[released("1.0"), released("1.1")],
+        &PlanOptions::default(),
+    );
+    let committed = ManifestReport {
+        commit: Some("abc".into()),
+        listed: Some(2),
+        error: None,
+    };
+    let first = compute(&Observed {
+        manifest: committed,
+        ..observed(&p, &[], None)
+    });
+    assert_eq!(
+        (first.last_commit.as_deref(), first.listed),
+        (Some("abc"), Some(2))
+    );
+    let failed = ManifestReport {
+        error: Some("push rejected".into()),
+        ..ManifestReport::default()
+    };
+    let second = compute(&Observed {
+        manifest: failed,
+        ..observed(&p, &[], Some(&first))
+    });
+    let ready = condition(&second, "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ManifestNotCommitted")
+    );
+    assert!(
+        condition(&second, "Stalled").is_none(),
+        "a push race is transient"
+    );
+    assert_eq!(second.listed, None);
+    assert_eq!(
+        second.last_commit.as_deref(),
+        Some("abc"),
+        "the last good commit stays"
+    );
+}
