@@ -98,8 +98,7 @@ async fn a_resource_in_a_real_cluster_gets_build_jobs() {
             service_account: None,
         },
         per_package: 2,
-        max_jobs: 4,
-        jobs_view: None,
+        limit: None,
         recorder: None,
         metrics: Arc::default(),
         now: || {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Page, ReplayServer};
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
-use hermit_pex::controller::reconcile::{Context, reconcile};
+use hermit_pex::controller::reconcile::{Context, GlobalLimit, reconcile};
 use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
 use hermit_pex::controller::targets::Targets;
 use hermit_pex::names::{PackageName, Platform};
@@ -127,8 +127,7 @@ fn context(
             service_account: None,
         },
         per_package,
-        max_jobs: 100,
-        jobs_view: None,
+        limit: None,
         recorder: Some(Recorder::new(
             client,
             Reporter {
@@ -586,15 +585,29 @@ async fn the_global_limit_counts_every_packages_jobs() {
     let pkg = package("");
     let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
     let mut ctx = context(client, &index.url, store, 8);
-    ctx.max_jobs = 7;
-    ctx.jobs_view = Some(view);
-    reconcile_with(pkg, ctx).await;
+    ctx.limit = Some(GlobalLimit::new(7, view));
+    let ctx = Arc::new(ctx);
+    let created = |sent: &[Sent]| {
+        sent.iter()
+            .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+            .count()
+    };
+    for _ in 0..2 {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            reconcile(Arc::new(pkg.clone()), ctx.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    drop(ctx);
     let sent = server.await.unwrap();
-    let created = sent
-        .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
-        .count();
-    assert_eq!(created, 2, "7 at most, 5 already running elsewhere");
+    assert_eq!(
+        created(&sent),
+        2,
+        "7 at most: 5 running elsewhere, then 2 created that the watch has not shown yet"
+    );
 }
 
 /// A bare repository with one commit on main, and a GitSink over it.

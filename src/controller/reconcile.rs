@@ -51,14 +51,33 @@ pub struct Context<S> {
     pub jobs: JobSettings,
     /// Build Jobs running at once for one package.
     pub per_package: usize,
-    /// Build Jobs running at once across all packages, counted in `jobs_view`.
-    pub max_jobs: usize,
-    /// Every Job the controller manages (a reflector); `None`: no global limit.
-    pub jobs_view: Option<Store<Job>>,
+    /// Build Jobs running at once across all packages; `None`: no such bound.
+    pub limit: Option<GlobalLimit>,
     /// Events on transitions; `None`: none sent.
     pub recorder: Option<Recorder>,
     pub metrics: Arc<Metrics>,
     pub now: fn() -> Time,
+}
+
+/// The controller-wide bound on running build Jobs: those its Job watch sees running, plus
+/// those it created that the watch has not shown yet. Creating Jobs holds the lock, so two
+/// reconciles cannot both take the last slot.
+pub struct GlobalLimit {
+    max: usize,
+    view: Store<Job>,
+    /// (namespace, name) of Jobs created and not yet in the view, with when.
+    unseen: tokio::sync::Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl GlobalLimit {
+    /// `view`: a reflector of every Job the controller manages.
+    pub fn new(max: usize, view: Store<Job>) -> Self {
+        Self {
+            max,
+            view,
+            unseen: tokio::sync::Mutex::default(),
+        }
+    }
 }
 
 /// A (version, platform)'s Job: its name and what it says.
@@ -265,14 +284,25 @@ async fn start_builds<S>(
         .filter(|j| j.state == JobState::Running)
         .count();
     let mut budget = ctx.per_package.saturating_sub(running);
-    if let Some(view) = &ctx.jobs_view {
-        let everywhere = view
-            .state()
+    let mut unseen = match &ctx.limit {
+        Some(limit) => Some(limit.unseen.lock().await),
+        None => None,
+    };
+    if let (Some(limit), Some(unseen)) = (&ctx.limit, unseen.as_mut()) {
+        let jobs = limit.view.state();
+        unseen.retain(|(ns, name), created| {
+            created.elapsed() < Duration::from_secs(120)
+                && !jobs
+                    .iter()
+                    .any(|j| j.metadata.namespace.as_ref() == Some(ns) && &j.name_any() == name)
+        });
+        let everywhere = jobs
             .iter()
             .filter(|j| job_state(j) == JobState::Running)
-            .count();
+            .count()
+            + unseen.len();
         ctx.metrics.jobs_running.set(everywhere as i64);
-        budget = budget.min(ctx.max_jobs.saturating_sub(everywhere));
+        budget = budget.min(limit.max.saturating_sub(everywhere));
     }
     let mut started = Vec::new();
     // Actions come newest version first.
@@ -302,6 +332,10 @@ async fn start_builds<S>(
             )
             .await?;
         ctx.metrics.build(*platform, "started");
+        if let Some(unseen) = unseen.as_mut() {
+            let ns = pkg.namespace().unwrap_or_default();
+            unseen.insert((ns, name.clone()), Instant::now());
+        }
         jobs.insert(
             (version.clone(), *platform),
             ObservedJob {

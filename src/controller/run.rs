@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use super::jobs::{JobSettings, MANAGED_BY, PlatformTable};
 use super::lease::LeaseLock;
 use super::metrics::Metrics;
-use super::reconcile::{Context, Error, MANAGER, reconcile};
+use super::reconcile::{Context, Error, GlobalLimit, MANAGER, reconcile};
 use super::resource::{ManifestTarget, PythonPackage};
 use super::targets::{StoreTarget, Targets};
 use crate::cli::sync::Sink;
@@ -143,7 +143,7 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         .for_each(|_| futures::future::ready(()));
     tokio::spawn(job_watch);
     let ctx = Arc::new(Context {
-        jobs_view: Some(view),
+        limit: Some(GlobalLimit::new(args.max_jobs.max(1), view)),
         ..context(&args, client.clone())?
     });
     let ready = Arc::new(AtomicBool::new(false));
@@ -321,8 +321,7 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
             service_account: args.builder_service_account.clone(),
         },
         per_package: args.per_package.max(1),
-        max_jobs: args.max_jobs.max(1),
-        jobs_view: None,
+        limit: None,
         recorder: Some(recorder),
         metrics: Arc::new(Metrics::default()),
         now: || Time(k8s_openapi::jiff::Timestamp::now()),
