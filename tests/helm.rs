@@ -512,6 +512,11 @@ fn every_value_reaches_the_controller() {
     assert_eq!(limits["memory"].0, "6Gi");
     assert_eq!(resources.requests.unwrap()["ephemeral-storage"].0, "4Gi");
     assert_eq!((a.per_package, a.max_jobs, a.concurrency), (4, 16, 8));
+    assert_eq!(a.allowed_release_repositories, ["example-org/more-tools"]);
+    assert_eq!(
+        a.allowed_manifest_repositories,
+        ["https://git.example.com/team/hermit.git"]
+    );
     assert_eq!(
         (
             a.job_deadline_seconds,

@@ -218,10 +218,18 @@ pub fn remote_sink(
                 args.git_author
             )
         })?;
+    if !crate::controller::targets::is_relative_inside(&args.manifest_dir) {
+        anyhow::bail!(
+            "--manifest-dir {:?}: write a path inside the repository (no leading /, no ..)",
+            args.manifest_dir
+        );
+    }
     if let Some(url) = &args.manifest_repo {
+        // One checkout per target: two sinks never share a working tree.
         let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
-            "{url}\n{}",
-            args.manifest_branch
+            "{url}\n{}\n{}",
+            args.manifest_branch,
+            args.manifest_dir.trim_matches('/')
         )));
         return Ok(Some(Sink::Git(crate::gitops::git::GitSink::new(
             crate::gitops::git::GitSinkConfig {

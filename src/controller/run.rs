@@ -88,6 +88,14 @@ pub struct ControllerArgs {
     /// Where GitHub serves release downloads, for manifests.
     #[arg(long, default_value = "https://github.com")]
     pub github_url: String,
+    /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
+    /// spec.releases is refused). Releases there are made with the controller's token.
+    #[arg(long = "allow-release-repository", value_delimiter = ',')]
+    pub allowed_release_repositories: Vec<String>,
+    /// A Git URL a PythonPackage's spec.manifests may name (repeat or comma-separate; none:
+    /// spec.manifests is refused). Pushes there carry the controller's token.
+    #[arg(long = "allow-manifest-repository", value_delimiter = ',')]
+    pub allowed_manifest_repositories: Vec<String>,
     /// Where manifests are committed (none: manifests are not committed).
     #[command(flatten)]
     pub manifest: ManifestArgs,
@@ -270,7 +278,8 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
         }
     };
     let default = open_store(&args.repository).map_err(|e| anyhow::anyhow!("--repository {e}"))?;
-    let mut targets = Targets::new(default.store, default.repository).opening_stores(open_store);
+    let mut targets = Targets::new(default.store, default.repository)
+        .opening_stores(args.allowed_release_repositories.clone(), open_store);
     let sink =
         crate::cli::sync::remote_sink(&args.manifest, &args.github_api_url, || cache.clone())?;
     if let Some(sink) = sink {
@@ -282,7 +291,8 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
     }
     let template = args.manifest.clone();
     let api_url = args.github_api_url.clone();
-    let targets = targets.opening_sinks(move |target: &ManifestTarget| {
+    let allowed = args.allowed_manifest_repositories.clone();
+    let targets = targets.opening_sinks(allowed, move |target: &ManifestTarget| {
         let mut manifest = template.clone();
         manifest.manifest_repo = Some(target.repository.clone());
         manifest.manifest_github = None;

@@ -1,6 +1,10 @@
 //! Where a resource's releases and manifests go: the controller's defaults, or the targets its
 //! spec names (`spec.releases`, `spec.manifests`), each opened once and kept. A manifest sink
 //! sits behind a lock: a Git checkout takes one commit at a time.
+//!
+//! A target named in a resource is written with the controller's own token, so only targets
+//! its operator allowed (`--allow-release-repository`, `--allow-manifest-repository`) are
+//! opened: whoever may create a PythonPackage must not be able to send the token elsewhere.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +25,8 @@ type OpenSink = Box<dyn Fn(&ManifestTarget) -> Result<Box<dyn DynSink>, String> 
 pub struct Targets<S> {
     store: Arc<StoreTarget<S>>,
     open_store: Option<OpenStore<S>>,
+    allowed_stores: Vec<String>,
+    allowed_sinks: Vec<String>,
     stores: Mutex<HashMap<String, Arc<StoreTarget<S>>>>,
     sink: Option<SharedSink>,
     open_sink: Option<OpenSink>,
@@ -33,6 +39,8 @@ impl<S> Targets<S> {
         Self {
             store: Arc::new(StoreTarget { store, repository }),
             open_store: None,
+            allowed_stores: Vec::new(),
+            allowed_sinks: Vec::new(),
             stores: Mutex::default(),
             sink: None,
             open_sink: None,
@@ -51,20 +59,24 @@ impl<S> Targets<S> {
         self
     }
 
-    /// How to open the store of a `spec.releases.repository`.
+    /// How to open the store of a `spec.releases.repository`, and which may be opened.
     pub fn opening_stores(
         mut self,
+        allowed: Vec<String>,
         open: impl Fn(&str) -> Result<StoreTarget<S>, String> + Send + Sync + 'static,
     ) -> Self {
+        self.allowed_stores = allowed;
         self.open_store = Some(Box::new(open));
         self
     }
 
-    /// How to open the sink of a `spec.manifests`.
+    /// How to open the sink of a `spec.manifests`, and which repository URLs may be opened.
     pub fn opening_sinks(
         mut self,
+        allowed: Vec<String>,
         open: impl Fn(&ManifestTarget) -> Result<Box<dyn DynSink>, String> + Send + Sync + 'static,
     ) -> Self {
+        self.allowed_sinks = allowed;
         self.open_sink = Some(Box::new(open));
         self
     }
@@ -77,6 +89,13 @@ impl<S> Targets<S> {
         let open = self.open_store.as_ref().ok_or(
             "spec.releases: this controller cannot open other release repositories; remove the field",
         )?;
+        if !self.allowed_stores.contains(&target.repository) {
+            return Err(format!(
+                "spec.releases.repository {}: not a repository this controller may release to; \
+                 its operator can allow it with --allow-release-repository (Helm: releases.allowedRepositories)",
+                target.repository
+            ));
+        }
         let mut stores = self.stores.lock().expect("not poisoned");
         if let Some(s) = stores.get(&target.repository) {
             return Ok(s.clone());
@@ -96,6 +115,20 @@ impl<S> Targets<S> {
         let open = self.open_sink.as_ref().ok_or(
             "spec.manifests: this controller cannot commit to other repositories; remove the field",
         )?;
+        if !self.allowed_sinks.contains(&target.repository) {
+            return Err(format!(
+                "spec.manifests.repository {}: not a repository this controller may commit to; \
+                 its operator can allow it with --allow-manifest-repository (Helm: manifests.allowedRepositories)",
+                target.repository
+            ));
+        }
+        if let Some(dir) = &target.dir
+            && !is_relative_inside(dir)
+        {
+            return Err(format!(
+                "spec.manifests.dir {dir:?}: write a path inside the repository (no leading /, no ..)"
+            ));
+        }
         let mut sinks = self.sinks.lock().expect("not poisoned");
         if let Some(s) = sinks.get(target) {
             return Ok(Some(s.clone()));
@@ -105,5 +138,91 @@ impl<S> Targets<S> {
         ));
         sinks.insert(target.clone(), opened.clone());
         Ok(Some(opened))
+    }
+}
+
+/// A relative path that stays inside its root: no leading `/`, no `..` component.
+pub fn is_relative_inside(dir: &str) -> bool {
+    !dir.starts_with('/') && !dir.split(['/', '\\']).any(|c| c == "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> PythonPackageSpec {
+        serde_norway::from_str(&format!(
+            "package: tool\nbinaries: [tool]\nversions: [{{version: \"1.0\", python: \"3.12\"}}]\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_allowed_targets_are_opened() {
+        let opened = Arc::new(Mutex::new(Vec::new()));
+        let seen = opened.clone();
+        let targets = Targets::new("default".to_owned(), None).opening_stores(
+            vec!["acme/more".into()],
+            move |repo: &str| {
+                seen.lock().unwrap().push(repo.to_owned());
+                Ok(StoreTarget {
+                    store: repo.to_owned(),
+                    repository: None,
+                })
+            },
+        );
+        assert_eq!(targets.store(&spec("")).unwrap().store, "default");
+        let more = spec("releases: {repository: acme/more}\n");
+        assert_eq!(targets.store(&more).unwrap().store, "acme/more");
+        assert_eq!(targets.store(&more).unwrap().store, "acme/more");
+        let evil = targets
+            .store(&spec("releases: {repository: evil/x}\n"))
+            .err()
+            .unwrap();
+        assert!(evil.contains("--allow-release-repository"), "{evil}");
+        assert_eq!(
+            *opened.lock().unwrap(),
+            ["acme/more"],
+            "opened once, never evil/x"
+        );
+
+        let sinks = Targets::new((), None).opening_sinks(
+            vec!["https://git.example.com/t.git".into()],
+            |_: &ManifestTarget| {
+                Ok(Box::new(crate::gitops::DirSink {
+                    dir: "/nowhere".into(),
+                }) as Box<dyn DynSink>)
+            },
+        );
+        let outside = spec("manifests: {repository: \"https://attacker.example/x.git\"}\n");
+        assert!(
+            sinks
+                .sink(&outside)
+                .err()
+                .unwrap()
+                .contains("--allow-manifest-repository")
+        );
+        let escape =
+            spec("manifests: {repository: \"https://git.example.com/t.git\", dir: ../..}\n");
+        assert!(
+            sinks
+                .sink(&escape)
+                .err()
+                .unwrap()
+                .contains("spec.manifests.dir")
+        );
+        let fine =
+            spec("manifests: {repository: \"https://git.example.com/t.git\", dir: hermit}\n");
+        assert!(sinks.sink(&fine).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_manifest_dir_stays_inside_the_repository() {
+        for ok in ["", "hermit", "a/b", "a/.b", "..a"] {
+            assert!(is_relative_inside(ok), "{ok}");
+        }
+        for bad in ["/etc", "..", "a/../..", "a/..", "..\\x"] {
+            assert!(!is_relative_inside(bad), "{bad}");
+        }
     }
 }

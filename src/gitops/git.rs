@@ -142,12 +142,27 @@ impl GitSink {
     }
 }
 
+/// The lock of a checkout directory, shared by every sink in this process that uses it.
+fn checkout_lock(checkout: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("not poisoned");
+    locks.entry(checkout.to_owned()).or_default().clone()
+}
+
 impl ManifestSink for GitSink {
     async fn commit(
         &self,
         packages: &[PackageName],
         render: &Render<'_>,
     ) -> Result<CommitOutcome, SinkError> {
+        // Two sinks over one checkout (the same target reached twice) take turns.
+        let lock = checkout_lock(&self.config.checkout);
+        let _turn = lock.lock().await;
         for attempt in 1..=self.config.attempts.max(1) {
             self.sync_checkout().await?;
             let (changed, failed) =
