@@ -757,7 +757,11 @@ async fn a_release_target_the_controller_cannot_open_is_reported() {
     .await;
     let status = status_of(&sent);
     let ready = condition(status, "Ready").unwrap();
-    assert_eq!(ready["reason"], "ObserveFailed");
+    assert_eq!(ready["reason"], "Invalid");
+    assert!(
+        condition(status, "Stalled").is_some(),
+        "only a change to the resource helps"
+    );
     assert!(
         ready["message"]
             .as_str()
@@ -802,17 +806,26 @@ fn lease_server(
     (client, task)
 }
 
-fn lease(holder: &str, renewed: &str) -> Value {
+fn lease(holder: &str, renewed: &str, seconds: u32) -> Value {
     json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "hermit-pex", "namespace": "hermit-pex", "resourceVersion": "7"},
-        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed, "leaseTransitions": 3}})
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "renewTime": renewed, "leaseTransitions": 3}})
 }
 
-async fn try_hold(current: Option<Value>, write_status: u16) -> (bool, Vec<Sent>) {
+/// `try_hold` once, or twice `wait` apart, on one lock; what the last call said.
+async fn try_hold(
+    current: Option<Value>,
+    write_status: u16,
+    wait: Option<Duration>,
+) -> (bool, Vec<Sent>) {
     use hermit_pex::controller::lease::LeaseLock;
     let (client, server) = lease_server(current, write_status);
     let lock = LeaseLock::new(client, "hermit-pex", "hermit-pex", "pod-a");
-    let held = lock.try_hold().await.unwrap();
+    let mut held = lock.try_hold().await.unwrap();
+    if let Some(wait) = wait {
+        tokio::time::sleep(wait).await;
+        held = lock.try_hold().await.unwrap();
+    }
     drop(lock);
     (held, server.await.unwrap())
 }
@@ -820,28 +833,35 @@ async fn try_hold(current: Option<Value>, write_status: u16) -> (bool, Vec<Sent>
 #[tokio::test]
 async fn leader_election_takes_a_free_or_expired_lease_and_leaves_a_live_one() {
     // No Lease yet: created with us as the holder.
-    let (held, sent) = try_hold(None, 200).await;
+    let (held, sent) = try_hold(None, 200, None).await;
     assert!(held);
     assert_eq!(sent[1].0, "POST");
     assert_eq!(sent[1].2["spec"]["holderIdentity"], "pod-a");
 
-    // Another replica renewed it just now: left alone, nothing written.
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let (held, sent) = try_hold(Some(lease("pod-b", &now)), 200).await;
+    // Held by another replica: left alone, nothing written, even when its renewTime looks
+    // old by our clock (clocks differ; only seeing it unchanged for its duration counts).
+    let (held, sent) = try_hold(
+        Some(lease("pod-b", "2020-01-01T00:00:00.000000Z", 15)),
+        200,
+        None,
+    )
+    .await;
     assert!(!held);
     assert_eq!(sent.len(), 1, "{sent:?}");
 
-    // Unrenewed for longer than it lasts: taken over, with its resourceVersion, one more
+    // Seen unchanged for longer than it lasts: taken over, with its resourceVersion, one more
     // transition.
-    let (held, sent) = try_hold(Some(lease("pod-b", "2020-01-01T00:00:00.000000Z")), 200).await;
+    let stale = lease("pod-b", "2020-01-01T00:00:00.000000Z", 1);
+    let (held, sent) = try_hold(Some(stale.clone()), 200, Some(Duration::from_millis(1100))).await;
     assert!(held);
-    assert_eq!(sent[1].0, "PUT");
-    assert_eq!(sent[1].2["metadata"]["resourceVersion"], "7");
-    assert_eq!(sent[1].2["spec"]["holderIdentity"], "pod-a");
-    assert_eq!(sent[1].2["spec"]["leaseTransitions"], 4);
+    assert_eq!(sent.len(), 3, "GET, GET, PUT: {sent:?}");
+    assert_eq!(sent[2].0, "PUT");
+    assert_eq!(sent[2].2["metadata"]["resourceVersion"], "7");
+    assert_eq!(sent[2].2["spec"]["holderIdentity"], "pod-a");
+    assert_eq!(sent[2].2["spec"]["leaseTransitions"], 4);
 
     // Another replica took it between our read and our write: not ours.
-    let (held, _) = try_hold(Some(lease("pod-b", "2020-01-01T00:00:00.000000Z")), 409).await;
+    let (held, _) = try_hold(Some(stale), 409, Some(Duration::from_millis(1100))).await;
     assert!(!held);
 }
 

@@ -16,7 +16,9 @@ use hermit_pex::cli::{Cli, Command as Cmd, LogFormat};
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable, build_args, build_job};
 use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
 use hermit_pex::controller::run::ControllerArgs;
-use hermit_pex::controller::status::{JobObservation, JobState, ManifestReport, Observed, compute};
+use hermit_pex::controller::status::{
+    JobObservation, JobState, ManifestReport, Observed, Problem, compute,
+};
 use hermit_pex::names::{Platform, PythonMinor};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -1588,7 +1590,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
         generation: i64,
         jobs: &'a [JobObservation],
         suspended: bool,
-        error: Option<&str>,
+        error: Option<Problem>,
     ) -> Observed<'a> {
         Observed {
             generation,
@@ -1596,7 +1598,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
             jobs,
             no_node: &[],
             suspended,
-            error: error.map(str::to_owned),
+            error,
             manifest: ManifestReport::default(),
             previous: None,
             now: Time(k8s_openapi::jiff::Timestamp::now()),
@@ -1646,8 +1648,31 @@ fn the_readme_argocd_health_check_follows_the_status() {
             "Degraded",
         ),
         (
-            "the index is unreachable",
-            package_with(2, Some(observed(2, &[], false, Some("index: 503"))), false),
+            "the index is unreachable (retried)",
+            package_with(
+                2,
+                Some(observed(
+                    2,
+                    &[],
+                    false,
+                    Some(Problem::Unavailable("index: 503".into())),
+                )),
+                false,
+            ),
+            "Progressing",
+        ),
+        (
+            "no such project",
+            package_with(
+                2,
+                Some(observed(
+                    2,
+                    &[],
+                    false,
+                    Some(Problem::Invalid("tool: no such project".into())),
+                )),
+                false,
+            ),
             "Degraded",
         ),
         (

@@ -1,13 +1,16 @@
 //! Leader election through a `coordination.k8s.io/v1` Lease, so that a second replica waits
 //! instead of building twice. The holder renews every `renew_every`; another replica takes the
-//! Lease only once it has gone unrenewed for its whole duration. Writes carry the Lease's
-//! `resourceVersion`, so of two replicas racing for it exactly one wins.
+//! Lease only once it has seen it unchanged for its whole duration, by its own clock (as
+//! client-go does: the holder's `renewTime` is never compared with another machine's clock).
+//! Writes carry the Lease's `resourceVersion`, so of two replicas racing for it exactly one
+//! wins.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
 pub struct LeaseLock {
@@ -16,10 +19,12 @@ pub struct LeaseLock {
     identity: String,
     pub duration: Duration,
     pub renew_every: Duration,
+    /// The Lease's last `(holder, renewTime)` seen, and when it was first seen.
+    seen: Mutex<Option<(String, Instant)>>,
 }
 
-/// Whether `me` may take or keep `lease` at `now`.
-pub fn may_hold(lease: &Lease, me: &str, now: Timestamp) -> bool {
+/// Whether `me` may take or keep `lease`, seen unchanged for `unchanged_for`.
+pub fn may_hold(lease: &Lease, me: &str, unchanged_for: Duration) -> bool {
     let Some(spec) = &lease.spec else {
         return true;
     };
@@ -27,10 +32,8 @@ pub fn may_hold(lease: &Lease, me: &str, now: Timestamp) -> bool {
         None | Some("") => true,
         Some(holder) if holder == me => true,
         Some(_) => {
-            let seconds = spec.lease_duration_seconds.unwrap_or(15);
-            spec.renew_time
-                .as_ref()
-                .is_none_or(|renewed| renewed.0 + SignedDuration::from_secs(seconds.into()) < now)
+            let seconds = spec.lease_duration_seconds.unwrap_or(15).max(1) as u64;
+            unchanged_for > Duration::from_secs(seconds)
         }
     }
 }
@@ -43,6 +46,7 @@ impl LeaseLock {
             identity: identity.into(),
             duration: Duration::from_secs(15),
             renew_every: Duration::from_secs(5),
+            seen: Mutex::new(None),
         }
     }
 
@@ -59,7 +63,7 @@ impl LeaseLock {
             };
             return conflict_is_false(self.api.create(&PostParams::default(), &lease).await);
         };
-        if !may_hold(&lease, &self.identity, now) {
+        if !may_hold(&lease, &self.identity, self.unchanged_for(&lease)) {
             return Ok(false);
         }
         lease.spec = Some(self.spec(now, lease.spec.as_ref()));
@@ -85,6 +89,24 @@ impl LeaseLock {
             )?;
         }
         Ok(())
+    }
+
+    /// How long this replica has seen the Lease's holder and renewal unchanged.
+    fn unchanged_for(&self, lease: &Lease) -> Duration {
+        let spec = lease.spec.clone().unwrap_or_default();
+        let record = format!(
+            "{:?} {:?}",
+            spec.holder_identity,
+            spec.renew_time.map(|t| t.0.to_string())
+        );
+        let mut seen = self.seen.lock().expect("not poisoned");
+        match &*seen {
+            Some((last, since)) if *last == record => since.elapsed(),
+            _ => {
+                *seen = Some((record, Instant::now()));
+                Duration::ZERO
+            }
+        }
     }
 
     fn spec(&self, now: Timestamp, previous: Option<&LeaseSpec>) -> LeaseSpec {
@@ -123,14 +145,12 @@ fn conflict_is_false(result: Result<Lease, kube::Error>) -> Result<bool, kube::E
 mod tests {
     use super::*;
 
-    fn lease(holder: Option<&str>, renewed_secs_ago: i64) -> Lease {
-        let now = Timestamp::now();
+    fn lease(holder: Option<&str>) -> Lease {
         Lease {
             metadata: Default::default(),
             spec: Some(LeaseSpec {
                 holder_identity: holder.map(str::to_owned),
                 lease_duration_seconds: Some(15),
-                renew_time: Some(MicroTime(now - SignedDuration::from_secs(renewed_secs_ago))),
                 ..LeaseSpec::default()
             }),
         }
@@ -138,10 +158,13 @@ mod tests {
 
     #[test]
     fn a_live_lease_of_another_replica_is_left_alone() {
-        let now = Timestamp::now();
-        assert!(!may_hold(&lease(Some("b"), 3), "a", now));
-        assert!(may_hold(&lease(Some("b"), 16), "a", now), "expired");
-        assert!(may_hold(&lease(Some("a"), 3), "a", now), "ours");
-        assert!(may_hold(&lease(None, 3), "a", now), "released");
+        let secs = Duration::from_secs;
+        assert!(!may_hold(&lease(Some("b")), "a", secs(3)));
+        assert!(
+            may_hold(&lease(Some("b")), "a", secs(16)),
+            "unchanged too long"
+        );
+        assert!(may_hold(&lease(Some("a")), "a", secs(0)), "ours");
+        assert!(may_hold(&lease(None), "a", secs(0)), "released");
     }
 }

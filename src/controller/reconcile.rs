@@ -23,7 +23,7 @@ use super::jobs::{
 };
 use super::metrics::Metrics;
 use super::resource::{PythonPackage, PythonPackageStatus};
-use super::status::{self, JobObservation, JobState, ManifestReport, Observed};
+use super::status::{self, JobObservation, JobState, ManifestReport, Observed, Problem};
 use super::targets::{SharedSink, StoreTarget, Targets};
 use crate::hermit;
 use crate::names::Platform;
@@ -109,7 +109,7 @@ async fn reconcile_package<S: ReleaseStore>(
     let interval =
         parse_interval(pkg.spec.interval.as_deref()).unwrap_or(Duration::from_secs(3600));
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let observe_error = |e: String| Observed {
+    let observe_error = |e: Problem| Observed {
         generation,
         plan: None,
         jobs: &[],
@@ -135,7 +135,8 @@ async fn reconcile_package<S: ReleaseStore>(
     let (target, sink) = match targets {
         Ok(t) => t,
         Err(message) => {
-            write_status(ctx, pkg, &ns, status::compute(&observe_error(message))).await?;
+            let status = status::compute(&observe_error(Problem::Invalid(message)));
+            write_status(ctx, pkg, &ns, status).await?;
             return Ok(Requeue::await_change());
         }
     };
@@ -145,17 +146,31 @@ async fn reconcile_package<S: ReleaseStore>(
             .index
             .project(&spec.package)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                crate::pypi::IndexError::NotFound { .. } => Problem::Invalid(e.to_string()),
+                e => Problem::Unavailable(e.to_string()),
+            })?;
         let releases = store
             .releases(&spec.package)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((project, releases))
+            .map_err(|e| Problem::Unavailable(e.to_string()))?;
+        Ok::<_, Problem>((project, releases))
     };
     let (project, mut releases) = match observed.await {
         Ok(o) => o,
         Err(e) => {
-            write_status(ctx, pkg, &ns, status::compute(&observe_error(e))).await?;
+            // Said once per generation: a message that changes with each retry (a rate
+            // limit's reset time) would rewrite the status, and each write reconciles again.
+            let said = previous.is_some_and(|p| {
+                p.observed_generation == Some(generation)
+                    && p.conditions.iter().any(|c| {
+                        c.type_ == "Ready"
+                            && matches!(c.reason.as_str(), "ObserveFailed" | "Invalid")
+                    })
+            });
+            if !said {
+                write_status(ctx, pkg, &ns, status::compute(&observe_error(e))).await?;
+            }
             return Ok(Requeue::requeue(Duration::from_secs(300)));
         }
     };
@@ -169,7 +184,9 @@ async fn reconcile_package<S: ReleaseStore>(
     let wanted = super::jobs::made_for(pkg);
     let mut deleted = Vec::new();
     for job in &listed {
-        let stale = job.metadata.annotations.as_ref() != Some(&wanted);
+        // Only our keys: other annotations (a policy engine's, a user's) change nothing.
+        let annotations = job.annotations();
+        let stale = wanted.iter().any(|(k, v)| annotations.get(k) != Some(v));
         if stale && matches!(job_state(job), JobState::Failed { .. }) && !pkg.spec.suspend {
             jobs_api
                 .delete(&job.name_any(), &kube::api::DeleteParams::background())
@@ -187,6 +204,7 @@ async fn reconcile_package<S: ReleaseStore>(
 
     // Apply.
     let mut manifest = ManifestReport::default();
+    let mut waiting = false;
     if !pkg.spec.suspend {
         let mut published = Vec::new();
         for vp in plan
@@ -211,7 +229,8 @@ async fn reconcile_package<S: ReleaseStore>(
                 plan = crate::plan::plan(spec, &versions, &releases, &PlanOptions::default());
             }
         }
-        let started = start_builds(ctx, pkg, &jobs_api, &plan, &no_node, &mut jobs).await?;
+        let (started, left) = start_builds(ctx, pkg, &jobs_api, &plan, &no_node, &mut jobs).await?;
+        waiting = left;
         if !started.is_empty() {
             let note = format!("started {} builds: {}", started.len(), started.join(", "));
             event(ctx, pkg, EventType::Normal, "BuildStarted", note).await;
@@ -258,7 +277,8 @@ async fn reconcile_package<S: ReleaseStore>(
         previous,
         now: (ctx.now)(),
     });
-    let busy = computed.building > 0;
+    // Builds waiting for a slot: other packages' Jobs finishing do not wake this one.
+    let busy = computed.building > 0 || waiting;
     write_status(ctx, pkg, &ns, computed).await?;
     Ok(Requeue::requeue(if busy {
         Duration::from_secs(60)
@@ -270,7 +290,8 @@ async fn reconcile_package<S: ReleaseStore>(
 }
 
 /// Creates build Jobs for the plan's missing (version, platform)s, newest first, within the
-/// package's and the controller's limits. Returns what was started.
+/// package's and the controller's limits. Returns what was started, and whether builds were
+/// left for lack of a slot.
 async fn start_builds<S>(
     ctx: &Context<S>,
     pkg: &PythonPackage,
@@ -278,7 +299,7 @@ async fn start_builds<S>(
     plan: &Plan,
     no_node: &[Platform],
     jobs: &mut HashMap<(Version, Platform), ObservedJob>,
-) -> Result<Vec<String>, Error> {
+) -> Result<(Vec<String>, bool), Error> {
     let running = jobs
         .values()
         .filter(|j| j.state == JobState::Running)
@@ -316,11 +337,11 @@ async fn start_builds<S>(
         else {
             continue;
         };
-        if started.len() >= budget {
-            break;
-        }
         if no_node.contains(platform) || jobs.contains_key(&(version.clone(), *platform)) {
             continue; // running, done (the store catches up) or failed (reported, not retried here)
+        }
+        if started.len() >= budget {
+            return Ok((started, true));
         }
         let job = build_job(pkg, version, *python, *platform, &ctx.table, &ctx.jobs)?;
         let name = job.metadata.name.clone().unwrap_or_default();
@@ -345,7 +366,7 @@ async fn start_builds<S>(
         );
         started.push(format!("{version} {platform}"));
     }
-    Ok(started)
+    Ok((started, false))
 }
 
 /// Platforms with builds to run that cannot run here: left out of the platform table, or no
@@ -676,11 +697,12 @@ pub fn parse_interval(s: Option<&str>) -> Option<Duration> {
             '0'..='9' => number.push(c),
             's' | 'm' | 'h' => {
                 let n: u64 = number.parse().ok()?;
-                total += n * match c {
+                let unit = match c {
                     's' => 1,
                     'm' => 60,
                     _ => 3600,
                 };
+                total = total.checked_add(n.checked_mul(unit)?)?;
                 number.clear();
             }
             _ => return None,
@@ -703,5 +725,7 @@ mod tests {
         assert_eq!(parse_interval(Some("1d")), None);
         assert_eq!(parse_interval(Some("10")), None);
         assert_eq!(parse_interval(None), None);
+        assert_eq!(parse_interval(Some("99999999999999999999h")), None);
+        assert_eq!(parse_interval(Some("9999999999999999h")), None, "overflow");
     }
 }

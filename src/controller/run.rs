@@ -148,10 +148,15 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
             }
         })
         .reflect(writer)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(|event| {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watching build Jobs");
+            }
+            futures::future::ready(())
+        });
     tokio::spawn(job_watch);
     let ctx = Arc::new(Context {
-        limit: Some(GlobalLimit::new(args.max_jobs.max(1), view)),
+        limit: Some(GlobalLimit::new(args.max_jobs.max(1), view.clone())),
         ..context(&args, client.clone())?
     });
     let ready = Arc::new(AtomicBool::new(false));
@@ -177,8 +182,11 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         let namespace = args.lease_namespace.clone().context(
             "--leader-elect needs --lease-namespace (or POD_NAMESPACE from the downward API)",
         )?;
+        // Each replica needs its own name: the pod's, else the host's (a container's is its
+        // pod's), never a pid (1 in every container).
         let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("hermit-pex-{}", std::process::id()));
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .context("--leader-elect needs POD_NAME (from the downward API) or HOSTNAME")?;
         let lock = LeaseLock::new(client.clone(), &namespace, &args.lease_name, &identity);
         ready.store(true, Ordering::Relaxed); // a standby replica is healthy too
         tracing::info!(lease = %args.lease_name, %identity, "waiting to lead");
@@ -191,18 +199,16 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         None
     };
     ctx.metrics.leader.set(1);
-    let lost = Arc::new(tokio::sync::Notify::new());
     if let Some(lock) = &lease {
-        tokio::spawn(keep_lease(lock.clone(), lost.clone()));
+        tokio::spawn(keep_lease(lock.clone()));
     }
-    let lost_leadership = Arc::new(AtomicBool::new(false));
-    let on_loss = {
-        let (lost, flag) = (lost.clone(), lost_leadership.clone());
-        async move {
-            lost.notified().await;
-            flag.store(true, Ordering::Relaxed);
-        }
-    };
+    // The global limit counts every Job: wait until the watch has listed them once.
+    if tokio::time::timeout(Duration::from_secs(60), view.wait_until_ready())
+        .await
+        .is_err()
+    {
+        anyhow::bail!("cannot list build Jobs within a minute (see the warnings above)");
+    }
 
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?args.namespace, "hermit-pex controller starting");
@@ -210,7 +216,6 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         .owns(jobs, watcher::Config::default().labels(&managed))
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown_signal())
-        .graceful_shutdown_on(on_loss)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -219,10 +224,6 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         })
         .await;
     ctx.metrics.leader.set(0);
-    if lost_leadership.load(Ordering::Relaxed) {
-        tracing::error!("lost the lease to another replica: exiting");
-        return Ok(ExitCode::FAILURE);
-    }
     if let Some(lock) = lease
         && let Err(e) = lock.release().await
     {
@@ -374,7 +375,10 @@ pub fn probes(metrics: MetricsText, ready: Arc<AtomicBool>) -> axum::Router {
 
 async fn wait_for_lease(lock: &LeaseLock) -> anyhow::Result<()> {
     loop {
-        match lock.try_hold().await {
+        match tokio::time::timeout(lock.renew_every, lock.try_hold())
+            .await
+            .unwrap_or_else(|_| Ok(false))
+        {
             Ok(true) => return Ok(()),
             Ok(false) => {}
             Err(kube::Error::Api(e)) if e.code == 403 => {
@@ -389,22 +393,30 @@ async fn wait_for_lease(lock: &LeaseLock) -> anyhow::Result<()> {
     }
 }
 
-/// Renews the Lease; when it cannot for longer than the Lease lasts, another replica may have
-/// taken over: `lost` is notified and the controller stops.
-async fn keep_lease(lock: Arc<LeaseLock>, lost: Arc<tokio::sync::Notify>) {
-    let mut renewed = std::time::Instant::now();
+/// Renews the Lease. When a renewal has not succeeded for `duration - 2 × renew_every` (each
+/// attempt bounded by `renew_every`, so a hung request cannot stall the check), another
+/// replica may take over soon: the process exits at once rather than finishing its
+/// reconciles, so that two leaders never act together.
+async fn keep_lease(lock: Arc<LeaseLock>) {
+    let give_up = lock.duration.saturating_sub(lock.renew_every * 2);
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(lock.renew_every).await;
-        match lock.try_hold().await {
-            Ok(true) => renewed = std::time::Instant::now(),
-            Ok(false) => break,
-            Err(e) => tracing::warn!(error = %e, "cannot renew the Lease"),
+        let attempt = tokio::time::Instant::now();
+        match tokio::time::timeout(lock.renew_every, lock.try_hold()).await {
+            Ok(Ok(true)) => renewed = attempt,
+            Ok(Ok(false)) => {
+                tracing::error!("another replica holds the Lease: exiting");
+                std::process::exit(1);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the Lease"),
+            Err(_) => tracing::warn!("renewing the Lease timed out"),
         }
-        if renewed.elapsed() > lock.duration - lock.renew_every {
-            break;
+        if renewed.elapsed() > give_up {
+            tracing::error!("the Lease was not renewed in time: exiting");
+            std::process::exit(1);
         }
     }
-    lost.notify_one();
 }
 
 async fn shutdown_signal() {

@@ -45,6 +45,17 @@ pub struct ManifestReport {
     pub error: Option<String>,
 }
 
+/// Why a package could not be observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Only a change to the resource helps (a bad spec, a refused target, no such project):
+    /// `Stalled`.
+    Invalid(String),
+    /// The index, the release store or the API failed; retried, and the counts from before
+    /// are kept meanwhile: not `Stalled`.
+    Unavailable(String),
+}
+
 /// Everything the status is computed from.
 pub struct Observed<'a> {
     pub generation: i64,
@@ -55,7 +66,7 @@ pub struct Observed<'a> {
     pub no_node: &'a [Platform],
     pub suspended: bool,
     /// Why observing or planning failed, when it did.
-    pub error: Option<String>,
+    pub error: Option<Problem>,
     pub manifest: ManifestReport,
     pub previous: Option<&'a PythonPackageStatus>,
     pub now: Time,
@@ -69,11 +80,11 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
             .commit
             .clone()
             .or_else(|| o.previous.and_then(|p| p.last_commit.clone())),
-        // A failed commit forgets the count, so that the next reconcile commits again even
-        // when nothing else changed.
-        listed: match &o.manifest.error {
-            Some(_) => None,
-            None => o
+        // A failed commit, or a reconcile that never got to it, forgets the count, so that the
+        // next reconcile commits again even when nothing else changed.
+        listed: match (&o.manifest.error, o.plan) {
+            (Some(_), _) | (None, None) => None,
+            (None, Some(_)) => o
                 .manifest
                 .listed
                 .or_else(|| o.previous.and_then(|p| p.listed)),
@@ -166,8 +177,20 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     }) || status.building > 0;
 
     let mut conditions = Vec::new();
+    if let (Some(Problem::Unavailable(_)), Some(previous)) = (&o.error, o.previous) {
+        // What was known stays known while the index or the store is away.
+        status.desired = previous.desired;
+        status.released = previous.released;
+        status.failed = previous.failed;
+        status.latest = previous.latest.clone();
+        status.progress = previous.progress.clone();
+        status.failures = previous.failures.clone();
+    }
     let (ready, reason, message) = if let Some(e) = &o.error {
-        ("False", "ObserveFailed", e.clone())
+        match e {
+            Problem::Invalid(e) => ("False", "Invalid", e.clone()),
+            Problem::Unavailable(e) => ("False", "ObserveFailed", e.clone()),
+        }
     } else if o.suspended {
         (
             "False",
@@ -219,7 +242,8 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     if pending && !o.suspended && o.error.is_none() {
         conditions.push(condition(o, "Reconciling", "True", "Progressing", &message));
     }
-    if o.error.is_some() || (status.failed > 0 && !pending && !o.suspended) {
+    let invalid = matches!(o.error, Some(Problem::Invalid(_)));
+    if invalid || (o.error.is_none() && status.failed > 0 && !pending && !o.suspended) {
         conditions.push(condition(o, "Stalled", "True", reason, &message));
     }
     status.conditions = conditions;

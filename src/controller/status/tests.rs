@@ -214,11 +214,34 @@ fn suspended_and_unobservable_packages_say_why() {
 
     let mut o = observed(&p, &[], None);
     o.plan = None;
-    o.error = Some("tool: no such project on https://pypi.org/simple/ (HTTP 404)".into());
+    o.error = Some(Problem::Invalid(
+        "tool: no such project on https://pypi.org/simple/ (HTTP 404)".into(),
+    ));
     let s = compute(&o);
     let stalled = condition(&s, "Stalled").unwrap();
-    assert_eq!(stalled.reason, "ObserveFailed");
+    assert_eq!(stalled.reason, "Invalid");
     assert!(stalled.message.contains("no such project"));
+}
+
+#[test]
+fn an_unreachable_index_keeps_what_was_known_and_does_not_stall() {
+    let p = plan(
+        &spec(),
+        &index(&["1.0", "1.1"]),
+        &[released("1.0"), released("1.1")],
+        &PlanOptions::default(),
+    );
+    let mut known = compute(&observed(&p, &[], None));
+    known.listed = Some(2);
+    let mut o = observed(&p, &[], Some(&known));
+    o.plan = None;
+    o.error = Some(Problem::Unavailable("pypi.org: HTTP 503".into()));
+    let s = compute(&o);
+    assert_eq!(condition(&s, "Ready").unwrap().reason, "ObserveFailed");
+    assert!(condition(&s, "Stalled").is_none(), "retried, not stuck");
+    assert_eq!((s.released, s.desired), (2, 2));
+    assert_eq!(s.latest.as_deref(), Some("1.1"));
+    assert_eq!(s.listed, None, "the manifest is checked again after it");
 }
 
 #[test]
