@@ -264,7 +264,7 @@ async fn a_new_package_gets_build_jobs_within_the_limit_and_a_status() {
     );
     let jobs: Vec<&Sent> = sent
         .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
         .collect();
     let names: Vec<&str> = jobs
         .iter()
@@ -337,7 +337,7 @@ async fn a_failed_job_is_reported_not_recreated_and_the_rest_go_on() {
     .await;
     let names: Vec<&str> = sent
         .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
         .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 7);
@@ -390,7 +390,7 @@ async fn a_platform_with_no_ready_node_gets_no_job_and_is_reported() {
     let sent = run_with_nodes(package(""), vec![], store, 8, nodes).await;
     let names: Vec<&str> = sent
         .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
         .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 6, "{names:?}");
@@ -542,7 +542,19 @@ async fn a_failure_says_what_the_pod_said_once() {
         "{note}"
     );
 
-    // With those failures recorded: no pod list, no new warning.
+    // Each failure is recorded on its Job; with those records: no pod list, no new warning,
+    // however many failures there are (the status keeps only 20).
+    let mut jobs = jobs;
+    for job in &mut jobs {
+        let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+        let (_, _, patch) = sent
+            .iter()
+            .find(|(m, u, _)| m == "PATCH" && u.contains(&format!("/jobs/{name}?")))
+            .expect("the failure recorded on its Job");
+        let record = patch["metadata"]["annotations"]["hermit-pex.dev/failure"].clone();
+        assert!(record.is_string(), "{patch}");
+        job["metadata"]["annotations"]["hermit-pex.dev/failure"] = record;
+    }
     let mut pkg = package("");
     pkg.status = Some(serde_json::from_value(status.clone()).unwrap());
     let sent = run_with_pods(pkg, jobs, pods).await;
@@ -589,7 +601,7 @@ async fn the_global_limit_counts_every_packages_jobs() {
     let ctx = Arc::new(ctx);
     let created = |sent: &[Sent]| {
         sent.iter()
-            .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+            .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
             .count()
     };
     for _ in 0..2 {
@@ -879,7 +891,7 @@ async fn a_platform_missing_from_the_table_is_reported_and_the_rest_build() {
     let sent = server.await.unwrap();
     let names: Vec<&str> = sent
         .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
         .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 6, "{names:?}");
@@ -892,5 +904,32 @@ async fn a_platform_missing_from_the_table_is_reported_and_the_rest_build() {
             .iter()
             .any(|f| f["reason"] == "NoNodeForPlatform" && f["platform"] == "darwin-arm64"),
         "{status}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_resource_for_the_same_package_stops_and_says_so() {
+    let (_dir, store) = store();
+    let mut theirs = failed_job("1.1", "linux-amd64", 2);
+    theirs["metadata"]["ownerReferences"] = json!([{"apiVersion": "hermit-pex.dev/v1alpha1",
+        "kind": "PythonPackage", "name": "tool-first", "uid": "uid-0", "controller": true}]);
+    let sent = run(package(""), vec![theirs], store, 8).await;
+    assert!(
+        !sent.iter().any(|(m, _, _)| m == "DELETE" || m == "POST"),
+        "{sent:?}"
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(m, u, _)| m == "PATCH" && u.contains("/jobs/"))
+    );
+    let ready = condition(status_of(&sent), "Ready").unwrap().clone();
+    assert_eq!(ready["reason"], "Invalid");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("tool-first in this namespace already builds tool"),
+        "{ready}"
     );
 }

@@ -26,6 +26,10 @@ pub const VERSION_LABEL: &str = "hermit-pex.dev/version";
 pub const PLATFORM_LABEL: &str = "hermit-pex.dev/platform";
 /// On a resource: set it (to anything new, e.g. a date) to retry failed builds.
 pub const REQUESTED_AT: &str = "hermit-pex.dev/requested-at";
+/// On a Job: its exact version (a label value cannot hold `1!2.0`).
+pub const VERSION_ANNOTATION: &str = "hermit-pex.dev/version";
+/// On a failed Job: `{"reason", "message"}` as reported, so it is explained and reported once.
+pub const FAILURE: &str = "hermit-pex.dev/failure";
 /// On a Job: the resource generation and request it was made for.
 pub const FOR_GENERATION: &str = "hermit-pex.dev/generation";
 
@@ -142,15 +146,25 @@ pub fn job_name(package: &str, version: &Version, platform: Platform) -> String 
     while name.contains("--") {
         name = name.replace("--", "-");
     }
-    if name.len() > 63 {
+    // `1!2.0` and `1.2.0` would meet in one name: a version the name cannot spell exactly
+    // gets the hash too.
+    let exact = version
+        .to_string()
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.');
+    if name.len() > 63 || !exact {
         let hash = crate::pypi::hex(&Sha256::digest(full.as_bytes()));
-        name = format!("{}-{}", name[..52].trim_end_matches('-'), &hash[..10]);
+        name = format!(
+            "{}-{}",
+            name[..name.len().min(52)].trim_end_matches('-'),
+            &hash[..10]
+        );
     }
     name
 }
 
 /// A label value: at most 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
-fn label_value(s: &str) -> String {
+pub fn label_value(s: &str) -> String {
     let v: String = s
         .chars()
         .map(|c| {
@@ -325,7 +339,11 @@ pub fn build_job(
             name: Some(job_name(package, version, platform)),
             namespace: resource.metadata.namespace.clone(),
             labels: Some(labels.clone()),
-            annotations: Some(made_for(resource)),
+            annotations: Some({
+                let mut a = made_for(resource);
+                a.insert(VERSION_ANNOTATION.to_owned(), version.to_string());
+                a
+            }),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },

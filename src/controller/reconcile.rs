@@ -19,7 +19,8 @@ use kube::{Resource, ResourceExt};
 use pep440_rs::Version;
 
 use super::jobs::{
-    JobSettings, PACKAGE_LABEL, PLATFORM_LABEL, PlatformTable, VERSION_LABEL, build_job,
+    FAILURE, JobSettings, PACKAGE_LABEL, PLATFORM_LABEL, PlatformTable, VERSION_ANNOTATION,
+    VERSION_LABEL, build_job, label_value,
 };
 use super::metrics::Metrics;
 use super::resource::{PythonPackage, PythonPackageStatus};
@@ -84,6 +85,8 @@ impl GlobalLimit {
 struct ObservedJob {
     name: String,
     state: JobState,
+    /// A failure seen for the first time in this reconcile (not yet recorded on the Job).
+    new_failure: bool,
 }
 
 pub async fn reconcile<S: ReleaseStore>(
@@ -174,11 +177,33 @@ async fn reconcile_package<S: ReleaseStore>(
             return Ok(Requeue::requeue(Duration::from_secs(300)));
         }
     };
-    let selector = format!("{PACKAGE_LABEL}={}", spec.package);
+    let selector = format!("{PACKAGE_LABEL}={}", label_value(spec.package.as_str()));
     let listed = jobs_api
         .list(&ListParams::default().labels(&selector))
         .await?
         .items;
+    // Job names come from the package: two resources for one package in a namespace would
+    // take each other's Jobs. The second one stops and says so.
+    let uid = pkg.metadata.uid.as_deref();
+    let owner = |job: &Job| {
+        job.owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| (o.uid.clone(), o.name.clone()))
+    };
+    if let Some((_, other)) = listed
+        .iter()
+        .filter_map(owner)
+        .find(|(owner_uid, _)| Some(owner_uid.as_str()) != uid)
+    {
+        let message = format!(
+            "the PythonPackage {other} in this namespace already builds {}: keep one of the two",
+            spec.package
+        );
+        let status = status::compute(&observe_error(Problem::Invalid(message)));
+        write_status(ctx, pkg, &ns, status).await?;
+        return Ok(Requeue::await_change());
+    }
     // A failed Job made for an older spec or request is deleted (background: the object goes
     // at once) and its build made again below: that is how failures are retried.
     let wanted = super::jobs::made_for(pkg);
@@ -195,7 +220,7 @@ async fn reconcile_package<S: ReleaseStore>(
         }
     }
     let mut jobs = observe_jobs(listed.iter().filter(|j| !deleted.contains(&j.name_any())));
-    explain_failures(ctx, &ns, &selector, previous, &mut jobs).await?;
+    explain_failures(ctx, &ns, &selector, &mut jobs).await?;
 
     // Plan.
     let versions = project.versions();
@@ -245,7 +270,7 @@ async fn reconcile_package<S: ReleaseStore>(
         let JobState::Failed { reason, message } = &job.state else {
             continue;
         };
-        if !reported(previous, &key.0, key.1) {
+        if job.new_failure {
             ctx.metrics.build(key.1, "failed");
             failed.push(format!("{} {}: {reason}: {message}", key.0, key.1));
         }
@@ -362,6 +387,7 @@ async fn start_builds<S>(
             ObservedJob {
                 name,
                 state: JobState::Running,
+                new_failure: false,
             },
         );
         started.push(format!("{version} {platform}"));
@@ -497,53 +523,17 @@ async fn commit_manifest<S: ReleaseStore>(
     }
 }
 
-/// Whether the previous status already records this (version, platform)'s failure.
-fn reported(previous: Option<&PythonPackageStatus>, version: &Version, platform: Platform) -> bool {
-    let (version, platform) = (version.to_string(), platform.to_string());
-    previous.is_some_and(|p| {
-        p.failures
-            .iter()
-            .any(|f| f.version == version && f.platform.as_deref() == Some(platform.as_str()))
-    })
-}
-
-/// Replaces a failed Job's generic reason with its pod's (OOMKilled, the exit code and the end
-/// of the log), reading pods only for failures the status does not record yet.
+/// Explains failed Jobs: a failure recorded on its Job (the `FAILURE` annotation) is taken
+/// from there; a new one gets its pod's reason (OOMKilled, the exit code and the end of the
+/// log) and is recorded on the Job, so pods are read and the failure reported once, however
+/// many failures there are.
 async fn explain_failures<S>(
     ctx: &Context<S>,
     ns: &str,
     selector: &str,
-    previous: Option<&PythonPackageStatus>,
     jobs: &mut HashMap<(Version, Platform), ObservedJob>,
 ) -> Result<(), Error> {
-    let mut known = Vec::new();
-    let mut new = false;
-    for ((version, platform), job) in jobs.iter() {
-        if let JobState::Failed { .. } = job.state {
-            let record = previous.and_then(|p| {
-                p.failures.iter().find(|f| {
-                    f.version == version.to_string()
-                        && f.platform.as_deref() == Some(platform.to_string().as_str())
-                })
-            });
-            match record {
-                Some(r) => known.push((
-                    (version.clone(), *platform),
-                    JobState::Failed {
-                        reason: r.reason.clone(),
-                        message: r.message.clone(),
-                    },
-                )),
-                None => new = true,
-            }
-        }
-    }
-    for (key, state) in known {
-        if let Some(job) = jobs.get_mut(&key) {
-            job.state = state;
-        }
-    }
-    if !new {
+    if !jobs.values().any(|j| j.new_failure) {
         return Ok(());
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -551,11 +541,12 @@ async fn explain_failures<S>(
         Ok(list) => list.items,
         Err(kube::Error::Api(e)) if e.code == 403 => {
             tracing::warn!("cannot list pods (forbidden): failures keep the Job's reason");
-            return Ok(());
+            Vec::new()
         }
         Err(e) => return Err(e.into()),
     };
-    for job in jobs.values_mut() {
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    for job in jobs.values_mut().filter(|j| j.new_failure) {
         let JobState::Failed { reason, message } = &job.state else {
             continue;
         };
@@ -566,6 +557,14 @@ async fn explain_failures<S>(
         if let Some(explained) = pod.and_then(|p| status::pod_failure(p, reason, message)) {
             job.state = explained;
         }
+        let JobState::Failed { reason, message } = &job.state else {
+            continue;
+        };
+        let record = serde_json::json!({"reason": reason, "message": message}).to_string();
+        let patch = serde_json::json!({"metadata": {"annotations": {FAILURE: record}}});
+        jobs_api
+            .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
     }
     Ok(())
 }
@@ -649,17 +648,36 @@ pub fn schedulable_for(node: &Node, pool: &super::jobs::Pool) -> bool {
             .all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// The Job of each (version, platform) from the package's Jobs.
+/// The Job of each (version, platform) from the package's Jobs. The exact version is in an
+/// annotation (a label value cannot hold every PEP 440 version); a failure recorded on the Job
+/// is read back.
 fn observe_jobs<'a>(
     jobs: impl Iterator<Item = &'a Job>,
 ) -> HashMap<(Version, Platform), ObservedJob> {
     jobs.filter_map(|job| {
-        let l = job.metadata.labels.as_ref()?;
-        let version: Version = l.get(VERSION_LABEL)?.parse().ok()?;
-        let platform: Platform = l.get(PLATFORM_LABEL)?.parse().ok()?;
+        let labels = job.labels();
+        let annotations = job.annotations();
+        let version: Version = annotations
+            .get(VERSION_ANNOTATION)
+            .or_else(|| labels.get(VERSION_LABEL))?
+            .parse()
+            .ok()?;
+        let platform: Platform = labels.get(PLATFORM_LABEL)?.parse().ok()?;
+        let mut state = job_state(job);
+        let recorded = annotations
+            .get(FAILURE)
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok());
+        let new_failure = matches!(state, JobState::Failed { .. }) && recorded.is_none();
+        if let (JobState::Failed { .. }, Some(r)) = (&state, recorded) {
+            state = JobState::Failed {
+                reason: r["reason"].as_str().unwrap_or("Failed").to_owned(),
+                message: r["message"].as_str().unwrap_or_default().to_owned(),
+            };
+        }
         let observed = ObservedJob {
             name: job.name_any(),
-            state: job_state(job),
+            state,
+            new_failure,
         };
         Some(((version, platform), observed))
     })

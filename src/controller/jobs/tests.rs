@@ -245,3 +245,16 @@ fn a_resource_not_read_from_the_api_server_gets_no_job() {
     );
     assert_eq!(err.unwrap_err(), JobError::NoUid);
 }
+
+#[test]
+fn an_epoch_version_gets_a_name_of_its_own_and_keeps_its_version() {
+    let linux = Platform::new(Os::Linux, Arch::Amd64);
+    let plain = job_name("tool", &"1.2.0".parse().unwrap(), linux);
+    let epoch = job_name("tool", &"1!2.0".parse().unwrap(), linux);
+    assert_eq!(plain, "tool-1-2-0-linux-amd64");
+    assert_ne!(epoch, plain);
+    assert!(
+        epoch.starts_with("tool-1-2-0-linux-amd64-") && epoch.len() <= 63,
+        "{epoch}"
+    );
+}
