@@ -754,26 +754,18 @@ fn expected(rules: &[(&str, &str, &[&str])]) -> BTreeMap<(String, String), BTree
 
 /// What the controller does in the namespaces it watches.
 const CONTROLLER_RULES: &[(&str, &str, &[&str])] = &[
-    (
-        "hermit-pex.dev",
-        "pythonpackages",
-        &["get", "list", "watch"],
-    ),
-    (
-        "hermit-pex.dev",
-        "pythonpackages/status",
-        &["get", "patch", "update"],
-    ),
+    ("hermit-pex.dev", "pythonpackages", &["list", "watch"]),
+    ("hermit-pex.dev", "pythonpackages/status", &["patch"]),
     ("hermit-pex.dev", "pythonpackages/finalizers", &["update"]),
     (
         "batch",
         "jobs",
-        &["create", "delete", "get", "list", "patch", "watch"],
+        &["create", "delete", "list", "patch", "watch"],
     ),
-    ("", "pods", &["get", "list", "watch"]),
+    ("", "pods", &["list"]),
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
-const NODE_RULES: &[(&str, &str, &[&str])] = &[("", "nodes", &["get", "list", "watch"])];
+const NODE_RULES: &[(&str, &str, &[&str])] = &[("", "nodes", &["list"])];
 
 fn named<'a>(docs: &'a [Value], kind: &str, suffix: &str) -> Vec<&'a Value> {
     of_kind(docs, kind)
@@ -847,7 +839,7 @@ fn rbac_is_least_privilege_in_every_mode() {
         expected(&[(
             "coordination.k8s.io",
             "leases",
-            &["create", "get", "patch", "update"]
+            &["create", "get", "update"]
         )])
     );
     for rule in lease[0]["rules"].as_array().unwrap() {

@@ -76,21 +76,24 @@ app.kubernetes.io/part-of: hermit-pex
 {{- define "hermit-pex.rules" -}}
 - apiGroups: [hermit-pex.dev]
   resources: [pythonpackages]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
+# Status by server-side apply.
 - apiGroups: [hermit-pex.dev]
   resources: [pythonpackages/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 # blockOwnerDeletion on the build Jobs' owner references needs update on finalizers.
 - apiGroups: [hermit-pex.dev]
   resources: [pythonpackages/finalizers]
   verbs: [update]
+# Server-side apply creates (create, patch); failures are recorded on the Job (patch); a
+# failed Job is deleted to retry it.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch, delete]
-# Why a build failed: OOMKilled, exit codes, unschedulable.
+  verbs: [list, watch, create, patch, delete]
+# Why a build failed: OOMKilled, exit codes.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
