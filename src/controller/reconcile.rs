@@ -144,22 +144,7 @@ async fn reconcile_package<S: ReleaseStore>(
         }
     };
     let store = &target.store;
-    let observed = async {
-        let project = ctx
-            .index
-            .project(&spec.package)
-            .await
-            .map_err(|e| match e {
-                crate::pypi::IndexError::NotFound { .. } => Problem::Invalid(e.to_string()),
-                e => Problem::Unavailable(e.to_string()),
-            })?;
-        let releases = store
-            .releases(&spec.package)
-            .await
-            .map_err(|e| Problem::Unavailable(e.to_string()))?;
-        Ok::<_, Problem>((project, releases))
-    };
-    let (project, mut releases) = match observed.await {
+    let (project, mut releases) = match observe_sources(ctx, spec, store).await {
         Ok(o) => o,
         Err(e) => {
             // Said once per generation: a message that changes with each retry (a rate
@@ -184,18 +169,7 @@ async fn reconcile_package<S: ReleaseStore>(
         .items;
     // Job names come from the package: two resources for one package in a namespace would
     // take each other's Jobs. The second one stops and says so.
-    let uid = pkg.metadata.uid.as_deref();
-    let owner = |job: &Job| {
-        job.owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .map(|o| (o.uid.clone(), o.name.clone()))
-    };
-    if let Some((_, other)) = listed
-        .iter()
-        .filter_map(owner)
-        .find(|(owner_uid, _)| Some(owner_uid.as_str()) != uid)
-    {
+    if let Some(other) = foreign_owner(&listed, pkg.metadata.uid.as_deref()) {
         let message = format!(
             "the PythonPackage {other} in this namespace already builds {}: keep one of the two",
             spec.package
@@ -204,21 +178,11 @@ async fn reconcile_package<S: ReleaseStore>(
         write_status(ctx, pkg, &ns, status).await?;
         return Ok(Requeue::await_change());
     }
-    // A failed Job made for an older spec or request is deleted (background: the object goes
-    // at once) and its build made again below: that is how failures are retried.
-    let wanted = super::jobs::made_for(pkg);
-    let mut deleted = Vec::new();
-    for job in &listed {
-        // Only our keys: other annotations (a policy engine's, a user's) change nothing.
-        let annotations = job.annotations();
-        let stale = wanted.iter().any(|(k, v)| annotations.get(k) != Some(v));
-        if stale && matches!(job_state(job), JobState::Failed { .. }) && !pkg.spec.suspend {
-            jobs_api
-                .delete(&job.name_any(), &kube::api::DeleteParams::background())
-                .await?;
-            deleted.push(job.name_any());
-        }
-    }
+    let deleted = if pkg.spec.suspend {
+        Vec::new()
+    } else {
+        delete_stale_failures(pkg, &jobs_api, &listed).await?
+    };
     let mut jobs = observe_jobs(listed.iter().filter(|j| !deleted.contains(&j.name_any())));
     explain_failures(ctx, &ns, &selector, &mut jobs).await?;
 
@@ -231,23 +195,7 @@ async fn reconcile_package<S: ReleaseStore>(
     let mut manifest = ManifestReport::default();
     let mut waiting = false;
     if !pkg.spec.suspend {
-        let mut published = Vec::new();
-        for vp in plan
-            .versions
-            .iter()
-            .filter(|v| v.status == VersionStatus::ToPublish)
-        {
-            match store.publish(&spec.package, &vp.version).await {
-                Ok(()) => published.push(vp.version.to_string()),
-                Err(e) => {
-                    tracing::warn!(package = %spec.package, version = %vp.version, error = %e, "cannot publish")
-                }
-            }
-        }
-        if !published.is_empty() {
-            ctx.metrics.versions_released.inc_by(published.len() as u64);
-            let note = format!("released {}", published.join(", "));
-            event(ctx, pkg, EventType::Normal, "Released", note).await;
+        if publish_complete(ctx, pkg, store, &plan).await {
             // The status and the manifest report what is now released.
             if let Ok(r) = store.releases(&spec.package).await {
                 releases = r;
@@ -264,22 +212,7 @@ async fn reconcile_package<S: ReleaseStore>(
             manifest = commit_manifest(ctx, pkg, &target, &sink, &releases).await;
         }
     }
-    // One event for the failures this reconcile saw first (kube folds same-reason events).
-    let mut failed: Vec<String> = Vec::new();
-    for (key, job) in &jobs {
-        let JobState::Failed { reason, message } = &job.state else {
-            continue;
-        };
-        if job.new_failure {
-            ctx.metrics.build(key.1, "failed");
-            failed.push(format!("{} {}: {reason}: {message}", key.0, key.1));
-        }
-    }
-    if !failed.is_empty() {
-        failed.sort();
-        let note = format!("{} builds failed: {}", failed.len(), failed.join("; "));
-        event(ctx, pkg, EventType::Warning, "BuildFailed", note).await;
-    }
+    report_new_failures(ctx, pkg, &jobs).await;
 
     // Status.
     let observations: Vec<JobObservation> = jobs
@@ -312,6 +245,115 @@ async fn reconcile_package<S: ReleaseStore>(
     } else {
         interval
     }))
+}
+
+/// The project's versions from the index and the package's releases from the store.
+async fn observe_sources<S: ReleaseStore>(
+    ctx: &Context<S>,
+    spec: &crate::spec::PackageSpec,
+    store: &S,
+) -> Result<(crate::pypi::ProjectFiles, Vec<Release>), Problem> {
+    let project = ctx
+        .index
+        .project(&spec.package)
+        .await
+        .map_err(|e| match e {
+            crate::pypi::IndexError::NotFound { .. } => Problem::Invalid(e.to_string()),
+            e => Problem::Unavailable(e.to_string()),
+        })?;
+    let releases = store
+        .releases(&spec.package)
+        .await
+        .map_err(|e| Problem::Unavailable(e.to_string()))?;
+    Ok((project, releases))
+}
+
+/// The name of another resource that controls one of these Jobs.
+fn foreign_owner(jobs: &[Job], uid: Option<&str>) -> Option<String> {
+    jobs.iter()
+        .filter_map(|job| {
+            job.owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true))
+        })
+        .find(|o| Some(o.uid.as_str()) != uid)
+        .map(|o| o.name.clone())
+}
+
+/// Deletes failed Jobs made for an older spec or `requested-at` (background: the object goes
+/// at once), so that their builds are made again: that is how failures are retried. Returns
+/// their names.
+async fn delete_stale_failures(
+    pkg: &PythonPackage,
+    jobs_api: &Api<Job>,
+    listed: &[Job],
+) -> Result<Vec<String>, Error> {
+    let wanted = super::jobs::made_for(pkg);
+    let mut deleted = Vec::new();
+    for job in listed {
+        // Only our keys: other annotations (a policy engine's, a user's) change nothing.
+        let annotations = job.annotations();
+        let stale = wanted.iter().any(|(k, v)| annotations.get(k) != Some(v));
+        if stale && matches!(job_state(job), JobState::Failed { .. }) {
+            jobs_api
+                .delete(&job.name_any(), &kube::api::DeleteParams::background())
+                .await?;
+            deleted.push(job.name_any());
+        }
+    }
+    Ok(deleted)
+}
+
+/// Publishes the releases the plan found complete; whether any was.
+async fn publish_complete<S: ReleaseStore>(
+    ctx: &Context<S>,
+    pkg: &PythonPackage,
+    store: &S,
+    plan: &Plan,
+) -> bool {
+    let package = &pkg.spec.package.package;
+    let mut published = Vec::new();
+    for vp in plan
+        .versions
+        .iter()
+        .filter(|v| v.status == VersionStatus::ToPublish)
+    {
+        match store.publish(package, &vp.version).await {
+            Ok(()) => published.push(vp.version.to_string()),
+            Err(e) => {
+                tracing::warn!(%package, version = %vp.version, error = %e, "cannot publish")
+            }
+        }
+    }
+    if published.is_empty() {
+        return false;
+    }
+    ctx.metrics.versions_released.inc_by(published.len() as u64);
+    let note = format!("released {}", published.join(", "));
+    event(ctx, pkg, EventType::Normal, "Released", note).await;
+    true
+}
+
+/// One event for the failures this reconcile saw first (kube folds same-reason events).
+async fn report_new_failures<S>(
+    ctx: &Context<S>,
+    pkg: &PythonPackage,
+    jobs: &HashMap<(Version, Platform), ObservedJob>,
+) {
+    let mut failed: Vec<String> = Vec::new();
+    for ((version, platform), job) in jobs {
+        if let JobState::Failed { reason, message } = &job.state
+            && job.new_failure
+        {
+            ctx.metrics.build(*platform, "failed");
+            failed.push(format!("{version} {platform}: {reason}: {message}"));
+        }
+    }
+    if !failed.is_empty() {
+        failed.sort();
+        let note = format!("{} builds failed: {}", failed.len(), failed.join("; "));
+        event(ctx, pkg, EventType::Warning, "BuildFailed", note).await;
+    }
 }
 
 /// Creates build Jobs for the plan's missing (version, platform)s, newest first, within the
