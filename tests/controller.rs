@@ -26,12 +26,10 @@ use serde_json::{Value, json};
 /// A request the controller sent: method, path and query, JSON body.
 type Sent = (String, String, Value);
 
-/// Serves the controller until it drops its client: lists `jobs`, echoes applied objects.
-fn api_server(
-    pkg: PythonPackage,
-    jobs: Vec<Value>,
-    nodes: Vec<Value>,
-    pods: Vec<Value>,
+/// A mocked API server: `reply` answers each (method, path and query, body) with a status
+/// code and a JSON body; every request is recorded until the client is dropped.
+fn mock_api(
+    reply: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + 'static,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(svc, "default");
@@ -42,31 +40,46 @@ fn api_server(
             let uri = request.uri().to_string();
             let bytes = request.into_body().collect_bytes().await.unwrap();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let reply = if method == "GET" && uri.starts_with("/api/v1/nodes") {
-                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": nodes})
-            } else if method == "GET" && uri.contains("/pods") {
-                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods})
-            } else if method == "GET" && uri.contains("/jobs") {
-                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": jobs})
-            } else if method == "DELETE" {
-                json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
-            } else if uri.contains("/status") {
-                let mut object = serde_json::to_value(&pkg).unwrap();
-                object["status"] = body["status"].clone();
-                object
-            } else {
-                body.clone()
-            };
+            let (status, answer) = reply(&method, &uri, &body);
             sent.push((method, uri, body));
             respond.send_response(
                 Response::builder()
-                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
                     .unwrap(),
             );
         }
         sent
     });
     (client, task)
+}
+
+/// Serves the controller: lists `jobs`, `nodes` and `pods`, echoes applied objects.
+fn api_server(
+    pkg: PythonPackage,
+    jobs: Vec<Value>,
+    nodes: Vec<Value>,
+    pods: Vec<Value>,
+) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
+    mock_api(move |method, uri, body| {
+        let list = |kind: &str, items: &Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items});
+        let reply = if method == "GET" && uri.starts_with("/api/v1/nodes") {
+            list("NodeList", &nodes)
+        } else if method == "GET" && uri.contains("/pods") {
+            list("PodList", &pods)
+        } else if method == "GET" && uri.contains("/jobs") {
+            json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": jobs})
+        } else if method == "DELETE" {
+            json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
+        } else if uri.contains("/status") {
+            let mut object = serde_json::to_value(&pkg).unwrap();
+            object["status"] = body["status"].clone();
+            object
+        } else {
+            body.clone()
+        };
+        (200, reply)
+    })
 }
 
 fn package(extra: &str) -> PythonPackage {
@@ -789,33 +802,15 @@ fn lease_server(
     current: Option<Value>,
     write_status: u16,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(svc, "default");
-    let task = tokio::spawn(async move {
-        let mut sent = Vec::new();
-        while let Some((request, respond)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let failure = |code: u16, reason: &str| json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason});
-            let (status, reply) = match (method.as_str(), &current) {
-                ("GET", Some(lease)) => (200, lease.clone()),
-                ("GET", None) => (404, failure(404, "NotFound")),
-                _ if write_status == 409 => (409, failure(409, "Conflict")),
-                _ => (200, body.clone()),
-            };
-            sent.push((method, uri, body));
-            respond.send_response(
-                Response::builder()
-                    .status(status)
-                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                    .unwrap(),
-            );
+    mock_api(move |method, _, body| {
+        let failure = |code: u16, reason: &str| json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason});
+        match (method, &current) {
+            ("GET", Some(lease)) => (200, lease.clone()),
+            ("GET", None) => (404, failure(404, "NotFound")),
+            _ if write_status == 409 => (409, failure(409, "Conflict")),
+            _ => (200, body.clone()),
         }
-        sent
-    });
-    (client, task)
+    })
 }
 
 fn lease(holder: &str, renewed: &str, seconds: u32) -> Value {
