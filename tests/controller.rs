@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::{Page, ReplayServer};
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
-use hermit_pex::controller::reconcile::{Context, GlobalLimit, reconcile};
+use hermit_pex::controller::limit::GlobalLimit;
+use hermit_pex::controller::reconcile::{Context, reconcile};
 use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
 use hermit_pex::controller::targets::Targets;
 use hermit_pex::names::{PackageName, Platform};

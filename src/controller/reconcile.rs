@@ -14,19 +14,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use pep440_rs::Version;
 
-use super::jobs::{
-    FAILURE, JobSettings, PACKAGE_LABEL, PLATFORM_LABEL, PlatformTable, VERSION_ANNOTATION,
-    VERSION_LABEL, build_job, label_value,
-};
+use super::jobs::{FAILURE, JobSettings, PACKAGE_LABEL, PlatformTable, build_job, label_value};
+use super::limit::GlobalLimit;
 use super::metrics::Metrics;
+use super::observe::{ObservedJob, foreign_owner, job_state, observe_jobs, schedulable_for};
+use super::resource::parse_interval;
 use super::resource::{PythonPackage, PythonPackageStatus};
 use super::status::{self, JobObservation, JobState, ManifestReport, Observed, Problem};
-use super::targets::{SharedSink, StoreTarget, Targets};
-use crate::hermit;
+use super::targets::Targets;
 use crate::names::Platform;
 use crate::plan::{Action, Plan, PlanOptions, VersionStatus, plan};
 use crate::pypi::IndexClient;
@@ -58,35 +56,6 @@ pub struct Context<S> {
     pub recorder: Option<Recorder>,
     pub metrics: Arc<Metrics>,
     pub now: fn() -> Time,
-}
-
-/// The controller-wide bound on running build Jobs: those its Job watch sees running, plus
-/// those it created that the watch has not shown yet. Creating Jobs holds the lock, so two
-/// reconciles cannot both take the last slot.
-pub struct GlobalLimit {
-    max: usize,
-    view: Store<Job>,
-    /// (namespace, name) of Jobs created and not yet in the view, with when.
-    unseen: tokio::sync::Mutex<HashMap<(String, String), Instant>>,
-}
-
-impl GlobalLimit {
-    /// `view`: a reflector of every Job the controller manages.
-    pub fn new(max: usize, view: Store<Job>) -> Self {
-        Self {
-            max,
-            view,
-            unseen: tokio::sync::Mutex::default(),
-        }
-    }
-}
-
-/// A (version, platform)'s Job: its name and what it says.
-struct ObservedJob {
-    name: String,
-    state: JobState,
-    /// A failure seen for the first time in this reconcile (not yet recorded on the Job).
-    new_failure: bool,
 }
 
 pub async fn reconcile<S: ReleaseStore>(
@@ -209,7 +178,7 @@ async fn reconcile_package<S: ReleaseStore>(
             event(ctx, pkg, EventType::Normal, "BuildStarted", note).await;
         }
         if let Some(sink) = sink {
-            manifest = commit_manifest(ctx, pkg, &target, &sink, &releases).await;
+            manifest = super::manifest::commit_manifest(ctx, pkg, &target, &sink, &releases).await;
         }
     }
     report_new_failures(ctx, pkg, &jobs).await;
@@ -266,18 +235,6 @@ async fn observe_sources<S: ReleaseStore>(
         .await
         .map_err(|e| Problem::Unavailable(e.to_string()))?;
     Ok((project, releases))
-}
-
-/// The name of another resource that controls one of these Jobs.
-fn foreign_owner(jobs: &[Job], uid: Option<&str>) -> Option<String> {
-    jobs.iter()
-        .filter_map(|job| {
-            job.owner_references()
-                .iter()
-                .find(|o| o.controller == Some(true))
-        })
-        .find(|o| Some(o.uid.as_str()) != uid)
-        .map(|o| o.name.clone())
 }
 
 /// Deletes failed Jobs made for an older spec or `requested-at` (background: the object goes
@@ -372,25 +329,13 @@ async fn start_builds<S>(
         .filter(|j| j.state == JobState::Running)
         .count();
     let mut budget = ctx.per_package.saturating_sub(running);
-    let mut unseen = match &ctx.limit {
-        Some(limit) => Some(limit.unseen.lock().await),
+    let mut slots = match &ctx.limit {
+        Some(limit) => Some(limit.slots().await),
         None => None,
     };
-    if let (Some(limit), Some(unseen)) = (&ctx.limit, unseen.as_mut()) {
-        let jobs = limit.view.state();
-        unseen.retain(|(ns, name), created| {
-            created.elapsed() < Duration::from_secs(120)
-                && !jobs
-                    .iter()
-                    .any(|j| j.metadata.namespace.as_ref() == Some(ns) && &j.name_any() == name)
-        });
-        let everywhere = jobs
-            .iter()
-            .filter(|j| job_state(j) == JobState::Running)
-            .count()
-            + unseen.len();
-        ctx.metrics.jobs_running.set(everywhere as i64);
-        budget = budget.min(limit.max.saturating_sub(everywhere));
+    if let Some(slots) = &slots {
+        ctx.metrics.jobs_running.set(slots.running as i64);
+        budget = budget.min(slots.free);
     }
     let mut started = Vec::new();
     // Actions come newest version first.
@@ -420,9 +365,8 @@ async fn start_builds<S>(
             )
             .await?;
         ctx.metrics.build(*platform, "started");
-        if let Some(unseen) = unseen.as_mut() {
-            let ns = pkg.namespace().unwrap_or_default();
-            unseen.insert((ns, name.clone()), Instant::now());
+        if let Some(slots) = slots.as_mut() {
+            slots.took(pkg.namespace().unwrap_or_default(), name.clone());
         }
         jobs.insert(
             (version.clone(), *platform),
@@ -469,100 +413,6 @@ async fn unschedulable_platforms<S>(ctx: &Context<S>, plan: &Plan) -> Result<Vec
     }));
     missing.sort();
     Ok(missing)
-}
-
-/// Commits the package's manifest when the versions it may list changed since the last commit
-/// (or the spec did); otherwise leaves the sink alone, so a steady state costs nothing.
-async fn commit_manifest<S: ReleaseStore>(
-    ctx: &Context<S>,
-    pkg: &PythonPackage,
-    target: &StoreTarget<S>,
-    sink: &SharedSink,
-    releases: &[Release],
-) -> ManifestReport {
-    let spec = &pkg.spec.package;
-    let complete = hermit::complete_versions(spec, releases);
-    let count = complete.len() as u32;
-    let previous = pkg.status.as_ref();
-    let unchanged = previous.is_some_and(|p| {
-        p.listed == Some(count) && p.observed_generation == pkg.metadata.generation
-    });
-    if unchanged {
-        return ManifestReport {
-            listed: Some(count),
-            ..ManifestReport::default()
-        };
-    }
-    let source = target.store.source_template(&spec.package);
-    let render = |_: &crate::names::PackageName, current: Option<&str>| {
-        crate::gitops::render_package(
-            spec,
-            &source,
-            target.repository.as_deref(),
-            &complete,
-            current,
-        )
-    };
-    let packages = [spec.package.clone()];
-    let result = sink.lock().await.commit_boxed(&packages, &render).await;
-    match result {
-        Ok(outcome) if outcome.failed.is_empty() => {
-            ctx.metrics
-                .manifest_commits
-                .get_or_create(&super::metrics::OutcomeLabels {
-                    outcome: if outcome.commit.is_some() {
-                        "committed"
-                    } else {
-                        "unchanged"
-                    }
-                    .into(),
-                })
-                .inc();
-            if let Some(sha) = &outcome.commit {
-                let added: Vec<String> = outcome
-                    .changed
-                    .iter()
-                    .flat_map(|(_, v)| v.iter().map(ToString::to_string))
-                    .collect();
-                let note = format!("committed {sha} (+{})", added.join(", "));
-                event(ctx, pkg, EventType::Normal, "ManifestCommitted", note).await;
-            }
-            ManifestReport {
-                commit: outcome.commit,
-                listed: Some(count),
-                error: None,
-            }
-        }
-        failed => {
-            let why = match failed {
-                Ok(outcome) => outcome
-                    .failed
-                    .into_iter()
-                    .map(|(_, why)| why)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                Err(e) => e.to_string(),
-            };
-            ctx.metrics
-                .manifest_commits
-                .get_or_create(&super::metrics::OutcomeLabels {
-                    outcome: "failed".into(),
-                })
-                .inc();
-            event(
-                ctx,
-                pkg,
-                EventType::Warning,
-                "ManifestNotCommitted",
-                why.clone(),
-            )
-            .await;
-            ManifestReport {
-                error: Some(why),
-                ..ManifestReport::default()
-            }
-        }
-    }
 }
 
 /// Explains failed Jobs: a failure recorded on its Job (the `FAILURE` annotation) is taken
@@ -612,7 +462,7 @@ async fn explain_failures<S>(
 }
 
 /// Sends an event about `pkg`; a refused event is logged, never fatal.
-async fn event<S>(
+pub(super) async fn event<S>(
     ctx: &Context<S>,
     pkg: &PythonPackage,
     type_: EventType,
@@ -666,126 +516,4 @@ async fn write_status<S>(
     )
     .await?;
     Ok(())
-}
-
-/// A Ready node without `unschedulable` whose labels include the pool's nodeSelector. Taints
-/// against the pool's tolerations are not checked (the scheduler still decides).
-pub fn schedulable_for(node: &Node, pool: &super::jobs::Pool) -> bool {
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    let cordoned = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    ready
-        && !cordoned
-        && pool
-            .node_selector
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// The Job of each (version, platform) from the package's Jobs. The exact version is in an
-/// annotation (a label value cannot hold every PEP 440 version); a failure recorded on the Job
-/// is read back.
-fn observe_jobs<'a>(
-    jobs: impl Iterator<Item = &'a Job>,
-) -> HashMap<(Version, Platform), ObservedJob> {
-    jobs.filter_map(|job| {
-        let labels = job.labels();
-        let annotations = job.annotations();
-        let version: Version = annotations
-            .get(VERSION_ANNOTATION)
-            .or_else(|| labels.get(VERSION_LABEL))?
-            .parse()
-            .ok()?;
-        let platform: Platform = labels.get(PLATFORM_LABEL)?.parse().ok()?;
-        let mut state = job_state(job);
-        let recorded = annotations
-            .get(FAILURE)
-            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok());
-        let new_failure = matches!(state, JobState::Failed { .. }) && recorded.is_none();
-        if let (JobState::Failed { .. }, Some(r)) = (&state, recorded) {
-            state = JobState::Failed {
-                reason: r["reason"].as_str().unwrap_or("Failed").to_owned(),
-                message: r["message"].as_str().unwrap_or_default().to_owned(),
-            };
-        }
-        let observed = ObservedJob {
-            name: job.name_any(),
-            state,
-            new_failure,
-        };
-        Some(((version, platform), observed))
-    })
-    .collect()
-}
-
-pub fn job_state(job: &Job) -> JobState {
-    let Some(status) = &job.status else {
-        return JobState::Running;
-    };
-    if status.succeeded.unwrap_or(0) > 0 {
-        return JobState::Succeeded;
-    }
-    let failed = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Failed" && c.status == "True");
-    match failed {
-        Some(c) => JobState::Failed {
-            reason: c.reason.clone().unwrap_or_else(|| "Failed".into()),
-            message: c.message.clone().unwrap_or_default(),
-        },
-        None => JobState::Running,
-    }
-}
-
-/// `30m`, `1h`, `1h30m` as a duration.
-pub fn parse_interval(s: Option<&str>) -> Option<Duration> {
-    let s = s?;
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in s.chars() {
-        match c {
-            '0'..='9' => number.push(c),
-            's' | 'm' | 'h' => {
-                let n: u64 = number.parse().ok()?;
-                let unit = match c {
-                    's' => 1,
-                    'm' => 60,
-                    _ => 3600,
-                };
-                total = total.checked_add(n.checked_mul(unit)?)?;
-                number.clear();
-            }
-            _ => return None,
-        }
-    }
-    (number.is_empty() && total > 0).then(|| Duration::from_secs(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals() {
-        assert_eq!(
-            parse_interval(Some("1h30m")),
-            Some(Duration::from_secs(5400))
-        );
-        assert_eq!(parse_interval(Some("45s")), Some(Duration::from_secs(45)));
-        assert_eq!(parse_interval(Some("1d")), None);
-        assert_eq!(parse_interval(Some("10")), None);
-        assert_eq!(parse_interval(None), None);
-        assert_eq!(parse_interval(Some("99999999999999999999h")), None);
-        assert_eq!(parse_interval(Some("9999999999999999h")), None, "overflow");
-    }
 }

@@ -157,6 +157,30 @@ fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Sch
     schema
 }
 
+/// `30m`, `1h`, `1h30m` as a duration.
+pub fn parse_interval(s: Option<&str>) -> Option<std::time::Duration> {
+    let s = s?;
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in s.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            's' | 'm' | 'h' => {
+                let n: u64 = number.parse().ok()?;
+                let unit = match c {
+                    's' => 1,
+                    'm' => 60,
+                    _ => 3600,
+                };
+                total = total.checked_add(n.checked_mul(unit)?)?;
+                number.clear();
+            }
+            _ => return None,
+        }
+    }
+    (number.is_empty() && total > 0).then(|| std::time::Duration::from_secs(total))
+}
+
 /// The CRD as YAML, as checked in at `crds/pythonpackage.yaml`.
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;

@@ -20,8 +20,9 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use super::jobs::{JobSettings, MANAGED_BY, PlatformTable};
 use super::lease::LeaseLock;
+use super::limit::GlobalLimit;
 use super::metrics::Metrics;
-use super::reconcile::{Context, Error, GlobalLimit, MANAGER, reconcile};
+use super::reconcile::{Context, Error, MANAGER, reconcile};
 use super::resource::{ManifestTarget, PythonPackage};
 use super::targets::{StoreTarget, Targets};
 use crate::cli::sync::Sink;

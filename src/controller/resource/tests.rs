@@ -175,3 +175,18 @@ fn the_controller_refuses_what_the_schema_cannot_see() {
     spec["versions"][0]["version"] = json!("not-a-version");
     assert!(serde_json::from_value::<PythonPackage>(resource(spec)).is_err());
 }
+
+#[test]
+fn intervals() {
+    use std::time::Duration;
+    assert_eq!(
+        parse_interval(Some("1h30m")),
+        Some(Duration::from_secs(5400))
+    );
+    assert_eq!(parse_interval(Some("45s")), Some(Duration::from_secs(45)));
+    assert_eq!(parse_interval(Some("1d")), None);
+    assert_eq!(parse_interval(Some("10")), None);
+    assert_eq!(parse_interval(None), None);
+    assert_eq!(parse_interval(Some("99999999999999999999h")), None);
+    assert_eq!(parse_interval(Some("9999999999999999h")), None, "overflow");
+}
