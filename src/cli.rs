@@ -56,6 +56,21 @@ pub enum Command {
     Convert(ConvertArgs),
 }
 
+/// Where GitHub is: github.com, or a GitHub Enterprise server.
+#[derive(Args, Clone)]
+pub struct GitHubArgs {
+    /// GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com/"
+    )]
+    pub github_api_url: String,
+    /// Where GitHub serves release downloads, for manifests.
+    #[arg(long, default_value = "https://github.com")]
+    pub github_url: String,
+}
+
 /// Where releases go: a directory (default) or a GitHub repository.
 #[derive(Args, Clone)]
 pub struct ReleaseArgs {
@@ -68,16 +83,8 @@ pub struct ReleaseArgs {
     /// Publish to the GitHub releases of OWNER/REPO (token in GITHUB_TOKEN) instead of --dist.
     #[arg(long)]
     pub repository: Option<String>,
-    /// GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/).
-    #[arg(
-        long,
-        env = "GITHUB_API_URL",
-        default_value = "https://api.github.com/"
-    )]
-    pub github_api_url: String,
-    /// Where GitHub serves release downloads, for manifests.
-    #[arg(long, default_value = "https://github.com")]
-    pub github_url: String,
+    #[command(flatten)]
+    pub github: GitHubArgs,
     /// Create releases as pre-releases rather than drafts (not for repositories with immutable releases).
     #[arg(long)]
     pub prerelease: bool,

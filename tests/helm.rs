@@ -477,8 +477,8 @@ fn chart_defaults_are_the_controllers_defaults() {
     assert_eq!(chart.metrics_addr, cli.metrics_addr);
     assert_eq!(chart.token_secret, cli.token_secret);
     assert_eq!(chart.token_key, cli.token_key);
-    assert_eq!(chart.github_url, cli.github_url);
-    assert_eq!(chart.github_api_url, cli.github_api_url);
+    assert_eq!(chart.github.github_url, cli.github.github_url);
+    assert_eq!(chart.github.github_api_url, cli.github.github_api_url);
     assert_eq!(chart.manifest.manifest_branch, cli.manifest.manifest_branch);
 }
 
@@ -491,8 +491,11 @@ fn every_value_reaches_the_controller() {
     let a = controller_args(&args);
     assert_eq!(a.namespace.as_deref(), Some("tools"));
     assert_eq!(a.repository, "example-org/hermit-tools");
-    assert_eq!(a.github_api_url, "https://github.example.com/api/v3/");
-    assert_eq!(a.github_url, "https://github.example.com");
+    assert_eq!(
+        a.github.github_api_url,
+        "https://github.example.com/api/v3/"
+    );
+    assert_eq!(a.github.github_url, "https://github.example.com");
     assert_eq!(a.index.index_url, "https://pypi.example.com/simple/");
     assert_eq!(
         a.builder_image,

@@ -15,7 +15,7 @@ use crate::spec::LoadedSpec;
 
 /// `hermit-pex sync`: plan every package, build and release what is missing, write manifests.
 pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::process::ExitCode> {
-    let sink = remote_sink(&args.manifest, &args.release.github_api_url, || {
+    let sink = remote_sink(&args.manifest, &args.release.github.github_api_url, || {
         cache_dir(&args)
     })?
     .unwrap_or_else(|| {
@@ -155,12 +155,15 @@ fn open_store(args: &crate::cli::ReleaseArgs, cache: Option<PathBuf>) -> anyhow:
         .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
         .with_context(|| format!("--repository {repository:?}: write it as OWNER/REPO"))?;
     let mut config = GitHubConfig::new(owner, repo);
-    config.api_url = args.github_api_url.clone();
-    config.html_url = args.github_url.clone();
+    config.api_url = args.github.github_api_url.clone();
+    config.html_url = args.github.github_url.clone();
     config.prerelease = args.prerelease;
     config.cache_dir = cache;
     config.write_interval = std::time::Duration::from_millis(args.github_write_interval_ms);
-    let html = format!("{}/{owner}/{repo}", args.github_url.trim_end_matches('/'));
+    let html = format!(
+        "{}/{owner}/{repo}",
+        args.github.github_url.trim_end_matches('/')
+    );
     Ok(Store::GitHub(
         Box::new(GitHubStore::new(config, token)?),
         html,

@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -39,73 +39,79 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("hermit_pex");
+        let mut r = Registry::with_prefix("hermit_pex");
         let m = Self {
-            reconciles: Family::default(),
-            reconcile_duration: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
-            builds: Family::default(),
-            versions_released: Counter::default(),
-            manifest_commits: Family::default(),
-            jobs_running: Gauge::default(),
-            index_requests: Counter::default(),
-            github_requests: Counter::default(),
-            github_rate_limit_remaining: Gauge::default(),
-            leader: Gauge::default(),
+            reconciles: register(
+                &mut r,
+                "reconciles",
+                "Reconciles of PythonPackages, by outcome",
+                Family::default(),
+            ),
+            reconcile_duration: register(
+                &mut r,
+                "reconcile_duration_seconds",
+                "Time one reconcile took",
+                Histogram::new(exponential_buckets(0.001, 4.0, 10)),
+            ),
+            builds: register(
+                &mut r,
+                "builds",
+                "Build Jobs by platform and outcome",
+                Family::default(),
+            ),
+            versions_released: register(
+                &mut r,
+                "versions_released",
+                "Releases published (draft to published)",
+                Counter::default(),
+            ),
+            manifest_commits: register(
+                &mut r,
+                "manifest_commits",
+                "Manifest commits by outcome",
+                Family::default(),
+            ),
+            jobs_running: register(
+                &mut r,
+                "jobs_running",
+                "Build Jobs not yet finished, all packages",
+                Gauge::default(),
+            ),
+            index_requests: register(
+                &mut r,
+                "index_requests",
+                "Requests to the package index",
+                Counter::default(),
+            ),
+            github_requests: register(
+                &mut r,
+                "github_requests",
+                "Requests to the GitHub API",
+                Counter::default(),
+            ),
+            github_rate_limit_remaining: register(
+                &mut r,
+                "github_rate_limit_remaining",
+                "GitHub API requests left in the current window (-1: not known yet)",
+                Gauge::default(),
+            ),
+            leader: register(
+                &mut r,
+                "leader",
+                "1 while this replica is the active one",
+                Gauge::default(),
+            ),
             registry: Registry::default(),
         };
         m.github_rate_limit_remaining.set(-1);
-        registry.register(
-            "reconciles",
-            "Reconciles of PythonPackages, by outcome",
-            m.reconciles.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time one reconcile took",
-            m.reconcile_duration.clone(),
-        );
-        registry.register(
-            "builds",
-            "Build Jobs by platform and outcome",
-            m.builds.clone(),
-        );
-        registry.register(
-            "versions_released",
-            "Releases published (draft to published)",
-            m.versions_released.clone(),
-        );
-        registry.register(
-            "manifest_commits",
-            "Manifest commits by outcome",
-            m.manifest_commits.clone(),
-        );
-        registry.register(
-            "jobs_running",
-            "Build Jobs not yet finished, all packages",
-            m.jobs_running.clone(),
-        );
-        registry.register(
-            "index_requests",
-            "Requests to the package index",
-            m.index_requests.clone(),
-        );
-        registry.register(
-            "github_requests",
-            "Requests to the GitHub API",
-            m.github_requests.clone(),
-        );
-        registry.register(
-            "github_rate_limit_remaining",
-            "GitHub API requests left in the current window (-1: not known yet)",
-            m.github_rate_limit_remaining.clone(),
-        );
-        registry.register(
-            "leader",
-            "1 while this replica is the active one",
-            m.leader.clone(),
-        );
-        Self { registry, ..m }
+        Self { registry: r, ..m }
     }
+}
+
+/// Registers `metric` (a handle sharing its value) and returns it.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {

@@ -26,7 +26,7 @@ use super::reconcile::{Context, Error, MANAGER, reconcile};
 use super::resource::{ManifestTarget, PythonPackage};
 use super::targets::{StoreTarget, Targets};
 use crate::cli::sync::Sink;
-use crate::cli::{IndexArgs, ManifestArgs};
+use crate::cli::{GitHubArgs, IndexArgs, ManifestArgs};
 use crate::gitops::DynSink;
 use crate::release::github::{GitHubConfig, GitHubStore, Token};
 
@@ -79,16 +79,8 @@ pub struct ControllerArgs {
     pub job_ttl_seconds: i32,
     #[command(flatten)]
     pub index: IndexArgs,
-    /// GitHub REST API root (GitHub Enterprise: https://HOST/api/v3/).
-    #[arg(
-        long,
-        env = "GITHUB_API_URL",
-        default_value = "https://api.github.com/"
-    )]
-    pub github_api_url: String,
-    /// Where GitHub serves release downloads, for manifests.
-    #[arg(long, default_value = "https://github.com")]
-    pub github_url: String,
+    #[command(flatten)]
+    pub github: GitHubArgs,
     /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
     /// spec.releases is refused). Releases there are made with the controller's token.
     #[arg(long = "allow-release-repository", value_delimiter = ',')]
@@ -258,8 +250,8 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
     let token = Token::from_env()?;
     let open_store = {
         let (api_url, html_url, cache) = (
-            args.github_api_url.clone(),
-            args.github_url.clone(),
+            args.github.github_api_url.clone(),
+            args.github.github_url.clone(),
             cache.clone(),
         );
         move |repository: &str| -> Result<StoreTarget<GitHubStore>, String> {
@@ -282,8 +274,9 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
     let default = open_store(&args.repository).map_err(|e| anyhow::anyhow!("--repository {e}"))?;
     let mut targets = Targets::new(default.store, default.repository)
         .opening_stores(args.allowed_release_repositories.clone(), open_store);
-    let sink =
-        crate::cli::sync::remote_sink(&args.manifest, &args.github_api_url, || cache.clone())?;
+    let sink = crate::cli::sync::remote_sink(&args.manifest, &args.github.github_api_url, || {
+        cache.clone()
+    })?;
     if let Some(sink) = sink {
         targets = targets.with_sink(match sink {
             Sink::Dir(s) => Box::new(s),
@@ -292,7 +285,7 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
         });
     }
     let template = args.manifest.clone();
-    let api_url = args.github_api_url.clone();
+    let api_url = args.github.github_api_url.clone();
     let allowed = args.allowed_manifest_repositories.clone();
     let targets = targets.opening_sinks(allowed, move |target: &ManifestTarget| {
         let mut manifest = template.clone();
