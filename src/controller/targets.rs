@@ -96,15 +96,12 @@ impl<S> Targets<S> {
                 target.repository
             ));
         }
-        let mut stores = self.stores.lock().expect("not poisoned");
-        if let Some(s) = stores.get(&target.repository) {
-            return Ok(s.clone());
-        }
-        let opened = Arc::new(
-            open(&target.repository).map_err(|e| format!("spec.releases.repository: {e}"))?,
-        );
-        stores.insert(target.repository.clone(), opened.clone());
-        Ok(opened)
+        opened_once(&self.stores, &target.repository, || {
+            let store = open(&target.repository);
+            Ok(Arc::new(
+                store.map_err(|e| format!("spec.releases.repository: {e}"))?,
+            ))
+        })
     }
 
     /// The sink of a resource's manifests; `None` when manifests are not committed.
@@ -129,16 +126,27 @@ impl<S> Targets<S> {
                 "spec.manifests.dir {dir:?}: write a path inside the repository (no leading /, no ..)"
             ));
         }
-        let mut sinks = self.sinks.lock().expect("not poisoned");
-        if let Some(s) = sinks.get(target) {
-            return Ok(Some(s.clone()));
-        }
-        let opened: SharedSink = Arc::new(tokio::sync::Mutex::new(
-            open(target).map_err(|e| format!("spec.manifests: {e}"))?,
-        ));
-        sinks.insert(target.clone(), opened.clone());
-        Ok(Some(opened))
+        opened_once(&self.sinks, target, || {
+            let sink = open(target).map_err(|e| format!("spec.manifests: {e}"))?;
+            Ok(Arc::new(tokio::sync::Mutex::new(sink)))
+        })
+        .map(Some)
     }
+}
+
+/// What `cache` holds for `key`, opened (and kept) on first use.
+fn opened_once<K: Clone + Eq + std::hash::Hash, V: Clone>(
+    cache: &Mutex<HashMap<K, V>>,
+    key: &K,
+    open: impl FnOnce() -> Result<V, String>,
+) -> Result<V, String> {
+    let mut cache = cache.lock().expect("not poisoned");
+    if let Some(v) = cache.get(key) {
+        return Ok(v.clone());
+    }
+    let v = open()?;
+    cache.insert(key.clone(), v.clone());
+    Ok(v)
 }
 
 /// A relative path that stays inside its root: no leading `/`, no `..` component.
