@@ -7,18 +7,20 @@
 
 pub mod artifact;
 pub mod complete_platform;
+pub mod scripts;
 pub mod tools;
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pep440_rs::Version;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
+use crate::release::VersionInputs;
+pub use crate::release::{BuildInfo, LockRecord, PlatformBuild, Target, TestOutcome};
 use tools::{PIP_VERSION, Pex, ToolError};
 
 /// The PEX options, chosen by measurement (see README "PEX options"): `--venv` with `--sh-boot`
@@ -38,24 +40,38 @@ pub struct BuildSettings {
     /// PEX_ROOT shared by every build on this machine: warm rebuilds cost seconds.
     pub pex_root: PathBuf,
     pub timeout: Duration,
+    /// For running a build's test before it is uploaded.
+    pub test_timeout: Duration,
 }
 
-/// What to build: one version of one package for some platforms.
+/// What to build: one version of one package, with what its config asks for it.
 #[derive(Debug, Clone)]
 pub struct VersionJob {
     pub package: PackageName,
     pub version: Version,
-    pub python: PythonMinor,
-    pub binaries: Vec<BinaryName>,
-    pub extra_packages: Vec<String>,
-    pub config_version: Option<u32>,
+    pub inputs: VersionInputs,
 }
 
 impl VersionJob {
-    pub fn requirements(&self) -> Vec<String> {
-        let mut reqs = vec![format!("{}=={}", self.package, self.version)];
-        reqs.extend(self.extra_packages.iter().cloned());
-        reqs
+    pub fn new(spec: &crate::spec::PackageSpec, version: &Version, python: PythonMinor) -> Self {
+        Self {
+            package: spec.package.clone(),
+            version: version.clone(),
+            inputs: crate::plan::inputs(spec, version, python),
+        }
+    }
+
+    pub fn python(&self) -> PythonMinor {
+        self.inputs.python
+    }
+
+    pub fn requirements(&self) -> &[String] {
+        &self.inputs.requirements
+    }
+
+    /// The build info a new draft of this version starts with.
+    pub fn info(&self) -> BuildInfo {
+        BuildInfo::new(&self.package, &self.version, self.inputs.clone())
     }
 
     fn dir(&self, settings: &BuildSettings) -> PathBuf {
@@ -74,8 +90,16 @@ pub enum BuildError {
         python: PythonMinor,
         source: ToolError,
     },
+    /// The config names binaries the package does not have, or its test is not one of them.
+    #[error("{0}")]
+    Binaries(String),
+    /// No rebuild helps: a dependency has nothing to install for this platform.
+    #[error("{message}")]
+    NoWheel { platform: Platform, message: String },
     #[error("{message}")]
     Pex { platform: Platform, message: String },
+    #[error("{platform}: the test failed before upload: {message}")]
+    TestFailed { platform: Platform, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -88,49 +112,11 @@ pub struct Lock {
     pub pins: Vec<String>,
     /// Every distribution has only `none-any` wheels: one PEX fits all platforms.
     pub pure: bool,
-}
-
-/// How one platform's PEX was made, for the build info.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Target {
-    /// A local CPython of the version's python.
-    Interpreter,
-    /// A generated complete-platform file (glibc / macOS floors in `complete_platform`).
-    CompletePlatform,
-    /// Pure Python: the PEX built for the first platform, reused.
-    Universal,
-}
-
-/// One built platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlatformBuild {
-    pub asset: String,
-    pub size: u64,
     pub sha256: String,
-    pub target: Target,
-    #[serde(skip)]
-    pub tarball: PathBuf,
-}
-
-/// JSON beside every release: what was built and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildInfo {
-    pub package: PackageName,
-    pub version: Version,
-    pub python: PythonMinor,
-    #[serde(default)]
-    pub config_version: Option<u32>,
-    pub requirements: Vec<String>,
-    /// The lock's pins; the full lock is `lock.json` in the work dir.
-    pub lock: Vec<String>,
-    pub pure: bool,
-    pub pex_version: String,
-    pub pip_version: String,
-    pub pex_options: Vec<String>,
-    pub platforms: BTreeMap<Platform, PlatformBuild>,
-    /// Seconds since the epoch.
-    pub built_at: u64,
+    pub size: u64,
+    /// The package's console scripts, read from its wheel; `None` when the lock has only its
+    /// sdist (they are read from the built PEX instead).
+    pub scripts: Option<Vec<String>>,
 }
 
 /// Resolves the version's requirements into a pex lock (reused when its inputs are unchanged).
@@ -144,7 +130,7 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
     let requirements = job.requirements();
     let key = input_key(&[
         &requirements.join("\n"),
-        &job.python.to_string(),
+        &job.python().to_string(),
         &settings.index_url,
         PIP_VERSION,
     ]);
@@ -167,13 +153,13 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
         args.extend(os(&["--no-pypi", "--index-url", &settings.index_url, "-o"]));
         args.push(tmp.to_path_buf().into());
         args.extend(requirements.iter().map(OsString::from));
-        if let Some(python) = tools::find_python(job.python).await {
+        if let Some(python) = tools::find_python(job.python()).await {
             // One universal lock serves every platform.
             args.extend(os(&[
                 "--style",
                 "universal",
                 "--interpreter-constraint",
-                &format!("CPython=={}.*", job.python),
+                &format!("CPython=={}.*", job.python()),
             ]));
             args.extend([OsString::from("--python-path"), python.into()]);
         } else {
@@ -183,7 +169,7 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
             std::fs::create_dir_all(&work)?;
             args.extend(os(&["--style", "strict"]));
             for platform in Platform::ALL {
-                let cp = write_complete_platform(&work, platform, job.python)?;
+                let cp = write_complete_platform(&work, platform, job.python())?;
                 args.extend([OsString::from("--complete-platform"), cp.into()]);
             }
         }
@@ -196,27 +182,73 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
         .await
         .map_err(|source| BuildError::Lock {
             requirements: requirements.join(" "),
-            python: job.python,
+            python: job.python(),
             source,
         })?;
         tmp.persist(&path).map_err(|e| e.error)?;
     }
-    let (pins, pure) = read_lock(&path)?;
-    Ok(Lock { path, pins, pure })
+    read(&path, &job.package, &settings.cache_dir).await
+}
+
+/// A lock file as a `Lock`: its pins, purity, digest and the package's console scripts.
+pub async fn read(
+    path: &Path,
+    package: &PackageName,
+    cache_dir: &Path,
+) -> Result<Lock, BuildError> {
+    let parsed = read_lock(path)?;
+    let (size, sha256) = artifact::sha256_file(path)?;
+    let scripts = match parsed.wheel_of(package) {
+        Some(url) => Some(scripts::from_wheel_url(&url, cache_dir).await?),
+        None => None,
+    };
+    Ok(Lock {
+        path: path.to_owned(),
+        pins: parsed.pins,
+        pure: parsed.pure,
+        sha256,
+        size,
+        scripts,
+    })
+}
+
+/// What the lock records in the release: the launchers (the configured binaries, each checked
+/// against the package's console scripts, or all of them) and the test command (which must
+/// start with one of them). With only the package's sdist in the lock its scripts are not
+/// known yet: the binaries stay empty and each build checks them in the PEX it made.
+pub fn lock_record(job: &VersionJob, lock: &Lock) -> Result<LockRecord, BuildError> {
+    let (binaries, test) = match &lock.scripts {
+        Some(scripts) => {
+            let binaries =
+                scripts::binaries(&job.package, &job.version, &job.inputs.binaries, scripts)?;
+            let test = scripts::test_command(&job.inputs.test, &binaries)?;
+            (binaries, test)
+        }
+        None => (Vec::new(), String::new()),
+    };
+    Ok(LockRecord {
+        sha256: lock.sha256.clone(),
+        size: lock.size,
+        pins: lock.pins.clone(),
+        pure: lock.pure,
+        binaries,
+        test,
+    })
 }
 
 /// Builds one platform's PEX from the lock and packs its tarball.
 pub async fn build_platform(
     job: &VersionJob,
-    lock: &Lock,
+    lock: &Path,
+    record: &LockRecord,
     platform: Platform,
     settings: &BuildSettings,
-) -> Result<PlatformBuild, BuildError> {
+) -> Result<Built, BuildError> {
     let dir = job.dir(settings).join(platform.to_string());
     std::fs::create_dir_all(&dir)?;
     let pex_path = dir.join(format!("{}.pex", job.package));
     let mut args = os(&["--lock"]);
-    args.push(lock.path.clone().into());
+    args.push(lock.into());
     args.extend(os(&[
         "--pip-version",
         PIP_VERSION,
@@ -229,17 +261,17 @@ pub async fn build_platform(
     // Hermit's runtime dependency puts on PATH.
     args.extend(os(&[
         "--python-shebang",
-        &format!("/usr/bin/env python{}", job.python),
+        &format!("/usr/bin/env python{}", job.python()),
     ]));
     let local = match Platform::host() == Some(platform) {
-        true => tools::find_python(job.python).await,
+        true => tools::find_python(job.python()).await,
         false => None,
     };
     let target = if let Some(python) = local {
         // The interpreter constraint also guards the PEX at run time.
         args.extend(os(&[
             "--interpreter-constraint",
-            &format!("CPython=={}.*", job.python),
+            &format!("CPython=={}.*", job.python()),
         ]));
         args.extend([OsString::from("--python-path"), python.into()]);
         Target::Interpreter
@@ -247,7 +279,7 @@ pub async fn build_platform(
         // Only the target: a local interpreter here would add the host's wheels to the PEX
         // (measured: aider-chat for darwin-arm64 grew from ~120 to 206 MB). Pure-Python sdists
         // are built by pex's own interpreter.
-        let cp = write_complete_platform(&dir, platform, job.python)?;
+        let cp = write_complete_platform(&dir, platform, job.python())?;
         args.extend([OsString::from("--complete-platform"), cp.into()]);
         Target::CompletePlatform
     };
@@ -259,54 +291,134 @@ pub async fn build_platform(
             .join(format!("{}-{}-{platform}.log", job.package, job.version));
         let _ = std::fs::create_dir_all(log.parent().expect("in the logs directory"));
         let _ = std::fs::write(&log, e.to_string());
-        let message = match explain(&e) {
-            Some(hint) => format!("{hint} (pex's output: {})", log.display()),
-            None => e.to_string(),
-        };
-        return Err(BuildError::Pex { platform, message });
+        return Err(match explain(&e) {
+            Some(Explained::NoWheel(hint)) => BuildError::NoWheel {
+                platform,
+                message: format!("{hint} (pex's output: {})", log.display()),
+            },
+            None => BuildError::Pex {
+                platform,
+                message: e.to_string(),
+            },
+        });
     }
-    pack(job, platform, &pex_path, target, &dir)
+    let (binaries, test) = if record.binaries.is_empty() {
+        // The lock had only the package's sdist: its scripts are known once pex built it.
+        let scripts = scripts::from_pex(&pex_path, &job.package)?;
+        let binaries =
+            scripts::binaries(&job.package, &job.version, &job.inputs.binaries, &scripts)?;
+        let test = scripts::test_command(&job.inputs.test, &binaries)?;
+        (binaries, test)
+    } else {
+        (record.binaries.clone(), record.test.clone())
+    };
+    let build = pack(job, platform, &pex_path, &binaries, target, &dir)?;
+    Ok(Built {
+        build,
+        pex: pex_path,
+        binaries,
+        test,
+    })
+}
+
+/// A platform built here: its tarball, the PEX in it, and what its launchers and test are.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub build: PlatformBuild,
+    pub pex: PathBuf,
+    pub binaries: Vec<BinaryName>,
+    pub test: String,
 }
 
 /// Packs an already built PEX for another platform (pure Python builds).
 pub fn reuse_for(
     job: &VersionJob,
-    built: &PlatformBuild,
+    built: &Built,
     platform: Platform,
     settings: &BuildSettings,
-) -> Result<PlatformBuild, BuildError> {
-    let source_dir = built
-        .tarball
-        .parent()
-        .expect("tarballs live in a directory");
-    let pex_path = source_dir.join(format!("{}.pex", job.package));
+) -> Result<Built, BuildError> {
     let dir = job.dir(settings).join(platform.to_string());
     std::fs::create_dir_all(&dir)?;
-    pack(job, platform, &pex_path, Target::Universal, &dir)
+    let build = pack(
+        job,
+        platform,
+        &built.pex,
+        &built.binaries,
+        Target::Universal,
+        &dir,
+    )?;
+    Ok(Built {
+        build,
+        ..built.clone()
+    })
 }
 
 fn pack(
     job: &VersionJob,
     platform: Platform,
     pex: &Path,
+    binaries: &[BinaryName],
     target: Target,
     dir: &Path,
 ) -> Result<PlatformBuild, BuildError> {
     let asset = job.package.asset_name(platform);
     let tarball = dir.join(&asset);
-    let (size, sha256) = artifact::write_tarball(&tarball, &job.package, pex, &job.binaries)?;
+    let (size, sha256) = artifact::write_tarball(&tarball, &job.package, pex, binaries)?;
     Ok(PlatformBuild {
         asset,
         size,
         sha256,
         target,
+        test: None,
         tarball,
     })
 }
 
+/// Runs the package's test through the launcher of a build made with a local interpreter, on
+/// this machine, before the build is uploaded. A cross build says why it was not tried.
+pub async fn test_build(
+    built: &Built,
+    platform: Platform,
+    python: PythonMinor,
+    settings: &BuildSettings,
+) -> Result<TestOutcome, BuildError> {
+    let b = &built.build;
+    if b.target == Target::CompletePlatform || Platform::host() != Some(platform) {
+        return Ok(TestOutcome::NotTried {
+            why: format!("{platform} was built on another platform: not run there"),
+        });
+    }
+    let verdict = crate::verify::verify(
+        &b.tarball,
+        &b.sha256,
+        &built.test,
+        &built.binaries,
+        python,
+        &settings.pex_root.with_file_name("pex-root-verify"),
+        settings.test_timeout,
+    )
+    .await;
+    match verdict {
+        crate::verify::Verdict::Passed => Ok(TestOutcome::Passed {
+            command: built.test.clone(),
+        }),
+        crate::verify::Verdict::Skipped(why) => Ok(TestOutcome::NotTried { why }),
+        crate::verify::Verdict::Failed(message) => {
+            Err(BuildError::TestFailed { platform, message })
+        }
+    }
+}
+
+/// What a failed pex run says a user can act on.
+#[derive(Debug, PartialEq, Eq)]
+enum Explained {
+    /// A dependency has nothing to install for the target: no rebuild helps.
+    NoWheel(String),
+}
+
 /// The line of a failed pex run that a user can act on: which dependency has nothing to
 /// install for the target.
-fn explain(e: &ToolError) -> Option<String> {
+fn explain(e: &ToolError) -> Option<Explained> {
     let ToolError::Failed { output, .. } = e else {
         return None;
     };
@@ -318,13 +430,13 @@ fn explain(e: &ToolError) -> Option<String> {
         if l.contains("does not have any compatible artifacts")
             || l.contains("is not compatible with the requested foreign target")
         {
-            Some(format!(
+            Some(Explained::NoWheel(format!(
                 "no wheel for this platform: {}",
                 l.trim_end_matches(':')
-            ))
+            )))
         } else {
             l.strip_prefix("ERROR: No matching distribution found for ")
-                .map(|d| format!("no compatible distribution of {d}"))
+                .map(|d| Explained::NoWheel(format!("no compatible distribution of {d}")))
         }
     })
 }
@@ -346,8 +458,26 @@ fn write_complete_platform(
     Ok(path)
 }
 
-/// Pins and purity from a pex lock file.
-fn read_lock(path: &Path) -> Result<(Vec<String>, bool), BuildError> {
+/// What hermit-pex reads from a pex lock file.
+struct ParsedLock {
+    pins: Vec<String>,
+    pure: bool,
+    /// (normalized project name, wheel URLs) of each locked distribution.
+    wheels: Vec<(String, Vec<String>)>,
+}
+
+impl ParsedLock {
+    /// A wheel of the package itself (its entry points are the same in every one).
+    fn wheel_of(&self, package: &PackageName) -> Option<String> {
+        self.wheels
+            .iter()
+            .find(|(name, _)| name == package.as_str())
+            .and_then(|(_, urls)| urls.first().cloned())
+    }
+}
+
+/// Pins, purity and wheel URLs from a pex lock file.
+fn read_lock(path: &Path) -> Result<ParsedLock, BuildError> {
     #[derive(Deserialize)]
     struct LockFile {
         locked_resolves: Vec<Resolve>,
@@ -370,6 +500,7 @@ fn read_lock(path: &Path) -> Result<(Vec<String>, bool), BuildError> {
     let lock: LockFile = serde_json::from_str(&text)
         .map_err(|e| std::io::Error::other(format!("{}: not a pex lock: {e}", path.display())))?;
     let mut pins = Vec::new();
+    let mut wheels = Vec::new();
     let mut pure = true;
     for r in lock
         .locked_resolves
@@ -380,10 +511,17 @@ fn read_lock(path: &Path) -> Result<(Vec<String>, bool), BuildError> {
         // An sdist or a platform wheel may compile code: only all-`none-any` is universal.
         pure &=
             !r.artifacts.is_empty() && r.artifacts.iter().all(|a| a.url.ends_with("-none-any.whl"));
+        let urls = r
+            .artifacts
+            .iter()
+            .filter(|a| a.url.ends_with(".whl"))
+            .map(|a| a.url.clone())
+            .collect();
+        wheels.push((crate::names::normalize(&r.project_name), urls));
     }
     pins.sort();
     pins.dedup();
-    Ok((pins, pure))
+    Ok(ParsedLock { pins, pure, wheels })
 }
 
 fn env(settings: &BuildSettings) -> Vec<(&'static str, OsString)> {
@@ -432,15 +570,26 @@ mod tests {
             .unwrap();
             read_lock(&p).unwrap()
         };
-        let (pins, pure) = lock(r#"{"url":"https://x/b-2-py2.py3-none-any.whl"}"#);
-        assert_eq!(pins, ["a==1", "b==2"]);
-        assert!(pure);
-        let (_, pure) = lock(
+        let l = lock(r#"{"url":"https://x/b-2-py2.py3-none-any.whl"}"#);
+        assert_eq!(l.pins, ["a==1", "b==2"]);
+        assert!(l.pure);
+        let a = PackageName::new("a").unwrap();
+        assert_eq!(
+            l.wheel_of(&a).as_deref(),
+            Some("https://x/a-1-py3-none-any.whl")
+        );
+        let l = lock(
             r#"{"url":"https://x/b-2-py3-none-any.whl"},{"url":"https://x/b-2-cp312-cp312-manylinux_2_17_x86_64.whl"}"#,
         );
-        assert!(!pure, "a platform wheel beside the universal one");
-        let (_, pure) = lock(r#"{"url":"https://x/b-2.tar.gz"}"#);
-        assert!(!pure, "an sdist may compile");
+        assert!(!l.pure, "a platform wheel beside the universal one");
+        let l = lock(r#"{"url":"https://x/b-2.tar.gz"}"#);
+        assert!(!l.pure, "an sdist may compile");
+        let b = PackageName::new("b").unwrap();
+        assert_eq!(
+            l.wheel_of(&b),
+            None,
+            "only an sdist: no wheel to read scripts from"
+        );
     }
 
     #[test]
@@ -454,7 +603,7 @@ mod tests {
         };
         assert_eq!(
             explain(&e).unwrap(),
-            "no compatible distribution of native-dep==1.0"
+            Explained::NoWheel("no compatible distribution of native-dep==1.0".into())
         );
         let e = ToolError::Failed {
             program: "pex".into(),
@@ -463,7 +612,7 @@ mod tests {
         };
         assert_eq!(
             explain(&e).unwrap(),
-            "no wheel for this platform: native-dep 1 (via: needs-native==1.0 -> native-dep) does not have any compatible artifacts"
+            Explained::NoWheel("no wheel for this platform: native-dep 1 (via: needs-native==1.0 -> native-dep) does not have any compatible artifacts".into())
         );
     }
 }

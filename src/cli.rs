@@ -1,6 +1,7 @@
 //! The command line: argument parsing and the `plan` report. Each command reads its inputs,
 //! calls the core, and prints; problems are reported per package and the run goes on.
 
+pub mod controller;
 pub(crate) mod sync;
 
 use std::io::Write;
@@ -45,11 +46,14 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build what is missing, release it, and write Hermit manifests (the embedded default).
     Sync(Box<SyncArgs>),
-    /// Build one version for one platform and add it to its (draft) release: what a build Job
-    /// runs; also usable by hand.
+    /// Resolve one version and record its lock in its draft release (pure Python: build every
+    /// platform too): what a lock Job runs; also usable by hand.
+    Lock(Box<LockArgs>),
+    /// Build one platform of a locked version into its draft release: what a build Job runs;
+    /// also usable by hand.
     Build(Box<BuildArgs>),
     /// Run the Kubernetes controller for PythonPackage resources.
-    Controller(Box<crate::controller::run::ControllerArgs>),
+    Controller(Box<controller::ControllerArgs>),
     /// Print the PythonPackage CRD (as checked in at crds/pythonpackage.yaml).
     Crd,
     /// Print PythonPackage resources for config files, for GitOps repositories.
@@ -93,34 +97,76 @@ pub struct ReleaseArgs {
     pub github_write_interval_ms: u64,
 }
 
+/// What a lock or build step is for: one version, what its config asks for it, and the
+/// release (made by `sync` or the controller) the step writes to. A build Job runs one.
 #[derive(Args)]
-pub struct BuildArgs {
+pub struct StepArgs {
     /// The PyPI project.
     #[arg(long)]
     pub package: crate::names::PackageName,
-    /// The version to build (PEP 440).
+    /// The version (PEP 440).
     #[arg(long)]
     pub version: pep440_rs::Version,
     /// CPython minor, e.g. 3.12.
     #[arg(long)]
     pub python: crate::names::PythonMinor,
+    /// The id of the draft release to write to, in the release store.
     #[arg(long)]
-    pub platform: Platform,
-    /// A console script to expose (repeat for several).
-    #[arg(long = "binary", required = true)]
+    pub release_id: String,
+    /// A configured console script (repeat for several; none: every console script).
+    #[arg(long = "binary")]
     pub binaries: Vec<crate::names::BinaryName>,
     /// A PEP 508 requirement added to the version's (repeat for several).
     #[arg(long = "extra-package")]
     pub extra_packages: Vec<String>,
     #[arg(long)]
     pub config_version: Option<u32>,
+    /// The configured test command (default: `<first binary> --help`).
+    #[arg(long, default_value = "")]
+    pub test: String,
     #[command(flatten)]
     pub index: IndexArgs,
     #[command(flatten)]
     pub release: ReleaseArgs,
     /// Stop any pex run after this many seconds.
-    #[arg(long, default_value_t = 1800)]
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     pub build_timeout: u64,
+    /// Stop a build's test after this many seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_timeout: u64,
+}
+
+impl ReleaseArgs {
+    pub fn settings(&self, cache_dir: Option<PathBuf>) -> crate::release::StoreSettings {
+        crate::release::StoreSettings {
+            dist: self.dist.clone(),
+            base_url: self.base_url.clone(),
+            repository: self.repository.clone(),
+            api_url: self.github.github_api_url.clone(),
+            html_url: self.github.github_url.clone(),
+            prerelease: self.prerelease,
+            write_interval: std::time::Duration::from_millis(self.github_write_interval_ms),
+            cache_dir,
+            max_view_age: None,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// The platforms a pure-Python lock builds right away (repeat for several).
+    #[arg(long = "platform", required = true)]
+    pub platforms: Vec<Platform>,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    #[arg(long)]
+    pub platform: Platform,
 }
 
 #[derive(Args)]
@@ -156,6 +202,24 @@ pub struct ManifestArgs {
     pub git_author: String,
 }
 
+impl ManifestArgs {
+    pub fn settings(
+        &self,
+        github_api_url: &str,
+        cache_dir: PathBuf,
+    ) -> crate::gitops::SinkSettings {
+        crate::gitops::SinkSettings {
+            git: self.manifest_repo.clone(),
+            github: self.manifest_github.clone(),
+            branch: self.manifest_branch.clone(),
+            dir: self.manifest_dir.clone(),
+            author: self.git_author.clone(),
+            github_api_url: github_api_url.to_owned(),
+            cache_dir,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct SyncArgs {
     /// Config files, package directories, or directories of them (default: python/).
@@ -173,8 +237,12 @@ pub struct SyncArgs {
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Stop any pex run after this many seconds.
-    #[arg(long, default_value_t = 1800)]
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     pub build_timeout: u64,
+    /// Build again the platforms recorded as impossible for a version (no wheel for them):
+    /// a wheel may have appeared since.
+    #[arg(long)]
+    pub retry_missing: bool,
     /// Show the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -183,8 +251,8 @@ pub struct SyncArgs {
     /// List releases without first running their test command.
     #[arg(long)]
     pub no_verify: bool,
-    /// Stop a release's test command after this many seconds.
-    #[arg(long, default_value_t = 300)]
+    /// Stop a build's test command after this many seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub test_timeout: u64,
 }
 
@@ -216,6 +284,7 @@ impl SelectArgs {
         PlanOptions {
             latest: self.latest,
             platforms: self.platforms.clone(),
+            retry_missing: false,
         }
     }
 }
@@ -274,8 +343,11 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Plan(args) => plan_command(args).await,
             Command::Sync(args) => sync::sync_command(*args).await,
+            Command::Lock(args) => sync::lock_command(*args).await,
             Command::Build(args) => sync::build_command(*args).await,
-            Command::Controller(args) => crate::controller::run::controller_command(*args).await,
+            Command::Controller(args) => {
+                controller::controller_command(*args, cli.verbose, cli.log_format).await
+            }
             Command::Crd => {
                 print!("{}", crate::controller::resource::crd_yaml());
                 Ok(ExitCode::SUCCESS)
@@ -358,6 +430,7 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
                     &s.spec,
                     &project.versions(),
                     &releases,
+                    &[],
                     &args.select.options(),
                 );
                 plans.push((s, project.not_modified, p));
@@ -453,9 +526,9 @@ pub fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::i
                 .join(" ")
         };
         let what = match vp.status {
-            VersionStatus::Released => format!("released   {}", platforms(&p.platforms)),
+            VersionStatus::Released => format!("released   {}", platforms(&vp.done)),
             VersionStatus::ToPublish => "publish    (all platforms present)".to_owned(),
-            VersionStatus::Incompatible => "skip".to_owned(),
+            VersionStatus::Incompatible | VersionStatus::Blocked => "skip".to_owned(),
             _ => format!("build      {}", platforms(&vp.build)),
         };
         let status = serde_json::to_value(vp.status)
@@ -470,6 +543,13 @@ pub fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::i
         )?;
         if let Some(note) = &vp.note {
             writeln!(out, "  {:<14} note: {note}", "")?;
+        }
+        for (platform, why) in &vp.missing {
+            writeln!(out, "  {:<14} no {platform}: {why}", "")?;
+        }
+        for b in &vp.blockers {
+            let on = b.platform.map_or_else(String::new, |p| format!(" {p}"));
+            writeln!(out, "  {:<14} blocked{on}: {}: {}", "", b.reason, b.message)?;
         }
     }
     writeln!(

@@ -5,6 +5,7 @@
 //! with `limit` (the controller-wide Job bound) and `manifest` (the commit step); `targets` says
 //! where releases and manifests go, and `run` is the process around it (`metrics`, `lease`).
 
+pub mod context;
 pub mod jobs;
 pub mod lease;
 pub mod limit;

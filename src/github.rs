@@ -152,6 +152,19 @@ impl Api {
         url: &str,
         make: impl Fn() -> (HeaderMap, Option<OctoBody>),
     ) -> Result<Response, ApiError> {
+        self.send_attempts(method, url, make, self.retry.attempts)
+            .await
+    }
+
+    /// `send_with` with its own number of attempts: 1 leaves a 5xx to the caller, for a
+    /// request that must not simply be sent again (creating a release twice makes two).
+    pub async fn send_attempts(
+        &self,
+        method: Method,
+        url: &str,
+        make: impl Fn() -> (HeaderMap, Option<OctoBody>),
+        attempts: u32,
+    ) -> Result<Response, ApiError> {
         let mut attempt = 0;
         let mut waited = Duration::ZERO;
         loop {
@@ -198,11 +211,9 @@ impl Api {
                     attempt -= 1; // waiting out a limit is not a failed attempt
                     continue;
                 }
-                Ok(r) if r.status.is_server_error() && attempt < self.retry.attempts => {
-                    self.backoff(attempt)
-                }
+                Ok(r) if r.status.is_server_error() && attempt < attempts => self.backoff(attempt),
                 Ok(r) => return Ok(r),
-                Err(_) if attempt < self.retry.attempts => self.backoff(attempt),
+                Err(_) if attempt < attempts => self.backoff(attempt),
                 Err(message) => {
                     return Err(ApiError::Other(format!(
                         "{method} {}: {message}",
@@ -216,7 +227,7 @@ impl Api {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub fn backoff(&self, attempt: u32) -> Duration {
         self.retry
             .base_delay
             .saturating_mul(1 << (attempt - 1).min(10))

@@ -5,8 +5,11 @@
 //! text and returns the new one, so a concurrent commit is merged, never overwritten, and the
 //! rules of `hermit::render` (never drop a version, digests must agree) hold on every retry.
 
+mod any;
 pub mod git;
 pub mod github;
+
+pub use any::{AnySink, SinkSettings};
 
 use std::path::PathBuf;
 
@@ -40,6 +43,9 @@ pub struct CommitOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The settings cannot work (said before anything is done).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Git(String),
     #[error("{0}")]

@@ -8,8 +8,7 @@ use std::fmt::Write;
 
 use pep440_rs::Version;
 
-use crate::names::{PackageName, Platform, PythonMinor};
-use crate::release::{Release, ReleaseState};
+use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::spec::PackageSpec;
 
 /// One version that is complete in the release store.
@@ -17,32 +16,12 @@ use crate::spec::PackageSpec;
 pub struct CompleteVersion {
     pub version: Version,
     pub python: PythonMinor,
+    /// The platforms this version is listed for, with their tarball's sha256: all of the config's platforms,
+    /// or fewer when a platform cannot exist for this version.
     pub sha256: BTreeMap<Platform, String>,
-}
-
-/// The versions a manifest may list: published releases with every platform's asset complete.
-pub fn complete_versions(spec: &PackageSpec, releases: &[Release]) -> Vec<CompleteVersion> {
-    let platforms = spec.platforms();
-    releases
-        .iter()
-        .filter(|r| r.state == ReleaseState::Published)
-        .filter_map(|r| {
-            let sha256: BTreeMap<Platform, String> = platforms
-                .iter()
-                .filter_map(|p| {
-                    r.asset(&spec.package, *p)
-                        .filter(|a| a.is_complete())
-                        .map(|a| (*p, a.sha256.clone().unwrap_or_default()))
-                })
-                .collect();
-            let python = r.python.or_else(|| spec.python_for(&r.version))?;
-            (sha256.len() == platforms.len()).then(|| CompleteVersion {
-                version: r.version.clone(),
-                python,
-                sha256,
-            })
-        })
-        .collect()
+    /// The launchers in its tarballs (console scripts); every version of a package may differ when the config
+    /// leaves `binaries` out.
+    pub binaries: Vec<BinaryName>,
 }
 
 /// What an existing manifest says, as far as merging needs.

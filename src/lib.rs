@@ -11,6 +11,7 @@ pub mod gitops;
 pub mod hermit;
 pub mod local;
 pub mod names;
+pub mod pipeline;
 pub mod plan;
 pub mod pypi;
 pub mod release;

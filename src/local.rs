@@ -1,12 +1,12 @@
-//! The embedded executor behind `hermit-pex sync`: runs a plan's actions on this machine (builds
-//! as local processes, a release store, manifests in a directory). One failing version or
+//! The embedded executor behind `hermit-pex sync`: each version goes through its steps (the
+//! planner says which comes next, `pipeline` does it) as local processes, against a release
+//! store, until nothing is left to do; then one manifest commit. One failing version or
 //! platform is reported and the others go on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -14,14 +14,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pep440_rs::Version;
 use tokio::sync::Semaphore;
 
-use crate::build::{self, BuildInfo, BuildSettings, PlatformBuild, VersionJob};
+use crate::build::{BuildSettings, Lock, VersionJob};
 use crate::gitops::{CommitOutcome, ManifestSink, Rendered, SinkError};
-use crate::hermit::{self, CompleteVersion};
+use crate::hermit::CompleteVersion;
 use crate::names::{PackageName, Platform};
-use crate::plan::{Action, Plan, VersionPlan};
-use crate::release::{ReleaseMeta, ReleaseStore, Upload};
+use crate::pipeline::{PlatformOutcome, Steps};
+use crate::plan::{Plan, PlanOptions, Step, Tried, VersionPlan, plan_version};
+use crate::pypi::IndexVersion;
+use crate::release::{LockRecord, Release, ReleaseId, ReleaseStore};
 use crate::spec::LoadedSpec;
 use crate::verify::Verdict;
+
+/// Rounds of observe → plan → step for one version before giving up: a version needs at most
+/// discard, create, lock, build, publish.
+const MAX_ROUNDS: usize = 8;
 
 pub struct Sync<'a, S> {
     pub store: &'a S,
@@ -30,8 +36,10 @@ pub struct Sync<'a, S> {
     pub jobs: Arc<Semaphore>,
     /// `repository = ...` in manifests, when releases live in a repository.
     pub repository: Option<String>,
-    /// Try each release's host tarball before a manifest lists it (`None`: list without trying).
+    /// How releases made by an older hermit-pex (no test outcome recorded) are tried before a
+    /// manifest lists them (`None`: listed without trying).
     pub verification: Option<Verification>,
+    pub options: PlanOptions,
     pub progress: Progress,
 }
 
@@ -43,31 +51,44 @@ pub struct Failure {
     pub message: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PackageOutcome {
     pub built: usize,
     pub published: usize,
     pub failures: Vec<Failure>,
 }
 
+#[derive(Default)]
+struct VersionOutcome {
+    built: usize,
+    published: bool,
+    failures: Vec<Failure>,
+}
+
 impl<S: ReleaseStore> Sync<'_, S> {
-    /// Executes a package's plan: releases, builds, uploads, publishing.
-    pub async fn run(&self, spec: &LoadedSpec, plan: &Plan) -> PackageOutcome {
-        let mut outcome = PackageOutcome {
-            built: 0,
-            published: 0,
-            failures: Vec::new(),
-        };
-        let mut running: FuturesUnordered<_> = plan
-            .versions
-            .iter()
-            .filter(|vp| {
-                plan.actions
-                    .iter()
-                    .any(|a| a.version() == Some(&vp.version))
-            })
-            .map(|vp| self.run_version(spec, plan, vp))
-            .collect();
+    /// Takes every version of the plan as far as it goes.
+    pub async fn run(
+        &self,
+        spec: &LoadedSpec,
+        index: &[IndexVersion],
+        plan: &Plan,
+    ) -> PackageOutcome {
+        let by_version: HashMap<&Version, &IndexVersion> =
+            index.iter().map(|iv| (&iv.version, iv)).collect();
+        let mut outcome = PackageOutcome::default();
+        let mut running: FuturesUnordered<_> = FuturesUnordered::new();
+        for vp in &plan.versions {
+            if vp.steps.is_empty() {
+                // Nothing to do now; what blocks it is said once.
+                outcome
+                    .failures
+                    .extend(self.blocked(&spec.spec.package, vp));
+                continue;
+            }
+            if let Some(iv) = by_version.get(&vp.version) {
+                running.push(self.run_version(spec, iv, vp.clone()));
+            }
+        }
         while let Some(v) = running.next().await {
             outcome.built += v.built;
             outcome.published += usize::from(v.published);
@@ -76,206 +97,282 @@ impl<S: ReleaseStore> Sync<'_, S> {
         outcome
     }
 
+    fn blocked(&self, package: &PackageName, vp: &VersionPlan) -> Vec<Failure> {
+        vp.blockers
+            .iter()
+            .map(|b| {
+                let f = Failure {
+                    version: vp.version.clone(),
+                    platform: b.platform,
+                    message: format!("{}: {}", b.reason, b.message),
+                };
+                self.report(package, &f);
+                f
+            })
+            .collect()
+    }
+
+    fn report(&self, package: &PackageName, f: &Failure) {
+        let on = f.platform.map_or_else(String::new, |p| format!(" {p}"));
+        self.progress.line(format!(
+            "{package} {}{on}: FAILED: {}",
+            f.version, f.message
+        ));
+    }
+
+    /// Observe → plan → do the next steps, until the version is settled or a step fails.
     async fn run_version(
         &self,
         spec: &LoadedSpec,
-        plan: &Plan,
-        vp: &VersionPlan,
+        iv: &IndexVersion,
+        first: VersionPlan,
     ) -> VersionOutcome {
         let s = &spec.spec;
-        let package = &s.package;
-        let mut out = VersionOutcome::default();
-        let fail = |platform: Option<Platform>, message: String| Failure {
-            version: vp.version.clone(),
-            platform,
-            message,
+        let say = |line: String| self.progress.line(line);
+        let steps = Steps {
+            store: self.store,
+            settings: &self.settings,
+            say: &say,
         };
-        let actions: Vec<&Action> = plan
-            .actions
-            .iter()
-            .filter(|a| a.version() == Some(&vp.version))
-            .collect();
-        let builds: Vec<Platform> = actions.iter().filter_map(|a| a.build_platform()).collect();
-        let publish = actions
-            .iter()
-            .any(|a| matches!(a, Action::PublishRelease { .. }));
-
-        if actions
-            .iter()
-            .any(|a| matches!(a, Action::CreateRelease { .. }))
-            || !builds.is_empty()
-        {
-            let meta = ReleaseMeta {
-                python: vp.python,
-                config_version: s.config_version,
+        let job = VersionJob::new(s, &iv.version, first.python);
+        let mut out = VersionOutcome::default();
+        let mut resolved: Option<(Lock, LockRecord)> = None;
+        let mut vp = first;
+        let mut releases: Vec<Release> = Vec::new();
+        let mut fail = |out: &mut VersionOutcome, platform: Option<Platform>, message: String| {
+            let f = Failure {
+                version: iv.version.clone(),
+                platform,
+                message,
             };
-            if let Err(e) = self.store.create(package, &vp.version, &meta).await {
-                out.failures
-                    .push(fail(None, format!("cannot create the release: {e}")));
+            self.report(&s.package, &f);
+            out.failures.push(f);
+        };
+        for round in 0.. {
+            if round > 0 {
+                match self.store.releases(&s.package).await {
+                    Ok(rs) => {
+                        releases = rs.into_iter().filter(|r| r.version == iv.version).collect()
+                    }
+                    Err(e) => {
+                        fail(&mut out, None, format!("cannot read releases: {e}"));
+                        return out;
+                    }
+                }
+                let rs: Vec<&Release> = releases.iter().collect();
+                vp = plan_version(s, iv, &rs, &[], &self.options);
+            } else if let Ok(rs) = self.store.releases(&s.package).await {
+                releases = rs.into_iter().filter(|r| r.version == iv.version).collect();
+            }
+            if vp.steps.is_empty() {
+                break;
+            }
+            if round >= MAX_ROUNDS {
+                fail(
+                    &mut out,
+                    None,
+                    format!("still has steps after {MAX_ROUNDS} rounds: {:?}", vp.steps),
+                );
                 return out;
             }
-        }
-
-        if !builds.is_empty() {
-            let job = VersionJob {
-                package: package.clone(),
-                version: vp.version.clone(),
-                python: vp.python,
-                binaries: s.binaries.clone(),
-                extra_packages: s.extra_packages.clone(),
-                config_version: s.config_version,
-            };
-            match self.build_version(&job, &builds).await {
-                Err(message) => out.failures.push(fail(None, message)),
-                Ok((info, results)) => {
-                    for (platform, result) in results {
-                        let uploaded = match result {
-                            Ok(b) => self.upload(&job, &b).await,
-                            Err(message) => Err(message),
-                        };
-                        match uploaded {
-                            Ok(()) => out.built += 1,
-                            Err(message) => out.failures.push(fail(Some(platform), message)),
+            let find = |id: &ReleaseId| releases.iter().find(|r| &r.id == id).cloned();
+            // Discards first; then the one next step (all of the platform builds at once).
+            for step in &vp.steps {
+                if let Step::Discard { release, why } = step
+                    && let Some(r) = find(release)
+                {
+                    say(format!(
+                        "{} {}: discarding draft {release}: {why}",
+                        s.package, iv.version
+                    ));
+                    if let Err(e) = self.store.delete_draft(&r).await {
+                        fail(
+                            &mut out,
+                            None,
+                            format!("cannot discard the draft {release}: {e}"),
+                        );
+                        return out;
+                    }
+                }
+            }
+            let next: Vec<&Step> = vp
+                .steps
+                .iter()
+                .filter(|s| !matches!(s, Step::Discard { .. }))
+                .collect();
+            match next.first() {
+                None => continue,
+                Some(Step::Create) => {
+                    // Resolved before anything is created: a config the package cannot meet
+                    // (a binary it does not have) leaves nothing behind.
+                    if resolved.is_none() {
+                        match self.resolve(&steps, &job).await {
+                            Ok(r) => resolved = Some(r),
+                            Err(e) => {
+                                fail(&mut out, e.platform(), e.to_string());
+                                return out;
+                            }
                         }
                     }
-                    if let Err(e) = self.store.put_build_info(&info).await {
-                        out.failures
-                            .push(fail(None, format!("cannot record the build info: {e}")));
+                    if let Err(e) = self.store.create(&job.info()).await {
+                        fail(&mut out, None, format!("cannot create the release: {e}"));
+                        return out;
                     }
                 }
-            }
-        }
-
-        if publish && out.failures.is_empty() {
-            match self.store.publish(package, &vp.version).await {
-                Ok(()) => {
-                    out.published = true;
-                    self.progress
-                        .line(format!("{package} {}: released", vp.version));
+                Some(Step::Lock { release, platforms }) => {
+                    let Some(r) = find(release) else { continue };
+                    if resolved.is_none() {
+                        match self.resolve(&steps, &job).await {
+                            Ok(x) => resolved = Some(x),
+                            Err(e) => {
+                                fail(&mut out, e.platform(), e.to_string());
+                                return out;
+                            }
+                        }
+                    }
+                    let (lock, record) = resolved.as_ref().expect("resolved above");
+                    let r = match steps.record_lock(&r, &job, lock, record).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            fail(&mut out, None, e.to_string());
+                            return out;
+                        }
+                    };
+                    if record.pure {
+                        let _permit = self.permit().await;
+                        let results = steps
+                            .build_pure(&r, &job, &lock.path, record, platforms)
+                            .await;
+                        self.progress.inc();
+                        if !self.count(&job, &mut out, results, &mut fail) {
+                            return out;
+                        }
+                    }
                 }
-                Err(e) => out
-                    .failures
-                    .push(fail(None, format!("cannot publish: {e}"))),
+                Some(Step::Build { release, .. }) => {
+                    let Some(r) = find(release) else { continue };
+                    let (lock, record) = match steps.lock_file(&r, &job).await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            fail(&mut out, None, e.to_string());
+                            return out;
+                        }
+                    };
+                    let platforms: Vec<Platform> = next
+                        .iter()
+                        .filter_map(|s| match s {
+                            Step::Build { platform, .. } => Some(*platform),
+                            _ => None,
+                        })
+                        .collect();
+                    let builds = platforms.iter().map(|&p| {
+                        let (r, job, lock, record, steps) = (&r, &job, &lock, &record, &steps);
+                        async move {
+                            let _permit = self.permit().await;
+                            let result = steps.build(r, job, lock, record, p).await;
+                            self.progress.inc();
+                            (p, result)
+                        }
+                    });
+                    let results = futures::future::join_all(builds).await;
+                    if !self.count(&job, &mut out, results, &mut fail) {
+                        return out;
+                    }
+                }
+                Some(Step::Publish { release }) => {
+                    let Some(r) = find(release) else { continue };
+                    let scratch = match tempfile::tempdir_in(&self.settings.work_dir) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            fail(&mut out, None, format!("no scratch directory: {e}"));
+                            return out;
+                        }
+                    };
+                    match crate::pipeline::publish(self.store, &r, &s.platforms(), scratch.path())
+                        .await
+                    {
+                        Ok(info) => {
+                            out.published = true;
+                            let missing: Vec<String> =
+                                info.missing.keys().map(ToString::to_string).collect();
+                            say(if missing.is_empty() {
+                                format!("{} {}: released", s.package, iv.version)
+                            } else {
+                                format!(
+                                    "{} {}: released without {} (cannot exist, see above)",
+                                    s.package,
+                                    iv.version,
+                                    missing.join(", ")
+                                )
+                            });
+                        }
+                        Err(e @ crate::pipeline::PublishError::Inconsistent { .. }) => {
+                            // The platform was removed from the draft: the next round builds it.
+                            say(format!("{} {}: {e}", s.package, iv.version));
+                        }
+                        Err(e) => {
+                            fail(&mut out, None, e.to_string());
+                            return out;
+                        }
+                    }
+                }
+                Some(Step::Discard { .. }) => unreachable!("filtered out above"),
             }
         }
-        for f in &out.failures {
-            let on = f.platform.map_or_else(String::new, |p| format!(" {p}"));
-            self.progress.line(format!(
-                "{package} {}{on}: FAILED: {}",
-                f.version, f.message
-            ));
+        for b in &vp.blockers {
+            fail(&mut out, b.platform, format!("{}: {}", b.reason, b.message));
         }
         out
     }
 
-    /// Locks the version once, then builds its platforms (once in all when it is pure Python).
-    async fn build_version(
+    async fn resolve(
         &self,
+        steps: &Steps<'_, S>,
         job: &VersionJob,
-        platforms: &[Platform],
-    ) -> Result<(BuildInfo, BTreeMap<Platform, Result<PlatformBuild, String>>), String> {
-        let lock = {
-            let _permit = self
-                .jobs
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            self.progress.line(format!(
-                "{} {}: resolving requirements (python {})",
-                job.package, job.version, job.python
-            ));
-            build::lock(job, &self.settings)
-                .await
-                .map_err(|e| e.to_string())?
-        };
-        let mut results = BTreeMap::new();
-        if lock.pure {
-            // One PEX for every platform; build it for the host when it is wanted.
-            let first = platforms
-                .iter()
-                .copied()
-                .find(|p| Some(*p) == Platform::host())
-                .unwrap_or(platforms[0]);
-            let built = self.build_one(job, &lock, first).await;
-            for &p in platforms {
-                let r = match &built {
-                    Ok(b) if p == first => Ok(b.clone()),
-                    Ok(b) => build::reuse_for(job, b, p, &self.settings).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.clone()),
-                };
-                results.insert(p, r);
-            }
-        } else {
-            let lock = &lock;
-            let builds = platforms
-                .iter()
-                .map(|&p| async move { (p, self.build_one(job, lock, p).await) });
-            results.extend(futures::future::join_all(builds).await);
-        }
-        let info = BuildInfo {
-            package: job.package.clone(),
-            version: job.version.clone(),
-            python: job.python,
-            config_version: job.config_version,
-            requirements: job.requirements(),
-            lock: lock.pins.clone(),
-            pure: lock.pure,
-            pex_version: build::tools::PEX_VERSION.into(),
-            pip_version: build::tools::PIP_VERSION.into(),
-            pex_options: build::PEX_OPTIONS.iter().map(|s| s.to_string()).collect(),
-            platforms: results
-                .iter()
-                .filter_map(|(p, r)| r.as_ref().ok().map(|b| (*p, b.clone())))
-                .collect(),
-            built_at: build::now(),
-        };
-        Ok((info, results))
+    ) -> Result<(Lock, LockRecord), crate::pipeline::StepError> {
+        let _permit = self.permit().await;
+        steps.resolve(job).await
     }
 
-    async fn build_one(
-        &self,
-        job: &VersionJob,
-        lock: &build::Lock,
-        platform: Platform,
-    ) -> Result<PlatformBuild, String> {
-        let _permit = self
-            .jobs
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.jobs
             .acquire()
             .await
-            .expect("the semaphore is never closed");
-        let started = Instant::now();
-        let result = build::build_platform(job, lock, platform, &self.settings)
-            .await
-            .map_err(|e| e.to_string());
-        if let Ok(b) = &result {
-            self.progress.line(format!(
-                "{} {} {platform}: built {} ({:.1} MB, {:.1} s)",
-                job.package,
-                job.version,
-                b.asset,
-                b.size as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            ));
+            .expect("the semaphore is never closed")
+    }
+
+    /// Counts platform outcomes; says each platform that cannot exist; false when one failed.
+    fn count(
+        &self,
+        job: &VersionJob,
+        out: &mut VersionOutcome,
+        results: Vec<(
+            Platform,
+            Result<PlatformOutcome, crate::pipeline::StepError>,
+        )>,
+        fail: &mut impl FnMut(&mut VersionOutcome, Option<Platform>, String),
+    ) -> bool {
+        let mut ok = true;
+        for (p, r) in results {
+            match r {
+                Ok(PlatformOutcome::Built(_)) => out.built += 1,
+                Ok(PlatformOutcome::Missing(why)) => {
+                    self.progress.line(format!(
+                        "{} {} {p}: cannot exist, recorded: {why}",
+                        job.package, job.version
+                    ));
+                }
+                Err(e) => {
+                    ok = false;
+                    fail(out, Some(p), e.to_string());
+                }
+            }
         }
-        self.progress.inc();
-        result
+        ok
     }
 
-    async fn upload(&self, job: &VersionJob, b: &PlatformBuild) -> Result<(), String> {
-        let upload = Upload {
-            name: &b.asset,
-            path: &b.tarball,
-            size: b.size,
-            sha256: &b.sha256,
-        };
-        self.store
-            .upload(&job.package, &job.version, upload)
-            .await
-            .map_err(|e| format!("cannot store {}: {e}", b.asset))
-    }
-
-    /// The versions a manifest may list: published, every platform there, and the host's
-    /// tarball passing the package's test (remembered by digest, so each is run once).
+    /// The versions a manifest may list, tried the way their builds recorded (releases made by
+    /// an older hermit-pex are tried here, once per digest, test and binaries).
     async fn listable(
         &self,
         spec: &LoadedSpec,
@@ -288,35 +385,37 @@ impl<S: ReleaseStore> Sync<'_, S> {
             .map_err(|e| e.to_string())?;
         let mut complete = Vec::new();
         let mut failures = Vec::new();
-        for c in hermit::complete_versions(s, &releases) {
-            if let Some(verification) = &self.verification
-                && let Some(host) = Platform::host().filter(|h| c.sha256.contains_key(h))
-            {
-                match self
-                    .verify(
-                        verification,
-                        spec,
-                        &c.version,
-                        c.python,
-                        host,
-                        &c.sha256[&host],
-                    )
-                    .await
-                {
-                    Verdict::Passed => {}
-                    Verdict::Skipped(why) => {
-                        self.progress.line(format!(
-                            "{} {}: not tried before listing: {why}",
-                            s.package, c.version
-                        ));
-                    }
-                    Verdict::Failed(why) => {
-                        failures.push(Failure {
-                            version: c.version.clone(),
-                            platform: Some(host),
-                            message: format!("left out of the manifest: {why}"),
-                        });
-                        continue;
+        for l in crate::plan::listable(s, &releases) {
+            let c = l.complete;
+            match l.tried {
+                Tried::Passed => {}
+                Tried::NotTried(why) => self.progress.line(format!(
+                    "{} {}: listed without its test having run: {why}",
+                    s.package, c.version
+                )),
+                Tried::Unknown => {
+                    if let Some(v) = &self.verification
+                        && let Some(host) = Platform::host().filter(|h| c.sha256.contains_key(h))
+                        && let Some(r) = releases.iter().find(|r| {
+                            r.version == c.version
+                                && r.state == crate::release::ReleaseState::Published
+                        })
+                    {
+                        match self.verify(v, spec, r, &c, host).await {
+                            Verdict::Passed => {}
+                            Verdict::Skipped(why) => self.progress.line(format!(
+                                "{} {}: not tried before listing: {why}",
+                                s.package, c.version
+                            )),
+                            Verdict::Failed(why) => {
+                                failures.push(Failure {
+                                    version: c.version.clone(),
+                                    platform: Some(host),
+                                    message: format!("left out of the manifest: {why}"),
+                                });
+                                continue;
+                            }
+                        }
                     }
                 }
             }
@@ -329,42 +428,57 @@ impl<S: ReleaseStore> Sync<'_, S> {
         &self,
         v: &Verification,
         spec: &LoadedSpec,
-        version: &Version,
-        python: crate::names::PythonMinor,
+        release: &Release,
+        c: &CompleteVersion,
         host: Platform,
-        sha256: &str,
     ) -> Verdict {
-        let marker = v.cache_dir.join("verified").join(sha256);
+        let s = &spec.spec;
+        let sha256 = &c.sha256[&host];
+        let test =
+            match crate::build::scripts::test_command(s.test.as_deref().unwrap_or(""), &c.binaries)
+            {
+                Ok(t) => t,
+                Err(e) => return Verdict::Failed(e.to_string()),
+            };
+        // What was tried is the tarball with this test and these launchers: a changed config
+        // is tried again.
+        let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
+            "{sha256}\n{test}\n{}",
+            c.binaries
+                .iter()
+                .map(|b| b.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )));
+        let marker = v.cache_dir.join("verified").join(&key);
         if marker.exists() {
             return Verdict::Passed;
         }
-        let s = &spec.spec;
         let asset = s.package.asset_name(host);
         let Ok(scratch) = tempfile::tempdir() else {
             return Verdict::Skipped("no temporary directory".into());
         };
         let tarball = match self
             .store
-            .fetch(&s.package, version, &asset, &scratch.path().join(&asset))
+            .fetch(release, &asset, &scratch.path().join(&asset))
             .await
         {
             Ok(p) => p,
             Err(e) => return Verdict::Failed(format!("cannot fetch {asset}: {e}")),
         };
-        let pex_root = v.cache_dir.join("pex-root-verify");
         let verdict = crate::verify::verify(
             &tarball,
             sha256,
-            &s.test_command(),
-            &s.binaries,
-            python,
-            &pex_root,
+            &test,
+            &c.binaries,
+            c.python,
+            &v.cache_dir.join("pex-root-verify"),
             v.timeout,
         )
         .await;
         if verdict == Verdict::Passed {
             let _ = std::fs::create_dir_all(marker.parent().expect("in the cache"));
-            let _ = std::fs::write(&marker, format!("{} {version} {host}\n", s.package));
+            let _ = std::fs::write(&marker, format!("{} {} {host}\n", s.package, c.version));
         }
         verdict
     }
@@ -415,17 +529,10 @@ impl<S: ReleaseStore> Sync<'_, S> {
     }
 }
 
-/// Trying releases before they are listed.
+/// Trying releases made by an older hermit-pex before they are listed.
 pub struct Verification {
     pub cache_dir: PathBuf,
     pub timeout: std::time::Duration,
-}
-
-#[derive(Default)]
-struct VersionOutcome {
-    built: usize,
-    published: bool,
-    failures: Vec<Failure>,
 }
 
 /// Progress on a terminal (a bar over the build count), plain lines otherwise.

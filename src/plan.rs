@@ -1,15 +1,23 @@
-//! The planner: a pure function from a spec, the index's versions and the releases already in
-//! the store to the desired (version, platform) set and the actions that get there. No I/O, so
-//! the CLI, `sync` and the controller all decide the same way, and most tests live here.
+//! The planner: a pure function from a spec, the index's versions, the releases in the store and
+//! the work under way to what each version needs next. No I/O, so `sync`, `plan`, a build Job
+//! and the controller all decide the same way, and most tests live here.
+//!
+//! The version is the unit of work. Its steps, in order: one draft release (the single place its
+//! assets go; GitHub keeps several drafts of one tag, so extra ones are discarded and the oldest
+//! kept), one lock (resolved once, recorded in the draft; a pure-Python lock builds every
+//! platform in the same step), one build per platform from that lock, one publish once every
+//! platform is there (or cannot exist), then the manifest lists it (`listable`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use pep440_rs::Version;
 use serde::Serialize;
 
-use crate::names::{PackageName, Platform, PythonMinor};
+use crate::hermit::CompleteVersion;
+use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::pypi::IndexVersion;
-use crate::release::{Release, ReleaseState};
+use crate::release::info::{missing_asset, record_asset};
+use crate::release::{Release, ReleaseId, ReleaseState, TestOutcome, VersionInputs};
 use crate::spec::PackageSpec;
 
 #[derive(Debug, Clone, Default)]
@@ -18,64 +26,91 @@ pub struct PlanOptions {
     pub latest: Option<usize>,
     /// Build only these platforms this time; releases still need every configured platform.
     pub platforms: Option<Vec<Platform>>,
+    /// Build again the platforms recorded as impossible (a wheel may have appeared since).
+    pub retry_missing: bool,
 }
 
+/// One step of a version's work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// Create the (draft) release that assets are uploaded to.
-    CreateRelease {
-        version: Version,
-        python: PythonMinor,
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Delete a draft: a second one of the tag, or one made for other inputs.
+    Discard { release: ReleaseId, why: String },
+    /// Create the version's draft release.
+    Create,
+    /// Resolve the version and record the lock in its draft; a pure-Python lock also builds
+    /// every platform (`platforms`).
+    Lock {
+        release: ReleaseId,
+        platforms: Vec<Platform>,
     },
-    /// Build one platform's tarball; `replace` when an unusable asset of that name exists.
+    /// Build one platform from the recorded lock.
     Build {
-        version: Version,
-        python: PythonMinor,
+        release: ReleaseId,
         platform: Platform,
-        replace: bool,
     },
-    /// Every platform's asset is there: make the release public.
-    PublishRelease { version: Version },
-    /// Render the manifest with these versions (those complete once the actions above are done).
-    WriteManifest { versions: Vec<Version> },
+    /// Every platform is there or cannot exist: publish with the complete build info.
+    Publish { release: ReleaseId },
 }
 
-impl Action {
-    /// The version the action is about (none for the manifest).
-    pub fn version(&self) -> Option<&Version> {
-        match self {
-            Action::CreateRelease { version, .. }
-            | Action::Build { version, .. }
-            | Action::PublishRelease { version } => Some(version),
-            Action::WriteManifest { .. } => None,
-        }
-    }
+/// What a step under way (a Job in the cluster) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkState {
+    Running,
+    /// Finished; its output should be in the release.
+    Succeeded,
+    /// Out of retries: reported, not started again until the executor decides to retry.
+    Failed {
+        reason: String,
+        message: String,
+    },
+}
 
-    /// The platform a build action builds.
-    pub fn build_platform(&self) -> Option<Platform> {
-        match self {
-            Action::Build { platform, .. } => Some(*platform),
-            _ => None,
-        }
-    }
+/// Which step a piece of work is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkKind {
+    Lock,
+    Build(Platform),
+}
+
+/// Work under way or finished for a release (the controller's Jobs; `sync` has none: it waits
+/// for its own steps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    pub version: Version,
+    pub release: ReleaseId,
+    pub kind: WorkKind,
+    pub state: WorkState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VersionStatus {
-    /// Published with every platform: nothing to do.
+    /// Published with every platform (or each missing one recorded): nothing to do.
     Released,
     /// Every platform is there but the release is still a draft.
     ToPublish,
-    /// Some platforms are there; the others are built, the rest kept.
-    Partial,
+    /// Locked; platforms are being built or are to be built.
+    Building,
+    /// A draft without its lock yet.
+    Locking,
     /// No release yet.
     New,
-    /// A draft built with another python or config_version: rebuilt (it was never published).
+    /// Drafts made for other settings are discarded and the version built again.
     Rebuild,
     /// The configured python is outside the version's `requires-python`: not built.
     Incompatible,
+    /// A step failed or a platform cannot exist while the config wants every platform:
+    /// nothing moves until a retry.
+    Blocked,
+}
+
+/// Why a version or one of its platforms is stuck.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocker {
+    pub platform: Option<Platform>,
+    pub reason: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,10 +118,22 @@ pub struct VersionPlan {
     pub version: Version,
     pub python: PythonMinor,
     pub status: VersionStatus,
-    /// Platforms with a complete asset.
+    /// The release the version's work goes to (none yet: `Create` comes first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseId>,
+    /// Platforms built and in the release.
     pub done: Vec<Platform>,
-    /// Platforms to build this time.
+    /// Platforms that cannot exist for this version, and why.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing: BTreeMap<Platform, String>,
+    /// Platforms to build (now, or once the version is locked).
     pub build: Vec<Platform>,
+    pub steps: Vec<Step>,
+    /// A step finished but the release does not show its output yet: look again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -97,14 +144,13 @@ pub struct Plan {
     pub platforms: Vec<Platform>,
     /// Desired versions, newest first.
     pub versions: Vec<VersionPlan>,
-    pub actions: Vec<Action>,
 }
 
 impl Plan {
+    /// Steps that run pex: locks and platform builds.
     pub fn builds(&self) -> usize {
-        self.actions
-            .iter()
-            .filter(|a| matches!(a, Action::Build { .. }))
+        self.steps()
+            .filter(|(_, s)| matches!(s, Step::Lock { .. } | Step::Build { .. }))
             .count()
     }
 
@@ -112,11 +158,18 @@ impl Plan {
         self.versions.iter().filter(|v| v.status == status).count()
     }
 
-    /// True when nothing but (re)writing the manifest is left.
-    pub fn is_settled(&self) -> bool {
-        self.actions
+    /// Every step, newest version first.
+    pub fn steps(&self) -> impl Iterator<Item = (&VersionPlan, &Step)> {
+        self.versions
             .iter()
-            .all(|a| matches!(a, Action::WriteManifest { .. }))
+            .flat_map(|vp| vp.steps.iter().map(move |s| (vp, s)))
+    }
+
+    /// True when nothing is left to do or to wait for.
+    pub fn is_settled(&self) -> bool {
+        self.versions
+            .iter()
+            .all(|v| v.steps.is_empty() && !v.waiting)
     }
 }
 
@@ -139,202 +192,451 @@ pub fn desired_versions<'a>(
     wanted
 }
 
+/// What the config asks of `version`: a draft made for anything else is built again.
+pub fn inputs(spec: &PackageSpec, version: &Version, python: PythonMinor) -> VersionInputs {
+    let mut requirements = vec![format!("{}=={version}", spec.package)];
+    requirements.extend(spec.extra_packages.iter().cloned());
+    VersionInputs {
+        python,
+        config_version: spec.config_version,
+        requirements,
+        binaries: spec.binaries.clone(),
+        test: spec.test.clone().unwrap_or_default(),
+    }
+}
+
 pub fn plan(
     spec: &PackageSpec,
     index: &[IndexVersion],
     releases: &[Release],
+    work: &[Work],
     opts: &PlanOptions,
 ) -> Plan {
     let platforms = spec.platforms();
-    let buildable: Vec<Platform> = match &opts.platforms {
-        Some(only) => platforms
-            .iter()
-            .copied()
-            .filter(|p| only.contains(p))
-            .collect(),
-        None => platforms.clone(),
-    };
-    let by_version: HashMap<&Version, &Release> =
-        releases.iter().map(|r| (&r.version, r)).collect();
-
+    let mut by_version: HashMap<&Version, Vec<&Release>> = HashMap::new();
+    for r in releases {
+        by_version.entry(&r.version).or_default().push(r);
+    }
     let mut wanted = desired_versions(spec, index);
     if let Some(n) = opts.latest {
         wanted.truncate(n);
     }
-
-    let mut versions = Vec::with_capacity(wanted.len());
-    let mut actions = Vec::new();
-    let mut manifest = Vec::new();
-    for iv in wanted {
-        let python = spec
-            .python_for(&iv.version)
-            .expect("desired versions are >= the minimum");
-        let vp = plan_version(
-            spec,
-            iv,
-            python,
-            by_version.get(&iv.version).copied(),
-            &platforms,
-            &buildable,
-        );
-        push_actions(
-            &vp,
-            &spec.package,
-            by_version.get(&iv.version).copied(),
-            &platforms,
-            &mut actions,
-        );
-        if will_be_complete(&vp, &platforms) {
-            manifest.push(vp.version.clone());
-        }
-        versions.push(vp);
-    }
-    if !manifest.is_empty() {
-        manifest.reverse(); // manifests list versions ascending
-        actions.push(Action::WriteManifest { versions: manifest });
-    }
+    let versions = wanted
+        .into_iter()
+        .map(|iv| {
+            let rs = by_version.remove(&iv.version).unwrap_or_default();
+            let work: Vec<&Work> = work.iter().filter(|w| w.version == iv.version).collect();
+            plan_version(spec, iv, &rs, &work, opts)
+        })
+        .collect();
     Plan {
         package: spec.package.clone(),
         platforms,
         versions,
-        actions,
     }
 }
 
-fn plan_version(
+/// One version's state and next steps.
+pub fn plan_version(
     spec: &PackageSpec,
     iv: &IndexVersion,
-    python: PythonMinor,
-    release: Option<&Release>,
-    platforms: &[Platform],
-    buildable: &[Platform],
+    releases: &[&Release],
+    work: &[&Work],
+    opts: &PlanOptions,
 ) -> VersionPlan {
+    let python = spec
+        .python_for(&iv.version)
+        .expect("desired versions are >= the minimum");
     let mut vp = VersionPlan {
         version: iv.version.clone(),
         python,
         status: VersionStatus::New,
+        release: None,
         done: Vec::new(),
+        missing: BTreeMap::new(),
         build: Vec::new(),
+        steps: Vec::new(),
+        waiting: false,
+        blockers: Vec::new(),
         note: None,
     };
-    if let Some(r) = release {
-        vp.done = platforms
-            .iter()
-            .copied()
-            .filter(|p| r.has_complete(&spec.package, *p))
-            .collect();
-    }
-    let incompatible = iv
-        .requires_python
-        .as_ref()
-        .filter(|rp| !rp.contains(&python.as_version()));
-    match (release, incompatible) {
-        // A published release is never touched, whatever the config says now.
-        (Some(r), _) if r.state == ReleaseState::Published && vp.done.len() == platforms.len() => {
-            vp.status = VersionStatus::Released;
+    let mut releases: Vec<&Release> = releases.to_vec();
+    releases.sort_by_key(|r| (r.order, r.id.clone()));
+    let drafts: Vec<&Release> = releases
+        .iter()
+        .copied()
+        .filter(|r| r.state == ReleaseState::Draft)
+        .collect();
+    if let Some(published) = releases.iter().find(|r| r.state == ReleaseState::Published) {
+        // A published release is never touched; drafts beside it can only be leftovers.
+        for d in &drafts {
+            vp.steps.push(Step::Discard {
+                release: d.id.clone(),
+                why: format!("a draft beside the published release {}", published.tag),
+            });
         }
-        (_, Some(rp)) if vp.done.is_empty() => {
+        plan_published(spec, published, work, opts, &mut vp);
+        return vp;
+    }
+
+    let wanted = inputs(spec, &iv.version, python);
+    let (fresh, stale): (Vec<&Release>, Vec<&Release>) = drafts
+        .into_iter()
+        .partition(|r| r.info.as_ref().and_then(|i| i.inputs.as_ref()) == Some(&wanted));
+    for r in &stale {
+        vp.steps.push(Step::Discard {
+            release: r.id.clone(),
+            why: stale_reason(r, &wanted),
+        });
+    }
+    let Some((keep, extra)) = fresh.split_first() else {
+        let incompatible = iv
+            .requires_python
+            .as_ref()
+            .filter(|rp| !rp.contains(&python.as_version()));
+        if let Some(rp) = incompatible {
+            vp.steps.clear();
             vp.status = VersionStatus::Incompatible;
             vp.note = Some(format!(
                 "requires-python {rp} excludes python {python}: add a versions entry from {} with a python it allows",
                 iv.version
             ));
+            return vp;
         }
-        (Some(r), _) if r.state == ReleaseState::Draft && built_differently(r, spec, python) => {
-            vp.status = VersionStatus::Rebuild;
-            vp.note = Some(format!(
-                "draft built with python {} / config_version {}: rebuilding with python {python} / config_version {}",
-                r.python.map_or("?".into(), |p| p.to_string()),
-                r.config_version.map_or("-".into(), |c| c.to_string()),
-                spec.config_version.map_or("-".into(), |c| c.to_string()),
-            ));
-            vp.done.clear();
-            vp.build = buildable.to_vec();
+        vp.status = if stale.is_empty() {
+            VersionStatus::New
+        } else {
+            VersionStatus::Rebuild
+        };
+        if let Some(r) = stale.first() {
+            vp.note = Some(stale_reason(r, &wanted));
         }
-        (Some(r), _) => {
-            let missing: Vec<Platform> = platforms
-                .iter()
-                .copied()
-                .filter(|p| !vp.done.contains(p))
-                .collect();
-            vp.status = if missing.is_empty() {
-                VersionStatus::ToPublish
-            } else {
-                VersionStatus::Partial
-            };
-            vp.build = missing
-                .into_iter()
-                .filter(|p| buildable.contains(p))
-                .collect();
-            if r.state == ReleaseState::Published && !vp.build.is_empty() {
-                vp.note =
-                    Some("published without every platform: the missing ones are added".into());
-            }
-        }
-        (None, _) => vp.build = buildable.to_vec(),
+        vp.build = buildable(spec, opts);
+        vp.steps.push(Step::Create);
+        return vp;
+    };
+    for r in extra {
+        vp.steps.push(Step::Discard {
+            release: r.id.clone(),
+            why: format!(
+                "a second draft of {} (GitHub keeps several drafts of one tag): {} is kept, what this one holds is built there",
+                r.tag, keep.id
+            ),
+        });
     }
+    vp.release = Some(keep.id.clone());
+    let work: Vec<&Work> = work
+        .iter()
+        .copied()
+        .filter(|w| w.release == keep.id)
+        .collect();
+    plan_draft(spec, keep, &work, opts, &mut vp);
     vp
 }
 
-/// A draft whose build info disagrees with the config was built from settings no longer wanted.
-fn built_differently(r: &Release, spec: &PackageSpec, python: PythonMinor) -> bool {
-    r.python.is_some_and(|p| p != python) || r.config_version != spec.config_version
-}
-
-fn push_actions(
-    vp: &VersionPlan,
-    package: &PackageName,
-    release: Option<&Release>,
-    platforms: &[Platform],
-    actions: &mut Vec<Action>,
+/// A draft: locked or to be locked, its platforms built or to build, then published.
+fn plan_draft(
+    spec: &PackageSpec,
+    keep: &Release,
+    work: &[&Work],
+    opts: &PlanOptions,
+    vp: &mut VersionPlan,
 ) {
-    use VersionStatus::*;
-    if matches!(vp.status, Released | Incompatible) {
-        return;
-    }
-    let Some(release) = release else {
-        actions.push(Action::CreateRelease {
-            version: vp.version.clone(),
-            python: vp.python,
-        });
-        for &platform in &vp.build {
-            actions.push(Action::Build {
-                version: vp.version.clone(),
-                python: vp.python,
-                platform,
-                replace: false,
-            });
-        }
-        if will_be_complete(vp, platforms) {
-            actions.push(Action::PublishRelease {
-                version: vp.version.clone(),
-            });
+    let state = |kind: WorkKind| work.iter().find(|w| w.kind == kind).map(|w| &w.state);
+    let buildable = buildable(spec, opts);
+    let lock_state = state(WorkKind::Lock);
+    let Some(lock) = keep.lock(&spec.package) else {
+        vp.status = VersionStatus::Locking;
+        vp.build = buildable.clone();
+        match lock_state {
+            Some(WorkState::Running) => {}
+            Some(WorkState::Succeeded) => vp.waiting = true,
+            Some(WorkState::Failed { reason, message }) => block(vp, None, reason, message),
+            None => vp.steps.push(Step::Lock {
+                release: keep.id.clone(),
+                platforms: buildable,
+            }),
         }
         return;
     };
-    for &platform in &vp.build {
-        // An unfinished upload, or a stale draft's asset, is in the way: replace it.
-        let replace = release.asset(package, platform).is_some();
-        actions.push(Action::Build {
-            version: vp.version.clone(),
-            python: vp.python,
-            platform,
-            replace,
-        });
+    let platforms = spec.platforms();
+    let mut running = lock_state == Some(&WorkState::Running);
+    for &p in &platforms {
+        let built = keep.asset(&spec.package, p).is_some_and(|a| a.is_present())
+            && keep
+                .asset_named(&record_asset(&spec.package, p))
+                .is_some_and(|a| a.is_present());
+        let missing = keep
+            .asset_named(&missing_asset(&spec.package, p))
+            .is_some_and(|a| a.is_present());
+        if built {
+            vp.done.push(p);
+            continue;
+        }
+        if missing && !opts.retry_missing {
+            vp.missing.insert(p, missing_reason(keep, p));
+            continue;
+        }
+        if !buildable.contains(&p) {
+            continue;
+        }
+        vp.build.push(p);
+        // A pure lock's step builds every platform: while it runs, nothing else starts.
+        if lock.pure && lock_state == Some(&WorkState::Running) {
+            continue;
+        }
+        match state(WorkKind::Build(p)) {
+            Some(WorkState::Running) => running = true,
+            Some(WorkState::Succeeded) => vp.waiting = true,
+            Some(WorkState::Failed { reason, message }) => block(vp, Some(p), reason, message),
+            None => vp.steps.push(Step::Build {
+                release: keep.id.clone(),
+                platform: p,
+            }),
+        }
     }
-    if release.state == ReleaseState::Draft && will_be_complete(vp, platforms) {
-        actions.push(Action::PublishRelease {
-            version: vp.version.clone(),
+    let complete = platforms
+        .iter()
+        .all(|p| vp.done.contains(p) || vp.missing.contains_key(p));
+    if !complete {
+        let moving = running || vp.waiting || !vp.steps.is_empty();
+        vp.status = if vp.blockers.is_empty() || moving {
+            VersionStatus::Building
+        } else {
+            VersionStatus::Blocked
+        };
+        return;
+    }
+    if !vp.missing.is_empty() && !spec.partial_platforms() {
+        for (p, why) in vp.missing.clone() {
+            block(
+                vp,
+                Some(p),
+                "NoWheelForPlatform",
+                &format!(
+                    "{why}; partial_platforms is false, so the version waits for every platform"
+                ),
+            );
+        }
+        vp.status = VersionStatus::Blocked;
+        return;
+    }
+    if vp.done.is_empty() {
+        // Nothing can be built for any platform: nothing to publish.
+        vp.status = VersionStatus::Blocked;
+        for (p, why) in vp.missing.clone() {
+            block(vp, Some(p), "NoWheelForPlatform", &why);
+        }
+        return;
+    }
+    vp.status = VersionStatus::ToPublish;
+    if opts.platforms.is_none() {
+        vp.steps.push(Step::Publish {
+            release: keep.id.clone(),
         });
     }
 }
 
-/// Complete once the planned builds succeed: every platform is done or being built.
-fn will_be_complete(vp: &VersionPlan, platforms: &[Platform]) -> bool {
-    vp.status != VersionStatus::Incompatible
-        && platforms
-            .iter()
-            .all(|p| vp.done.contains(p) || vp.build.contains(p))
+/// A published release: done, unless a platform recorded as impossible is to be tried again.
+fn plan_published(
+    spec: &PackageSpec,
+    published: &Release,
+    work: &[&Work],
+    opts: &PlanOptions,
+    vp: &mut VersionPlan,
+) {
+    vp.status = VersionStatus::Released;
+    vp.release = Some(published.id.clone());
+    let missing_recorded = published
+        .info
+        .as_ref()
+        .map(|i| i.missing.clone())
+        .unwrap_or_default();
+    let buildable = buildable(spec, opts);
+    let mut absent = Vec::new();
+    for p in spec.platforms() {
+        if published.has_complete(&spec.package, p) {
+            vp.done.push(p);
+        } else if let Some(why) = missing_recorded.get(&p) {
+            vp.missing.insert(p, why.clone());
+            if opts.retry_missing
+                && buildable.contains(&p)
+                && published.lock(&spec.package).is_some()
+            {
+                let running = work
+                    .iter()
+                    .any(|w| w.release == published.id && w.kind == WorkKind::Build(p));
+                if !running {
+                    vp.build.push(p);
+                    vp.steps.push(Step::Build {
+                        release: published.id.clone(),
+                        platform: p,
+                    });
+                }
+            }
+        } else {
+            absent.push(p.to_string());
+        }
+    }
+    if !absent.is_empty() {
+        vp.note = Some(format!(
+            "published without {} (by an older hermit-pex): a published release is never changed",
+            absent.join(", ")
+        ));
+    }
+}
+
+fn block(vp: &mut VersionPlan, platform: Option<Platform>, reason: &str, message: &str) {
+    vp.blockers.push(Blocker {
+        platform,
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+    });
+}
+
+/// The platforms this run may build: the config's, narrowed by `--platforms`.
+fn buildable(spec: &PackageSpec, opts: &PlanOptions) -> Vec<Platform> {
+    spec.platforms()
+        .into_iter()
+        .filter(|p| opts.platforms.as_ref().is_none_or(|only| only.contains(p)))
+        .collect()
+}
+
+/// Why a platform cannot exist, as the draft's build info says (the record asset holds it too).
+fn missing_reason(release: &Release, platform: Platform) -> String {
+    release
+        .info
+        .as_ref()
+        .and_then(|i| i.missing.get(&platform).cloned())
+        .unwrap_or_else(|| format!("no wheel for {platform}"))
+}
+
+fn stale_reason(r: &Release, wanted: &VersionInputs) -> String {
+    let Some(had) = r.info.as_ref().and_then(|i| i.inputs.as_ref()) else {
+        return format!(
+            "the draft {} has no build info this hermit-pex can read: built again",
+            r.id
+        );
+    };
+    let mut changed = Vec::new();
+    if had.python != wanted.python {
+        changed.push(format!("python {} → {}", had.python, wanted.python));
+    }
+    if had.config_version != wanted.config_version {
+        let show = |c: Option<u32>| c.map_or("-".into(), |c| c.to_string());
+        changed.push(format!(
+            "config_version {} → {}",
+            show(had.config_version),
+            show(wanted.config_version)
+        ));
+    }
+    if had.requirements != wanted.requirements {
+        changed.push("extra_packages".into());
+    }
+    if had.binaries != wanted.binaries {
+        changed.push("binaries".into());
+    }
+    if had.test != wanted.test {
+        changed.push("test".into());
+    }
+    format!(
+        "the draft {} was made for other settings ({}): built again",
+        r.id,
+        changed.join(", ")
+    )
+}
+
+/// How a version's builds were tried before listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tried {
+    /// The test passed on at least one platform's own machine.
+    Passed,
+    /// No build could run it, and why.
+    NotTried(String),
+    /// No outcome recorded (a release made by an older hermit-pex).
+    Unknown,
+}
+
+/// A version the manifest may list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listable {
+    pub complete: CompleteVersion,
+    pub tried: Tried,
+}
+
+/// The published versions a manifest may list: every platform of the config built (or, with
+/// `partial_platforms`, recorded as impossible), with digests, and how they were tested.
+pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
+    let platforms = spec.platforms();
+    releases
+        .iter()
+        .filter(|r| r.state == ReleaseState::Published)
+        .filter_map(|r| {
+            let info = r.info.as_ref();
+            let mut sha256 = BTreeMap::new();
+            for &p in &platforms {
+                let recorded = info.and_then(|i| i.platforms.get(&p));
+                let asset = r.asset(&spec.package, p).filter(|a| a.is_present());
+                let digest = asset
+                    .and_then(|a| a.sha256.clone())
+                    .or_else(|| recorded.map(|b| b.sha256.clone()));
+                match digest {
+                    Some(d) if crate::release::is_sha256_hex(&d) => {
+                        sha256.insert(p, d);
+                    }
+                    _ if spec.partial_platforms()
+                        && info.is_some_and(|i| i.missing.contains_key(&p)) => {}
+                    _ => return None,
+                }
+            }
+            if sha256.is_empty() {
+                return None;
+            }
+            let python = r.python().or_else(|| spec.python_for(&r.version))?;
+            let binaries: Vec<BinaryName> = info
+                .and_then(|i| i.locked.as_ref().map(|l| l.binaries.clone()))
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| spec.binaries.clone());
+            Some(Listable {
+                complete: CompleteVersion {
+                    version: r.version.clone(),
+                    python,
+                    sha256,
+                    binaries,
+                },
+                tried: tried(info, &platforms),
+            })
+        })
+        .collect()
+}
+
+fn tried(info: Option<&crate::release::BuildInfo>, platforms: &[Platform]) -> Tried {
+    let outcomes: Vec<Option<&TestOutcome>> = platforms
+        .iter()
+        .filter_map(|p| info?.platforms.get(p))
+        .map(|b| b.test.as_ref())
+        .collect();
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Some(TestOutcome::Passed { .. })))
+    {
+        return Tried::Passed;
+    }
+    let why: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Some(TestOutcome::NotTried { why }) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    if why.is_empty() || why.len() < outcomes.len() {
+        Tried::Unknown
+    } else {
+        let mut why: Vec<&str> = why;
+        why.sort();
+        why.dedup();
+        Tried::NotTried(why.join("; "))
+    }
 }
 
 #[cfg(test)]

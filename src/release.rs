@@ -4,8 +4,16 @@
 use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 
+mod any;
 pub mod dir;
 pub mod github;
+pub mod info;
+
+pub use any::{AnyStore, StoreSettings, split_repository};
+use info::lock_asset;
+pub use info::{
+    BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Target, TestOutcome, VersionInputs,
+};
 
 use crate::names::{PackageName, Platform, PythonMinor};
 
@@ -22,14 +30,22 @@ pub enum ReleaseState {
 pub struct Asset {
     pub name: String,
     pub size: u64,
-    /// Lowercase hex; `None` when the store could not tell (an upload that never finished).
+    /// Lowercase hex; `None` when the store could not tell (an upload that never finished, or
+    /// a GitHub without digests).
     pub sha256: Option<String>,
+    /// The whole file is there (GitHub: state `uploaded`; a directory: its digest recorded).
+    pub uploaded: bool,
 }
 
 impl Asset {
     /// An asset the planner may count as built: it has bytes and a digest.
     pub fn is_complete(&self) -> bool {
-        self.size > 0 && self.sha256.as_ref().is_some_and(|d| is_sha256_hex(d))
+        self.uploaded && self.size > 0 && self.sha256.as_ref().is_some_and(|d| is_sha256_hex(d))
+    }
+
+    /// The whole file is there, whether or not the store knows its digest.
+    pub fn is_present(&self) -> bool {
+        self.uploaded && self.size > 0
     }
 }
 
@@ -39,37 +55,60 @@ pub fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// One version's release as observed in a store.
+/// A release as the store names it: GitHub's numeric id, or the directory's tag. Build Jobs
+/// are handed the id of the one draft they upload to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReleaseId(pub String);
+
+impl std::fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One release as observed in a store. GitHub may hold several drafts for one tag (it does
+/// not de-duplicate them); the planner keeps the oldest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
+    pub id: ReleaseId,
+    pub tag: String,
     pub version: Version,
     pub state: ReleaseState,
+    /// Creation order among releases of one tag (GitHub's ids grow with time).
+    pub order: u64,
     pub assets: Vec<Asset>,
-    /// From the release's build info: what it was built with. A draft built with other settings
-    /// than the current config is rebuilt; a published one never is.
+    /// What the release records about its build; `None` when it has none that can be read.
     #[serde(default)]
-    pub python: Option<PythonMinor>,
-    #[serde(default)]
-    pub config_version: Option<u32>,
+    pub info: Option<BuildInfo>,
 }
 
 impl Release {
-    pub fn asset(&self, package: &PackageName, platform: Platform) -> Option<&Asset> {
-        let name = package.asset_name(platform);
+    pub fn asset_named(&self, name: &str) -> Option<&Asset> {
         self.assets.iter().find(|a| a.name == name)
+    }
+
+    pub fn asset(&self, package: &PackageName, platform: Platform) -> Option<&Asset> {
+        self.asset_named(&package.asset_name(platform))
     }
 
     pub fn has_complete(&self, package: &PackageName, platform: Platform) -> bool {
         self.asset(package, platform)
             .is_some_and(Asset::is_complete)
     }
-}
 
-/// What a release is created with; stored so the planner can tell a stale draft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseMeta {
-    pub python: PythonMinor,
-    pub config_version: Option<u32>,
+    /// The lock as recorded, when its asset is there too (with that digest, when the store
+    /// knows digests).
+    pub fn lock(&self, package: &PackageName) -> Option<&LockRecord> {
+        let locked = self.info.as_ref()?.locked.as_ref()?;
+        let asset = self.asset_named(&lock_asset(package))?;
+        let same = asset.sha256.as_deref().is_none_or(|d| d == locked.sha256);
+        (asset.is_present() && asset.size == locked.size && same).then_some(locked)
+    }
+
+    pub fn python(&self) -> Option<PythonMinor> {
+        self.info.as_ref().map(|i| i.python)
+    }
 }
 
 /// One built file to add to a release.
@@ -122,50 +161,68 @@ impl From<crate::github::ApiError> for StoreError {
     }
 }
 
-/// Where releases live: a directory here (`dir`), GitHub releases later. One `releases` call
-/// observes a package; the other calls are idempotent so an interrupted run can be re-run.
+/// Where releases live: a directory (`dir`) or GitHub (`github`). `releases` observes a
+/// package; every write names the release it writes to, so a version has one release however
+/// many processes build it.
 pub trait ReleaseStore: Send + Sync {
-    /// Every release of `package`, drafts included.
+    /// Every release of `package`, drafts (duplicates too) included.
     fn releases(
         &self,
         package: &PackageName,
     ) -> impl Future<Output = Result<Vec<Release>, StoreError>> + Send;
 
-    /// Creates the draft release of a version; an existing one is kept.
-    fn create(
+    /// Forgets what was listed: the next `releases` asks again (others uploaded meanwhile).
+    fn refresh(&self) -> impl Future<Output = ()> + Send;
+
+    /// One release as the store has it now.
+    fn release(
         &self,
         package: &PackageName,
-        version: &Version,
-        meta: &ReleaseMeta,
+        id: &ReleaseId,
+    ) -> impl Future<Output = Result<Release, StoreError>> + Send;
+
+    /// Creates a draft release of `info`'s version, recording `info`.
+    fn create(&self, info: &BuildInfo) -> impl Future<Output = Result<Release, StoreError>> + Send;
+
+    /// Deletes a draft (never a published release).
+    fn delete_draft(
+        &self,
+        release: &Release,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Adds an asset. An incomplete asset of that name is replaced; a complete one of a
     /// published release never is.
     fn upload(
         &self,
-        package: &PackageName,
-        version: &Version,
+        release: &Release,
         upload: Upload<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Records what was built (merged with what other platforms recorded).
-    fn put_build_info(
+    /// Writes the build info of a draft.
+    fn record(
         &self,
-        info: &crate::build::BuildInfo,
+        release: &Release,
+        info: &BuildInfo,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Makes a draft public once every platform's asset is there.
+    /// Deletes one asset of a draft (a platform whose tarball and record disagree).
+    fn delete_asset(
+        &self,
+        release: &Release,
+        asset: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes a draft public with its complete build info (one write).
     fn publish(
         &self,
-        package: &PackageName,
-        version: &Version,
+        release: &Release,
+        info: &BuildInfo,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A local file with the asset's bytes: the store's own file, or a download into `into`.
     fn fetch(
         &self,
-        package: &PackageName,
-        version: &Version,
+        release: &Release,
         asset: &str,
         into: &std::path::Path,
     ) -> impl Future<Output = Result<std::path::PathBuf, StoreError>> + Send;

@@ -46,6 +46,10 @@ pub struct PackageSpec {
     /// Carried over from the original pipeline: a change rebuilds versions not yet published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_version: Option<u32>,
+    /// When a platform cannot exist (no wheel for it on the index), publish and list the
+    /// version for the others (default true); false: every platform or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_platforms: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -279,6 +283,10 @@ impl PackageSpec {
             .unwrap_or_else(|| Platform::ALL.to_vec());
         p.sort();
         p
+    }
+
+    pub fn partial_platforms(&self) -> bool {
+        self.partial_platforms.unwrap_or(true)
     }
 
     pub fn is_excluded(&self, version: &Version) -> bool {

@@ -7,36 +7,204 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::build::BuildSettings;
-use crate::gitops::DirSink;
+use anyhow::Context as _;
+
+use crate::build::{BuildSettings, VersionJob};
+use crate::gitops::{AnySink, DirSink};
 use crate::local::{Progress, Sync, Verification};
-use crate::release::ReleaseStore;
+use crate::names::Platform;
+use crate::pipeline::{StepError, Steps};
+use crate::release::{AnyStore, ReleaseStore};
 use crate::spec::LoadedSpec;
 
 /// `hermit-pex sync`: plan every package, build and release what is missing, write manifests.
 pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::process::ExitCode> {
-    let sink = remote_sink(&args.manifest, &args.release.github.github_api_url, || {
-        cache_dir(&args)
-    })?
-    .unwrap_or_else(|| {
-        Sink::Dir(DirSink {
+    let settings = args
+        .manifest
+        .settings(&args.release.github.github_api_url, cache_dir(&args));
+    let sink = AnySink::remote(&settings)?.unwrap_or_else(|| {
+        AnySink::Dir(DirSink {
             dir: args.hermit_dir.clone(),
         })
     });
-    match open_store(&args.release, args.index.cache_dir())? {
-        Store::Dir(store) => run_sync(&args, &store, None, &sink).await,
-        Store::GitHub(store, html) => {
-            let code = run_sync(&args, &*store, Some(html), &sink).await;
-            finish_github(&store).await;
-            code
-        }
+    let store = AnyStore::open(&args.release.settings(args.index.cache_dir()))?;
+    let code = run_sync(&args, &store, store.repository_url(), &sink).await;
+    store.finish().await;
+    if let Some(s) = store.github_stats() {
+        eprintln!(
+            "github: {} requests ({} list, {} of them unchanged 304; {} writes: {} create, {} update, {} upload, {} delete), {} retries, {} rate-limit waits",
+            s.requests(),
+            s.list,
+            s.not_modified,
+            s.writes(),
+            s.create,
+            s.update,
+            s.upload,
+            s.delete,
+            s.retries,
+            s.rate_limit_waits
+        );
     }
+    code
 }
 
-/// `hermit-pex build`: one version for one platform into its draft release (what a build Job
-/// runs). The planner decides as for `sync`, so an asset already there is not built again.
+/// `hermit-pex lock`: resolves a version and records its lock in its draft (what a lock Job
+/// runs). A pure-Python lock builds every platform given, in the same step.
+pub async fn lock_command(args: crate::cli::LockArgs) -> anyhow::Result<std::process::ExitCode> {
+    let platforms = args.platforms.clone();
+    run_step(&args.step, async move |steps, release, job| {
+        let release = match release.lock(&job.package) {
+            Some(_) => release,
+            None => {
+                let (lock, record) = steps.resolve(&job).await?;
+                steps.record_lock(&release, &job, &lock, &record).await?
+            }
+        };
+        let (lock, record) = steps.lock_file(&release, &job).await?;
+        if !record.pure {
+            return Ok(Vec::new());
+        }
+        let todo: Vec<Platform> = platforms
+            .iter()
+            .copied()
+            .filter(|p| !platform_done(&release, &job, *p))
+            .collect();
+        let results = steps
+            .build_pure(&release, &job, &lock, &record, &todo)
+            .await;
+        Ok(results.into_iter().filter_map(|(_, r)| r.err()).collect())
+    })
+    .await
+}
+
+/// `hermit-pex build`: builds one platform of a locked version into its draft release (what a
+/// build Job runs). A platform already there is not built again.
 pub async fn build_command(args: crate::cli::BuildArgs) -> anyhow::Result<std::process::ExitCode> {
+    let platform = args.platform;
+    run_step(&args.step, async move |steps, release, job| {
+        if platform_done(&release, &job, platform) {
+            eprintln!("{} {} {platform}: already built", job.package, job.version);
+            return Ok(Vec::new());
+        }
+        let (lock, record) = steps.lock_file(&release, &job).await?;
+        steps
+            .build(&release, &job, &lock, &record, platform)
+            .await
+            .map(|_| Vec::new())
+    })
+    .await
+}
+
+/// Built and recorded: a Job run again (by hand, or after a lost answer) has nothing to do.
+fn platform_done(release: &crate::release::Release, job: &VersionJob, p: Platform) -> bool {
+    let present = |name: &str| release.asset_named(name).is_some_and(|a| a.is_present());
+    present(&job.package.asset_name(p))
+        && present(&crate::release::info::record_asset(&job.package, p))
+}
+
+/// Opens the store, reads the release the step is for and checks it is that version's, made
+/// for these inputs; runs `step`; exit 0 when it did everything, 1 when something failed, 2
+/// for bad arguments.
+async fn run_step(
+    args: &crate::cli::StepArgs,
+    step: impl AsyncFnOnce(
+        &Steps<'_, AnyStore>,
+        crate::release::Release,
+        VersionJob,
+    ) -> Result<Vec<StepError>, StepError>,
+) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    let job = match step_job(args) {
+        Ok(job) => job,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let cache = args
+        .index
+        .cache_dir
+        .clone()
+        .or_else(crate::cli::default_cache_dir)
+        .unwrap_or_else(|| args.release.dist.join(".cache"));
+    let store = AnyStore::open(&args.release.settings(Some(cache.clone())))?;
+    let release = store
+        .release(
+            &job.package,
+            &crate::release::ReleaseId(args.release_id.clone()),
+        )
+        .await
+        .with_context(|| format!("--release-id {}", args.release_id))?;
+    if release.version != job.version {
+        anyhow::bail!(
+            "--release-id {}: that release ({}) is not of {} {}",
+            args.release_id,
+            release.tag,
+            job.package,
+            job.version
+        );
+    }
+    let made_for = release.info.as_ref().and_then(|i| i.inputs.as_ref());
+    if made_for != Some(&job.inputs) {
+        anyhow::bail!(
+            "--release-id {}: the release was made for other settings than these arguments (its build info: {})",
+            args.release_id,
+            made_for.map_or("none".into(), |i| serde_json::to_string(i)
+                .unwrap_or_default())
+        );
+    }
+    let pex = crate::build::tools::Pex::locate(&cache).await?;
+    std::fs::create_dir_all(cache.join("work"))?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(cache.join("work"))?;
+    let settings = BuildSettings {
+        pex,
+        index_url: crate::pypi::IndexClient::new(&args.index.index_url, None)?.index_url(),
+        cache_dir: cache.clone(),
+        work_dir: run_dir.path().to_owned(),
+        pex_root: cache.join("pex-root"),
+        timeout: std::time::Duration::from_secs(args.build_timeout),
+        test_timeout: std::time::Duration::from_secs(args.test_timeout),
+    };
+    let say = |line: String| {
+        eprintln!("{line}");
+    };
+    let steps = Steps {
+        store: &store,
+        settings: &settings,
+        say: &say,
+    };
+    let result = step(&steps, release, job.clone()).await;
+    store.finish().await;
+    let failures = match result {
+        Ok(f) => f,
+        Err(e) => vec![e],
+    };
+    for e in &failures {
+        eprintln!(
+            "{} {}{}: FAILED ({}): {e}",
+            job.package,
+            job.version,
+            e.platform().map_or(String::new(), |p| format!(" {p}")),
+            e.reason()
+        );
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The version a step is for, from its arguments, checked as a config would be.
+fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
     use crate::spec::{PackageSpec, PyVersion, VersionEntry};
+    if let Err(e) = crate::names::check_release_version(&args.version) {
+        return Err(vec![format!("--version: {e}")]);
+    }
     let spec = PackageSpec {
         package: args.package.clone(),
         binaries: args.binaries.clone(),
@@ -45,227 +213,21 @@ pub async fn build_command(args: crate::cli::BuildArgs) -> anyhow::Result<std::p
             python: args.python,
         }],
         description: None,
-        test: None,
+        test: (!args.test.is_empty()).then(|| args.test.clone()),
         extra_packages: args.extra_packages.clone(),
         exclude: Vec::new(),
         prereleases: true,
         platforms: None,
         config_version: args.config_version,
+        partial_platforms: None,
     };
-    if let Err(e) = crate::names::check_release_version(&args.version) {
-        eprintln!("error: --version: {e}");
-        return Ok(std::process::ExitCode::from(2));
-    }
-    if let Err(problems) = spec.validate() {
-        for p in problems {
-            eprintln!("error: --{}: {}", p.field.replace('_', "-"), p.message);
-        }
-        return Ok(std::process::ExitCode::from(2));
-    }
-    let spec = LoadedSpec {
-        file: PathBuf::from("<command line>"),
-        spec,
-    };
-    match open_store(&args.release, args.index.cache_dir())? {
-        Store::Dir(store) => run_build(&args, &spec, &store).await,
-        Store::GitHub(store, _) => {
-            let code = run_build(&args, &spec, &*store).await;
-            finish_github(&store).await;
-            code
-        }
-    }
-}
-
-async fn run_build<S: ReleaseStore>(
-    args: &crate::cli::BuildArgs,
-    spec: &LoadedSpec,
-    store: &S,
-) -> anyhow::Result<std::process::ExitCode> {
-    use std::process::ExitCode;
-    let index = [crate::pypi::IndexVersion {
-        version: args.version.clone(),
-        requires_python: None,
-    }];
-    let releases = store.releases(&args.package).await?;
-    let options = crate::plan::PlanOptions {
-        latest: None,
-        platforms: Some(vec![args.platform]),
-    };
-    let plan = crate::plan::plan(&spec.spec, &index, &releases, &options);
-    if plan.builds() == 0 {
-        eprintln!(
-            "{} {} {}: already built",
-            args.package, args.version, args.platform
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let cache = args
-        .index
-        .cache_dir
-        .clone()
-        .or_else(crate::cli::default_cache_dir)
-        .unwrap_or_else(|| args.release.dist.join(".cache"));
-    let pex = crate::build::tools::Pex::locate(&cache).await?;
-    std::fs::create_dir_all(cache.join("work"))?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(cache.join("work"))?;
-    let sync = Sync {
-        store,
-        settings: BuildSettings {
-            pex,
-            index_url: crate::pypi::IndexClient::new(&args.index.index_url, None)?.index_url(),
-            cache_dir: cache.clone(),
-            work_dir: run_dir.path().to_owned(),
-            pex_root: cache.join("pex-root"),
-            timeout: std::time::Duration::from_secs(args.build_timeout),
-        },
-        jobs: Arc::new(Semaphore::new(1)),
-        repository: None,
-        verification: None,
-        progress: Progress::new(0),
-    };
-    let outcome = sync.run(spec, &plan).await;
-    Ok(if outcome.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-enum Store {
-    Dir(crate::release::dir::DirStore),
-    /// The store and the repository's web URL, for manifests.
-    GitHub(Box<crate::release::github::GitHubStore>, String),
-}
-
-fn open_store(args: &crate::cli::ReleaseArgs, cache: Option<PathBuf>) -> anyhow::Result<Store> {
-    use crate::release::github::{GitHubConfig, GitHubStore, Token};
-    use anyhow::Context;
-    let Some(repository) = &args.repository else {
-        let store =
-            crate::release::dir::DirStore::new(args.dist.join("releases"), args.base_url.clone())
-                .with_context(|| format!("cannot use {} for releases", args.dist.display()))?;
-        return Ok(Store::Dir(store));
-    };
-    // A missing token fails here, before anything is built (seed 001).
-    let token = Token::from_env()?;
-    let (owner, repo) = repository
-        .split_once('/')
-        .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-        .with_context(|| format!("--repository {repository:?}: write it as OWNER/REPO"))?;
-    let mut config = GitHubConfig::new(owner, repo);
-    config.api_url = args.github.github_api_url.clone();
-    config.html_url = args.github.github_url.clone();
-    config.prerelease = args.prerelease;
-    config.cache_dir = cache;
-    config.write_interval = std::time::Duration::from_millis(args.github_write_interval_ms);
-    let html = format!(
-        "{}/{owner}/{repo}",
-        args.github.github_url.trim_end_matches('/')
-    );
-    Ok(Store::GitHub(
-        Box::new(GitHubStore::new(config, token)?),
-        html,
-    ))
-}
-
-/// Refreshes the list cache after writes and says what the run cost.
-async fn finish_github(store: &crate::release::github::GitHubStore) {
-    if let Err(e) = store.refresh_cache().await {
-        tracing::warn!(error = %e, "cannot refresh the release list cache");
-    }
-    let s = store.stats();
-    eprintln!(
-        "github: {} requests ({} list, {} of them unchanged 304; {} writes: {} create, {} update, {} upload, {} delete), {} retries, {} rate-limit waits",
-        s.requests(),
-        s.list,
-        s.not_modified,
-        s.writes(),
-        s.create,
-        s.update,
-        s.upload,
-        s.delete,
-        s.retries,
-        s.rate_limit_waits
-    );
-}
-
-/// Where `sync` commits manifests.
-pub enum Sink {
-    Dir(DirSink),
-    Git(crate::gitops::git::GitSink),
-    GitHub(crate::gitops::github::GitHubSink),
-}
-
-/// The Git or GitHub sink the arguments ask for, if any.
-pub fn remote_sink(
-    args: &crate::cli::ManifestArgs,
-    github_api_url: &str,
-    cache_dir: impl FnOnce() -> PathBuf,
-) -> anyhow::Result<Option<Sink>> {
-    use anyhow::Context;
-    let (author_name, author_email) = args
-        .git_author
-        .rsplit_once('<')
-        .map(|(n, e)| {
-            (
-                n.trim().to_owned(),
-                e.trim_end_matches('>').trim().to_owned(),
-            )
-        })
-        .filter(|(n, e)| !n.is_empty() && e.contains('@'))
-        .with_context(|| {
-            format!(
-                "--git-author {:?}: write it as \"Name <email>\"",
-                args.git_author
-            )
-        })?;
-    if !crate::controller::targets::is_relative_inside(&args.manifest_dir) {
-        anyhow::bail!(
-            "--manifest-dir {:?}: write a path inside the repository (no leading /, no ..)",
-            args.manifest_dir
-        );
-    }
-    if let Some(url) = &args.manifest_repo {
-        // One checkout per target: two sinks never share a working tree.
-        let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
-            "{url}\n{}\n{}",
-            args.manifest_branch,
-            args.manifest_dir.trim_matches('/')
-        )));
-        return Ok(Some(Sink::Git(crate::gitops::git::GitSink::new(
-            crate::gitops::git::GitSinkConfig {
-                url: url.clone(),
-                branch: args.manifest_branch.clone(),
-                dir: args.manifest_dir.trim_matches('/').to_owned(),
-                author_name,
-                author_email,
-                checkout: cache_dir().join("git").join(&key[..16]),
-                attempts: 5,
-            },
-        ))));
-    }
-    if let Some(repository) = &args.manifest_github {
-        let (owner, repo) = repository
-            .split_once('/')
-            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-            .with_context(|| format!("--manifest-github {repository:?}: write it as OWNER/REPO"))?;
-        let token = crate::release::github::Token::from_env()?;
-        let config = crate::gitops::github::GitHubSinkConfig {
-            owner: owner.into(),
-            repo: repo.into(),
-            branch: args.manifest_branch.clone(),
-            dir: args.manifest_dir.trim_matches('/').to_owned(),
-            api_url: github_api_url.to_owned(),
-            author_name,
-            author_email,
-        };
-        return Ok(Some(Sink::GitHub(crate::gitops::github::GitHubSink::new(
-            config, token,
-        )?)));
-    }
-    Ok(None)
+    spec.validate().map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| format!("--{}: {}", p.field.replace('_', "-"), p.message))
+            .collect::<Vec<_>>()
+    })?;
+    Ok(VersionJob::new(&spec, &args.version, args.python))
 }
 
 fn cache_dir(args: &crate::cli::SyncArgs) -> PathBuf {
@@ -280,7 +242,7 @@ async fn run_sync<S: ReleaseStore>(
     args: &crate::cli::SyncArgs,
     store: &S,
     repository: Option<String>,
-    sink: &Sink,
+    sink: &AnySink,
 ) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
     use std::process::ExitCode;
@@ -293,6 +255,8 @@ async fn run_sync<S: ReleaseStore>(
     let observed = crate::cli::observe_index(&client, &specs).await;
     let mut failed = !invalid.is_empty();
     let mut plans = Vec::new();
+    let mut options = args.select.options();
+    options.retry_missing = args.retry_missing;
     for (spec, project) in specs.iter().zip(observed) {
         let project = match project {
             Ok(p) => p,
@@ -304,13 +268,9 @@ async fn run_sync<S: ReleaseStore>(
         };
         match store.releases(&spec.spec.package).await {
             Ok(releases) => {
-                let plan = crate::plan::plan(
-                    &spec.spec,
-                    &project.versions(),
-                    &releases,
-                    &args.select.options(),
-                );
-                plans.push((spec, plan));
+                let versions = project.versions();
+                let plan = crate::plan::plan(&spec.spec, &versions, &releases, &[], &options);
+                plans.push((spec, versions, plan));
             }
             Err(e) => {
                 eprintln!("error: {}: cannot read releases: {e}", spec.spec.package);
@@ -321,7 +281,7 @@ async fn run_sync<S: ReleaseStore>(
 
     if args.dry_run {
         let mut out = std::io::stdout().lock();
-        for (spec, plan) in &plans {
+        for (spec, _, plan) in &plans {
             crate::cli::write_text_plan(&mut out, spec, plan)?;
         }
         return Ok(if failed {
@@ -331,7 +291,7 @@ async fn run_sync<S: ReleaseStore>(
         });
     }
 
-    let total_builds: usize = plans.iter().map(|(_, p)| p.builds()).sum();
+    let total_builds: usize = plans.iter().map(|(_, _, p)| p.builds()).sum();
     let cache = cache_dir(args);
     let pex = if total_builds > 0 {
         crate::build::tools::Pex::locate(&cache)
@@ -359,6 +319,7 @@ async fn run_sync<S: ReleaseStore>(
             work_dir: run_dir.path().to_owned(),
             pex_root: cache.join("pex-root"),
             timeout: std::time::Duration::from_secs(args.build_timeout),
+            test_timeout: std::time::Duration::from_secs(args.test_timeout),
         },
         jobs: Arc::new(Semaphore::new(jobs)),
         repository,
@@ -366,11 +327,12 @@ async fn run_sync<S: ReleaseStore>(
             cache_dir: cache.clone(),
             timeout: std::time::Duration::from_secs(args.test_timeout),
         }),
+        options: options.clone(),
         progress: Progress::new(total_builds),
     };
 
     let (mut built, mut released) = (0, 0);
-    for (spec, plan) in &plans {
+    for (spec, versions, plan) in &plans {
         if plan.builds() > 0 {
             sync.progress.line(format!(
                 "{}: {} versions, {} builds, {} already released",
@@ -388,18 +350,14 @@ async fn run_sync<S: ReleaseStore>(
                 vp.note.as_deref().unwrap_or("")
             ));
         }
-        let outcome = sync.run(spec, plan).await;
+        let outcome = sync.run(spec, versions, plan).await;
         built += outcome.built;
         released += outcome.published;
         failed |= !outcome.failures.is_empty();
     }
 
-    let specs: Vec<&LoadedSpec> = plans.iter().map(|(s, _)| *s).collect();
-    let (result, left_out) = match sink {
-        Sink::Dir(k) => sync.commit_manifests(&specs, k).await,
-        Sink::Git(k) => sync.commit_manifests(&specs, k).await,
-        Sink::GitHub(k) => sync.commit_manifests(&specs, k).await,
-    };
+    let specs: Vec<&LoadedSpec> = plans.iter().map(|(s, _, _)| *s).collect();
+    let (result, left_out) = sync.commit_manifests(&specs, sink).await;
     for (package, f) in &left_out {
         failed = true;
         sync.progress.line(format!(

@@ -1,6 +1,9 @@
-//! Build Jobs: one per (version, platform) of a `PythonPackage`, built as plain values (no API
-//! calls) so every field is tested here. The pod runs `hermit-pex build ...` in the builder
-//! image, on the node pool the platform table names for its platform.
+//! The Jobs of a version, built as plain values (no API calls) so every field is tested here:
+//! first one lock Job (`hermit-pex lock ...`: resolves the version once and records the lock
+//! in its draft; a pure-Python lock builds every platform in the same Job), then one build Job
+//! per platform (`hermit-pex build ...`, from the recorded lock) on the node pool the platform
+//! table names for it. Every Job is handed the id of the version's one draft release, which
+//! the controller made: Jobs upload to it and never create one.
 
 use std::collections::BTreeMap;
 
@@ -19,11 +22,16 @@ use sha2::{Digest, Sha256};
 
 use super::resource::PythonPackage;
 use crate::names::{Arch, Os, Platform, PythonMinor};
+use crate::release::ReleaseId;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "hermit-pex");
 pub const PACKAGE_LABEL: &str = "hermit-pex.dev/package";
 pub const VERSION_LABEL: &str = "hermit-pex.dev/version";
 pub const PLATFORM_LABEL: &str = "hermit-pex.dev/platform";
+/// `lock` or `build`.
+pub const STEP_LABEL: &str = "hermit-pex.dev/step";
+/// On a Job: the id of the release it writes to.
+pub const RELEASE_ANNOTATION: &str = "hermit-pex.dev/release";
 /// On a resource: set it (to anything new, e.g. a date) to retry failed builds.
 pub const REQUESTED_AT: &str = "hermit-pex.dev/requested-at";
 /// On a Job: its exact version (a label value cannot hold `1!2.0`).
@@ -104,18 +112,46 @@ impl PlatformTable {
     pub fn parse(yaml: &str) -> Result<Self, String> {
         serde_norway::from_str(yaml).map_err(|e| format!("platform table: {e}"))
     }
+
+    /// Where a lock Job runs: a native linux pool, amd64 first, so that a pure-Python version
+    /// (built in that Job) is tested on its own platform.
+    pub fn lock_platform(&self) -> Option<Platform> {
+        let native = |p: &Platform| {
+            p.os == Os::Linux && self.platforms.get(p).is_some_and(|pool| !pool.cross)
+        };
+        let linux = [
+            Platform::new(Os::Linux, Arch::Amd64),
+            Platform::new(Os::Linux, Arch::Arm64),
+        ];
+        linux
+            .iter()
+            .find(|p| native(p))
+            .or_else(|| linux.iter().find(|p| self.platforms.contains_key(p)))
+            .or_else(|| self.platforms.keys().next())
+            .copied()
+    }
 }
 
-/// What every build Job shares (from the controller's configuration).
+/// What every build Job shares (from the controller's configuration). Everything a build
+/// reads reaches the Job through these (a test walks them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobSettings {
     /// The builder image: hermit-pex, pex and CPython 3.9–3.14.
     pub image: String,
     /// GitHub `OWNER/REPO` the releases go to.
     pub repository: String,
+    /// GitHub's REST API root (GitHub Enterprise: `https://HOST/api/v3/`) and web root.
+    pub github_api_url: String,
+    pub github_url: String,
     /// The Secret and key holding the GitHub token.
     pub token_secret: (String, String),
     pub index_url: String,
+    /// Seconds a pex run, and a build's test, may take.
+    pub build_timeout: u64,
+    pub test_timeout: u64,
+    /// The controller's log settings, for the Jobs' logs: `-v` count and `text`/`json`.
+    pub verbosity: u8,
+    pub log_format: String,
     /// A PersistentVolumeClaim for the pex/pip cache; none: an emptyDir per pod.
     pub cache_claim: Option<String>,
     pub resources: Option<ResourceRequirements>,
@@ -129,6 +165,8 @@ pub struct JobSettings {
 pub enum JobError {
     #[error("the platform table has no entry for {0}: add one (a node pool, or cross: true)")]
     NoPool(Platform),
+    #[error("the platform table is empty: a lock Job has nowhere to run")]
+    NoLockPool,
     #[error("the PythonPackage has no uid yet (not read from the API server)")]
     NoUid,
 }
@@ -137,7 +175,10 @@ pub enum JobError {
 /// `.`, `+`, `!` and `_` become `-`; past 63 characters it is cut and a hash of the full name
 /// keeps it unique and stable.
 pub fn job_name(package: &str, version: &Version, platform: Platform) -> String {
-    let full = format!("{package}-{version}-{platform}");
+    dns_name(&format!("{package}-{version}-{platform}"), version)
+}
+
+fn dns_name(full: &str, version: &Version) -> String {
     let mut name: String = full
         .to_ascii_lowercase()
         .chars()
@@ -163,6 +204,11 @@ pub fn job_name(package: &str, version: &Version, platform: Platform) -> String 
     name
 }
 
+/// The lock Job's name: `<package>-<version>-lock`, by the same rules as [`job_name`].
+pub fn lock_job_name(package: &str, version: &Version) -> String {
+    dns_name(&format!("{package}-{version}-lock"), version)
+}
+
 /// A label value: at most 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
 pub fn label_value(s: &str) -> String {
     let v: String = s
@@ -180,35 +226,74 @@ pub fn label_value(s: &str) -> String {
         .to_owned()
 }
 
-pub fn labels(package: &str, version: &Version, platform: Platform) -> BTreeMap<String, String> {
-    BTreeMap::from([
+/// The labels of a version's Job: the platform for a build Job, none for the lock Job.
+pub fn labels(
+    package: &str,
+    version: &Version,
+    platform: Option<Platform>,
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
         (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
         (PACKAGE_LABEL.to_owned(), label_value(package)),
         (VERSION_LABEL.to_owned(), label_value(&version.to_string())),
-        (PLATFORM_LABEL.to_owned(), platform.to_string()),
-    ])
+    ]);
+    match platform {
+        Some(p) => {
+            labels.insert(STEP_LABEL.to_owned(), "build".to_owned());
+            labels.insert(PLATFORM_LABEL.to_owned(), p.to_string());
+        }
+        None => {
+            labels.insert(STEP_LABEL.to_owned(), "lock".to_owned());
+        }
+    }
+    labels
 }
 
-/// The `hermit-pex build` arguments of one Job (the image's entrypoint is `hermit-pex`).
-pub fn build_args(
+/// Which of a version's Jobs: the lock (and the platforms a pure lock builds), or one build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStep {
+    Lock { platforms: Vec<Platform> },
+    Build { platform: Platform },
+}
+
+/// What one Job is for.
+pub struct JobFor<'a> {
+    pub version: &'a Version,
+    pub python: PythonMinor,
+    pub release: &'a ReleaseId,
+    pub step: JobStep,
+}
+
+/// The `hermit-pex lock|build` arguments of one Job (the image's entrypoint is `hermit-pex`).
+pub fn step_args(
     resource: &PythonPackage,
-    version: &Version,
-    python: PythonMinor,
-    platform: Platform,
+    job: &JobFor<'_>,
     settings: &JobSettings,
 ) -> Vec<String> {
     let spec = &resource.spec.package;
     let mut args: Vec<String> = vec![
-        "build".into(),
+        match job.step {
+            JobStep::Lock { .. } => "lock",
+            JobStep::Build { .. } => "build",
+        }
+        .into(),
         "--package".into(),
         spec.package.to_string(),
         "--version".into(),
-        version.to_string(),
+        job.version.to_string(),
         "--python".into(),
-        python.to_string(),
-        "--platform".into(),
-        platform.to_string(),
+        job.python.to_string(),
+        "--release-id".into(),
+        job.release.to_string(),
     ];
+    match &job.step {
+        JobStep::Lock { platforms } => {
+            for p in platforms {
+                args.extend(["--platform".into(), p.to_string()]);
+            }
+        }
+        JobStep::Build { platform } => args.extend(["--platform".into(), platform.to_string()]),
+    }
     for b in &spec.binaries {
         args.extend(["--binary".into(), b.to_string()]);
     }
@@ -218,6 +303,9 @@ pub fn build_args(
     if let Some(c) = spec.config_version {
         args.extend(["--config-version".into(), c.to_string()]);
     }
+    if let Some(t) = &spec.test {
+        args.extend(["--test".into(), t.clone()]);
+    }
     let repository = resource
         .spec
         .releases
@@ -226,30 +314,71 @@ pub fn build_args(
     args.extend([
         "--repository".into(),
         repository.clone(),
+        "--github-api-url".into(),
+        settings.github_api_url.clone(),
+        "--github-url".into(),
+        settings.github_url.clone(),
         "--index-url".into(),
         settings.index_url.clone(),
         "--cache-dir".into(),
         "/cache".into(),
+        "--build-timeout".into(),
+        settings.build_timeout.to_string(),
+        "--test-timeout".into(),
+        settings.test_timeout.to_string(),
+        "--log-format".into(),
+        settings.log_format.clone(),
     ]);
+    if settings.verbosity > 0 {
+        args.push(format!("-{}", "v".repeat(settings.verbosity.min(2).into())));
+    }
     args
 }
 
-/// The Job building `version` of `resource` for `platform`.
-pub fn build_job(
+/// One Job of a version of `resource`: its lock, or one platform's build.
+pub fn step_job(
     resource: &PythonPackage,
-    version: &Version,
-    python: PythonMinor,
-    platform: Platform,
+    job: &JobFor<'_>,
     table: &PlatformTable,
     settings: &JobSettings,
 ) -> Result<Job, JobError> {
-    let pool = table
-        .platforms
-        .get(&platform)
-        .ok_or(JobError::NoPool(platform))?;
-    let owner = resource.controller_owner_ref(&()).ok_or(JobError::NoUid)?;
     let package = resource.spec.package.package.as_str();
-    let labels = labels(package, version, platform);
+    let (name, labels, pool) = match &job.step {
+        JobStep::Lock { .. } => {
+            let at = table.lock_platform().ok_or(JobError::NoLockPool)?;
+            (
+                lock_job_name(package, job.version),
+                labels(package, job.version, None),
+                table.platforms.get(&at).ok_or(JobError::NoPool(at))?,
+            )
+        }
+        JobStep::Build { platform } => (
+            job_name(package, job.version, *platform),
+            labels(package, job.version, Some(*platform)),
+            table
+                .platforms
+                .get(platform)
+                .ok_or(JobError::NoPool(*platform))?,
+        ),
+    };
+    let mut annotations = made_for(resource);
+    annotations.insert(VERSION_ANNOTATION.to_owned(), job.version.to_string());
+    annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
+    let args = step_args(resource, job, settings);
+    job_object(resource, name, labels, annotations, args, pool, settings)
+}
+
+/// The Job object around a step's arguments: owner, limits, restricted pod, token, pool.
+fn job_object(
+    resource: &PythonPackage,
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    args: Vec<String>,
+    pool: &Pool,
+    settings: &JobSettings,
+) -> Result<Job, JobError> {
+    let owner = resource.controller_owner_ref(&()).ok_or(JobError::NoUid)?;
     let (token_name, token_key) = settings.token_secret.clone();
     let cache = match &settings.cache_claim {
         Some(claim) => Volume {
@@ -270,7 +399,7 @@ pub fn build_job(
     let container = Container {
         name: "build".into(),
         image: Some(settings.image.clone()),
-        args: Some(build_args(resource, version, python, platform, settings)),
+        args: Some(args),
         env: Some(vec![
             EnvVar {
                 name: "GITHUB_TOKEN".into(),
@@ -336,14 +465,10 @@ pub fn build_job(
     };
     Ok(Job {
         metadata: ObjectMeta {
-            name: Some(job_name(package, version, platform)),
+            name: Some(name),
             namespace: resource.metadata.namespace.clone(),
             labels: Some(labels.clone()),
-            annotations: Some({
-                let mut a = made_for(resource);
-                a.insert(VERSION_ANNOTATION.to_owned(), version.to_string());
-                a
-            }),
+            annotations: Some(annotations),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },

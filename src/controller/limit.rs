@@ -11,7 +11,7 @@ use kube::runtime::reflector::Store;
 use tokio::sync::MutexGuard;
 
 use super::observe::job_state;
-use super::status::JobState;
+use crate::plan::WorkState;
 
 pub struct GlobalLimit {
     max: usize,
@@ -51,7 +51,7 @@ impl GlobalLimit {
         });
         let running = jobs
             .iter()
-            .filter(|j| job_state(j) == JobState::Running)
+            .filter(|j| job_state(j) == WorkState::Running)
             .count()
             + unseen.len();
         Slots {

@@ -4,25 +4,46 @@
 
 use kube::runtime::events::EventType;
 
+use super::context::Context;
 use super::metrics::OutcomeLabels;
-use super::reconcile::{Context, event};
-use super::resource::PythonPackage;
-use super::status::ManifestReport;
+use super::resource::{FailureRecord, PythonPackage};
+use super::status::{ManifestReport, Trouble};
 use super::targets::{SharedSink, StoreTarget};
-use crate::hermit;
+use crate::plan::Tried;
 use crate::release::{Release, ReleaseStore};
 
 /// Commits the package's manifest when the versions it may list changed since the last commit
-/// (or the spec did); otherwise leaves the sink alone, so a steady state costs nothing.
+/// (or the spec did); otherwise leaves the sink alone, so a steady state costs nothing. A
+/// version is listed once its test passed on a build's own platform, or every build says why
+/// it could not run there; one made by an older hermit-pex (no outcome recorded) is trouble.
 pub async fn commit_manifest<S: ReleaseStore>(
     ctx: &Context<S>,
     pkg: &PythonPackage,
     target: &StoreTarget<S>,
     sink: &SharedSink,
     releases: &[Release],
+    trouble: &mut Vec<Trouble>,
 ) -> ManifestReport {
     let spec = &pkg.spec.package;
-    let complete = hermit::complete_versions(spec, releases);
+    let mut complete = Vec::new();
+    for l in crate::plan::listable(spec, releases) {
+        match l.tried {
+            Tried::Passed | Tried::NotTried(_) => complete.push(l.complete),
+            Tried::Unknown => trouble.push(Trouble {
+                version: l.complete.version.clone(),
+                record: FailureRecord {
+                    version: l.complete.version.to_string(),
+                    platform: None,
+                    reason: "Untested".into(),
+                    message:
+                        "published by an older hermit-pex without a test outcome: not listed; \
+                              `hermit-pex sync` tries and lists it"
+                            .into(),
+                },
+                permanent: true,
+            }),
+        }
+    }
     let count = complete.len() as u32;
     let previous = pkg.status.as_ref();
     let unchanged = previous.is_some_and(|p| {
@@ -66,7 +87,9 @@ pub async fn commit_manifest<S: ReleaseStore>(
                     .flat_map(|(_, v)| v.iter().map(ToString::to_string))
                     .collect();
                 let note = format!("committed {sha} (+{})", added.join(", "));
-                event(ctx, pkg, EventType::Normal, "ManifestCommitted", note).await;
+                tracing::info!(package = %spec.package, commit = %sha, added = %added.join(", "), "committed the manifest");
+                ctx.event(pkg, EventType::Normal, "ManifestCommitted", note)
+                    .await;
             }
             ManifestReport {
                 commit: outcome.commit,
@@ -90,14 +113,9 @@ pub async fn commit_manifest<S: ReleaseStore>(
                     outcome: "failed".into(),
                 })
                 .inc();
-            event(
-                ctx,
-                pkg,
-                EventType::Warning,
-                "ManifestNotCommitted",
-                why.clone(),
-            )
-            .await;
+            tracing::warn!(package = %spec.package, error = %why, "the manifest was not committed");
+            ctx.event(pkg, EventType::Warning, "ManifestNotCommitted", why.clone())
+                .await;
             ManifestReport {
                 error: Some(why),
                 ..ManifestReport::default()

@@ -1,22 +1,47 @@
 //! What the package's Jobs and the cluster's Nodes say, read from the objects alone.
 
-use std::collections::HashMap;
-
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use pep440_rs::Version;
 
-use super::jobs::{FAILURE, PLATFORM_LABEL, Pool, VERSION_ANNOTATION, VERSION_LABEL};
-use super::status::JobState;
-use crate::names::Platform;
+use super::jobs::{
+    FAILURE, PLATFORM_LABEL, Pool, RELEASE_ANNOTATION, STEP_LABEL, VERSION_ANNOTATION,
+    VERSION_LABEL,
+};
+use crate::plan::{Work, WorkKind, WorkState};
+use crate::release::ReleaseId;
 
-/// A (version, platform)'s Job: its name and what it says.
+/// One of the package's Jobs: its name and what it says.
+#[derive(Debug, Clone)]
 pub struct ObservedJob {
     pub name: String,
-    pub state: JobState,
+    pub version: Version,
+    pub kind: WorkKind,
+    /// The release it writes to; `None` for a Job made by an older hermit-pex.
+    pub release: Option<ReleaseId>,
+    pub state: WorkState,
     /// A failure seen for the first time in this reconcile (not yet recorded on the Job).
     pub new_failure: bool,
+}
+
+impl ObservedJob {
+    /// What the planner reads of it (a Job made by an older hermit-pex is none).
+    pub fn work(&self) -> Option<Work> {
+        Some(Work {
+            version: self.version.clone(),
+            release: self.release.clone()?,
+            kind: self.kind,
+            state: self.state.clone(),
+        })
+    }
+
+    pub fn on(&self) -> String {
+        match self.kind {
+            WorkKind::Lock => format!("{} lock", self.version),
+            WorkKind::Build(p) => format!("{} {p}", self.version),
+        }
+    }
 }
 
 /// The name of another resource that controls one of these Jobs.
@@ -53,12 +78,9 @@ pub fn schedulable_for(node: &Node, pool: &Pool) -> bool {
             .all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// The Job of each (version, platform) from the package's Jobs. The exact version is in an
-/// annotation (a label value cannot hold every PEP 440 version); a failure recorded on the Job
-/// is read back.
-pub fn observe_jobs<'a>(
-    jobs: impl Iterator<Item = &'a Job>,
-) -> HashMap<(Version, Platform), ObservedJob> {
+/// What the package's Jobs are for and say. The exact version is in an annotation (a label
+/// value cannot hold every PEP 440 version); a failure recorded on the Job is read back.
+pub fn observe_jobs<'a>(jobs: impl Iterator<Item = &'a Job>) -> Vec<ObservedJob> {
     jobs.filter_map(|job| {
         let labels = job.labels();
         let annotations = job.annotations();
@@ -67,34 +89,43 @@ pub fn observe_jobs<'a>(
             .or_else(|| labels.get(VERSION_LABEL))?
             .parse()
             .ok()?;
-        let platform: Platform = labels.get(PLATFORM_LABEL)?.parse().ok()?;
+        let kind = match (
+            labels.get(STEP_LABEL).map(String::as_str),
+            labels.get(PLATFORM_LABEL),
+        ) {
+            (Some("lock"), _) => WorkKind::Lock,
+            (_, Some(p)) => WorkKind::Build(p.parse().ok()?),
+            _ => return None,
+        };
         let mut state = job_state(job);
         let recorded = annotations
             .get(FAILURE)
             .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok());
-        let new_failure = matches!(state, JobState::Failed { .. }) && recorded.is_none();
-        if let (JobState::Failed { .. }, Some(r)) = (&state, recorded) {
-            state = JobState::Failed {
+        let new_failure = matches!(state, WorkState::Failed { .. }) && recorded.is_none();
+        if let (WorkState::Failed { .. }, Some(r)) = (&state, recorded) {
+            state = WorkState::Failed {
                 reason: r["reason"].as_str().unwrap_or("Failed").to_owned(),
                 message: r["message"].as_str().unwrap_or_default().to_owned(),
             };
         }
-        let observed = ObservedJob {
+        Some(ObservedJob {
             name: job.name_any(),
+            version,
+            kind,
+            release: annotations.get(RELEASE_ANNOTATION).cloned().map(ReleaseId),
             state,
             new_failure,
-        };
-        Some(((version, platform), observed))
+        })
     })
     .collect()
 }
 
-pub fn job_state(job: &Job) -> JobState {
+pub fn job_state(job: &Job) -> WorkState {
     let Some(status) = &job.status else {
-        return JobState::Running;
+        return WorkState::Running;
     };
     if status.succeeded.unwrap_or(0) > 0 {
-        return JobState::Succeeded;
+        return WorkState::Succeeded;
     }
     let failed = status
         .conditions
@@ -102,10 +133,10 @@ pub fn job_state(job: &Job) -> JobState {
         .flatten()
         .find(|c| c.type_ == "Failed" && c.status == "True");
     match failed {
-        Some(c) => JobState::Failed {
+        Some(c) => WorkState::Failed {
             reason: c.reason.clone().unwrap_or_else(|| "Failed".into()),
             message: c.message.clone().unwrap_or_default(),
         },
-        None => JobState::Running,
+        None => WorkState::Running,
     }
 }

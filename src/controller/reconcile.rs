@@ -1,37 +1,36 @@
-//! Reconciling one `PythonPackage`, in phases: observe (the index, the release store, the
-//! package's Jobs) → plan (the same pure planner as `sync`) → apply (publish complete releases,
-//! create missing build Jobs by server-side apply, within limits, newest versions first; commit
-//! the manifest when its versions changed) → status (written only when it changed). Only apply
-//! and status touch the API server; events are sent on transitions, not on every loop.
+//! Reconciling one `PythonPackage`, in phases:
+//!
+//! - **observe**: the index's versions, the package's releases, its Jobs;
+//! - **decide**: the same pure planner as `sync`, fed the Jobs as work under way. A Job that
+//!   finished but whose output the release view lacks makes the view stale by definition: it
+//!   is listed again and the plan made again;
+//! - **apply**: Jobs no longer wanted are deleted; extra drafts discarded (the controller is
+//!   the only writer of releases: it makes a version's one draft before its first Job and
+//!   hands the Jobs its id); complete drafts published; lock and build Jobs created, newest
+//!   versions first, within limits; the manifest committed when its versions changed;
+//! - **status**, written only when it changed. Events go out on transitions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use pep440_rs::Version;
 
-use super::jobs::{FAILURE, JobSettings, PACKAGE_LABEL, PlatformTable, build_job, label_value};
-use super::limit::GlobalLimit;
-use super::metrics::Metrics;
+pub use super::context::{Context, MANAGER};
+use super::jobs::{FAILURE, JobFor, JobStep, PACKAGE_LABEL, label_value, step_job};
 use super::observe::{ObservedJob, foreign_owner, job_state, observe_jobs, schedulable_for};
-use super::resource::parse_interval;
-use super::resource::{PythonPackage, PythonPackageStatus};
-use super::status::{self, JobObservation, JobState, ManifestReport, Observed, Problem};
-use super::targets::Targets;
+use super::resource::{FailureRecord, PythonPackage, PythonPackageStatus, parse_interval};
+use super::status::{self, ManifestReport, Observed, Problem, Trouble};
+use super::targets::StoreTarget;
+use crate::build::VersionJob;
 use crate::names::Platform;
-use crate::plan::{Action, Plan, PlanOptions, VersionStatus, plan};
-use crate::pypi::IndexClient;
+use crate::plan::{Plan, PlanOptions, Step, VersionPlan, WorkKind, WorkState, plan};
+use crate::pypi::IndexVersion;
 use crate::release::{Release, ReleaseStore};
-
-/// The field manager of everything the controller applies.
-pub const MANAGER: &str = "hermit-pex";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,23 +38,6 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Job(#[from] super::jobs::JobError),
-}
-
-pub struct Context<S> {
-    pub client: kube::Client,
-    pub index: IndexClient,
-    /// Where releases and manifests go.
-    pub targets: Targets<S>,
-    pub table: PlatformTable,
-    pub jobs: JobSettings,
-    /// Build Jobs running at once for one package.
-    pub per_package: usize,
-    /// Build Jobs running at once across all packages; `None`: no such bound.
-    pub limit: Option<GlobalLimit>,
-    /// Events on transitions; `None`: none sent.
-    pub recorder: Option<Recorder>,
-    pub metrics: Arc<Metrics>,
-    pub now: fn() -> Time,
 }
 
 pub async fn reconcile<S: ReleaseStore>(
@@ -70,70 +52,98 @@ pub async fn reconcile<S: ReleaseStore>(
     result
 }
 
+/// What a reconcile knows about its resource.
+struct Subject<'a> {
+    pkg: &'a PythonPackage,
+    ns: String,
+    generation: i64,
+    jobs: Api<Job>,
+    selector: String,
+}
+
+impl Subject<'_> {
+    fn spec(&self) -> &crate::spec::PackageSpec {
+        &self.pkg.spec.package
+    }
+
+    fn name(&self) -> &crate::names::PackageName {
+        &self.pkg.spec.package.package
+    }
+
+    fn requested_at(&self) -> Option<String> {
+        self.pkg
+            .annotations()
+            .get(super::jobs::REQUESTED_AT)
+            .cloned()
+    }
+
+    /// The spec or the retry request changed since the status was written: platforms recorded
+    /// as impossible are tried again.
+    fn retry_requested(&self) -> bool {
+        let previous = self.pkg.status.as_ref();
+        previous.and_then(|p| p.observed_generation) != Some(self.generation)
+            || previous.and_then(|p| p.requested_at.clone()) != self.requested_at()
+    }
+}
+
 async fn reconcile_package<S: ReleaseStore>(
     pkg: &PythonPackage,
     ctx: &Context<S>,
 ) -> Result<Requeue, Error> {
     let ns = pkg.namespace().unwrap_or_else(|| "default".into());
-    let generation = pkg.metadata.generation.unwrap_or(0);
-    let spec = &pkg.spec.package;
-    let previous = pkg.status.as_ref();
+    let subject = Subject {
+        pkg,
+        generation: pkg.metadata.generation.unwrap_or(0),
+        jobs: Api::namespaced(ctx.client.clone(), &ns),
+        selector: format!(
+            "{PACKAGE_LABEL}={}",
+            label_value(pkg.spec.package.package.as_str())
+        ),
+        ns,
+    };
+    let s = &subject;
     let interval =
         parse_interval(pkg.spec.interval.as_deref()).unwrap_or(Duration::from_secs(3600));
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let observe_error = |e: Problem| Observed {
-        generation,
-        plan: None,
-        jobs: &[],
-        no_node: &[],
-        suspended: pkg.spec.suspend,
-        error: Some(e),
-        manifest: ManifestReport::default(),
-        previous,
-        now: (ctx.now)(),
-    };
 
-    // Observe.
-    let targets = spec
-        .validate()
-        .map_err(|problems| {
-            problems
-                .iter()
-                .map(|p| format!("{}: {}", p.field, p.message))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .and_then(|()| Ok((ctx.targets.store(&pkg.spec)?, ctx.targets.sink(&pkg.spec)?)));
-    let (target, sink) = match targets {
+    // Validate.
+    let (target, sink) = match validate(ctx, pkg) {
         Ok(t) => t,
         Err(message) => {
-            let status = status::compute(&observe_error(Problem::Invalid(message)));
-            write_status(ctx, pkg, &ns, status).await?;
+            tracing::info!(package = %s.name(), namespace = %s.ns, %message, "invalid: waiting for a change");
+            write_status(
+                ctx,
+                s,
+                status::compute(&failed_observation(ctx, s, Problem::Invalid(message))),
+            )
+            .await?;
             return Ok(Requeue::await_change());
         }
     };
     let store = &target.store;
-    let (project, mut releases) = match observe_sources(ctx, spec, store).await {
+
+    // Observe.
+    let (versions, mut releases) = match observe_sources(ctx, s.spec(), store).await {
         Ok(o) => o,
         Err(e) => {
+            tracing::warn!(package = %s.name(), namespace = %s.ns, problem = ?e, "cannot observe: retrying in 5 minutes");
             // Said once per generation: a message that changes with each retry (a rate
             // limit's reset time) would rewrite the status, and each write reconciles again.
-            let said = previous.is_some_and(|p| {
-                p.observed_generation == Some(generation)
+            let said = pkg.status.as_ref().is_some_and(|p| {
+                p.observed_generation == Some(s.generation)
                     && p.conditions.iter().any(|c| {
                         c.type_ == "Ready"
                             && matches!(c.reason.as_str(), "ObserveFailed" | "Invalid")
                     })
             });
             if !said {
-                write_status(ctx, pkg, &ns, status::compute(&observe_error(e))).await?;
+                write_status(ctx, s, status::compute(&failed_observation(ctx, s, e))).await?;
             }
             return Ok(Requeue::requeue(Duration::from_secs(300)));
         }
     };
-    let selector = format!("{PACKAGE_LABEL}={}", label_value(spec.package.as_str()));
-    let listed = jobs_api
-        .list(&ListParams::default().labels(&selector))
+    let listed = s
+        .jobs
+        .list(&ListParams::default().labels(&s.selector))
         .await?
         .items;
     // Job names come from the package: two resources for one package in a namespace would
@@ -141,73 +151,92 @@ async fn reconcile_package<S: ReleaseStore>(
     if let Some(other) = foreign_owner(&listed, pkg.metadata.uid.as_deref()) {
         let message = format!(
             "the PythonPackage {other} in this namespace already builds {}: keep one of the two",
-            spec.package
+            s.name()
         );
-        let status = status::compute(&observe_error(Problem::Invalid(message)));
-        write_status(ctx, pkg, &ns, status).await?;
+        tracing::info!(package = %s.name(), namespace = %s.ns, %message, "invalid: waiting for a change");
+        write_status(
+            ctx,
+            s,
+            status::compute(&failed_observation(ctx, s, Problem::Invalid(message))),
+        )
+        .await?;
         return Ok(Requeue::await_change());
     }
-    let deleted = if pkg.spec.suspend {
+    let retried = if pkg.spec.suspend {
         Vec::new()
     } else {
-        delete_stale_failures(pkg, &jobs_api, &listed).await?
+        delete_stale_failures(s, &listed).await?
     };
-    let mut jobs = observe_jobs(listed.iter().filter(|j| !deleted.contains(&j.name_any())));
-    explain_failures(ctx, &ns, &selector, &mut jobs).await?;
+    let mut jobs = observe_jobs(listed.iter().filter(|j| !retried.contains(&j.name_any())));
+    explain_failures(ctx, s, &mut jobs).await?;
 
-    // Plan.
-    let versions = project.versions();
-    let mut plan = plan(spec, &versions, &releases, &PlanOptions::default());
-    let no_node = unschedulable_platforms(ctx, &plan).await?;
+    // Decide.
+    let options = PlanOptions {
+        retry_missing: s.retry_requested(),
+        ..PlanOptions::default()
+    };
+    let decide = |releases: &[Release], jobs: &[ObservedJob]| {
+        let work: Vec<_> = jobs.iter().filter_map(ObservedJob::work).collect();
+        plan(s.spec(), &versions, releases, &work, &options)
+    };
+    let mut plan = decide(&releases, &jobs);
+    if plan.versions.iter().any(|v| v.waiting) {
+        // A Job finished after the view was listed: look again.
+        store.refresh().await;
+        releases = observe_releases(store, s.spec()).await.unwrap_or(releases);
+        plan = decide(&releases, &jobs);
+    }
 
-    // Apply.
+    let mut trouble = Vec::new();
     let mut manifest = ManifestReport::default();
-    let mut waiting = false;
+    let mut waiting_for_slots = false;
+    let no_node = unschedulable_platforms(ctx, &plan).await?;
     if !pkg.spec.suspend {
-        if publish_complete(ctx, pkg, store, &plan).await {
-            // The status and the manifest report what is now released.
-            if let Ok(r) = store.releases(&spec.package).await {
-                releases = r;
-                plan = crate::plan::plan(spec, &versions, &releases, &PlanOptions::default());
-            }
+        // Apply.
+        if delete_unwanted_jobs(ctx, s, &plan, &mut jobs).await? {
+            plan = decide(&releases, &jobs);
         }
-        let (started, left) = start_builds(ctx, pkg, &jobs_api, &plan, &no_node, &mut jobs).await?;
-        waiting = left;
-        if !started.is_empty() {
-            let note = format!("started {} builds: {}", started.len(), started.join(", "));
-            event(ctx, pkg, EventType::Normal, "BuildStarted", note).await;
+        let changed = discard_drafts(ctx, s, store, &plan).await
+            | publish_complete(ctx, s, store, &plan, &mut trouble).await;
+        if changed {
+            releases = observe_releases(store, s.spec()).await.unwrap_or(releases);
+            plan = decide(&releases, &jobs);
         }
+        waiting_for_slots =
+            start_jobs(ctx, s, store, &plan, &no_node, &mut jobs, &mut trouble).await?;
         if let Some(sink) = sink {
-            manifest = super::manifest::commit_manifest(ctx, pkg, &target, &sink, &releases).await;
+            manifest =
+                super::manifest::commit_manifest(ctx, pkg, &target, &sink, &releases, &mut trouble)
+                    .await;
         }
     }
     report_new_failures(ctx, pkg, &jobs).await;
 
     // Status.
-    let observations: Vec<JobObservation> = jobs
-        .into_iter()
-        .map(|((version, platform), job)| JobObservation {
-            version,
-            platform,
-            state: job.state,
-        })
-        .collect();
+    let running = jobs
+        .iter()
+        .filter(|j| j.state == WorkState::Running)
+        .count() as u32;
     let retry_manifest = manifest.error.is_some();
     let computed = status::compute(&Observed {
-        generation,
+        generation: s.generation,
         plan: Some(&plan),
-        jobs: &observations,
+        running,
         no_node: &no_node,
+        trouble: &trouble,
         suspended: pkg.spec.suspend,
         error: None,
         manifest,
-        previous,
+        requested_at: s.requested_at(),
+        previous: pkg.status.as_ref(),
         now: (ctx.now)(),
     });
-    // Builds waiting for a slot: other packages' Jobs finishing do not wake this one.
-    let busy = computed.building > 0 || waiting;
-    write_status(ctx, pkg, &ns, computed).await?;
-    Ok(Requeue::requeue(if busy {
+    write_status(ctx, s, computed).await?;
+    let waiting = plan.versions.iter().any(|v| v.waiting);
+    Ok(Requeue::requeue(if waiting {
+        Duration::from_secs(10)
+    } else if running > 0 || waiting_for_slots {
+        // Finished Jobs wake the package through the watch; this is the fallback.
         Duration::from_secs(60)
     } else if retry_manifest {
         Duration::from_secs(300)
@@ -216,12 +245,48 @@ async fn reconcile_package<S: ReleaseStore>(
     }))
 }
 
+/// The spec's own rules, and the targets it names (which the operator must allow).
+fn validate<S>(
+    ctx: &Context<S>,
+    pkg: &PythonPackage,
+) -> Result<(Arc<StoreTarget<S>>, Option<super::targets::SharedSink>), String> {
+    pkg.spec.package.validate().map_err(|problems| {
+        problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    Ok((ctx.targets.store(&pkg.spec)?, ctx.targets.sink(&pkg.spec)?))
+}
+
+/// The status of a reconcile that could not observe or plan.
+fn failed_observation<'a, S>(
+    ctx: &Context<S>,
+    s: &'a Subject<'_>,
+    problem: Problem,
+) -> Observed<'a> {
+    Observed {
+        generation: s.generation,
+        plan: None,
+        running: 0,
+        no_node: &[],
+        trouble: &[],
+        suspended: s.pkg.spec.suspend,
+        error: Some(problem),
+        manifest: ManifestReport::default(),
+        requested_at: s.pkg.status.as_ref().and_then(|p| p.requested_at.clone()),
+        previous: s.pkg.status.as_ref(),
+        now: (ctx.now)(),
+    }
+}
+
 /// The project's versions from the index and the package's releases from the store.
 async fn observe_sources<S: ReleaseStore>(
     ctx: &Context<S>,
     spec: &crate::spec::PackageSpec,
     store: &S,
-) -> Result<(crate::pypi::ProjectFiles, Vec<Release>), Problem> {
+) -> Result<(Vec<IndexVersion>, Vec<Release>), Problem> {
     let project = ctx
         .index
         .project(&spec.package)
@@ -230,103 +295,249 @@ async fn observe_sources<S: ReleaseStore>(
             crate::pypi::IndexError::NotFound { .. } => Problem::Invalid(e.to_string()),
             e => Problem::Unavailable(e.to_string()),
         })?;
-    let releases = store
+    let releases = observe_releases(store, spec).await?;
+    Ok((project.versions(), releases))
+}
+
+async fn observe_releases<S: ReleaseStore>(
+    store: &S,
+    spec: &crate::spec::PackageSpec,
+) -> Result<Vec<Release>, Problem> {
+    store
         .releases(&spec.package)
         .await
-        .map_err(|e| Problem::Unavailable(e.to_string()))?;
-    Ok((project, releases))
+        .map_err(|e| Problem::Unavailable(e.to_string()))
 }
 
 /// Deletes failed Jobs made for an older spec or `requested-at` (background: the object goes
-/// at once), so that their builds are made again: that is how failures are retried. Returns
+/// at once), so that their steps are made again: that is how failures are retried. Returns
 /// their names.
-async fn delete_stale_failures(
-    pkg: &PythonPackage,
-    jobs_api: &Api<Job>,
-    listed: &[Job],
-) -> Result<Vec<String>, Error> {
-    let wanted = super::jobs::made_for(pkg);
+async fn delete_stale_failures(s: &Subject<'_>, listed: &[Job]) -> Result<Vec<String>, Error> {
+    let wanted = super::jobs::made_for(s.pkg);
     let mut deleted = Vec::new();
     for job in listed {
         // Only our keys: other annotations (a policy engine's, a user's) change nothing.
         let annotations = job.annotations();
         let stale = wanted.iter().any(|(k, v)| annotations.get(k) != Some(v));
-        if stale && matches!(job_state(job), JobState::Failed { .. }) {
-            jobs_api
-                .delete(&job.name_any(), &kube::api::DeleteParams::background())
-                .await?;
+        if stale && matches!(job_state(job), WorkState::Failed { .. }) {
+            tracing::info!(package = %s.name(), job = %job.name_any(), "retrying a failed Job: the spec or requested-at changed");
+            delete_job(s, &job.name_any()).await?;
             deleted.push(job.name_any());
         }
     }
     Ok(deleted)
 }
 
-/// Publishes the releases the plan found complete; whether any was.
-async fn publish_complete<S: ReleaseStore>(
+async fn delete_job(s: &Subject<'_>, name: &str) -> Result<(), Error> {
+    match s
+        .jobs
+        .delete(name, &kube::api::DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the Jobs whose work is no longer wanted: made for another release than the
+/// version's one draft (a discarded duplicate, a draft made again, a Job of an older
+/// hermit-pex), or finished without their output reaching the release (it is made again).
+/// Returns whether any was deleted.
+async fn delete_unwanted_jobs<S>(
     ctx: &Context<S>,
-    pkg: &PythonPackage,
+    s: &Subject<'_>,
+    plan: &Plan,
+    jobs: &mut Vec<ObservedJob>,
+) -> Result<bool, Error> {
+    let mut gone = Vec::new();
+    for job in jobs.iter() {
+        let Some(vp) = plan.versions.iter().find(|v| v.version == job.version) else {
+            continue; // a version no longer wanted: its Jobs age out
+        };
+        let why = match (&job.release, &vp.release) {
+            (None, _) => Some("made by an older hermit-pex".to_owned()),
+            (Some(r), Some(keep)) if r != keep => Some(format!(
+                "made for release {r}, the version's release is {keep}"
+            )),
+            _ if vp.waiting && job.state == WorkState::Succeeded && output_missing(vp, job) => {
+                Some("it succeeded but its output is not in the release: made again".to_owned())
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            tracing::info!(package = %s.name(), version = %job.version, job = %job.name, %why, "deleting a Job");
+            if job.state == WorkState::Succeeded {
+                ctx.event(
+                    s.pkg,
+                    EventType::Warning,
+                    "OutputMissing",
+                    format!("{}: {why}", job.on()),
+                )
+                .await;
+            }
+            delete_job(s, &job.name).await?;
+            gone.push(job.name.clone());
+        }
+    }
+    jobs.retain(|j| !gone.contains(&j.name));
+    Ok(!gone.is_empty())
+}
+
+/// Whether a finished Job's output is absent from the version's release.
+fn output_missing(vp: &VersionPlan, job: &ObservedJob) -> bool {
+    match job.kind {
+        WorkKind::Lock => vp.status == crate::plan::VersionStatus::Locking,
+        WorkKind::Build(p) => !vp.done.contains(&p) && !vp.missing.contains_key(&p),
+    }
+}
+
+/// Deletes the drafts the plan discards: a second draft of a tag (GitHub keeps several), one
+/// made for other settings, one beside a published release. Returns whether any was.
+async fn discard_drafts<S: ReleaseStore>(
+    ctx: &Context<S>,
+    s: &Subject<'_>,
     store: &S,
     plan: &Plan,
 ) -> bool {
-    let package = &pkg.spec.package.package;
-    let mut published = Vec::new();
-    for vp in plan
-        .versions
-        .iter()
-        .filter(|v| v.status == VersionStatus::ToPublish)
-    {
-        match store.publish(package, &vp.version).await {
-            Ok(()) => published.push(vp.version.to_string()),
+    let mut discarded = Vec::new();
+    for (vp, step) in plan.steps() {
+        let Step::Discard { release, why } = step else {
+            continue;
+        };
+        let Ok(r) = store.release(s.name(), release).await else {
+            continue; // gone already
+        };
+        match store.delete_draft(&r).await {
+            Ok(()) => {
+                tracing::info!(package = %s.name(), version = %vp.version, %release, %why, "discarded a draft");
+                discarded.push(format!("{} ({release}): {why}", vp.version));
+            }
             Err(e) => {
-                tracing::warn!(%package, version = %vp.version, error = %e, "cannot publish")
+                tracing::warn!(package = %s.name(), version = %vp.version, %release, error = %e, "cannot discard a draft")
             }
         }
+    }
+    if discarded.is_empty() {
+        return false;
+    }
+    let note = format!(
+        "discarded {} drafts: {}",
+        discarded.len(),
+        discarded.join("; ")
+    );
+    ctx.event(s.pkg, EventType::Normal, "DraftsConsolidated", note)
+        .await;
+    true
+}
+
+/// Publishes the drafts the plan found complete; whether any was. A publish that fails is
+/// trouble for the status, and a warning event.
+async fn publish_complete<S: ReleaseStore>(
+    ctx: &Context<S>,
+    s: &Subject<'_>,
+    store: &S,
+    plan: &Plan,
+    trouble: &mut Vec<Trouble>,
+) -> bool {
+    let mut published = Vec::new();
+    let mut failed = Vec::new();
+    for (vp, step) in plan.steps() {
+        let Step::Publish { release } = step else {
+            continue;
+        };
+        let Ok(r) = store.release(s.name(), release).await else {
+            continue;
+        };
+        let scratch = tempfile::tempdir_in(&ctx.scratch).or_else(|_| tempfile::tempdir());
+        let result = match &scratch {
+            Ok(dir) => crate::pipeline::publish(store, &r, &s.spec().platforms(), dir.path()).await,
+            Err(e) => Err(crate::pipeline::PublishError::Record {
+                asset: "(scratch)".into(),
+                message: e.to_string(),
+            }),
+        };
+        match result {
+            Ok(info) => {
+                tracing::info!(package = %s.name(), version = %vp.version, %release, missing = ?info.missing.keys().collect::<Vec<_>>(), "published");
+                published.push(vp.version.to_string());
+            }
+            Err(e) => {
+                use crate::pipeline::PublishError as P;
+                let permanent = matches!(e, P::Incomplete(_) | P::Record { .. });
+                tracing::warn!(package = %s.name(), version = %vp.version, %release, error = %e, permanent, "not published");
+                failed.push(format!("{}: {e}", vp.version));
+                trouble.push(Trouble {
+                    version: vp.version.clone(),
+                    record: FailureRecord {
+                        version: vp.version.to_string(),
+                        platform: None,
+                        reason: "NotPublished".into(),
+                        message: e.to_string(),
+                    },
+                    permanent,
+                });
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let note = format!(
+            "{} releases not published: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+        ctx.event(s.pkg, EventType::Warning, "PublishFailed", note)
+            .await;
     }
     if published.is_empty() {
         return false;
     }
     ctx.metrics.versions_released.inc_by(published.len() as u64);
     let note = format!("released {}", published.join(", "));
-    event(ctx, pkg, EventType::Normal, "Released", note).await;
+    ctx.event(s.pkg, EventType::Normal, "Released", note).await;
     true
 }
 
 /// One event for the failures this reconcile saw first (kube folds same-reason events).
-async fn report_new_failures<S>(
-    ctx: &Context<S>,
-    pkg: &PythonPackage,
-    jobs: &HashMap<(Version, Platform), ObservedJob>,
-) {
+async fn report_new_failures<S>(ctx: &Context<S>, pkg: &PythonPackage, jobs: &[ObservedJob]) {
     let mut failed: Vec<String> = Vec::new();
-    for ((version, platform), job) in jobs {
-        if let JobState::Failed { reason, message } = &job.state
-            && job.new_failure
-        {
-            ctx.metrics.build(*platform, "failed");
-            failed.push(format!("{version} {platform}: {reason}: {message}"));
+    for job in jobs.iter().filter(|j| j.new_failure) {
+        if let WorkState::Failed { reason, message } = &job.state {
+            ctx.metrics.build(&step_label(job.kind), "failed");
+            tracing::warn!(package = %pkg.spec.package.package, version = %job.version, job = %job.name, %reason, %message, "a Job failed");
+            failed.push(format!("{}: {reason}: {message}", job.on()));
         }
     }
     if !failed.is_empty() {
         failed.sort();
         let note = format!("{} builds failed: {}", failed.len(), failed.join("; "));
-        event(ctx, pkg, EventType::Warning, "BuildFailed", note).await;
+        ctx.event(pkg, EventType::Warning, "BuildFailed", note)
+            .await;
     }
 }
 
-/// Creates build Jobs for the plan's missing (version, platform)s, newest first, within the
-/// package's and the controller's limits. Returns what was started, and whether builds were
-/// left for lack of a slot.
-async fn start_builds<S>(
+fn step_label(kind: WorkKind) -> String {
+    match kind {
+        WorkKind::Lock => "lock".into(),
+        WorkKind::Build(p) => p.to_string(),
+    }
+}
+
+/// Starts the plan's lock and build Jobs, newest versions first, within the package's and the
+/// controller's limits; a version without a draft gets its draft first (the Jobs only upload
+/// to it). Returns whether work was left for lack of a slot.
+async fn start_jobs<S: ReleaseStore>(
     ctx: &Context<S>,
-    pkg: &PythonPackage,
-    jobs_api: &Api<Job>,
+    s: &Subject<'_>,
+    store: &S,
     plan: &Plan,
     no_node: &[Platform],
-    jobs: &mut HashMap<(Version, Platform), ObservedJob>,
-) -> Result<(Vec<String>, bool), Error> {
+    jobs: &mut Vec<ObservedJob>,
+    trouble: &mut Vec<Trouble>,
+) -> Result<bool, Error> {
     let running = jobs
-        .values()
-        .filter(|j| j.state == JobState::Running)
+        .iter()
+        .filter(|j| j.state == WorkState::Running)
         .count();
     let mut budget = ctx.per_package.saturating_sub(running);
     let mut slots = match &ctx.limit {
@@ -337,58 +548,145 @@ async fn start_builds<S>(
         ctx.metrics.jobs_running.set(slots.running as i64);
         budget = budget.min(slots.free);
     }
+    let lock_at = ctx.table.lock_platform();
     let mut started = Vec::new();
-    // Actions come newest version first.
-    for action in &plan.actions {
-        let Action::Build {
-            version,
-            python,
-            platform,
-            ..
-        } = action
-        else {
-            continue;
+    let mut left = false;
+    for (vp, step) in plan.steps() {
+        let (release, job_step) = match step {
+            Step::Create | Step::Lock { .. } if lock_at.is_some_and(|p| no_node.contains(&p)) => {
+                continue;
+            }
+            Step::Build { platform, .. } if no_node.contains(platform) => continue,
+            Step::Create => (
+                None,
+                JobStep::Lock {
+                    platforms: vp.build.clone(),
+                },
+            ),
+            Step::Lock { release, platforms } => (
+                Some(release.clone()),
+                JobStep::Lock {
+                    platforms: platforms.clone(),
+                },
+            ),
+            Step::Build { release, platform } => (
+                Some(release.clone()),
+                JobStep::Build {
+                    platform: *platform,
+                },
+            ),
+            Step::Discard { .. } | Step::Publish { .. } => continue,
         };
-        if no_node.contains(platform) || jobs.contains_key(&(version.clone(), *platform)) {
-            continue; // running, done (the store catches up) or failed (reported, not retried here)
-        }
         if started.len() >= budget {
-            return Ok((started, true));
+            left = true;
+            break;
         }
-        let job = build_job(pkg, version, *python, *platform, &ctx.table, &ctx.jobs)?;
+        let release = match release {
+            Some(r) => r,
+            None => match create_release(s, store, vp).await {
+                Ok(r) => r,
+                Err(e) => {
+                    trouble.push(Trouble {
+                        version: vp.version.clone(),
+                        record: FailureRecord {
+                            version: vp.version.to_string(),
+                            platform: None,
+                            reason: "ReleaseNotCreated".into(),
+                            message: e,
+                        },
+                        permanent: false,
+                    });
+                    continue;
+                }
+            },
+        };
+        let what = match &job_step {
+            JobStep::Lock { .. } => "lock".to_owned(),
+            JobStep::Build { platform } => platform.to_string(),
+        };
+        let job = step_job(
+            s.pkg,
+            &JobFor {
+                version: &vp.version,
+                python: vp.python,
+                release: &release,
+                step: job_step.clone(),
+            },
+            &ctx.table,
+            &ctx.jobs,
+        )?;
         let name = job.metadata.name.clone().unwrap_or_default();
-        jobs_api
+        // A finished Job of that name (a platform tried again) must go before a new one.
+        if jobs.iter().any(|j| j.name == name) {
+            delete_job(s, &name).await?;
+        }
+        s.jobs
             .patch(
                 &name,
                 &PatchParams::apply(MANAGER).force(),
                 &Patch::Apply(&job),
             )
             .await?;
-        ctx.metrics.build(*platform, "started");
+        tracing::info!(package = %s.name(), version = %vp.version, step = %what, %release, job = %name, "started a Job");
+        ctx.metrics.build(&what, "started");
         if let Some(slots) = slots.as_mut() {
-            slots.took(pkg.namespace().unwrap_or_default(), name.clone());
+            slots.took(s.ns.clone(), name.clone());
         }
-        jobs.insert(
-            (version.clone(), *platform),
-            ObservedJob {
-                name,
-                state: JobState::Running,
-                new_failure: false,
+        jobs.retain(|j| j.name != name);
+        jobs.push(ObservedJob {
+            name,
+            version: vp.version.clone(),
+            kind: match job_step {
+                JobStep::Lock { .. } => WorkKind::Lock,
+                JobStep::Build { platform } => WorkKind::Build(platform),
             },
-        );
-        started.push(format!("{version} {platform}"));
+            release: Some(release),
+            state: WorkState::Running,
+            new_failure: false,
+        });
+        started.push(format!("{} {what}", vp.version));
     }
-    Ok((started, false))
+    if !started.is_empty() {
+        let note = format!("started {} builds: {}", started.len(), started.join(", "));
+        ctx.event(s.pkg, EventType::Normal, "BuildStarted", note)
+            .await;
+    }
+    if left {
+        tracing::info!(package = %s.name(), "more Jobs wait for a free slot");
+    }
+    Ok(left)
 }
 
-/// Platforms with builds to run that cannot run here: left out of the platform table, or no
-/// Ready, schedulable node for their pool. Said in the status, not left Pending. Without
-/// permission to list nodes only the table is checked.
+/// Makes the version's draft: the one release its Jobs will upload to.
+async fn create_release<S: ReleaseStore>(
+    s: &Subject<'_>,
+    store: &S,
+    vp: &VersionPlan,
+) -> Result<crate::release::ReleaseId, String> {
+    let job = VersionJob::new(s.spec(), &vp.version, vp.python);
+    match store.create(&job.info()).await {
+        Ok(r) => {
+            tracing::info!(package = %s.name(), version = %vp.version, release = %r.id, "created the draft release");
+            Ok(r.id)
+        }
+        Err(e) => {
+            tracing::warn!(package = %s.name(), version = %vp.version, error = %e, "cannot create the draft release");
+            Err(format!("cannot create the release of {}: {e}", vp.version))
+        }
+    }
+}
+
+/// Platforms with work to run that cannot run here: left out of the platform table, or no
+/// Ready, schedulable node for their pool (a lock runs on the table's lock platform). Said in
+/// the status, not left Pending. Without permission to list nodes only the table is checked.
 async fn unschedulable_platforms<S>(ctx: &Context<S>, plan: &Plan) -> Result<Vec<Platform>, Error> {
     let mut wanted: Vec<Platform> = plan
-        .actions
-        .iter()
-        .filter_map(Action::build_platform)
+        .steps()
+        .filter_map(|(_, step)| match step {
+            Step::Build { platform, .. } => Some(*platform),
+            Step::Create | Step::Lock { .. } => ctx.table.lock_platform(),
+            _ => None,
+        })
         .collect();
     wanted.sort();
     wanted.dedup();
@@ -421,15 +719,14 @@ async fn unschedulable_platforms<S>(ctx: &Context<S>, plan: &Plan) -> Result<Vec
 /// many failures there are.
 async fn explain_failures<S>(
     ctx: &Context<S>,
-    ns: &str,
-    selector: &str,
-    jobs: &mut HashMap<(Version, Platform), ObservedJob>,
+    s: &Subject<'_>,
+    jobs: &mut [ObservedJob],
 ) -> Result<(), Error> {
-    if !jobs.values().any(|j| j.new_failure) {
+    if !jobs.iter().any(|j| j.new_failure) {
         return Ok(());
     }
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let pods = match pods.list(&ListParams::default().labels(selector)).await {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &s.ns);
+    let pods = match pods.list(&ListParams::default().labels(&s.selector)).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(e)) if e.code == 403 => {
             tracing::warn!("cannot list pods (forbidden): failures keep the Job's reason");
@@ -437,9 +734,8 @@ async fn explain_failures<S>(
         }
         Err(e) => return Err(e.into()),
     };
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    for job in jobs.values_mut().filter(|j| j.new_failure) {
-        let JobState::Failed { reason, message } = &job.state else {
+    for job in jobs.iter_mut().filter(|j| j.new_failure) {
+        let WorkState::Failed { reason, message } = &job.state else {
             continue;
         };
         let pod = pods.iter().rev().find(|p| {
@@ -449,68 +745,35 @@ async fn explain_failures<S>(
         if let Some(explained) = pod.and_then(|p| status::pod_failure(p, reason, message)) {
             job.state = explained;
         }
-        let JobState::Failed { reason, message } = &job.state else {
+        let WorkState::Failed { reason, message } = &job.state else {
             continue;
         };
         let record = serde_json::json!({"reason": reason, "message": message}).to_string();
         let patch = serde_json::json!({"metadata": {"annotations": {FAILURE: record}}});
-        jobs_api
+        s.jobs
             .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
     }
     Ok(())
 }
 
-/// Sends an event about `pkg`; a refused event is logged, never fatal.
-pub(super) async fn event<S>(
-    ctx: &Context<S>,
-    pkg: &PythonPackage,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let Some(recorder) = &ctx.recorder else {
-        return;
-    };
-    let mut note = note;
-    if note.len() > 1000 {
-        let mut cut = 997;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-        note.push_str("...");
-    }
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &pkg.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "cannot send an event");
-    }
-}
-
 /// Writes the status by server-side apply, only when it differs from what is there.
 async fn write_status<S>(
     ctx: &Context<S>,
-    pkg: &PythonPackage,
-    ns: &str,
+    s: &Subject<'_>,
     status: PythonPackageStatus,
 ) -> Result<(), Error> {
-    if pkg.status.as_ref() == Some(&status) {
+    if s.pkg.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let api: Api<PythonPackage> = Api::namespaced(ctx.client.clone(), ns);
+    let api: Api<PythonPackage> = Api::namespaced(ctx.client.clone(), &s.ns);
     let patch = serde_json::json!({
         "apiVersion": PythonPackage::api_version(&()),
         "kind": PythonPackage::kind(&()),
         "status": status,
     });
     api.patch_status(
-        &pkg.name_any(),
+        &s.pkg.name_any(),
         &PatchParams::apply(MANAGER).force(),
         &Patch::Apply(&patch),
     )

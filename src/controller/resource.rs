@@ -134,6 +134,10 @@ pub struct PythonPackageStatus {
     /// Versions the manifest could list at its last commit; a different count commits again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed: Option<u32>,
+    /// The `hermit-pex.dev/requested-at` annotation last acted on: a new value retries
+    /// failed builds and platforms recorded as impossible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -18,95 +17,51 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
+use super::context::{Context, MANAGER};
 use super::jobs::{JobSettings, MANAGED_BY, PlatformTable};
 use super::lease::LeaseLock;
 use super::limit::GlobalLimit;
 use super::metrics::Metrics;
-use super::reconcile::{Context, Error, MANAGER, reconcile};
+use super::reconcile::{Error, reconcile};
 use super::resource::{ManifestTarget, PythonPackage};
 use super::targets::{StoreTarget, Targets};
-use crate::cli::sync::Sink;
-use crate::cli::{GitHubArgs, IndexArgs, ManifestArgs};
-use crate::gitops::DynSink;
-use crate::release::github::{GitHubConfig, GitHubStore, Token};
+use crate::gitops::{AnySink, DynSink, SinkSettings};
+use crate::release::{AnyStore, StoreSettings};
 
-#[derive(Args)]
-pub struct ControllerArgs {
+/// Everything the controller runs with, as plain settings (`hermit-pex controller` fills them
+/// in from its flags).
+pub struct Config {
     /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "HERMIT_PEX_NAMESPACE")]
     pub namespace: Option<String>,
-    /// GitHub OWNER/REPO for releases (a resource's spec.releases overrides it).
-    #[arg(long, env = "HERMIT_PEX_REPOSITORY")]
-    pub repository: String,
-    /// The builder image the Jobs run.
-    #[arg(long, env = "HERMIT_PEX_BUILDER_IMAGE")]
-    pub builder_image: String,
-    /// The platform table (YAML); default: linux on nodes of each arch, darwin cross on linux.
-    #[arg(long, env = "HERMIT_PEX_PLATFORM_TABLE")]
-    pub platform_table: Option<PathBuf>,
-    /// The Secret (in each resource's namespace) holding the GitHub token for build Jobs.
-    #[arg(long, default_value = "hermit-pex-github")]
-    pub token_secret: String,
-    /// The key of the token in --token-secret.
-    #[arg(long, default_value = "token")]
-    pub token_key: String,
-    /// A PersistentVolumeClaim (in each resource's namespace) for the builders' pex cache.
-    #[arg(long)]
-    pub cache_claim: Option<String>,
-    /// The ServiceAccount of build pods.
-    #[arg(long)]
-    pub builder_service_account: Option<String>,
-    /// Requests and limits of build pods, as JSON: {"requests":{"cpu":"1","memory":"2Gi"},...}.
-    #[arg(long)]
-    pub builder_resources: Option<String>,
-    /// Build Jobs running at once per package.
-    #[arg(long, default_value_t = 8)]
+    /// The controller's release store (`repository`: its default GitHub repository).
+    pub store: StoreSettings,
+    pub index_url: String,
+    /// Index pages with their ETags, Git checkouts, scratch space.
+    pub cache_dir: PathBuf,
+    pub table: PlatformTable,
+    pub jobs: JobSettings,
     pub per_package: usize,
-    /// Build Jobs running at once across all packages.
-    #[arg(long, default_value_t = 32)]
     pub max_jobs: usize,
-    /// Reconciles running at once.
-    #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
-    /// activeDeadlineSeconds of build Jobs.
-    #[arg(long, default_value_t = 7200)]
-    pub job_deadline_seconds: i64,
-    /// backoffLimit of build Jobs (pod retries before the build counts as failed).
-    #[arg(long, default_value_t = 2)]
-    pub job_backoff_limit: i32,
-    /// ttlSecondsAfterFinished of build Jobs.
-    #[arg(long, default_value_t = 86_400)]
-    pub job_ttl_seconds: i32,
-    #[command(flatten)]
-    pub index: IndexArgs,
-    #[command(flatten)]
-    pub github: GitHubArgs,
-    /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
-    /// spec.releases is refused). Releases there are made with the controller's token.
-    #[arg(long = "allow-release-repository", value_delimiter = ',')]
+    /// What a resource's `spec.releases` / `spec.manifests` may name.
     pub allowed_release_repositories: Vec<String>,
-    /// A Git URL a PythonPackage's spec.manifests may name (repeat or comma-separate; none:
-    /// spec.manifests is refused). Pushes there carry the controller's token.
-    #[arg(long = "allow-manifest-repository", value_delimiter = ',')]
     pub allowed_manifest_repositories: Vec<String>,
-    /// Where manifests are committed (none: manifests are not committed).
-    #[command(flatten)]
-    pub manifest: ManifestArgs,
-    /// Serve /metrics, /healthz and /readyz on this address.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
+    pub manifest: SinkSettings,
     pub metrics_addr: std::net::SocketAddr,
-    /// Run only while holding a Lease, so that several replicas can run (one active).
-    #[arg(long)]
-    pub leader_elect: bool,
-    /// The Lease's name.
-    #[arg(long, default_value = "hermit-pex")]
-    pub lease_name: String,
-    /// The Lease's namespace (default: the pod's, from POD_NAMESPACE).
-    #[arg(long, env = "POD_NAMESPACE")]
-    pub lease_namespace: Option<String>,
+    /// Run only while holding this Lease.
+    pub lease: Option<LeaseSettings>,
 }
 
-pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+pub struct LeaseSettings {
+    pub name: String,
+    pub namespace: String,
+    /// This replica's name: the pod's.
+    pub identity: String,
+}
+
+pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
+    let args = &config;
     let client = kube::Client::try_default().await.context(
         "cannot reach the Kubernetes API (no in-cluster config and no usable KUBECONFIG)",
     )?;
@@ -150,7 +105,7 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
     tokio::spawn(job_watch);
     let ctx = Arc::new(Context {
         limit: Some(GlobalLimit::new(args.max_jobs.max(1), view.clone())),
-        ..context(&args, client.clone())?
+        ..context(args, client.clone())?
     });
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -159,9 +114,11 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
     let text: MetricsText = {
         let ctx = ctx.clone();
         Arc::new(move || {
-            let store = &ctx.targets.default_store().store;
-            let github = (store.stats().requests(), store.rate_limit_remaining());
-            ctx.metrics.encode(ctx.index.stats().requests, Some(github))
+            let github = match &ctx.targets.default_store().store {
+                AnyStore::GitHub(g) => Some((g.stats().requests(), g.rate_limit_remaining())),
+                AnyStore::Dir(_) => None,
+            };
+            ctx.metrics.encode(ctx.index.stats().requests, github)
         })
     };
     let app = probes(text, ready.clone());
@@ -171,18 +128,10 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
         }
     });
 
-    let lease = if args.leader_elect {
-        let namespace = args.lease_namespace.clone().context(
-            "--leader-elect needs --lease-namespace (or POD_NAMESPACE from the downward API)",
-        )?;
-        // Each replica needs its own name: the pod's, else the host's (a container's is its
-        // pod's), never a pid (1 in every container).
-        let identity = std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .context("--leader-elect needs POD_NAME (from the downward API) or HOSTNAME")?;
-        let lock = LeaseLock::new(client.clone(), &namespace, &args.lease_name, &identity);
+    let lease = if let Some(l) = &args.lease {
+        let lock = LeaseLock::new(client.clone(), &l.namespace, &l.name, &l.identity);
         ready.store(true, Ordering::Relaxed); // a standby replica is healthy too
-        tracing::info!(lease = %args.lease_name, %identity, "waiting to lead");
+        tracing::info!(lease = %l.name, identity = %l.identity, "waiting to lead");
         tokio::select! {
             held = wait_for_lease(&lock) => held?,
             () = shutdown_signal() => return Ok(ExitCode::SUCCESS),
@@ -226,81 +175,56 @@ pub async fn controller_command(args: ControllerArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// Everything a reconcile needs, from the arguments.
-fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Context<GitHubStore>> {
-    let table = match &args.platform_table {
-        Some(f) => PlatformTable::parse(
-            &std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?,
-        )
-        .map_err(anyhow::Error::msg)?,
-        None => PlatformTable::default(),
-    };
-    let resources = args
-        .builder_resources
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()
-        .context("--builder-resources: write it as JSON, e.g. {\"requests\":{\"cpu\":\"1\",\"memory\":\"2Gi\"}}")?;
-    let cache = args
-        .index
-        .cache_dir
-        .clone()
-        .or_else(crate::cli::default_cache_dir)
-        .unwrap_or_else(|| std::env::temp_dir().join("hermit-pex"));
-    let token = Token::from_env()?;
+/// Everything a reconcile needs, from the settings.
+fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyStore>> {
     let open_store = {
-        let (api_url, html_url, cache) = (
-            args.github.github_api_url.clone(),
-            args.github.github_url.clone(),
-            cache.clone(),
-        );
-        move |repository: &str| -> Result<StoreTarget<GitHubStore>, String> {
-            let (owner, repo) = repository
-                .split_once('/')
-                .ok_or_else(|| format!("{repository:?}: write it as OWNER/REPO"))?;
-            let mut config = GitHubConfig::new(owner, repo);
-            config.api_url = api_url.clone();
-            config.html_url = html_url.clone();
-            config.cache_dir = Some(cache.clone());
-            // Build Jobs upload from their pods: look again at least every 30 s.
-            config.max_view_age = Some(Duration::from_secs(30));
-            let store = GitHubStore::new(config, token.clone()).map_err(|e| e.to_string())?;
+        let template = config.store.clone();
+        move |repository: &str| -> Result<StoreTarget<AnyStore>, String> {
+            let settings = StoreSettings {
+                repository: Some(repository.to_owned()),
+                // Build Jobs upload from their pods: look again at least every 30 s.
+                max_view_age: Some(Duration::from_secs(30)),
+                ..template.clone()
+            };
+            let store = AnyStore::open(&settings).map_err(|e| e.to_string())?;
             Ok(StoreTarget {
+                repository: store.repository_url(),
                 store,
-                repository: Some(format!("{}/{owner}/{repo}", html_url.trim_end_matches('/'))),
             })
         }
     };
-    let default = open_store(&args.repository).map_err(|e| anyhow::anyhow!("--repository {e}"))?;
+    let repository = config
+        .store
+        .repository
+        .clone()
+        .context("the controller needs a release repository (--repository)")?;
+    let default = open_store(&repository).map_err(|e| anyhow::anyhow!("--repository {e}"))?;
     let mut targets = Targets::new(default.store, default.repository)
-        .opening_stores(args.allowed_release_repositories.clone(), open_store);
-    let sink = crate::cli::sync::remote_sink(&args.manifest, &args.github.github_api_url, || {
-        cache.clone()
-    })?;
-    if let Some(sink) = sink {
-        targets = targets.with_sink(match sink {
-            Sink::Dir(s) => Box::new(s),
-            Sink::Git(s) => Box::new(s),
-            Sink::GitHub(s) => Box::new(s),
-        });
+        .opening_stores(config.allowed_release_repositories.clone(), open_store);
+    if let Some(sink) = AnySink::remote(&config.manifest)? {
+        targets = targets.with_sink(Box::new(sink));
     }
-    let template = args.manifest.clone();
-    let api_url = args.github.github_api_url.clone();
-    let allowed = args.allowed_manifest_repositories.clone();
-    let targets = targets.opening_sinks(allowed, move |target: &ManifestTarget| {
-        let mut manifest = template.clone();
-        manifest.manifest_repo = Some(target.repository.clone());
-        manifest.manifest_github = None;
-        if let Some(branch) = &target.branch {
-            manifest.manifest_branch = branch.clone();
-        }
-        manifest.manifest_dir = target.dir.clone().unwrap_or_default();
-        match crate::cli::sync::remote_sink(&manifest, &api_url, || cache.clone()) {
-            Ok(Some(Sink::Git(s))) => Ok(Box::new(s) as Box<dyn DynSink>),
-            Ok(_) => Err("not a Git repository URL".into()),
-            Err(e) => Err(e.to_string()),
-        }
-    });
+    let template = config.manifest.clone();
+    let targets = targets.opening_sinks(
+        config.allowed_manifest_repositories.clone(),
+        move |target: &ManifestTarget| {
+            let settings = SinkSettings {
+                git: Some(target.repository.clone()),
+                github: None,
+                branch: target
+                    .branch
+                    .clone()
+                    .unwrap_or_else(|| template.branch.clone()),
+                dir: target.dir.clone().unwrap_or_default(),
+                ..template.clone()
+            };
+            match AnySink::remote(&settings) {
+                Ok(Some(s)) => Ok(Box::new(s) as Box<dyn DynSink>),
+                Ok(None) => Err("not a Git repository URL".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    );
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -308,28 +232,24 @@ fn context(args: &ControllerArgs, client: kube::Client) -> anyhow::Result<Contex
             instance: std::env::var("POD_NAME").ok(),
         },
     );
+    let scratch = config.cache_dir.join("scratch");
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot use {} for scratch space", scratch.display()))?;
     Ok(Context {
         client,
-        index: args.index.client()?,
+        index: crate::pypi::IndexClient::new(
+            &config.index_url,
+            Some(config.cache_dir.join("index")),
+        )?,
         targets,
-        table,
-        jobs: JobSettings {
-            image: args.builder_image.clone(),
-            repository: args.repository.clone(),
-            token_secret: (args.token_secret.clone(), args.token_key.clone()),
-            index_url: args.index.index_url.clone(),
-            cache_claim: args.cache_claim.clone(),
-            resources,
-            active_deadline_seconds: args.job_deadline_seconds,
-            backoff_limit: args.job_backoff_limit,
-            ttl_seconds_after_finished: args.job_ttl_seconds,
-            service_account: args.builder_service_account.clone(),
-        },
-        per_package: args.per_package.max(1),
+        table: config.table.clone(),
+        jobs: config.jobs.clone(),
+        per_package: config.per_package.max(1),
         limit: None,
         recorder: Some(recorder),
         metrics: Arc::new(Metrics::default()),
         now: || Time(k8s_openapi::jiff::Timestamp::now()),
+        scratch,
     })
 }
 
@@ -423,12 +343,8 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: running reconciles finish first");
 }
 
-fn error_policy(
-    _pkg: Arc<PythonPackage>,
-    error: &Error,
-    _ctx: Arc<Context<GitHubStore>>,
-) -> Action {
-    tracing::warn!(%error, "will retry in 5 minutes");
+fn error_policy(pkg: Arc<PythonPackage>, error: &Error, _ctx: Arc<Context<AnyStore>>) -> Action {
+    tracing::warn!(package = %pkg.spec.package.package, namespace = ?pkg.metadata.namespace, %error, "reconcile failed: retrying in 5 minutes");
     Action::requeue(Duration::from_secs(300))
 }
 

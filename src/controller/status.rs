@@ -10,28 +10,20 @@ use pep440_rs::Version;
 
 use super::resource::{FailureRecord, PythonPackageStatus};
 use crate::names::Platform;
-use crate::plan::{Plan, VersionStatus};
+use crate::plan::{Plan, VersionStatus, WorkState};
 
 /// At most this many failure records, newest versions first.
 pub const MAX_FAILURES: usize = 20;
 
-/// What the build Jobs of a (version, platform) say.
+/// Something this reconcile met that the plan does not say: a publish that failed, a version
+/// that cannot be listed, a Job whose output went missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobState {
-    Running,
-    Succeeded,
-    /// Out of retries: the pod's reason (exit code, OOMKilled, DeadlineExceeded) and message.
-    Failed {
-        reason: String,
-        message: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobObservation {
+pub struct Trouble {
     pub version: Version,
-    pub platform: Platform,
-    pub state: JobState,
+    pub record: FailureRecord,
+    /// No retry helps (only a change to the resource or the release does): the version stops
+    /// counting as progressing.
+    pub permanent: bool,
 }
 
 /// What committing the manifest came to in this reconcile.
@@ -61,15 +53,27 @@ pub struct Observed<'a> {
     pub generation: i64,
     /// `None` when observing failed (index unreachable, project missing, store refused).
     pub plan: Option<&'a Plan>,
-    pub jobs: &'a [JobObservation],
+    /// Jobs of the package running now.
+    pub running: u32,
     /// Platforms with builds to run but no Ready, schedulable node for their pool.
     pub no_node: &'a [Platform],
+    pub trouble: &'a [Trouble],
     pub suspended: bool,
     /// Why observing or planning failed, when it did.
     pub error: Option<Problem>,
     pub manifest: ManifestReport,
+    /// The `requested-at` annotation acted on.
+    pub requested_at: Option<String>,
     pub previous: Option<&'a PythonPackageStatus>,
     pub now: Time,
+}
+
+/// A failure record and whether it counts as a failure (a platform that cannot exist of a
+/// version released for the others is said, not counted).
+struct Record {
+    version: Version,
+    record: FailureRecord,
+    counts: bool,
 }
 
 pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
@@ -89,9 +93,11 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
                 .listed
                 .or_else(|| o.previous.and_then(|p| p.listed)),
         },
+        requested_at: o.requested_at.clone(),
         ..PythonPackageStatus::default()
     };
-    let mut failures: Vec<(Version, FailureRecord)> = Vec::new();
+    let mut records = o.plan.map(plan_records).unwrap_or_default();
+    status.building = o.running;
     if let Some(plan) = o.plan {
         status.desired = plan.versions.len() as u32;
         status.released = plan.count(VersionStatus::Released) as u32;
@@ -101,35 +107,6 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
             .find(|v| v.status == VersionStatus::Released)
             .map(|v| v.version.to_string());
         status.progress = Some(format!("{}/{}", status.released, status.desired));
-        for vp in plan
-            .versions
-            .iter()
-            .filter(|v| v.status == VersionStatus::Incompatible)
-        {
-            let record = FailureRecord {
-                version: vp.version.to_string(),
-                platform: None,
-                reason: "Incompatible".into(),
-                message: vp.note.clone().unwrap_or_default(),
-            };
-            failures.push((vp.version.clone(), record));
-        }
-    }
-    status.building = o
-        .jobs
-        .iter()
-        .filter(|j| j.state == JobState::Running)
-        .count() as u32;
-    for j in o.jobs {
-        if let JobState::Failed { reason, message } = &j.state {
-            let record = FailureRecord {
-                version: j.version.to_string(),
-                platform: Some(j.platform.to_string()),
-                reason: reason.clone(),
-                message: message.clone(),
-            };
-            failures.push((j.version.clone(), record));
-        }
     }
     // One record per platform, whatever the number of versions waiting for it.
     let newest = o
@@ -137,44 +114,38 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
         .and_then(|p| p.versions.first())
         .map(|v| v.version.clone());
     for platform in o.no_node {
-        let record = FailureRecord {
-            version: "*".into(),
-            platform: Some(platform.to_string()),
-            reason: "NoNodeForPlatform".into(),
-            message: format!(
-                "no Ready, schedulable node matches the {platform} pool of the platform table (or the table has no {platform} entry)"
-            ),
-        };
-        failures.push((newest.clone().unwrap_or_else(|| Version::new([0])), record));
+        records.push(Record {
+            version: newest.clone().unwrap_or_else(|| Version::new([0])),
+            record: FailureRecord {
+                version: "*".into(),
+                platform: Some(platform.to_string()),
+                reason: "NoNodeForPlatform".into(),
+                message: format!(
+                    "no Ready, schedulable node matches the {platform} pool of the platform table (or the table has no {platform} entry)"
+                ),
+            },
+            counts: true,
+        });
     }
-    status.failed = failures.len() as u32;
-    failures.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.platform.cmp(&b.1.platform)));
-    status.failures = failures
+    for t in o.trouble {
+        records.push(Record {
+            version: t.version.clone(),
+            record: t.record.clone(),
+            counts: true,
+        });
+    }
+    status.failed = records.iter().filter(|r| r.counts).count() as u32;
+    records.sort_by(|a, b| {
+        b.version
+            .cmp(&a.version)
+            .then_with(|| a.record.platform.cmp(&b.record.platform))
+    });
+    status.failures = records
         .into_iter()
         .take(MAX_FAILURES)
-        .map(|(_, f)| f)
+        .map(|r| r.record)
         .collect();
-
-    let failed_keys: Vec<(&Version, Platform)> = o
-        .jobs
-        .iter()
-        .filter(|j| matches!(j.state, JobState::Failed { .. }))
-        .map(|j| (&j.version, j.platform))
-        .collect();
-    // Work that can still make progress: builds running, builds planned and not given up on,
-    // or a release to publish none of whose platforms failed.
-    let pending = o.plan.is_some_and(|p| {
-        p.actions.iter().any(|a| match a {
-            crate::plan::Action::Build {
-                version, platform, ..
-            } => !failed_keys.contains(&(version, *platform)) && !o.no_node.contains(platform),
-            crate::plan::Action::PublishRelease { version } => {
-                !failed_keys.iter().any(|(v, _)| *v == version)
-            }
-            crate::plan::Action::CreateRelease { .. }
-            | crate::plan::Action::WriteManifest { .. } => false,
-        })
-    }) || status.building > 0;
+    let pending = o.plan.is_some_and(|p| progressing(p, o.no_node, o.trouble)) || o.running > 0;
 
     let mut conditions = Vec::new();
     if let (Some(Problem::Unavailable(_)), Some(previous)) = (&o.error, o.previous) {
@@ -218,7 +189,7 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
             "False",
             "BuildsFailed",
             format!(
-                "{} of {} versions released; {} builds failed",
+                "{} of {} versions released; {} failed (see failures)",
                 status.released, status.desired, status.failed
             ),
         )
@@ -250,6 +221,61 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     status
 }
 
+/// The plan's failure records: versions not built (`Incompatible`), what blocks a version,
+/// and the platforms that cannot exist (counted only when they hold the version back).
+fn plan_records(plan: &Plan) -> Vec<Record> {
+    let mut records = Vec::new();
+    for vp in &plan.versions {
+        let record = |platform: Option<Platform>, reason: &str, message: &str| FailureRecord {
+            version: vp.version.to_string(),
+            platform: platform.map(|p| p.to_string()),
+            reason: reason.into(),
+            message: message.into(),
+        };
+        if vp.status == VersionStatus::Incompatible {
+            records.push(Record {
+                version: vp.version.clone(),
+                record: record(None, "Incompatible", vp.note.as_deref().unwrap_or_default()),
+                counts: true,
+            });
+        }
+        for b in &vp.blockers {
+            records.push(Record {
+                version: vp.version.clone(),
+                record: record(b.platform, &b.reason, &b.message),
+                counts: true,
+            });
+        }
+        let held_back = vp.blockers.iter().any(|b| b.reason == "NoWheelForPlatform");
+        if !held_back {
+            for (p, why) in &vp.missing {
+                records.push(Record {
+                    version: vp.version.clone(),
+                    record: record(Some(*p), "NoWheelForPlatform", why),
+                    counts: false,
+                });
+            }
+        }
+    }
+    records
+}
+
+/// Work that can still make progress: a step to take (not a build waiting for a node that is
+/// not there, not a version stuck for good), or a step's output to wait for.
+fn progressing(plan: &Plan, no_node: &[Platform], trouble: &[Trouble]) -> bool {
+    plan.versions.iter().any(|vp| {
+        let stuck = trouble
+            .iter()
+            .any(|t| t.permanent && t.version == vp.version);
+        !stuck
+            && (vp.waiting
+                || vp.steps.iter().any(|s| match s {
+                    crate::plan::Step::Build { platform, .. } => !no_node.contains(platform),
+                    _ => true,
+                }))
+    })
+}
+
 /// A failed Job's state told by its pod: `OOMKilled`, or the exit code with the end of the log
 /// (build containers report their log tail as the termination message). A deadline stays a
 /// deadline: the pod was stopped, its exit says nothing.
@@ -257,7 +283,7 @@ pub fn pod_failure(
     pod: &k8s_openapi::api::core::v1::Pod,
     job_reason: &str,
     job_message: &str,
-) -> Option<JobState> {
+) -> Option<WorkState> {
     if job_reason == "DeadlineExceeded" {
         return None;
     }
@@ -283,13 +309,13 @@ pub fn pod_failure(
         .filter(|m| !m.is_empty())
         .map(last_chars);
     Some(match terminated.reason.as_deref() {
-        Some("OOMKilled") => JobState::Failed {
+        Some("OOMKilled") => WorkState::Failed {
             reason: "OOMKilled".into(),
             message: "the build ran out of memory: raise the builders' memory limit \
                       (--builder-resources, Helm value builder.resources)"
                 .into(),
         },
-        _ => JobState::Failed {
+        _ => WorkState::Failed {
             reason: format!("ExitCode{}", terminated.exit_code),
             message: tail.unwrap_or_else(|| job_message.to_owned()),
         },

@@ -18,6 +18,7 @@ fn complete(version: &str, python: u8, fill: char) -> CompleteVersion {
             .iter()
             .map(|p| (*p, fill.to_string().repeat(64)))
             .collect(),
+        binaries: vec![BinaryName::new("aider").unwrap()],
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
-use crate::release::Asset;
+use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::{Asset, BuildInfo, LockRecord, PlatformBuild, Target};
 use crate::spec;
 
 fn spec(extra: &str) -> PackageSpec {
@@ -25,22 +26,107 @@ fn v(s: &str) -> Version {
     s.parse().unwrap()
 }
 
-fn release(version: &str, state: ReleaseState, platforms: &[Platform]) -> Release {
-    let package = PackageName::new("tiny-tool").unwrap();
-    Release {
-        version: v(version),
-        state,
-        assets: platforms
-            .iter()
-            .map(|p| Asset {
-                name: package.asset_name(*p),
-                size: 10,
-                sha256: Some("a".repeat(64)),
-            })
-            .collect(),
-        python: None,
-        config_version: None,
+fn pkg() -> PackageName {
+    PackageName::new("tiny-tool").unwrap()
+}
+
+fn asset(name: String) -> Asset {
+    Asset {
+        name,
+        size: 10,
+        sha256: Some("a".repeat(64)),
+        uploaded: true,
     }
+}
+
+/// A release of `version` made for `spec`'s inputs, with `id` as its id and creation order.
+fn made(spec: &PackageSpec, version: &str, id: u64, state: ReleaseState) -> Release {
+    let v = v(version);
+    let python = spec.python_for(&v).unwrap();
+    Release {
+        id: ReleaseId(id.to_string()),
+        tag: pkg().tag(&v),
+        version: v.clone(),
+        state,
+        order: id,
+        assets: Vec::new(),
+        info: Some(BuildInfo::new(&pkg(), &v, inputs(spec, &v, python))),
+    }
+}
+
+/// ... locked (pure or not) ...
+fn locked(mut r: Release, pure: bool) -> Release {
+    r.assets.push(Asset {
+        size: 100,
+        ..asset(lock_asset(&pkg()))
+    });
+    r.info.as_mut().unwrap().locked = Some(LockRecord {
+        sha256: "a".repeat(64),
+        size: 100,
+        pins: vec!["tiny-tool==2.0".into()],
+        pure,
+        binaries: vec![crate::names::BinaryName::new("tiny-tool").unwrap()],
+        test: "tiny-tool --help".into(),
+    });
+    r
+}
+
+/// ... with these platforms built (tarball and record).
+fn built(mut r: Release, platforms: &[Platform]) -> Release {
+    for p in platforms {
+        r.assets.push(asset(pkg().asset_name(*p)));
+        r.assets.push(asset(record_asset(&pkg(), *p)));
+    }
+    r
+}
+
+/// A published release built by `spec`'s inputs with every platform recorded in its build info.
+fn published(spec: &PackageSpec, version: &str, id: u64, platforms: &[Platform]) -> Release {
+    let mut r = built(
+        locked(made(spec, version, id, ReleaseState::Published), false),
+        platforms,
+    );
+    let info = r.info.as_mut().unwrap();
+    for p in platforms {
+        info.platforms.insert(
+            *p,
+            PlatformBuild {
+                asset: pkg().asset_name(*p),
+                size: 10,
+                sha256: "a".repeat(64),
+                target: Target::CompletePlatform,
+                test: Some(TestOutcome::Passed {
+                    command: "tiny-tool --help".into(),
+                }),
+                tarball: Default::default(),
+            },
+        );
+    }
+    r
+}
+
+fn one(spec: &PackageSpec, version: &str, releases: &[Release], work: &[Work]) -> VersionPlan {
+    let p = plan(
+        spec,
+        &index(&[version]),
+        releases,
+        work,
+        &PlanOptions::default(),
+    );
+    p.versions.into_iter().next().unwrap()
+}
+
+fn work(release: &Release, kind: WorkKind, state: WorkState) -> Work {
+    Work {
+        version: release.version.clone(),
+        release: release.id.clone(),
+        kind,
+        state,
+    }
+}
+
+fn id(n: u64) -> ReleaseId {
+    ReleaseId(n.to_string())
 }
 
 fn listed(plan: &Plan) -> Vec<String> {
@@ -64,7 +150,7 @@ const INDEX: &[&str] = &[
 
 #[test]
 fn versions_at_or_above_the_minimum_newest_first_in_pep440_order() {
-    let p = plan(&spec(""), &index(INDEX), &[], &PlanOptions::default());
+    let p = plan(&spec(""), &index(INDEX), &[], &[], &PlanOptions::default());
     assert_eq!(
         listed(&p),
         ["2024.1", "2.0.post1", "2.0", "1.10.0", "1.2.0"]
@@ -76,6 +162,7 @@ fn prereleases_and_dev_releases_only_when_asked() {
     let p = plan(
         &spec("prereleases: true\n"),
         &index(INDEX),
+        &[],
         &[],
         &PlanOptions::default(),
     );
@@ -99,6 +186,7 @@ fn excluded_versions_never_by_pep440_equality() {
         &spec("exclude: [\"1.10\", \"2024.1.0\"]\n"),
         &index(INDEX),
         &[],
+        &[],
         &PlanOptions::default(),
     );
     assert_eq!(listed(&p), ["2.0.post1", "2.0", "1.2.0"]);
@@ -106,150 +194,446 @@ fn excluded_versions_never_by_pep440_equality() {
 
 #[test]
 fn python_comes_from_the_greatest_entry_at_or_below_each_version() {
-    let p = plan(&spec(""), &index(INDEX), &[], &PlanOptions::default());
+    let p = plan(&spec(""), &index(INDEX), &[], &[], &PlanOptions::default());
     let py: Vec<String> = p.versions.iter().map(|vp| vp.python.to_string()).collect();
     assert_eq!(py, ["3.12", "3.12", "3.12", "3.11", "3.11"]);
 }
 
 #[test]
-fn a_new_version_gets_a_release_four_builds_and_a_publish() {
-    let p = plan(&spec(""), &index(&["2.0"]), &[], &PlanOptions::default());
-    let python = PythonMinor::new(12).unwrap();
-    let mut want = vec![Action::CreateRelease {
-        version: v("2.0"),
-        python,
-    }];
-    want.extend(ALL.iter().map(|&platform| Action::Build {
-        version: v("2.0"),
-        python,
-        platform,
-        replace: false,
-    }));
-    want.push(Action::PublishRelease { version: v("2.0") });
-    want.push(Action::WriteManifest {
-        versions: vec![v("2.0")],
-    });
-    assert_eq!(p.actions, want);
-    assert_eq!(p.versions[0].status, VersionStatus::New);
+fn a_new_version_is_created_first_then_locked_once_then_built_per_platform_then_published() {
+    let s = spec("");
+    let vp = one(&s, "2.0", &[], &[]);
+    assert_eq!(
+        (vp.status, vp.steps.clone()),
+        (VersionStatus::New, vec![Step::Create])
+    );
+    assert_eq!(vp.build, ALL, "what it will build");
+
+    let draft = made(&s, "2.0", 7, ReleaseState::Draft);
+    let vp = one(&s, "2.0", std::slice::from_ref(&draft), &[]);
+    assert_eq!(vp.status, VersionStatus::Locking);
+    assert_eq!(vp.release, Some(id(7)));
+    assert_eq!(
+        vp.steps,
+        [Step::Lock {
+            release: id(7),
+            platforms: ALL.to_vec()
+        }]
+    );
+
+    let draft = locked(draft, false);
+    let vp = one(&s, "2.0", std::slice::from_ref(&draft), &[]);
+    assert_eq!(vp.status, VersionStatus::Building);
+    let builds: Vec<Step> = ALL
+        .iter()
+        .map(|&platform| Step::Build {
+            release: id(7),
+            platform,
+        })
+        .collect();
+    assert_eq!(vp.steps, builds);
+
+    let draft = built(draft, &ALL);
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(vp.status, VersionStatus::ToPublish);
+    assert_eq!(vp.steps, [Step::Publish { release: id(7) }]);
 }
 
 #[test]
 fn a_published_complete_release_is_done() {
-    let releases = [release("2.0", ReleaseState::Published, &ALL)];
+    let s = spec("");
     let p = plan(
-        &spec(""),
+        &s,
         &index(&["2.0"]),
-        &releases,
+        &[published(&s, "2.0", 1, &ALL)],
+        &[],
         &PlanOptions::default(),
     );
     assert_eq!(p.versions[0].status, VersionStatus::Released);
-    assert_eq!(
-        p.actions,
-        [Action::WriteManifest {
-            versions: vec![v("2.0")]
-        }]
-    );
     assert!(p.is_settled());
+    assert_eq!(p.builds(), 0);
 }
 
 #[test]
-fn a_partial_release_is_finished_not_rebuilt() {
-    let releases = [release("2.0", ReleaseState::Draft, &ALL[..2])];
-    let p = plan(
-        &spec(""),
-        &index(&["2.0"]),
-        &releases,
-        &PlanOptions::default(),
+fn a_partial_draft_builds_only_what_is_missing() {
+    let s = spec("");
+    let draft = built(
+        locked(made(&s, "2.0", 1, ReleaseState::Draft), false),
+        &ALL[..2],
     );
-    assert_eq!(p.versions[0].status, VersionStatus::Partial);
-    let builds: Vec<Platform> = p
-        .actions
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(vp.status, VersionStatus::Building);
+    assert_eq!(vp.done, ALL[..2]);
+    let builds: Vec<Platform> = vp
+        .steps
         .iter()
-        .filter_map(|a| match a {
-            Action::Build {
-                platform,
-                replace: false,
-                ..
-            } => Some(*platform),
+        .filter_map(|s| match s {
+            Step::Build { platform, .. } => Some(*platform),
             _ => None,
         })
         .collect();
     assert_eq!(builds, ALL[2..]);
-    assert!(
-        !p.actions
-            .iter()
-            .any(|a| matches!(a, Action::CreateRelease { .. }))
-    );
-    assert!(
-        p.actions
-            .contains(&Action::PublishRelease { version: v("2.0") })
+}
+
+#[test]
+fn a_tarball_without_its_record_is_built_again() {
+    let s = spec("");
+    let mut draft = built(locked(made(&s, "2.0", 1, ReleaseState::Draft), false), &ALL);
+    // Killed between the tarball and its record; and a broken upload (GitHub's `starter`).
+    draft
+        .assets
+        .retain(|a| a.name != record_asset(&pkg(), ALL[1]));
+    let name = pkg().asset_name(ALL[2]);
+    draft
+        .assets
+        .iter_mut()
+        .find(|a| a.name == name)
+        .unwrap()
+        .uploaded = false;
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(
+        vp.steps,
+        [
+            Step::Build {
+                release: id(1),
+                platform: ALL[1]
+            },
+            Step::Build {
+                release: id(1),
+                platform: ALL[2]
+            }
+        ]
     );
 }
 
 #[test]
-fn a_complete_draft_is_only_published() {
-    let releases = [release("2.0", ReleaseState::Draft, &ALL)];
-    let p = plan(
-        &spec(""),
-        &index(&["2.0"]),
-        &releases,
-        &PlanOptions::default(),
+fn duplicate_drafts_keep_the_oldest_and_discard_the_others() {
+    let s = spec("");
+    let a = built(
+        locked(made(&s, "2.0", 30, ReleaseState::Draft), false),
+        &ALL[..1],
     );
-    assert_eq!(p.versions[0].status, VersionStatus::ToPublish);
-    assert_eq!(p.builds(), 0);
-    assert_eq!(p.actions[0], Action::PublishRelease { version: v("2.0") });
+    let b = locked(made(&s, "2.0", 12, ReleaseState::Draft), false);
+    let c = made(&s, "2.0", 44, ReleaseState::Draft);
+    let vp = one(&s, "2.0", &[a, b, c], &[]);
+    assert_eq!(
+        vp.release,
+        Some(id(12)),
+        "the oldest is kept, whatever it holds"
+    );
+    let discarded: Vec<&ReleaseId> = vp
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Discard { release, .. } => Some(release),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(discarded, [&id(30), &id(44)]);
+    assert_eq!(vp.status, VersionStatus::Building);
 }
 
 #[test]
-fn an_unfinished_upload_is_replaced() {
-    let mut r = release("2.0", ReleaseState::Draft, &ALL);
-    r.assets[3].sha256 = None; // e.g. GitHub's `starter` state after a broken upload
-    let p = plan(&spec(""), &index(&["2.0"]), &[r], &PlanOptions::default());
-    assert_eq!(p.builds(), 1);
-    assert!(p.actions.contains(&Action::Build {
-        version: v("2.0"),
-        python: PythonMinor::new(12).unwrap(),
-        platform: ALL[3],
-        replace: true
-    }));
-}
-
-#[test]
-fn a_config_version_change_rebuilds_drafts_never_published_releases() {
-    let s = spec("config_version: 3\n");
-    let mut draft = release("2.0", ReleaseState::Draft, &ALL);
-    draft.config_version = Some(2);
-    let mut published = release("2.0.post1", ReleaseState::Published, &ALL);
-    published.config_version = Some(2);
+fn drafts_made_for_other_settings_are_discarded_and_the_version_made_again() {
+    let old = spec(
+        "config_version: 2
+",
+    );
+    let s = spec(
+        "config_version: 3
+extra_packages: [\"six\"]
+",
+    );
+    let draft = built(
+        locked(made(&old, "2.0", 1, ReleaseState::Draft), false),
+        &ALL,
+    );
+    let pub_old = published(&old, "2.0.post1", 2, &ALL);
     let p = plan(
         &s,
         &index(&["2.0", "2.0.post1"]),
-        &[draft, published],
+        &[draft, pub_old],
+        &[],
         &PlanOptions::default(),
     );
     let status: Vec<VersionStatus> = p.versions.iter().map(|vp| vp.status).collect();
-    assert_eq!(status, [VersionStatus::Released, VersionStatus::Rebuild]);
-    assert_eq!(p.builds(), 4);
-    assert!(p.actions.iter().all(|a| match a {
-        Action::Build {
-            version, replace, ..
-        } => version == &v("2.0") && *replace,
-        _ => true,
-    }));
+    assert_eq!(
+        status,
+        [VersionStatus::Released, VersionStatus::Rebuild],
+        "published: never touched"
+    );
+    let steps = &p.versions[1].steps;
+    assert!(
+        matches!(&steps[0], Step::Discard { release, why } if release == &id(1) && why.contains("config_version 2 → 3") && why.contains("extra_packages")),
+        "{steps:?}"
+    );
+    assert_eq!(steps[1], Step::Create);
+}
+
+#[test]
+fn a_draft_without_readable_build_info_is_made_again() {
+    let s = spec("");
+    let mut draft = made(&s, "2.0", 1, ReleaseState::Draft);
+    draft.info = None;
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(vp.status, VersionStatus::Rebuild);
+    assert!(matches!(vp.steps[0], Step::Discard { .. }));
 }
 
 #[test]
 fn a_python_change_rebuilds_a_draft() {
-    let mut draft = release("2.0", ReleaseState::Draft, &ALL);
-    draft.python = Some(PythonMinor::new(11).unwrap());
-    let p = plan(
-        &spec(""),
-        &index(&["2.0"]),
-        &[draft],
-        &PlanOptions::default(),
+    let s = spec("");
+    let mut other = s.clone();
+    other.versions[1].python = PythonMinor::new(11).unwrap();
+    let vp = one(
+        &s,
+        "2.0",
+        &[made(&other, "2.0", 1, ReleaseState::Draft)],
+        &[],
     );
-    assert_eq!(p.versions[0].status, VersionStatus::Rebuild);
-    assert!(p.versions[0].note.as_ref().unwrap().contains("python 3.11"));
+    assert_eq!(vp.status, VersionStatus::Rebuild);
+    assert!(
+        vp.note.as_ref().unwrap().contains("python 3.11 → 3.12"),
+        "{:?}",
+        vp.note
+    );
+}
+
+#[test]
+fn drafts_beside_a_published_release_are_discarded() {
+    let s = spec("");
+    let vp = one(
+        &s,
+        "2.0",
+        &[
+            published(&s, "2.0", 5, &ALL),
+            made(&s, "2.0", 9, ReleaseState::Draft),
+        ],
+        &[],
+    );
+    assert_eq!(vp.status, VersionStatus::Released);
+    assert!(matches!(&vp.steps[..], [Step::Discard { release, .. }] if release == &id(9)));
+}
+
+#[test]
+fn work_under_way_is_waited_for_and_a_failure_blocks_only_its_step() {
+    let s = spec("");
+    let draft = made(&s, "2.0", 1, ReleaseState::Draft);
+    let running = work(&draft, WorkKind::Lock, WorkState::Running);
+    let vp = one(&s, "2.0", std::slice::from_ref(&draft), &[running]);
+    assert!(vp.steps.is_empty(), "the lock is under way: {:?}", vp.steps);
+    assert_eq!(vp.status, VersionStatus::Locking);
+
+    let failed = work(
+        &draft,
+        WorkKind::Lock,
+        WorkState::Failed {
+            reason: "ExitCode1".into(),
+            message: "no such version".into(),
+        },
+    );
+    let vp = one(&s, "2.0", std::slice::from_ref(&draft), &[failed]);
+    assert!(vp.steps.is_empty());
+    assert_eq!(vp.blockers[0].reason, "ExitCode1");
+
+    let draft = locked(draft, false);
+    let work: Vec<Work> = vec![
+        work(&draft, WorkKind::Build(ALL[0]), WorkState::Running),
+        work(
+            &draft,
+            WorkKind::Build(ALL[1]),
+            WorkState::Failed {
+                reason: "OOMKilled".into(),
+                message: "raise the limit".into(),
+            },
+        ),
+    ];
+    let vp = one(&s, "2.0", &[draft], &work);
+    let builds: Vec<Platform> = vp
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Build { platform, .. } => Some(*platform),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(builds, ALL[2..], "the others go on");
+    assert_eq!(vp.blockers.len(), 1);
+    assert_eq!(vp.status, VersionStatus::Building);
+}
+
+#[test]
+fn a_finished_step_whose_output_is_not_seen_is_waited_for() {
+    let s = spec("");
+    let draft = made(&s, "2.0", 1, ReleaseState::Draft);
+    let done = work(&draft, WorkKind::Lock, WorkState::Succeeded);
+    let vp = one(&s, "2.0", std::slice::from_ref(&draft), &[done]);
+    assert!(vp.waiting && vp.steps.is_empty());
+
+    let draft = built(locked(draft, false), &ALL[..3]);
+    let done = work(&draft, WorkKind::Build(ALL[3]), WorkState::Succeeded);
+    let vp = one(&s, "2.0", &[draft], &[done]);
+    assert!(vp.waiting && vp.steps.is_empty());
+}
+
+#[test]
+fn work_for_another_release_counts_for_nothing() {
+    let s = spec("");
+    let draft = made(&s, "2.0", 1, ReleaseState::Draft);
+    let mut elsewhere = work(&draft, WorkKind::Lock, WorkState::Running);
+    elsewhere.release = id(99);
+    let vp = one(&s, "2.0", &[draft], &[elsewhere]);
+    assert_eq!(
+        vp.steps,
+        [Step::Lock {
+            release: id(1),
+            platforms: ALL.to_vec()
+        }]
+    );
+}
+
+#[test]
+fn a_pure_lock_step_builds_everything_so_nothing_else_starts_while_it_runs() {
+    let s = spec("");
+    let draft = locked(made(&s, "2.0", 1, ReleaseState::Draft), true);
+    let running = work(&draft, WorkKind::Lock, WorkState::Running);
+    let vp = one(&s, "2.0", std::slice::from_ref(&draft), &[running]);
+    assert!(vp.steps.is_empty(), "{:?}", vp.steps);
+    // Once it is done, a platform it did not upload is built on its own.
+    let vp = one(&s, "2.0", &[built(draft, &ALL[..3])], &[]);
+    assert_eq!(
+        vp.steps,
+        [Step::Build {
+            release: id(1),
+            platform: ALL[3]
+        }]
+    );
+}
+
+#[test]
+fn a_platform_that_cannot_exist_is_published_without_or_holds_the_version_back() {
+    let mut draft = built(
+        locked(made(&spec(""), "2.0", 1, ReleaseState::Draft), false),
+        &ALL[..3],
+    );
+    draft.assets.push(asset(missing_asset(&pkg(), ALL[3])));
+    let vp = one(&spec(""), "2.0", std::slice::from_ref(&draft), &[]);
+    assert_eq!(vp.status, VersionStatus::ToPublish);
+    assert_eq!(vp.steps, [Step::Publish { release: id(1) }]);
+    assert!(vp.missing.contains_key(&ALL[3]));
+
+    let strict = spec(
+        "partial_platforms: false
+",
+    );
+    let mut draft_strict = built(
+        locked(made(&strict, "2.0", 1, ReleaseState::Draft), false),
+        &ALL[..3],
+    );
+    draft_strict
+        .assets
+        .push(asset(missing_asset(&pkg(), ALL[3])));
+    let vp = one(&strict, "2.0", std::slice::from_ref(&draft_strict), &[]);
+    assert_eq!(vp.status, VersionStatus::Blocked);
+    assert!(vp.steps.is_empty());
+    assert_eq!(vp.blockers[0].reason, "NoWheelForPlatform");
+    assert_eq!(vp.blockers[0].platform, Some(ALL[3]));
+
+    let retry = PlanOptions {
+        retry_missing: true,
+        ..PlanOptions::default()
+    };
+    let p = plan(&strict, &index(&["2.0"]), &[draft_strict], &[], &retry);
+    assert_eq!(
+        p.versions[0].steps,
+        [Step::Build {
+            release: id(1),
+            platform: ALL[3]
+        }]
+    );
+}
+
+#[test]
+fn no_platform_at_all_is_nothing_to_publish() {
+    let s = spec("");
+    let mut draft = locked(made(&s, "2.0", 1, ReleaseState::Draft), false);
+    for p in ALL {
+        draft.assets.push(asset(missing_asset(&pkg(), p)));
+    }
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(vp.status, VersionStatus::Blocked);
+    assert!(vp.steps.is_empty());
+}
+
+#[test]
+fn listable_versions_are_published_with_digests_and_say_how_they_were_tested() {
+    let s = spec("");
+    let mut cross = published(&s, "1.2.0", 1, &ALL);
+    for b in cross.info.as_mut().unwrap().platforms.values_mut() {
+        b.test = Some(TestOutcome::NotTried {
+            why: "built elsewhere".into(),
+        });
+    }
+    let mut legacy = published(&s, "2.0", 2, &ALL);
+    for b in legacy.info.as_mut().unwrap().platforms.values_mut() {
+        b.test = None;
+    }
+    let tested = published(&s, "2.0.post1", 3, &ALL);
+    let draft = built(
+        locked(made(&s, "2024.1", 4, ReleaseState::Draft), false),
+        &ALL,
+    );
+    let listed = listable(&s, &[cross, legacy, tested, draft]);
+    let got: Vec<(String, Tried)> = listed
+        .iter()
+        .map(|l| (l.complete.version.to_string(), l.tried.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1.2.0".into(), Tried::NotTried("built elsewhere".into())),
+            ("2.0".into(), Tried::Unknown),
+            ("2.0.post1".into(), Tried::Passed)
+        ]
+    );
+    assert_eq!(listed[2].complete.sha256.len(), 4);
+    assert_eq!(listed[2].complete.binaries[0].as_str(), "tiny-tool");
+}
+
+#[test]
+fn a_version_published_without_a_platform_is_listed_for_the_others_unless_the_config_wants_all() {
+    let s = spec("");
+    let mut r = published(&s, "2.0", 1, &ALL[..3]);
+    r.info
+        .as_mut()
+        .unwrap()
+        .missing
+        .insert(ALL[3], "no wheel of x".into());
+    let listed = listable(&s, std::slice::from_ref(&r));
+    assert_eq!(
+        listed[0]
+            .complete
+            .sha256
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        ALL[..3]
+    );
+    assert!(
+        listable(
+            &spec(
+                "partial_platforms: false
+"
+            ),
+            &[r.clone()]
+        )
+        .is_empty()
+    );
+    r.info.as_mut().unwrap().missing.clear();
+    assert!(
+        listable(&s, &[r]).is_empty(),
+        "a platform missing without a reason"
+    );
 }
 
 #[test]
@@ -258,49 +642,61 @@ fn latest_n_keeps_the_newest() {
         latest: Some(2),
         ..Default::default()
     };
-    let p = plan(&spec(""), &index(INDEX), &[], &opts);
+    let p = plan(&spec(""), &index(INDEX), &[], &[], &opts);
     assert_eq!(listed(&p), ["2024.1", "2.0.post1"]);
 }
 
 #[test]
 fn a_platform_subset_builds_but_does_not_publish() {
+    let s = spec("");
     let opts = PlanOptions {
         platforms: Some(vec![ALL[0]]),
         ..Default::default()
     };
-    let p = plan(&spec(""), &index(&["2.0"]), &[], &opts);
-    assert_eq!(p.builds(), 1);
-    assert!(!p.actions.iter().any(|a| matches!(
-        a,
-        Action::PublishRelease { .. } | Action::WriteManifest { .. }
-    )));
+    let draft = locked(made(&s, "2.0", 1, ReleaseState::Draft), false);
+    let p = plan(
+        &s,
+        &index(&["2.0"]),
+        std::slice::from_ref(&draft),
+        &[],
+        &opts,
+    );
+    assert_eq!(
+        p.versions[0].steps,
+        [Step::Build {
+            release: id(1),
+            platform: ALL[0]
+        }]
+    );
+    let p = plan(&s, &index(&["2.0"]), &[built(draft, &ALL[..1])], &[], &opts);
+    assert!(p.versions[0].steps.is_empty(), "{:?}", p.versions[0].steps);
 }
 
 #[test]
 fn configured_platforms_limit_the_builds_and_completeness() {
-    let s = spec("platforms: [linux-amd64, darwin-arm64]\n");
-    let releases = [release("2.0", ReleaseState::Published, &[ALL[0], ALL[3]])];
+    let s = spec(
+        "platforms: [linux-amd64, darwin-arm64]
+",
+    );
+    let two = [ALL[0], ALL[3]];
+    let draft = locked(made(&s, "2.0.post1", 2, ReleaseState::Draft), false);
     let p = plan(
         &s,
         &index(&["2.0", "2.0.post1"]),
-        &releases,
+        &[published(&s, "2.0", 1, &two), draft],
+        &[],
         &PlanOptions::default(),
     );
     assert_eq!(p.versions[1].status, VersionStatus::Released);
     assert_eq!(p.builds(), 2);
-    assert_eq!(
-        p.actions.last().unwrap(),
-        &Action::WriteManifest {
-            versions: vec![v("2.0"), v("2.0.post1")]
-        }
-    );
+    assert_eq!(listable(&s, &[published(&s, "2.0", 1, &two)]).len(), 1);
 }
 
 #[test]
 fn a_python_outside_requires_python_is_not_built_and_says_why() {
     let mut idx = index(&["2.0", "2.0.post1"]);
     idx[1].requires_python = Some("<3.12,>=3.9".parse().unwrap());
-    let p = plan(&spec(""), &idx, &[], &PlanOptions::default());
+    let p = plan(&spec(""), &idx, &[], &[], &PlanOptions::default());
     assert_eq!(p.versions[0].status, VersionStatus::Incompatible);
     assert!(
         p.versions[0]
@@ -314,7 +710,7 @@ fn a_python_outside_requires_python_is_not_built_and_says_why() {
         VersionStatus::New,
         "the other versions go on"
     );
-    assert_eq!(p.builds(), 4);
+    assert_eq!(p.versions[1].steps, [Step::Create]);
 }
 
 #[test]
@@ -323,8 +719,9 @@ fn nothing_below_the_minimum_nothing_from_an_empty_index() {
         &spec(""),
         &index(&["0.9", "1.1"]),
         &[],
+        &[],
         &PlanOptions::default(),
     );
     assert!(p.versions.is_empty());
-    assert!(p.actions.is_empty());
+    assert!(p.is_settled());
 }

@@ -9,9 +9,8 @@ use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{Asset, Release, ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload};
-use crate::build::BuildInfo;
-use crate::names::{PackageName, PythonMinor};
+use super::{Asset, BuildInfo, Release, ReleaseId, ReleaseState, ReleaseStore, StoreError, Upload};
+use crate::names::PackageName;
 
 pub struct DirStore {
     root: PathBuf,
@@ -21,15 +20,17 @@ pub struct DirStore {
     write: Mutex<()>,
 }
 
+/// `release.json`: the state and the digest of every asset whose file is in place.
 #[derive(Debug, Serialize, Deserialize)]
 struct ReleaseFile {
     version: Version,
     state: ReleaseState,
-    python: Option<PythonMinor>,
-    config_version: Option<u32>,
     /// Asset name → (size, sha256): written after the asset's file is in place.
     assets: BTreeMap<String, (u64, String)>,
 }
+
+const RELEASE_FILE: &str = "release.json";
+const INFO_FILE: &str = "build-info.json";
 
 impl DirStore {
     pub fn new(root: impl Into<PathBuf>, base_url: Option<String>) -> std::io::Result<Self> {
@@ -51,22 +52,8 @@ impl DirStore {
         self.root.join(package.tag(version)).join(asset)
     }
 
-    fn release_file(&self, tag: &str) -> PathBuf {
-        self.root.join(tag).join("release.json")
-    }
-
     fn read(&self, tag: &str) -> Result<Option<ReleaseFile>, StoreError> {
-        let path = self.release_file(tag);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Io {
-                    context: path.display().to_string(),
-                    source: std::io::Error::other(e),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&path, e)),
-        }
+        read_json(&self.root.join(tag).join(RELEASE_FILE))
     }
 
     fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StoreError> {
@@ -85,8 +72,8 @@ impl DirStore {
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let meta = e.metadata().ok()?;
-                (meta.is_file() && name.ends_with(".tar.gz") && !name.starts_with('.'))
-                    .then_some((name, meta.len()))
+                let ours = name == RELEASE_FILE || name == INFO_FILE || name.starts_with('.');
+                (meta.is_file() && !ours).then_some((name, meta.len()))
             })
             .map(|(name, size)| {
                 let sha256 = file
@@ -94,17 +81,35 @@ impl DirStore {
                     .get(&name)
                     .filter(|(s, _)| *s == size)
                     .map(|(_, d)| d.clone());
-                Asset { name, size, sha256 }
+                let uploaded = sha256.is_some();
+                Asset {
+                    name,
+                    size,
+                    sha256,
+                    uploaded,
+                }
             })
             .collect();
         assets.sort_by(|a, b| a.name.cmp(&b.name));
+        // Unreadable build info (an older format, a torn write) counts as none: a draft
+        // without it is built again.
+        let info = read_json::<BuildInfo>(&dir.join(INFO_FILE)).ok().flatten();
         Release {
+            id: ReleaseId(tag.to_owned()),
+            tag: tag.to_owned(),
             version: file.version,
             state: file.state,
+            order: 0,
             assets,
-            python: file.python,
-            config_version: file.config_version,
+            info,
         }
+    }
+
+    fn observe_tag(&self, tag: &str) -> Result<Release, StoreError> {
+        let file = self.read(tag)?.ok_or_else(|| StoreError::NoRelease {
+            tag: tag.to_owned(),
+        })?;
+        Ok(self.observe(tag, file))
     }
 }
 
@@ -135,58 +140,65 @@ impl ReleaseStore for DirStore {
         Ok(releases)
     }
 
-    async fn create(
-        &self,
-        package: &PackageName,
-        version: &Version,
-        meta: &ReleaseMeta,
-    ) -> Result<(), StoreError> {
-        let _guard = self.write.lock().await;
-        let tag = package.tag(version);
-        let dir = self.root.join(&tag);
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let file = match self.read(&tag)? {
-            // A draft re-created with new settings forgets its stale assets' digests.
-            Some(f) if f.state == ReleaseState::Draft => ReleaseFile {
-                python: Some(meta.python),
-                config_version: meta.config_version,
-                assets: if f.python == Some(meta.python) && f.config_version == meta.config_version
-                {
-                    f.assets
-                } else {
-                    BTreeMap::new()
-                },
-                ..f
-            },
-            Some(published) => published,
-            None => ReleaseFile {
-                version: version.clone(),
-                state: ReleaseState::Draft,
-                python: Some(meta.python),
-                config_version: meta.config_version,
-                assets: BTreeMap::new(),
-            },
-        };
-        self.write_json(&self.release_file(&tag), &file)
+    async fn refresh(&self) {}
+
+    async fn release(&self, _package: &PackageName, id: &ReleaseId) -> Result<Release, StoreError> {
+        self.observe_tag(&id.0)
     }
 
-    async fn upload(
-        &self,
-        package: &PackageName,
-        version: &Version,
-        up: Upload<'_>,
-    ) -> Result<(), StoreError> {
-        let tag = package.tag(version);
-        let target = self.root.join(&tag).join(up.name);
+    async fn create(&self, info: &BuildInfo) -> Result<Release, StoreError> {
+        let _guard = self.write.lock().await;
+        let tag = info.package.tag(&info.version);
+        let dir = self.root.join(&tag);
+        if self.read(&tag)?.is_some() {
+            return Err(StoreError::Other(format!(
+                "{tag}: a release exists already; a directory holds one release per tag"
+            )));
+        }
+        // A directory left by a killed create or delete: start it afresh.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        self.write_json(&dir.join(INFO_FILE), info)?;
+        let file = ReleaseFile {
+            version: info.version.clone(),
+            state: ReleaseState::Draft,
+            assets: BTreeMap::new(),
+        };
+        // release.json last: a directory without it is no release.
+        self.write_json(&dir.join(RELEASE_FILE), &file)?;
+        Ok(self.observe(&tag, file))
+    }
+
+    async fn delete_draft(&self, release: &Release) -> Result<(), StoreError> {
+        let _guard = self.write.lock().await;
+        match self.read(&release.tag)? {
+            Some(f) if f.state == ReleaseState::Published => Err(StoreError::Immutable {
+                tag: release.tag.clone(),
+                asset: "(the release)".into(),
+            }),
+            _ => {
+                let dir = self.root.join(&release.tag);
+                // release.json first: a half-deleted directory is no release.
+                let _ = std::fs::remove_file(dir.join(RELEASE_FILE));
+                std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))
+            }
+        }
+    }
+
+    async fn upload(&self, release: &Release, up: Upload<'_>) -> Result<(), StoreError> {
+        let tag = &release.tag;
+        let target = self.root.join(tag).join(up.name);
         {
             let _guard = self.write.lock().await;
             let file = self
-                .read(&tag)?
+                .read(tag)?
                 .ok_or_else(|| StoreError::NoRelease { tag: tag.clone() })?;
             let complete = file.assets.contains_key(up.name) && target.exists();
             if file.state == ReleaseState::Published && complete {
                 return Err(StoreError::Immutable {
-                    tag,
+                    tag: tag.clone(),
                     asset: up.name.to_owned(),
                 });
             }
@@ -201,7 +213,7 @@ impl ReleaseStore for DirStore {
         if actual != up.sha256 || size != up.size {
             let _ = std::fs::remove_file(&target);
             return Err(StoreError::Corrupt {
-                tag,
+                tag: tag.clone(),
                 asset: up.name.to_owned(),
                 expected: up.sha256.to_owned(),
                 actual,
@@ -209,53 +221,69 @@ impl ReleaseStore for DirStore {
         }
         let _guard = self.write.lock().await;
         let mut file = self
-            .read(&tag)?
+            .read(tag)?
             .ok_or_else(|| StoreError::NoRelease { tag: tag.clone() })?;
         file.assets.insert(up.name.to_owned(), (size, actual));
-        self.write_json(&self.release_file(&tag), &file)
+        self.write_json(&self.root.join(tag).join(RELEASE_FILE), &file)
     }
 
-    async fn put_build_info(&self, info: &BuildInfo) -> Result<(), StoreError> {
+    async fn record(&self, release: &Release, info: &BuildInfo) -> Result<(), StoreError> {
         let _guard = self.write.lock().await;
-        let path = self
-            .root
-            .join(info.package.tag(&info.version))
-            .join("build-info.json");
-        let mut merged = info.clone();
-        // Platforms built earlier with the same settings stay recorded.
-        if let Ok(bytes) = std::fs::read(&path)
-            && let Ok(old) = serde_json::from_slice::<BuildInfo>(&bytes)
-            && old.python == info.python
-            && old.config_version == info.config_version
-        {
-            for (p, b) in old.platforms {
-                merged.platforms.entry(p).or_insert(b);
-            }
+        match self.read(&release.tag)? {
+            None => Err(StoreError::NoRelease {
+                tag: release.tag.clone(),
+            }),
+            Some(f) if f.state == ReleaseState::Published => Err(StoreError::Immutable {
+                tag: release.tag.clone(),
+                asset: INFO_FILE.into(),
+            }),
+            Some(_) => self.write_json(&self.root.join(&release.tag).join(INFO_FILE), info),
         }
-        self.write_json(&path, &merged)
     }
 
-    async fn publish(&self, package: &PackageName, version: &Version) -> Result<(), StoreError> {
+    async fn delete_asset(&self, release: &Release, asset: &str) -> Result<(), StoreError> {
         let _guard = self.write.lock().await;
-        let tag = package.tag(version);
+        let tag = &release.tag;
         let mut file = self
-            .read(&tag)?
+            .read(tag)?
+            .ok_or_else(|| StoreError::NoRelease { tag: tag.clone() })?;
+        if file.state == ReleaseState::Published {
+            return Err(StoreError::Immutable {
+                tag: tag.clone(),
+                asset: asset.to_owned(),
+            });
+        }
+        file.assets.remove(asset);
+        self.write_json(&self.root.join(tag).join(RELEASE_FILE), &file)?;
+        let path = self.root.join(tag).join(asset);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn publish(&self, release: &Release, info: &BuildInfo) -> Result<(), StoreError> {
+        let _guard = self.write.lock().await;
+        let tag = &release.tag;
+        let mut file = self
+            .read(tag)?
             .ok_or(StoreError::NoRelease { tag: tag.clone() })?;
         if file.state != ReleaseState::Published {
+            // The build info first: a run killed in between leaves a complete draft.
+            self.write_json(&self.root.join(tag).join(INFO_FILE), info)?;
             file.state = ReleaseState::Published;
-            self.write_json(&self.release_file(&tag), &file)?;
+            self.write_json(&self.root.join(tag).join(RELEASE_FILE), &file)?;
         }
         Ok(())
     }
 
     async fn fetch(
         &self,
-        package: &PackageName,
-        version: &Version,
+        release: &Release,
         asset: &str,
         _into: &Path,
     ) -> Result<PathBuf, StoreError> {
-        let path = self.asset_path(package, version, asset);
+        let path = self.root.join(&release.tag).join(asset);
         if path.is_file() {
             Ok(path)
         } else {
@@ -269,6 +297,19 @@ impl ReleaseStore for DirStore {
             .clone()
             .unwrap_or_else(|| format!("file://{}", self.root.display()));
         format!("{base}/{package}-v${{version}}/{package}-${{os}}-${{arch}}.tar.gz")
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Io {
+                context: path.display().to_string(),
+                source: std::io::Error::other(e),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path, e)),
     }
 }
 
@@ -300,28 +341,22 @@ fn io(path: &Path, source: std::io::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::Platform;
+    use crate::names::{Platform, PythonMinor};
+    use crate::release::VersionInputs;
 
-    fn setup() -> (
-        tempfile::TempDir,
-        DirStore,
-        PackageName,
-        Version,
-        ReleaseMeta,
-    ) {
+    fn setup() -> (tempfile::TempDir, DirStore, BuildInfo) {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path().join("releases"), None).unwrap();
-        let meta = ReleaseMeta {
+        let pkg = PackageName::new("tiny-tool").unwrap();
+        let v: Version = "2.0".parse().unwrap();
+        let inputs = VersionInputs {
             python: PythonMinor::new(12).unwrap(),
             config_version: None,
+            requirements: vec!["tiny-tool==2.0".into()],
+            binaries: vec![],
+            test: String::new(),
         };
-        (
-            dir,
-            store,
-            PackageName::new("tiny-tool").unwrap(),
-            "2.0".parse().unwrap(),
-            meta,
-        )
+        (dir, store, BuildInfo::new(&pkg, &v, inputs))
     }
 
     fn file(dir: &Path, bytes: &[u8]) -> (PathBuf, u64, String) {
@@ -333,105 +368,112 @@ mod tests {
 
     #[tokio::test]
     async fn a_release_goes_from_draft_to_published_with_digests() {
-        let (dir, store, pkg, v, meta) = setup();
-        store.create(&pkg, &v, &meta).await.unwrap();
+        let (dir, store, info) = setup();
+        let pkg = info.package.clone();
+        let r = store.create(&info).await.unwrap();
+        assert_eq!(r.info.as_ref(), Some(&info));
         let name = pkg.asset_name(Platform::ALL[0]);
         let (path, size, sha) = file(dir.path(), b"tarball");
-        store
-            .upload(
-                &pkg,
-                &v,
-                Upload {
-                    name: &name,
-                    path: &path,
-                    size,
-                    sha256: &sha,
-                },
-            )
-            .await
-            .unwrap();
+        let up = Upload {
+            name: &name,
+            path: &path,
+            size,
+            sha256: &sha,
+        };
+        store.upload(&r, up).await.unwrap();
         let r = &store.releases(&pkg).await.unwrap()[0];
         assert_eq!(r.state, ReleaseState::Draft);
         assert!(r.has_complete(&pkg, Platform::ALL[0]));
-        assert_eq!(r.python, Some(meta.python));
-        store.publish(&pkg, &v).await.unwrap();
-        assert_eq!(
-            store.releases(&pkg).await.unwrap()[0].state,
-            ReleaseState::Published
+        assert!(
+            store.create(&info).await.is_err(),
+            "one release per tag in a directory"
         );
+        store.publish(r, &info).await.unwrap();
+        let r = &store.releases(&pkg).await.unwrap()[0];
+        assert_eq!(r.state, ReleaseState::Published);
 
-        // Published and complete: never replaced.
+        // Published and complete: never replaced, never deleted, its build info never rewritten.
         let (path, size, sha) = file(dir.path(), b"other bytes");
-        let err = store
-            .upload(
-                &pkg,
-                &v,
-                Upload {
-                    name: &name,
-                    path: &path,
-                    size,
-                    sha256: &sha,
-                },
-            )
-            .await
-            .unwrap_err();
+        let up = Upload {
+            name: &name,
+            path: &path,
+            size,
+            sha256: &sha,
+        };
+        let err = store.upload(r, up).await.unwrap_err();
         assert!(matches!(err, StoreError::Immutable { .. }), "{err}");
+        assert!(store.delete_draft(r).await.is_err());
+        assert!(store.record(r, &info).await.is_err());
         assert_eq!(
-            std::fs::read(store.asset_path(&pkg, &v, &name)).unwrap(),
+            std::fs::read(store.asset_path(&pkg, &info.version, &name)).unwrap(),
             b"tarball"
         );
     }
 
     #[tokio::test]
     async fn an_asset_without_a_recorded_digest_is_incomplete() {
-        let (_dir, store, pkg, v, meta) = setup();
-        store.create(&pkg, &v, &meta).await.unwrap();
+        let (_dir, store, info) = setup();
+        let r = store.create(&info).await.unwrap();
         // As if a run was killed after the file landed but before release.json recorded it.
-        let name = pkg.asset_name(Platform::ALL[1]);
-        std::fs::write(store.asset_path(&pkg, &v, &name), b"half").unwrap();
-        std::fs::write(store.asset_path(&pkg, &v, ".tmp-abc"), b"partial copy").unwrap();
-        let r = &store.releases(&pkg).await.unwrap()[0];
+        let name = info.package.asset_name(Platform::ALL[1]);
+        std::fs::write(
+            store.asset_path(&info.package, &info.version, &name),
+            b"half",
+        )
+        .unwrap();
+        std::fs::write(
+            store.asset_path(&info.package, &info.version, ".tmp-abc"),
+            b"partial copy",
+        )
+        .unwrap();
+        let r = store.release(&info.package, &r.id).await.unwrap();
         assert_eq!(r.assets.len(), 1);
         assert!(!r.assets[0].is_complete());
     }
 
     #[tokio::test]
     async fn a_wrong_digest_is_refused_and_leaves_nothing() {
-        let (dir, store, pkg, v, meta) = setup();
-        store.create(&pkg, &v, &meta).await.unwrap();
-        let name = pkg.asset_name(Platform::ALL[0]);
+        let (dir, store, info) = setup();
+        let r = store.create(&info).await.unwrap();
+        let name = info.package.asset_name(Platform::ALL[0]);
         let (path, size, _) = file(dir.path(), b"tarball");
         let bad = "0".repeat(64);
-        let err = store
-            .upload(
-                &pkg,
-                &v,
-                Upload {
-                    name: &name,
-                    path: &path,
-                    size,
-                    sha256: &bad,
-                },
-            )
-            .await
-            .unwrap_err();
+        let up = Upload {
+            name: &name,
+            path: &path,
+            size,
+            sha256: &bad,
+        };
+        let err = store.upload(&r, up).await.unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }));
-        assert!(store.releases(&pkg).await.unwrap()[0].assets.is_empty());
+        assert!(
+            store.releases(&info.package).await.unwrap()[0]
+                .assets
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_draft_is_gone_and_can_be_made_again() {
+        let (_dir, store, info) = setup();
+        let r = store.create(&info).await.unwrap();
+        store.delete_draft(&r).await.unwrap();
+        assert!(store.releases(&info.package).await.unwrap().is_empty());
+        store.create(&info).await.unwrap();
     }
 
     #[tokio::test]
     async fn other_packages_and_stray_directories_are_not_releases() {
-        let (_dir, store, pkg, v, meta) = setup();
-        store.create(&pkg, &v, &meta).await.unwrap();
-        store
-            .create(&PackageName::new("tiny-tool-extra").unwrap(), &v, &meta)
-            .await
-            .unwrap();
+        let (_dir, store, info) = setup();
+        store.create(&info).await.unwrap();
+        let mut other = info.clone();
+        other.package = PackageName::new("tiny-tool-extra").unwrap();
+        store.create(&other).await.unwrap();
         std::fs::create_dir_all(store.root().join("tiny-tool-vnotaversion")).unwrap();
-        let releases = store.releases(&pkg).await.unwrap();
+        let releases = store.releases(&info.package).await.unwrap();
         assert_eq!(releases.len(), 1);
         assert_eq!(
-            store.source_template(&pkg),
+            store.source_template(&info.package),
             format!(
                 "file://{}/tiny-tool-v${{version}}/tiny-tool-${{os}}-${{arch}}.tar.gz",
                 store.root().display()

@@ -22,11 +22,10 @@ use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{Asset, Release, ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload};
-use crate::build::BuildInfo;
+use super::{Asset, BuildInfo, Release, ReleaseId, ReleaseState, ReleaseStore, StoreError, Upload};
 use crate::github::{Api, Response, Retry, describe, percent_encode};
 use crate::names::PackageName;
-use wire::{build_info_from_body, file_body, next_link, release_body, stub_info};
+use wire::{build_info_from_body, file_body, next_link, release_body};
 
 mod wire;
 
@@ -113,8 +112,9 @@ pub struct GitHubStore {
     api: Api,
     config: GitHubConfig,
     counters: Counters,
-    /// Every release of the repository, by tag; `None` until first listed.
-    view: Mutex<Option<HashMap<String, GhRelease>>>,
+    /// Every release of the repository, by id (GitHub keeps several drafts for one tag);
+    /// `None` until first listed, or after `refresh`.
+    view: Mutex<Option<HashMap<u64, GhRelease>>>,
     listed_at: Mutex<Option<Instant>>,
     last_write: Mutex<Option<Instant>>,
 }
@@ -203,7 +203,7 @@ impl GitHubStore {
     }
 
     /// Lists every release of the repository, revalidating cached pages with their ETags.
-    async fn list_all(&self) -> Result<HashMap<String, GhRelease>, StoreError> {
+    async fn list_all(&self) -> Result<HashMap<u64, GhRelease>, StoreError> {
         let mut all = HashMap::new();
         let mut url = Some(format!("{}/releases?per_page=100", self.repo_path()));
         let mut page = 0;
@@ -255,7 +255,7 @@ impl GitHubStore {
                 ))
             })?;
             for r in releases {
-                all.insert(r.tag_name.clone(), r);
+                all.insert(*r.id, r);
             }
             url = next;
         }
@@ -274,7 +274,7 @@ impl GitHubStore {
     /// The view of the repository, listed on first use.
     async fn view(
         &self,
-    ) -> Result<tokio::sync::MutexGuard<'_, Option<HashMap<String, GhRelease>>>, StoreError> {
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<HashMap<u64, GhRelease>>>, StoreError> {
         let mut view = self.view.lock().await;
         let mut listed_at = self.listed_at.lock().await;
         let stale = match (self.config.max_view_age, *listed_at) {
@@ -289,36 +289,65 @@ impl GitHubStore {
         Ok(view)
     }
 
-    async fn release(&self, tag: &str) -> Result<GhRelease, StoreError> {
-        let view = self.view().await?;
-        view.as_ref()
-            .and_then(|v| v.get(tag).cloned())
-            .ok_or_else(|| StoreError::NoRelease {
-                tag: tag.to_owned(),
-            })
+    /// The release with this id: from the view, else asked of GitHub (a build Job's store
+    /// has listed nothing) and remembered.
+    async fn gh_release(&self, id: &ReleaseId) -> Result<GhRelease, StoreError> {
+        let number = release_number(id)?;
+        if let Some(r) = self
+            .view
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|v| v.get(&number).cloned())
+        {
+            return Ok(r);
+        }
+        self.fetch_release(number).await
+    }
+
+    async fn fetch_release(&self, number: u64) -> Result<GhRelease, StoreError> {
+        self.counters.get.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/releases/{number}", self.repo_path());
+        let response = self.send(Method::GET, &url, HeaderMap::new()).await?;
+        if response.status == StatusCode::NOT_FOUND {
+            return Err(StoreError::NoRelease {
+                tag: format!("release {number}"),
+            });
+        }
+        let release: GhRelease = response.ok("read the release")?.json("read the release")?;
+        self.remember(release.clone()).await;
+        Ok(release)
     }
 
     /// Folds a release GitHub returned into the view. Uploads of one release run concurrently
     /// and each answer carries only what existed then, so assets are merged by name.
     async fn remember(&self, mut release: GhRelease) {
         if let Some(view) = self.view.lock().await.as_mut() {
-            if let Some(old) = view.remove(&release.tag_name) {
+            if let Some(old) = view.remove(&*release.id) {
                 for asset in old.assets {
                     if !release.assets.iter().any(|a| a.name == asset.name) {
                         release.assets.push(asset);
                     }
                 }
             }
-            view.insert(release.tag_name.clone(), release);
+            view.insert(*release.id, release);
         }
     }
 
-    async fn remember_asset(&self, tag: &str, asset: GhAsset) {
+    async fn remember_asset(&self, id: u64, asset: GhAsset) {
         if let Some(view) = self.view.lock().await.as_mut()
-            && let Some(r) = view.get_mut(tag)
+            && let Some(r) = view.get_mut(&id)
         {
             r.assets.retain(|a| a.name != asset.name);
             r.assets.push(asset);
+        }
+    }
+
+    async fn forget_asset(&self, id: u64, name: &str) {
+        if let Some(view) = self.view.lock().await.as_mut()
+            && let Some(r) = view.get_mut(&id)
+        {
+            r.assets.retain(|a| a.name != name);
         }
     }
 
@@ -336,7 +365,7 @@ impl GitHubStore {
         Ok(release)
     }
 
-    async fn delete_asset(&self, asset: &GhAsset) -> Result<(), StoreError> {
+    async fn delete_asset_id(&self, asset: &GhAsset) -> Result<(), StoreError> {
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}/releases/assets/{}", self.repo_path(), asset.id);
         self.pace().await;
@@ -359,9 +388,9 @@ impl GitHubStore {
             .json("list assets")?)
     }
 
-    async fn refresh_release_assets(&self, tag: &str, assets: Vec<GhAsset>) {
+    async fn refresh_release_assets(&self, id: u64, assets: Vec<GhAsset>) {
         if let Some(view) = self.view.lock().await.as_mut()
-            && let Some(r) = view.get_mut(tag)
+            && let Some(r) = view.get_mut(&id)
         {
             r.assets = assets;
         }
@@ -444,26 +473,34 @@ impl GitHubStore {
         let assets = r
             .assets
             .iter()
-            .filter(|a| a.name.ends_with(".tar.gz"))
             .map(|a| {
+                let size = u64::try_from(a.size).unwrap_or(0);
+                // A GitHub without asset digests: the one the build info recorded, if the size agrees.
                 let recorded = info.as_ref().and_then(|i| {
-                    i.platforms
-                        .values()
-                        .find(|b| b.asset == a.name && b.size as i64 == a.size)
+                    let platform = i.platforms.values().find(|b| b.asset == a.name);
+                    platform
+                        .filter(|b| b.size == size)
                         .map(|b| b.sha256.clone())
+                        .or_else(|| {
+                            i.locked
+                                .as_ref()
+                                .filter(|l| {
+                                    l.size == size && a.name == super::info::lock_asset(package)
+                                })
+                                .map(|l| l.sha256.clone())
+                        })
                 });
                 let digest = a
                     .digest
                     .as_deref()
                     .and_then(|d| d.strip_prefix("sha256:"))
                     .map(str::to_owned);
-                let sha256 = (a.state == "uploaded")
-                    .then(|| digest.or(recorded))
-                    .flatten();
+                let uploaded = a.state == "uploaded";
                 Asset {
                     name: a.name.clone(),
-                    size: u64::try_from(a.size).unwrap_or(0),
-                    sha256,
+                    size,
+                    sha256: uploaded.then(|| digest.or(recorded)).flatten(),
+                    uploaded,
                 }
             })
             .collect();
@@ -473,12 +510,24 @@ impl GitHubStore {
             ReleaseState::Published
         };
         Some(Release {
+            id: ReleaseId(r.id.to_string()),
+            tag: r.tag_name.clone(),
             version,
             state,
+            order: *r.id,
             assets,
-            python: info.as_ref().map(|i| i.python),
-            config_version: info.and_then(|i| i.config_version),
+            info,
         })
+    }
+
+    /// The repository's web page: `https://github.com/OWNER/REPO`.
+    pub fn web_url(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.config.html_url.trim_end_matches('/'),
+            self.config.owner,
+            self.config.repo
+        )
     }
 
     pub fn release_url(&self, tag: &str, asset: &str) -> String {
@@ -500,81 +549,134 @@ impl ReleaseStore for GitHubStore {
             .flat_map(|v| v.values())
             .filter_map(|r| self.tag_release(package, r))
             .collect();
-        releases.sort_by(|a, b| a.version.cmp(&b.version));
+        releases.sort_by(|a, b| a.version.cmp(&b.version).then(a.order.cmp(&b.order)));
         Ok(releases)
     }
 
-    async fn create(
-        &self,
-        package: &PackageName,
-        version: &Version,
-        meta: &ReleaseMeta,
-    ) -> Result<(), StoreError> {
-        let tag = package.tag(version);
-        let existing = self
-            .view()
-            .await?
-            .as_ref()
-            .and_then(|v| v.get(&tag).cloned());
-        let body = release_body(package, version, &stub_info(package, version, meta));
-        if let Some(r) = existing {
-            let info = build_info_from_body(r.body.as_deref());
-            let same = info.as_ref().is_some_and(|i| {
-                i.python == meta.python && i.config_version == meta.config_version
-            });
-            if (r.draft || r.prerelease) && !same {
-                // A stale draft: record the new settings; its assets are replaced as they are rebuilt.
-                self.patch_release(
-                    *r.id,
-                    serde_json::json!({ "body": body }),
-                    "update the release",
-                )
-                .await?;
-            }
-            return Ok(());
-        }
-        self.counters.create.fetch_add(1, Ordering::Relaxed);
+    async fn refresh(&self) {
+        *self.view.lock().await = None;
+    }
+
+    async fn release(&self, package: &PackageName, id: &ReleaseId) -> Result<Release, StoreError> {
+        let r = self.fetch_release(release_number(id)?).await?;
+        self.tag_release(package, &r).ok_or_else(|| {
+            StoreError::Other(format!(
+                "release {id} ({}) is not one of {package}'s",
+                r.tag_name
+            ))
+        })
+    }
+
+    async fn create(&self, info: &BuildInfo) -> Result<Release, StoreError> {
+        let tag = info.package.tag(&info.version);
         let url = format!("{}/releases", self.repo_path());
         let request = serde_json::json!({
             "tag_name": tag,
             "name": tag,
-            "body": body,
+            "body": release_body(&info.package, &info.version, info),
             "draft": !self.config.prerelease,
             "prerelease": self.config.prerelease,
             "make_latest": "false",
         });
-        let response = self.send_json(Method::POST, &url, &request).await?;
-        if response.status == StatusCode::UNPROCESSABLE_ENTITY {
-            // Someone else created it meanwhile: look again rather than create a second one.
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&request).expect("JSON serialises"));
+        let make = || {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            (headers, Some(OctoBody::from(bytes.clone())))
+        };
+        // Drafts seen before: a draft of this tag that appears after a failed attempt is ours.
+        let known: Vec<u64> = self
+            .view()
+            .await?
+            .as_ref()
+            .map(|v| {
+                v.values()
+                    .filter(|r| r.tag_name == tag)
+                    .map(|r| *r.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let attempts = self.config.attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            self.counters.create.fetch_add(1, Ordering::Relaxed);
+            self.pace().await;
+            // One attempt at a time: GitHub may have made the release and still answered 5xx.
+            let sent = self.api.send_attempts(Method::POST, &url, make, 1).await;
+            match sent {
+                Ok(r) if r.status.is_success() => {
+                    let release: GhRelease = r.json("create the release")?;
+                    self.remember(release.clone()).await;
+                    return self.tag_release(&info.package, &release).ok_or_else(|| {
+                        StoreError::Other(format!("{tag}: GitHub made a release of another tag"))
+                    });
+                }
+                Ok(r) if r.status.is_server_error() => {
+                    last = format!("{} {}", r.status, r.message());
+                }
+                Ok(r) => {
+                    return Err(StoreError::Other(format!(
+                        "{tag}: GitHub refused to create the release: {} {}",
+                        r.status,
+                        r.message()
+                    )));
+                }
+                Err(crate::github::ApiError::Other(m)) => last = m,
+                Err(e) => return Err(e.into()),
+            }
+            // Did the failed attempt make it after all? Look before sending another.
             let fresh = self.list_all().await?;
-            let found = fresh.contains_key(&tag);
+            let made = fresh
+                .values()
+                .filter(|r| r.tag_name == tag && r.draft && !known.contains(&*r.id))
+                .min_by_key(|r| *r.id)
+                .cloned();
             *self.view.lock().await = Some(fresh);
-            return if found {
-                Ok(())
-            } else {
-                Err(StoreError::Other(format!(
-                    "{tag}: GitHub refused the release: {}",
-                    response.message()
-                )))
-            };
+            if let Some(release) = made {
+                return self.tag_release(&info.package, &release).ok_or_else(|| {
+                    StoreError::Other(format!("{tag}: GitHub made a release of another tag"))
+                });
+            }
+            if attempt < attempts {
+                tracing::debug!(%tag, attempt, error = %last, "creating the release failed; trying again");
+                tokio::time::sleep(self.api.backoff(attempt)).await;
+            }
         }
-        let release: GhRelease = response
-            .ok("create the release")?
-            .json("create the release")?;
-        self.remember(release).await;
+        Err(StoreError::Other(format!(
+            "{tag}: GitHub did not create the release after {attempts} attempts: {last}"
+        )))
+    }
+
+    async fn delete_draft(&self, release: &Release) -> Result<(), StoreError> {
+        let gh = self.gh_release(&release.id).await?;
+        if !gh.draft {
+            return Err(StoreError::Immutable {
+                tag: release.tag.clone(),
+                asset: "(the release)".into(),
+            });
+        }
+        self.counters.delete.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/releases/{}", self.repo_path(), gh.id);
+        self.pace().await;
+        let response = self.send(Method::DELETE, &url, HeaderMap::new()).await?;
+        if response.status != StatusCode::NOT_FOUND {
+            response.ok(&format!("delete the draft {}", release.tag))?;
+        }
+        if let Some(view) = self.view.lock().await.as_mut() {
+            view.remove(&*gh.id);
+        }
         Ok(())
     }
 
-    async fn upload(
-        &self,
-        package: &PackageName,
-        version: &Version,
-        up: Upload<'_>,
-    ) -> Result<(), StoreError> {
-        let tag = package.tag(version);
-        let mut release = self.release(&tag).await?;
+    async fn upload(&self, release: &Release, up: Upload<'_>) -> Result<(), StoreError> {
+        let tag = release.tag.clone();
+        let mut gh = self.gh_release(&release.id).await?;
+        let id = *gh.id;
         for round in 0..2 {
-            if let Some(asset) = release.assets.iter().find(|a| a.name == up.name) {
+            if let Some(asset) = gh.assets.iter().find(|a| a.name == up.name) {
                 let digest = asset
                     .digest
                     .as_deref()
@@ -585,26 +687,24 @@ impl ReleaseStore for GitHubStore {
                 if complete {
                     return Ok(()); // this very file is already there
                 }
-                if !(release.draft || release.prerelease) && asset.state == "uploaded" {
+                if !(gh.draft || gh.prerelease) && asset.state == "uploaded" {
                     return Err(StoreError::Immutable {
                         tag,
                         asset: up.name.to_owned(),
                     });
                 }
-                // A broken upload (`starter`, wrong size) or a stale draft's asset.
-                self.delete_asset(asset).await?;
-                let name = asset.name.clone();
-                if let Some(view) = self.view.lock().await.as_mut()
-                    && let Some(r) = view.get_mut(&tag)
-                {
-                    r.assets.retain(|a| a.name != name);
-                }
+                // A broken upload (`starter`, wrong size) or a stale asset.
+                self.delete_asset_id(asset).await?;
+                self.forget_asset(id, &asset.name).await;
             }
-            let response = self.post_asset(&release, &up).await?;
+            let response = self.post_asset(&gh, &up).await?;
             if response.status == StatusCode::CREATED || response.status == StatusCode::OK {
                 let asset: GhAsset = response.json("upload")?;
-                self.remember_asset(&tag, asset).await;
+                self.remember_asset(id, asset).await;
                 return Ok(());
+            }
+            if response.status == StatusCode::NOT_FOUND {
+                return Err(StoreError::NoRelease { tag });
             }
             // 422 (already exists) or an upload cut short: look at what GitHub has, decide once more.
             let message = response.message();
@@ -615,29 +715,39 @@ impl ReleaseStore for GitHubStore {
                     up.name, response.status
                 )));
             }
-            release.assets = self.fresh_assets(*release.id).await?;
-            self.refresh_release_assets(&tag, release.assets.clone())
-                .await;
+            gh.assets = self.fresh_assets(id).await?;
+            self.refresh_release_assets(id, gh.assets.clone()).await;
         }
         unreachable!("the loop returns on its second round")
     }
 
-    async fn put_build_info(&self, info: &BuildInfo) -> Result<(), StoreError> {
-        let tag = info.package.tag(&info.version);
-        let release = self.release(&tag).await?;
-        let mut merged = info.clone();
-        if let Some(old) = build_info_from_body(release.body.as_deref())
-            && old.python == info.python
-            && old.config_version == info.config_version
-        {
-            for (p, b) in old.platforms {
-                merged.platforms.entry(p).or_insert(b);
-            }
+    async fn delete_asset(&self, release: &Release, name: &str) -> Result<(), StoreError> {
+        let gh = self.gh_release(&release.id).await?;
+        if !(gh.draft || gh.prerelease) {
+            return Err(StoreError::Immutable {
+                tag: release.tag.clone(),
+                asset: name.to_owned(),
+            });
         }
-        let body = release_body(&info.package, &info.version, &merged);
-        if release.body.as_deref() != Some(body.as_str()) {
+        if let Some(asset) = gh.assets.iter().find(|a| a.name == name) {
+            self.delete_asset_id(asset).await?;
+            self.forget_asset(*gh.id, name).await;
+        }
+        Ok(())
+    }
+
+    async fn record(&self, release: &Release, info: &BuildInfo) -> Result<(), StoreError> {
+        let gh = self.gh_release(&release.id).await?;
+        if !(gh.draft || gh.prerelease) {
+            return Err(StoreError::Immutable {
+                tag: release.tag.clone(),
+                asset: "(the build info)".into(),
+            });
+        }
+        let body = release_body(&info.package, &info.version, info);
+        if gh.body.as_deref() != Some(body.as_str()) {
             self.patch_release(
-                *release.id,
+                *gh.id,
                 serde_json::json!({ "body": body }),
                 "record the build info",
             )
@@ -646,30 +756,33 @@ impl ReleaseStore for GitHubStore {
         Ok(())
     }
 
-    async fn publish(&self, package: &PackageName, version: &Version) -> Result<(), StoreError> {
-        let tag = package.tag(version);
-        let release = self.release(&tag).await?;
-        if !release.draft && !release.prerelease {
+    async fn publish(&self, release: &Release, info: &BuildInfo) -> Result<(), StoreError> {
+        let gh = self.gh_release(&release.id).await?;
+        if !gh.draft && !gh.prerelease {
             return Ok(());
         }
         // Several packages share a repository: "latest" would mean nothing, so no release is
-        // marked latest (and an older version never is).
-        let body =
-            serde_json::json!({ "draft": false, "prerelease": false, "make_latest": "false" });
-        self.patch_release(*release.id, body, "publish the release")
+        // marked latest (and an older version never is). The build info goes in the same
+        // write: a release is never public without it.
+        let body = serde_json::json!({
+            "body": release_body(&info.package, &info.version, info),
+            "draft": false,
+            "prerelease": false,
+            "make_latest": "false",
+        });
+        self.patch_release(*gh.id, body, "publish the release")
             .await
             .map(|_| ())
     }
 
     async fn fetch(
         &self,
-        package: &PackageName,
-        version: &Version,
+        release: &Release,
         asset: &str,
         into: &Path,
     ) -> Result<PathBuf, StoreError> {
-        let tag = package.tag(version);
-        let release = self.release(&tag).await?;
+        let tag = &release.tag;
+        let release = self.gh_release(&release.id).await?;
         let id = release
             .assets
             .iter()
@@ -750,6 +863,12 @@ impl ReleaseStore for GitHubStore {
             &format!("{package}-${{os}}-${{arch}}.tar.gz"),
         )
     }
+}
+
+/// GitHub's numeric id of a release.
+fn release_number(id: &ReleaseId) -> Result<u64, StoreError> {
+    id.0.parse()
+        .map_err(|_| StoreError::Other(format!("{id:?} is not a GitHub release id")))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use super::*;
 use crate::controller::resource::PythonPackageSpec;
 use clap::Parser;
+use k8s_openapi::api::core::v1::PodSpec;
 
 fn resource(yaml_spec: &str) -> PythonPackage {
     let spec: PythonPackageSpec = serde_norway::from_str(yaml_spec).unwrap();
@@ -16,8 +17,14 @@ fn settings() -> JobSettings {
     JobSettings {
         image: "ghcr.io/hermit-pex/builder:0.1.0".into(),
         repository: "acme/tools".into(),
+        github_api_url: "https://api.github.com/".into(),
+        github_url: "https://github.com".into(),
         token_secret: ("github".into(), "token".into()),
         index_url: "https://pypi.org/simple/".into(),
+        build_timeout: 1800,
+        test_timeout: 300,
+        verbosity: 0,
+        log_format: "text".into(),
         cache_claim: None,
         resources: None,
         active_deadline_seconds: 3600,
@@ -25,6 +32,24 @@ fn settings() -> JobSettings {
         ttl_seconds_after_finished: 86_400,
         service_account: Some("hermit-pex-builder".into()),
     }
+}
+
+fn build_job(
+    r: &PythonPackage,
+    v: &Version,
+    python: PythonMinor,
+    platform: Platform,
+    table: &PlatformTable,
+    settings: &JobSettings,
+) -> Result<Job, JobError> {
+    let release = ReleaseId("4242".into());
+    let job = JobFor {
+        version: v,
+        python,
+        release: &release,
+        step: JobStep::Build { platform },
+    };
+    step_job(r, &job, table, settings)
 }
 
 fn job(platform: Platform) -> Job {
@@ -38,6 +63,30 @@ fn job(platform: Platform) -> Job {
         &settings(),
     )
     .unwrap()
+}
+
+fn lock_job(table: &PlatformTable, settings: &JobSettings) -> Job {
+    let v: Version = "0.86.2".parse().unwrap();
+    let release = ReleaseId("4242".into());
+    let job = JobFor {
+        version: &v,
+        python: PythonMinor::new(12).unwrap(),
+        release: &release,
+        step: JobStep::Lock {
+            platforms: Platform::ALL.to_vec(),
+        },
+    };
+    step_job(&resource(SPEC), &job, table, settings).unwrap()
+}
+
+fn args(job: &Job) -> Vec<String> {
+    pod(job).containers[0].args.clone().unwrap()
+}
+
+/// The Job's command line through the real CLI.
+fn parsed(job: &Job) -> crate::cli::Cli {
+    let argv = std::iter::once("hermit-pex".to_owned()).chain(args(job));
+    crate::cli::Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn pod(job: &Job) -> &PodSpec {
@@ -81,6 +130,12 @@ fn a_job_carries_labels_owner_limits_and_the_build_command() {
     assert_eq!(labels["app.kubernetes.io/managed-by"], "hermit-pex");
     assert_eq!(labels["hermit-pex.dev/version"], "0.86.2");
     assert_eq!(labels["hermit-pex.dev/platform"], "linux-arm64");
+    assert_eq!(labels["hermit-pex.dev/step"], "build");
+    let annotations = meta.annotations.as_ref().unwrap();
+    assert_eq!(
+        annotations["hermit-pex.dev/release"], "4242",
+        "the one draft it uploads to"
+    );
     let owner = &meta.owner_references.as_ref().unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
@@ -106,8 +161,10 @@ fn a_job_carries_labels_owner_limits_and_the_build_command() {
     let args = c.args.as_ref().unwrap();
     assert_eq!(
         args.join(" "),
-        "build --package aider-chat --version 0.86.2 --python 3.12 --platform linux-arm64 --binary aider \
-         --extra-package setuptools<80.9 --config-version 2 --repository acme/tools --index-url https://pypi.org/simple/ --cache-dir /cache"
+        "build --package aider-chat --version 0.86.2 --python 3.12 --release-id 4242 --platform linux-arm64 --binary aider \
+         --extra-package setuptools<80.9 --config-version 2 --repository acme/tools \
+         --github-api-url https://api.github.com/ --github-url https://github.com --index-url https://pypi.org/simple/ \
+         --cache-dir /cache --build-timeout 1800 --test-timeout 300 --log-format text"
     );
     assert!(
         c.command.is_none(),
@@ -117,11 +174,111 @@ fn a_job_carries_labels_owner_limits_and_the_build_command() {
 
 #[test]
 fn the_build_command_line_is_one_the_cli_accepts() {
-    let j = job(Platform::new(Os::Darwin, Arch::Amd64));
-    let args = pod(&j).containers[0].args.clone().unwrap();
-    let parsed =
-        crate::cli::Cli::try_parse_from(std::iter::once("hermit-pex".to_owned()).chain(args));
-    assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.to_string()));
+    let cli = parsed(&job(Platform::new(Os::Darwin, Arch::Amd64)));
+    assert!(matches!(cli.command, crate::cli::Command::Build(_)));
+}
+
+#[test]
+fn a_version_starts_with_one_lock_job_on_a_native_linux_pool() {
+    let j = lock_job(&PlatformTable::default(), &settings());
+    assert_eq!(j.metadata.name.as_deref(), Some("aider-chat-0-86-2-lock"));
+    let labels = j.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels["hermit-pex.dev/step"], "lock");
+    assert!(!labels.contains_key("hermit-pex.dev/platform"));
+    let selector = pod(&j).node_selector.clone().unwrap();
+    assert_eq!(
+        (
+            selector["kubernetes.io/os"].as_str(),
+            selector["kubernetes.io/arch"].as_str()
+        ),
+        ("linux", "amd64"),
+        "a pure version is built and tested in this Job: on its own platform"
+    );
+    let crate::cli::Command::Lock(lock) = parsed(&j).command else {
+        panic!("not a lock command");
+    };
+    assert_eq!(
+        lock.platforms,
+        Platform::ALL,
+        "a pure lock builds every platform"
+    );
+    assert_eq!(lock.step.release_id, "4242");
+}
+
+/// Every controller setting a build reads reaches the Job: each field set to a value of its own
+/// comes back out of the Job's command line, read by the real CLI, or its environment.
+#[test]
+fn every_setting_a_build_reads_is_in_the_job() {
+    let s = JobSettings {
+        image: "registry.example/builder:9".into(),
+        repository: "acme/elsewhere".into(),
+        github_api_url: "https://ghe.example/api/v3/".into(),
+        github_url: "https://ghe.example".into(),
+        token_secret: ("ghe-token".into(), "pat".into()),
+        index_url: "https://pypi.internal/simple/".into(),
+        build_timeout: 777,
+        test_timeout: 55,
+        verbosity: 2,
+        log_format: "json".into(),
+        ..settings()
+    };
+    for j in [
+        lock_job(&PlatformTable::default(), &s),
+        build_job(
+            &resource(SPEC),
+            &"1.0".parse().unwrap(),
+            PythonMinor::new(12).unwrap(),
+            Platform::ALL[3],
+            &PlatformTable::default(),
+            &s,
+        )
+        .unwrap(),
+    ] {
+        let cli = parsed(&j);
+        assert_eq!(cli.verbose, 2);
+        assert!(cli.log_format == crate::cli::LogFormat::Json);
+        let step = match cli.command {
+            crate::cli::Command::Lock(a) => a.step,
+            crate::cli::Command::Build(a) => a.step,
+            _ => panic!("not a step"),
+        };
+        assert_eq!(step.release.repository.as_deref(), Some("acme/elsewhere"));
+        assert_eq!(
+            step.release.github.github_api_url,
+            "https://ghe.example/api/v3/"
+        );
+        assert_eq!(step.release.github.github_url, "https://ghe.example");
+        assert_eq!(step.index.index_url, "https://pypi.internal/simple/");
+        assert_eq!((step.build_timeout, step.test_timeout), (777, 55));
+        assert_eq!(
+            step.index.cache_dir.as_deref(),
+            Some(std::path::Path::new("/cache"))
+        );
+        let c = &pod(&j).containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.example/builder:9"));
+        let token = c
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "GITHUB_TOKEN")
+            .unwrap();
+        let secret = token
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("ghe-token", "pat")
+        );
+        // The spec's own fields, too.
+        assert_eq!(step.binaries[0].as_str(), "aider");
+        assert_eq!(step.extra_packages, ["setuptools<80.9"]);
+        assert_eq!(step.config_version, Some(2));
+    }
 }
 
 #[test]

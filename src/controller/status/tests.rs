@@ -1,8 +1,9 @@
 use super::*;
 use crate::names::{Arch, Os};
-use crate::plan::{PlanOptions, plan};
+use crate::plan::{PlanOptions, Work, WorkKind, plan};
 use crate::pypi::IndexVersion;
-use crate::release::{Asset, Release, ReleaseState};
+use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::{Asset, BuildInfo, LockRecord, Release, ReleaseId, ReleaseState};
 
 fn time(s: &str) -> Time {
     serde_json::from_value(serde_json::json!(s)).unwrap()
@@ -25,37 +26,76 @@ fn index(versions: &[&str]) -> Vec<IndexVersion> {
         .collect()
 }
 
-fn released(version: &str) -> Release {
+fn asset(name: String) -> Asset {
+    Asset {
+        name,
+        size: 1,
+        sha256: Some("a".repeat(64)),
+        uploaded: true,
+    }
+}
+
+/// A release of `version` made for `spec()`, locked, with `platforms` built.
+fn release(version: &str, state: ReleaseState, platforms: &[Platform]) -> Release {
     let package = crate::names::PackageName::new("tool").unwrap();
+    let v: Version = version.parse().unwrap();
+    let inputs = crate::plan::inputs(&spec(), &v, "3.12".parse().unwrap());
+    let mut info = BuildInfo::new(&package, &v, inputs);
+    info.locked = Some(LockRecord {
+        sha256: "a".repeat(64),
+        size: 1,
+        pins: vec![],
+        pure: false,
+        binaries: vec![],
+        test: "tool --help".into(),
+    });
+    let mut assets = vec![asset(lock_asset(&package))];
+    for p in platforms {
+        assets.push(asset(package.asset_name(*p)));
+        assets.push(asset(record_asset(&package, *p)));
+    }
     Release {
+        id: ReleaseId(format!("r{version}")),
+        tag: package.tag(&v),
+        version: v,
+        state,
+        order: 0,
+        assets,
+        info: Some(info),
+    }
+}
+
+fn released(version: &str) -> Release {
+    release(version, ReleaseState::Published, &Platform::ALL)
+}
+
+fn failed(version: &str, platform: Platform, reason: &str) -> Work {
+    Work {
         version: version.parse().unwrap(),
-        state: ReleaseState::Published,
-        assets: Platform::ALL
-            .iter()
-            .map(|p| Asset {
-                name: package.asset_name(*p),
-                size: 1,
-                sha256: Some("a".repeat(64)),
-            })
-            .collect(),
-        python: None,
-        config_version: None,
+        release: ReleaseId(format!("r{version}")),
+        kind: WorkKind::Build(platform),
+        state: WorkState::Failed {
+            reason: reason.into(),
+            message: "exit 137".into(),
+        },
     }
 }
 
 fn observed<'a>(
     plan: &'a Plan,
-    jobs: &'a [JobObservation],
+    running: u32,
     previous: Option<&'a PythonPackageStatus>,
 ) -> Observed<'a> {
     Observed {
         generation: 3,
         plan: Some(plan),
-        jobs,
+        running,
         no_node: &[],
+        trouble: &[],
         suspended: false,
         error: None,
         manifest: ManifestReport::default(),
+        requested_at: None,
         previous,
         now: time("2026-11-22T10:00:00Z"),
     }
@@ -71,9 +111,10 @@ fn a_new_package_is_reconciling_and_not_ready() {
         &spec(),
         &index(&["1.0", "1.1"]),
         &[],
+        &[],
         &PlanOptions::default(),
     );
-    let s = compute(&observed(&p, &[], None));
+    let s = compute(&observed(&p, 0, None));
     assert_eq!(
         (s.desired, s.released, s.progress.as_deref()),
         (2, 0, Some("0/2"))
@@ -98,9 +139,10 @@ fn everything_released_is_ready_with_the_latest_version() {
         &spec(),
         &index(&["1.0", "1.1"]),
         &[released("1.0"), released("1.1")],
+        &[],
         &PlanOptions::default(),
     );
-    let s = compute(&observed(&p, &[], None));
+    let s = compute(&observed(&p, 0, None));
     let ready = condition(&s, "Ready").unwrap();
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -115,24 +157,21 @@ fn everything_released_is_ready_with_the_latest_version() {
 fn failures_are_recorded_bounded_and_stall_when_nothing_else_can_progress() {
     let versions: Vec<String> = (0..30).map(|i| format!("1.{i}")).collect();
     let refs: Vec<&str> = versions.iter().map(String::as_str).collect();
-    let options = PlanOptions {
-        platforms: Some(vec![Platform::new(Os::Linux, Arch::Amd64)]),
-        ..Default::default()
-    };
-    let p = plan(&spec(), &index(&refs), &[], &options);
-    let jobs: Vec<JobObservation> = p
-        .versions
+    let linux = Platform::new(Os::Linux, Arch::Amd64);
+    let others: Vec<Platform> = Platform::ALL.into_iter().filter(|p| *p != linux).collect();
+    let releases: Vec<Release> = refs
         .iter()
-        .map(|vp| JobObservation {
-            version: vp.version.clone(),
-            platform: Platform::new(Os::Linux, Arch::Amd64),
-            state: JobState::Failed {
-                reason: "OOMKilled".into(),
-                message: "exit 137".into(),
-            },
-        })
+        .map(|v| release(v, ReleaseState::Draft, &others))
         .collect();
-    let s = compute(&observed(&p, &jobs, None));
+    let work: Vec<Work> = refs.iter().map(|v| failed(v, linux, "OOMKilled")).collect();
+    let p = plan(
+        &spec(),
+        &index(&refs),
+        &releases,
+        &work,
+        &PlanOptions::default(),
+    );
+    let s = compute(&observed(&p, 0, None));
     assert_eq!(s.failed, 30);
     assert_eq!(s.failures.len(), MAX_FAILURES);
     assert_eq!(s.failures[0].version, "1.29", "newest first");
@@ -147,31 +186,87 @@ fn failures_are_recorded_bounded_and_stall_when_nothing_else_can_progress() {
 
 #[test]
 fn one_failure_does_not_stall_the_others() {
+    let releases = [release("1.1", ReleaseState::Draft, &Platform::ALL[..3])];
+    let work = [failed("1.1", Platform::ALL[3], "Error")];
     let p = plan(
         &spec(),
         &index(&["1.0", "1.1"]),
-        &[],
+        &releases,
+        &work,
         &PlanOptions::default(),
     );
-    let jobs = [
-        JobObservation {
-            version: "1.1".parse().unwrap(),
-            platform: Platform::ALL[3],
-            state: JobState::Failed {
-                reason: "Error".into(),
-                message: "no wheel for this platform".into(),
-            },
-        },
-        JobObservation {
-            version: "1.0".parse().unwrap(),
-            platform: Platform::ALL[0],
-            state: JobState::Running,
-        },
-    ];
-    let s = compute(&observed(&p, &jobs, None));
+    let s = compute(&observed(&p, 1, None));
     assert_eq!((s.building, s.failed), (1, 1));
     assert!(condition(&s, "Stalled").is_none());
     assert_eq!(condition(&s, "Reconciling").unwrap().status, "True");
+}
+
+#[test]
+fn a_platform_that_cannot_exist_is_said_and_the_version_counts_as_released() {
+    let mut r = released("1.0");
+    let darwin_amd64 = Platform::new(Os::Darwin, Arch::Amd64);
+    r.assets.retain(|a| !a.name.contains("darwin-amd64"));
+    r.assets.push(asset(missing_asset(
+        &r.info.as_ref().unwrap().package,
+        darwin_amd64,
+    )));
+    r.info.as_mut().unwrap().missing.insert(
+        darwin_amd64,
+        "no wheel of cryptography 50.0.2 for darwin-amd64".into(),
+    );
+    let p = plan(
+        &spec(),
+        &index(&["1.0"]),
+        &[r],
+        &[],
+        &PlanOptions::default(),
+    );
+    let s = compute(&observed(&p, 0, None));
+    assert_eq!((s.released, s.failed), (1, 0));
+    assert_eq!(s.failures[0].reason, "NoWheelForPlatform");
+    assert!(s.failures[0].message.contains("cryptography"));
+    assert_eq!(condition(&s, "Ready").unwrap().status, "True");
+}
+
+#[test]
+fn trouble_that_no_retry_fixes_stalls_and_the_rest_is_said() {
+    let r = release("1.0", ReleaseState::Draft, &Platform::ALL);
+    let p = plan(
+        &spec(),
+        &index(&["1.0"]),
+        &[r],
+        &[],
+        &PlanOptions::default(),
+    );
+    let trouble = [Trouble {
+        version: "1.0".parse().unwrap(),
+        record: FailureRecord {
+            version: "1.0".into(),
+            platform: None,
+            reason: "NotPublished".into(),
+            message: "cannot read tool-linux-amd64.build.json".into(),
+        },
+        permanent: true,
+    }];
+    let o = Observed {
+        trouble: &trouble,
+        ..observed(&p, 0, None)
+    };
+    let s = compute(&o);
+    assert_eq!(s.failures[0].reason, "NotPublished");
+    assert_eq!(condition(&s, "Stalled").unwrap().status, "True");
+    let transient = [Trouble {
+        permanent: false,
+        ..trouble[0].clone()
+    }];
+    let s = compute(&Observed {
+        trouble: &transient,
+        ..observed(&p, 0, None)
+    });
+    assert!(
+        condition(&s, "Stalled").is_none(),
+        "retried: publishing is still to do"
+    );
 }
 
 #[test]
@@ -180,10 +275,11 @@ fn an_unchanged_state_gives_an_identical_status() {
         &spec(),
         &index(&["1.0"]),
         &[released("1.0")],
+        &[],
         &PlanOptions::default(),
     );
-    let first = compute(&observed(&p, &[], None));
-    let mut later = observed(&p, &[], Some(&first));
+    let first = compute(&observed(&p, 0, None));
+    let mut later = observed(&p, 0, Some(&first));
     later.now = time("2026-11-22T11:00:00Z");
     assert_eq!(compute(&later), first, "no status write, no churn");
 
@@ -192,9 +288,10 @@ fn an_unchanged_state_gives_an_identical_status() {
         &spec(),
         &index(&["1.0", "1.1"]),
         &[released("1.0")],
+        &[],
         &PlanOptions::default(),
     );
-    let mut changed = observed(&p2, &[], Some(&first));
+    let mut changed = observed(&p2, 0, Some(&first));
     changed.now = time("2026-11-22T12:00:00Z");
     let s = compute(&changed);
     assert_eq!(
@@ -205,14 +302,14 @@ fn an_unchanged_state_gives_an_identical_status() {
 
 #[test]
 fn suspended_and_unobservable_packages_say_why() {
-    let p = plan(&spec(), &index(&["1.0"]), &[], &PlanOptions::default());
-    let mut o = observed(&p, &[], None);
+    let p = plan(&spec(), &index(&["1.0"]), &[], &[], &PlanOptions::default());
+    let mut o = observed(&p, 0, None);
     o.suspended = true;
     let s = compute(&o);
     assert_eq!(condition(&s, "Ready").unwrap().reason, "Suspended");
     assert!(condition(&s, "Reconciling").is_none());
 
-    let mut o = observed(&p, &[], None);
+    let mut o = observed(&p, 0, None);
     o.plan = None;
     o.error = Some(Problem::Invalid(
         "tool: no such project on https://pypi.org/simple/ (HTTP 404)".into(),
@@ -229,11 +326,12 @@ fn an_unreachable_index_keeps_what_was_known_and_does_not_stall() {
         &spec(),
         &index(&["1.0", "1.1"]),
         &[released("1.0"), released("1.1")],
+        &[],
         &PlanOptions::default(),
     );
-    let mut known = compute(&observed(&p, &[], None));
+    let mut known = compute(&observed(&p, 0, None));
     known.listed = Some(2);
-    let mut o = observed(&p, &[], Some(&known));
+    let mut o = observed(&p, 0, Some(&known));
     o.plan = None;
     o.error = Some(Problem::Unavailable("pypi.org: HTTP 503".into()));
     let s = compute(&o);
@@ -246,14 +344,19 @@ fn an_unreachable_index_keeps_what_was_known_and_does_not_stall() {
 
 #[test]
 fn a_platform_without_nodes_is_reported_once_and_stalls_only_itself() {
+    let releases = [
+        release("1.0", ReleaseState::Draft, &[]),
+        release("1.1", ReleaseState::Draft, &[]),
+    ];
     let p = plan(
         &spec(),
         &index(&["1.0", "1.1"]),
+        &releases,
         &[],
         &PlanOptions::default(),
     );
     let darwin = [Platform::ALL[2], Platform::ALL[3]];
-    let mut o = observed(&p, &[], None);
+    let mut o = observed(&p, 0, None);
     o.no_node = &darwin;
     let s = compute(&o);
     let records: Vec<_> = s
@@ -269,23 +372,18 @@ fn a_platform_without_nodes_is_reported_once_and_stalls_only_itself() {
     );
 
     // With only the darwin builds left, the package is stalled and says why.
-    let linux_done: Vec<JobObservation> = p
-        .versions
-        .iter()
-        .flat_map(|vp| {
-            Platform::ALL[..2].iter().map(|pl| JobObservation {
-                version: vp.version.clone(),
-                platform: *pl,
-                state: JobState::Succeeded,
-            })
-        })
-        .collect();
-    let only_darwin = PlanOptions {
-        platforms: Some(darwin.to_vec()),
-        ..Default::default()
-    };
-    let p2 = plan(&spec(), &index(&["1.0", "1.1"]), &[], &only_darwin);
-    let mut o = observed(&p2, &linux_done, None);
+    let linux_done = [
+        release("1.0", ReleaseState::Draft, &Platform::ALL[..2]),
+        release("1.1", ReleaseState::Draft, &Platform::ALL[..2]),
+    ];
+    let p2 = plan(
+        &spec(),
+        &index(&["1.0", "1.1"]),
+        &linux_done,
+        &[],
+        &PlanOptions::default(),
+    );
+    let mut o = observed(&p2, 0, None);
     o.no_node = &darwin;
     let s = compute(&o);
     let stalled = condition(&s, "Stalled").unwrap();
@@ -308,14 +406,14 @@ fn pod(reason: &str, exit_code: i32, message: &str) -> k8s_openapi::api::core::v
 
 #[test]
 fn a_pod_tells_why_its_build_failed() {
-    let failed = |reason: &str, message: &str| JobState::Failed {
+    let failed = |reason: &str, message: &str| WorkState::Failed {
         reason: reason.into(),
         message: message.into(),
     };
     let oom = pod_failure(&pod("OOMKilled", 137, ""), "BackoffLimitExceeded", "m").unwrap();
-    assert!(matches!(oom, JobState::Failed { ref reason, .. } if reason == "OOMKilled"));
+    assert!(matches!(oom, WorkState::Failed { ref reason, .. } if reason == "OOMKilled"));
     let log = format!("{}\nERROR: no wheel for tool", "x".repeat(1000));
-    let JobState::Failed { reason, message } =
+    let WorkState::Failed { reason, message } =
         pod_failure(&pod("Error", 2, &log), "BackoffLimitExceeded", "m").unwrap()
     else {
         panic!()
@@ -341,6 +439,7 @@ fn a_failed_manifest_commit_is_not_ready_and_forgets_the_count_so_it_is_retried(
         &spec(),
         &index(&["1.0", "1.1"]),
         &[released("1.0"), released("1.1")],
+        &[],
         &PlanOptions::default(),
     );
     let committed = ManifestReport {
@@ -350,7 +449,7 @@ fn a_failed_manifest_commit_is_not_ready_and_forgets_the_count_so_it_is_retried(
     };
     let first = compute(&Observed {
         manifest: committed,
-        ..observed(&p, &[], None)
+        ..observed(&p, 0, None)
     });
     assert_eq!(
         (first.last_commit.as_deref(), first.listed),
@@ -362,7 +461,7 @@ fn a_failed_manifest_commit_is_not_ready_and_forgets_the_count_so_it_is_retried(
     };
     let second = compute(&Observed {
         manifest: failed,
-        ..observed(&p, &[], Some(&first))
+        ..observed(&p, 0, Some(&first))
     });
     let ready = condition(&second, "Ready").unwrap();
     assert_eq!(

@@ -23,13 +23,16 @@ async fn links_bodies_and_names() {
     assert_eq!(percent_encode("a b+c.tar.gz", false), "a%20b%2Bc.tar.gz");
     let pkg = PackageName::new("tiny-tool").unwrap();
     let v: Version = "1.0".parse().unwrap();
-    let meta = ReleaseMeta {
+    let inputs = crate::release::VersionInputs {
         python: crate::names::PythonMinor::new(12).unwrap(),
         config_version: Some(2),
+        requirements: vec!["tiny-tool==1.0".into()],
+        binaries: vec![],
+        test: String::new(),
     };
-    let body = release_body(&pkg, &v, &stub_info(&pkg, &v, &meta));
-    let info = build_info_from_body(Some(&body)).unwrap();
-    assert_eq!((info.python, info.config_version), (meta.python, Some(2)));
+    let info = BuildInfo::new(&pkg, &v, inputs);
+    let body = release_body(&pkg, &v, &info);
+    assert_eq!(build_info_from_body(Some(&body)), Some(info));
     let store = GitHubStore::new(GitHubConfig::new("o", "r"), Token::new("t")).unwrap();
     assert_eq!(
         store.source_template(&pkg),

@@ -7,9 +7,8 @@ use http::header::{self, HeaderMap};
 use octocrab::OctoBody;
 use pep440_rs::Version;
 
-use crate::build::BuildInfo;
 use crate::names::PackageName;
-use crate::release::ReleaseMeta;
+use crate::release::BuildInfo;
 
 /// The body of a release: a line for people and the build info for machines.
 pub(super) fn release_body(package: &PackageName, version: &Version, info: &BuildInfo) -> String {
@@ -22,23 +21,6 @@ pub(super) fn build_info_from_body(body: Option<&str>) -> Option<BuildInfo> {
     let start = body.find("```json\n")? + "```json\n".len();
     let end = body[start..].find("\n```")? + start;
     serde_json::from_str(&body[start..end]).ok()
-}
-
-pub(super) fn stub_info(package: &PackageName, version: &Version, meta: &ReleaseMeta) -> BuildInfo {
-    BuildInfo {
-        package: package.clone(),
-        version: version.clone(),
-        python: meta.python,
-        config_version: meta.config_version,
-        requirements: Vec::new(),
-        lock: Vec::new(),
-        pure: false,
-        pex_version: crate::build::tools::PEX_VERSION.into(),
-        pip_version: crate::build::tools::PIP_VERSION.into(),
-        pex_options: Vec::new(),
-        platforms: Default::default(),
-        built_at: crate::build::now(),
-    }
 }
 
 /// The `rel="next"` URL of a `Link` header.

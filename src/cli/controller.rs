@@ -1,0 +1,191 @@
+//! `hermit-pex controller`: its flags, turned into the controller's plain settings.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs};
+use crate::controller::jobs::{JobSettings, PlatformTable};
+use crate::controller::run::{Config, LeaseSettings};
+
+#[derive(Args)]
+pub struct ControllerArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "HERMIT_PEX_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// GitHub OWNER/REPO for releases (a resource's spec.releases overrides it).
+    #[arg(long, env = "HERMIT_PEX_REPOSITORY")]
+    pub repository: String,
+    /// The builder image the Jobs run.
+    #[arg(long, env = "HERMIT_PEX_BUILDER_IMAGE")]
+    pub builder_image: String,
+    /// The platform table (YAML); default: linux on nodes of each arch, darwin cross on linux.
+    #[arg(long, env = "HERMIT_PEX_PLATFORM_TABLE")]
+    pub platform_table: Option<PathBuf>,
+    /// The Secret (in each resource's namespace) holding the GitHub token for build Jobs.
+    #[arg(long, default_value = "hermit-pex-github")]
+    pub token_secret: String,
+    /// The key of the token in --token-secret.
+    #[arg(long, default_value = "token")]
+    pub token_key: String,
+    /// A PersistentVolumeClaim (in each resource's namespace) for the builders' pex cache.
+    #[arg(long)]
+    pub cache_claim: Option<String>,
+    /// The ServiceAccount of build pods.
+    #[arg(long)]
+    pub builder_service_account: Option<String>,
+    /// Requests and limits of build pods, as JSON: {"requests":{"cpu":"1","memory":"2Gi"},...}.
+    #[arg(long)]
+    pub builder_resources: Option<String>,
+    /// Build Jobs running at once per package.
+    #[arg(long, default_value_t = 8)]
+    pub per_package: usize,
+    /// Build Jobs running at once across all packages.
+    #[arg(long, default_value_t = 32)]
+    pub max_jobs: usize,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Seconds a build Job's pex run may take.
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    pub build_timeout: u64,
+    /// Seconds a build Job's test of its build may take.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_timeout: u64,
+    /// activeDeadlineSeconds of build Jobs.
+    #[arg(long, default_value_t = 7200)]
+    pub job_deadline_seconds: i64,
+    /// backoffLimit of build Jobs (pod retries before the build counts as failed).
+    #[arg(long, default_value_t = 2)]
+    pub job_backoff_limit: i32,
+    /// ttlSecondsAfterFinished of build Jobs.
+    #[arg(long, default_value_t = 86_400)]
+    pub job_ttl_seconds: i32,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    #[command(flatten)]
+    pub github: GitHubArgs,
+    /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
+    /// spec.releases is refused). Releases there are made with the controller's token.
+    #[arg(long = "allow-release-repository", value_delimiter = ',')]
+    pub allowed_release_repositories: Vec<String>,
+    /// A Git URL a PythonPackage's spec.manifests may name (repeat or comma-separate; none:
+    /// spec.manifests is refused). Pushes there carry the controller's token.
+    #[arg(long = "allow-manifest-repository", value_delimiter = ',')]
+    pub allowed_manifest_repositories: Vec<String>,
+    /// Where manifests are committed (none: manifests are not committed).
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Run only while holding a Lease, so that several replicas can run (one active).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "hermit-pex")]
+    pub lease_name: String,
+    /// The Lease's namespace (default: the pod's, from POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+}
+
+pub async fn controller_command(
+    args: ControllerArgs,
+    verbosity: u8,
+    log_format: LogFormat,
+) -> anyhow::Result<ExitCode> {
+    crate::controller::run::run(args.config(verbosity, log_format)?).await
+}
+
+impl ControllerArgs {
+    /// The settings these flags give; a bad file or value fails here, naming the flag.
+    pub fn config(&self, verbosity: u8, log_format: LogFormat) -> anyhow::Result<Config> {
+        let table = match &self.platform_table {
+            Some(f) => PlatformTable::parse(
+                &std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?,
+            )
+            .map_err(anyhow::Error::msg)?,
+            None => PlatformTable::default(),
+        };
+        let resources = self
+            .builder_resources
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .context("--builder-resources: write it as JSON, e.g. {\"requests\":{\"cpu\":\"1\",\"memory\":\"2Gi\"}}")?;
+        let cache = self
+            .index
+            .cache_dir
+            .clone()
+            .or_else(super::default_cache_dir)
+            .unwrap_or_else(|| std::env::temp_dir().join("hermit-pex"));
+        let lease = if self.leader_elect {
+            let namespace = self.lease_namespace.clone().context(
+                "--leader-elect needs --lease-namespace (or POD_NAMESPACE from the downward API)",
+            )?;
+            // Each replica needs its own name: the pod's, else the host's (a container's is its
+            // pod's), never a pid (1 in every container).
+            let identity = std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .context("--leader-elect needs POD_NAME (from the downward API) or HOSTNAME")?;
+            Some(LeaseSettings {
+                name: self.lease_name.clone(),
+                namespace,
+                identity,
+            })
+        } else {
+            None
+        };
+        Ok(Config {
+            namespace: self.namespace.clone(),
+            store: crate::release::StoreSettings {
+                dist: cache.join("dist"),
+                base_url: None,
+                repository: Some(self.repository.clone()),
+                api_url: self.github.github_api_url.clone(),
+                html_url: self.github.github_url.clone(),
+                prerelease: false,
+                write_interval: std::time::Duration::from_secs(1),
+                cache_dir: Some(cache.clone()),
+                max_view_age: Some(std::time::Duration::from_secs(30)),
+            },
+            index_url: self.index.index_url.clone(),
+            cache_dir: cache.clone(),
+            table,
+            jobs: JobSettings {
+                image: self.builder_image.clone(),
+                repository: self.repository.clone(),
+                github_api_url: self.github.github_api_url.clone(),
+                github_url: self.github.github_url.clone(),
+                token_secret: (self.token_secret.clone(), self.token_key.clone()),
+                index_url: self.index.index_url.clone(),
+                build_timeout: self.build_timeout,
+                test_timeout: self.test_timeout,
+                verbosity,
+                log_format: match log_format {
+                    LogFormat::Text => "text".into(),
+                    LogFormat::Json => "json".into(),
+                },
+                cache_claim: self.cache_claim.clone(),
+                resources,
+                active_deadline_seconds: self.job_deadline_seconds,
+                backoff_limit: self.job_backoff_limit,
+                ttl_seconds_after_finished: self.job_ttl_seconds,
+                service_account: self.builder_service_account.clone(),
+            },
+            per_package: self.per_package,
+            max_jobs: self.max_jobs,
+            concurrency: self.concurrency,
+            allowed_release_repositories: self.allowed_release_repositories.clone(),
+            allowed_manifest_repositories: self.allowed_manifest_repositories.clone(),
+            manifest: self
+                .manifest
+                .settings(&self.github.github_api_url, cache.clone()),
+            metrics_addr: self.metrics_addr,
+            lease,
+        })
+    }
+}

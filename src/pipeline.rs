@@ -1,0 +1,485 @@
+//! The steps of a version, run the same way by `sync` (in its own process) and by the build
+//! Jobs (`hermit-pex lock`, `hermit-pex build`); publishing is shared by `sync` and the
+//! controller. The planner (`plan`) says which step comes next; these do it.
+//!
+//! - lock: resolve the version once, check its binaries against the package's console
+//!   scripts, upload the lock file and record it in the draft (pure Python: build every
+//!   platform from it in the same step);
+//! - build: one platform from the recorded lock; a build made on its own platform runs the
+//!   package's test through its launcher before anything is uploaded; the tarball goes up
+//!   first, then the platform's record (a platform counts once its record is there); a
+//!   dependency without a wheel for the platform uploads a record saying so instead;
+//! - publish: merge the records into the build info, check it is complete and agrees with the
+//!   assets, and make the release public with it in one write.
+
+use std::path::{Path, PathBuf};
+
+use crate::build::{self, BuildError, BuildSettings, Built, Lock, VersionJob};
+use crate::names::Platform;
+use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::{
+    BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Release, ReleaseStore, StoreError, Upload,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot {what}: {source}")]
+    Store { what: String, source: StoreError },
+    /// The release and what the step was given disagree (a Job made for another draft).
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+impl StepError {
+    fn store(what: impl Into<String>) -> impl FnOnce(StoreError) -> Self {
+        let what = what.into();
+        move |source| StepError::Store { what, source }
+    }
+
+    /// The platform a failure belongs to, when it is one platform's.
+    pub fn platform(&self) -> Option<Platform> {
+        match self {
+            StepError::Build(
+                BuildError::NoWheel { platform, .. }
+                | BuildError::Pex { platform, .. }
+                | BuildError::TestFailed { platform, .. },
+            ) => Some(*platform),
+            _ => None,
+        }
+    }
+
+    /// A short reason, for status records and exit messages.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StepError::Build(BuildError::Lock { .. }) => "LockFailed",
+            StepError::Build(BuildError::Binaries(_)) => "InvalidBinaries",
+            StepError::Build(BuildError::NoWheel { .. }) => "NoWheelForPlatform",
+            StepError::Build(BuildError::TestFailed { .. }) => "TestFailed",
+            StepError::Build(_) => "BuildFailed",
+            StepError::Store { .. } => "ReleaseStoreFailed",
+            StepError::Mismatch(_) => "WrongRelease",
+        }
+    }
+}
+
+/// Runs a version's steps against one release store.
+pub struct Steps<'a, S> {
+    pub store: &'a S,
+    pub settings: &'a BuildSettings,
+    /// A line of progress for people (`sync` prints it; a Job logs it).
+    pub say: &'a (dyn Fn(String) + Send + Sync),
+}
+
+/// What a platform's build came to.
+#[derive(Debug, Clone)]
+pub enum PlatformOutcome {
+    Built(PlatformBuild),
+    /// It cannot exist (no wheel of a dependency for it): recorded in the release.
+    Missing(String),
+}
+
+impl<S: ReleaseStore> Steps<'_, S> {
+    /// Resolves the version and checks its binaries and test: nothing is written.
+    pub async fn resolve(&self, job: &VersionJob) -> Result<(Lock, LockRecord), StepError> {
+        (self.say)(format!(
+            "{} {}: resolving {} (python {})",
+            job.package,
+            job.version,
+            job.requirements().join(" "),
+            job.python()
+        ));
+        let lock = build::lock(job, self.settings).await?;
+        let record = build::lock_record(job, &lock)?;
+        Ok((lock, record))
+    }
+
+    /// Uploads the lock file and records it in the draft's build info. Returns the release as
+    /// it is now.
+    pub async fn record_lock(
+        &self,
+        release: &Release,
+        job: &VersionJob,
+        lock: &Lock,
+        record: &LockRecord,
+    ) -> Result<Release, StepError> {
+        let name = lock_asset(&job.package);
+        let up = Upload {
+            name: &name,
+            path: &lock.path,
+            size: lock.size,
+            sha256: &lock.sha256,
+        };
+        self.store
+            .upload(release, up)
+            .await
+            .map_err(StepError::store(format!("store {name}")))?;
+        let mut info = release.info.clone().unwrap_or_else(|| job.info());
+        info.locked = Some(record.clone());
+        self.store
+            .record(release, &info)
+            .await
+            .map_err(StepError::store("record the lock in the build info"))?;
+        tracing::info!(package = %job.package, version = %job.version, pure = record.pure, pins = record.pins.len(), "locked");
+        self.store
+            .release(&job.package, &release.id)
+            .await
+            .map_err(StepError::store("read the release back"))
+    }
+
+    /// The recorded lock file, from the cache when its digest is there, else from the release.
+    pub async fn lock_file(
+        &self,
+        release: &Release,
+        job: &VersionJob,
+    ) -> Result<(PathBuf, LockRecord), StepError> {
+        let record = release.lock(&job.package).cloned().ok_or_else(|| {
+            StepError::Mismatch(format!(
+                "{}: the release has no lock yet (the lock step comes first)",
+                release.tag
+            ))
+        })?;
+        let dir = self.settings.cache_dir.join("locks").join("by-sha256");
+        let path = dir.join(format!("{}.json", record.sha256));
+        let cached = build::artifact::sha256_file(&path).is_ok_and(|(_, sha)| sha == record.sha256);
+        if !cached {
+            std::fs::create_dir_all(&dir).map_err(BuildError::Io)?;
+            let scratch = tempfile::Builder::new()
+                .prefix(".lock-")
+                .tempdir_in(&dir)
+                .map_err(BuildError::Io)?;
+            let into = scratch.path().join("lock.json");
+            let got = self
+                .store
+                .fetch(release, &lock_asset(&job.package), &into)
+                .await
+                .map_err(StepError::store("fetch the lock"))?;
+            let (_, sha) = build::artifact::sha256_file(&got).map_err(BuildError::Io)?;
+            if sha != record.sha256 {
+                return Err(StepError::Mismatch(format!(
+                    "{}: the lock asset's sha256 is {sha}, the build info says {}",
+                    release.tag, record.sha256
+                )));
+            }
+            std::fs::copy(&got, &path).map_err(BuildError::Io)?;
+        }
+        Ok((path, record))
+    }
+
+    /// Builds one platform from the recorded lock, tests it when it was built on its own
+    /// platform, and uploads its tarball and record (or the record that it cannot exist).
+    pub async fn build(
+        &self,
+        release: &Release,
+        job: &VersionJob,
+        lock: &Path,
+        record: &LockRecord,
+        platform: Platform,
+    ) -> Result<PlatformOutcome, StepError> {
+        let started = std::time::Instant::now();
+        let missing = missing_asset(&job.package, platform);
+        if release.state == crate::release::ReleaseState::Draft
+            && release.asset_named(&missing).is_some()
+        {
+            // Tried again: whatever this build comes to replaces the old verdict.
+            self.store
+                .delete_asset(release, &missing)
+                .await
+                .map_err(StepError::store(format!("remove {missing}")))?;
+        }
+        match build::build_platform(job, lock, record, platform, self.settings).await {
+            Ok(built) => {
+                let b = self.test_and_upload(release, job, built, platform).await?;
+                (self.say)(format!(
+                    "{} {} {platform}: built {} ({:.1} MB, {:.1} s)",
+                    job.package,
+                    job.version,
+                    b.asset,
+                    b.size as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                ));
+                Ok(PlatformOutcome::Built(b))
+            }
+            Err(BuildError::NoWheel { message, .. }) => {
+                self.upload_record(
+                    release,
+                    job,
+                    platform,
+                    &missing_asset(&job.package, platform),
+                    &PlatformRecord::Missing {
+                        reason: message.clone(),
+                    },
+                )
+                .await?;
+                tracing::info!(package = %job.package, version = %job.version, %platform, reason = %message, "cannot exist: recorded");
+                Ok(PlatformOutcome::Missing(message))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A pure-Python lock: one PEX, built (and tested) once, packed for every platform.
+    pub async fn build_pure(
+        &self,
+        release: &Release,
+        job: &VersionJob,
+        lock: &Path,
+        record: &LockRecord,
+        platforms: &[Platform],
+    ) -> Vec<(Platform, Result<PlatformOutcome, StepError>)> {
+        let Some(&first) = platforms
+            .iter()
+            .find(|p| Some(**p) == Platform::host())
+            .or(platforms.first())
+        else {
+            return Vec::new();
+        };
+        let built = match build::build_platform(job, lock, record, first, self.settings).await {
+            Ok(b) => b,
+            Err(e) => {
+                let e = std::sync::Arc::new(e.to_string());
+                return platforms
+                    .iter()
+                    .map(|p| {
+                        let failed = BuildError::Pex {
+                            platform: *p,
+                            message: e.to_string(),
+                        };
+                        (*p, Err(failed.into()))
+                    })
+                    .collect();
+            }
+        };
+        // Tested once, on this machine: the same PEX serves every platform.
+        let tested = match build::test_build(&built, first, job.python(), self.settings).await {
+            Ok(t) => t,
+            Err(e) => {
+                let message = e.to_string();
+                return platforms
+                    .iter()
+                    .map(|p| {
+                        let failed = BuildError::TestFailed {
+                            platform: *p,
+                            message: message.clone(),
+                        };
+                        (*p, Err(failed.into()))
+                    })
+                    .collect();
+            }
+        };
+        let mut out = Vec::new();
+        for &p in platforms {
+            let result = match build::reuse_for(job, &built, p, self.settings) {
+                Ok(mut b) => {
+                    b.build.test = Some(match (&tested, p == first) {
+                        (t, true) => t.clone(),
+                        (crate::release::TestOutcome::Passed { .. }, false) => {
+                            crate::release::TestOutcome::NotTried {
+                                why: format!("pure Python: the same PEX was tested as {first}"),
+                            }
+                        }
+                        (t, false) => t.clone(),
+                    });
+                    self.upload_build(release, job, b.build, p)
+                        .await
+                        .map(PlatformOutcome::Built)
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Ok(PlatformOutcome::Built(b)) = &result {
+                (self.say)(format!(
+                    "{} {} {p}: packed {} ({:.1} MB, pure Python)",
+                    job.package,
+                    job.version,
+                    b.asset,
+                    b.size as f64 / 1e6
+                ));
+            }
+            out.push((p, result));
+        }
+        out
+    }
+
+    async fn test_and_upload(
+        &self,
+        release: &Release,
+        job: &VersionJob,
+        built: Built,
+        platform: Platform,
+    ) -> Result<PlatformBuild, StepError> {
+        let tested = build::test_build(&built, platform, job.python(), self.settings).await?;
+        if let crate::release::TestOutcome::Passed { command } = &tested {
+            tracing::info!(package = %job.package, version = %job.version, %platform, %command, "test passed");
+        }
+        let mut b = built.build;
+        b.test = Some(tested);
+        self.upload_build(release, job, b, platform).await
+    }
+
+    /// The tarball, then its record: the record is what makes the platform count.
+    async fn upload_build(
+        &self,
+        release: &Release,
+        job: &VersionJob,
+        b: PlatformBuild,
+        platform: Platform,
+    ) -> Result<PlatformBuild, StepError> {
+        let up = Upload {
+            name: &b.asset,
+            path: &b.tarball,
+            size: b.size,
+            sha256: &b.sha256,
+        };
+        self.store
+            .upload(release, up)
+            .await
+            .map_err(StepError::store(format!("store {}", b.asset)))?;
+        self.upload_record(
+            release,
+            job,
+            platform,
+            &record_asset(&job.package, platform),
+            &PlatformRecord::Built(b.clone()),
+        )
+        .await?;
+        tracing::info!(package = %job.package, version = %job.version, %platform, sha256 = %b.sha256, "uploaded");
+        Ok(b)
+    }
+
+    async fn upload_record(
+        &self,
+        release: &Release,
+        job: &VersionJob,
+        platform: Platform,
+        name: &str,
+        record: &PlatformRecord,
+    ) -> Result<(), StepError> {
+        let dir = self
+            .settings
+            .work_dir
+            .join(job.package.as_str())
+            .join(job.version.to_string())
+            .join(platform.to_string());
+        std::fs::create_dir_all(&dir).map_err(BuildError::Io)?;
+        let path = dir.join(name);
+        let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
+        std::fs::write(&path, &bytes).map_err(BuildError::Io)?;
+        let (size, sha256) = build::artifact::sha256_file(&path).map_err(BuildError::Io)?;
+        let up = Upload {
+            name,
+            path: &path,
+            size,
+            sha256: &sha256,
+        };
+        self.store
+            .upload(release, up)
+            .await
+            .map_err(StepError::store(format!("store {name}")))
+    }
+}
+
+/// Why a complete draft was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot read {asset}: {message}")]
+    Record { asset: String, message: String },
+    /// A platform's tarball and its record disagree: both are removed from the draft, so the
+    /// platform is built again.
+    #[error(
+        "{platform}: the tarball in the release ({actual}) is not the one its record names ({recorded}); it is built again"
+    )]
+    Inconsistent {
+        platform: Platform,
+        recorded: String,
+        actual: String,
+    },
+    #[error("the build info is not complete ({0}): the release stays a draft")]
+    Incomplete(String),
+    #[error("cannot publish: {0}")]
+    Store(StoreError),
+}
+
+/// Publishes a complete draft: every platform's record read and checked against its tarball,
+/// merged into the build info, which must then be complete; one write makes it public.
+pub async fn publish<S: ReleaseStore>(
+    store: &S,
+    release: &Release,
+    platforms: &[Platform],
+    scratch: &Path,
+) -> Result<BuildInfo, PublishError> {
+    let Some(mut info) = release.info.clone() else {
+        return Err(PublishError::Incomplete(
+            "the release has no build info".into(),
+        ));
+    };
+    let package = info.package.clone();
+    for &p in platforms {
+        let record = if release
+            .asset_named(&record_asset(&package, p))
+            .is_some_and(|a| a.is_present())
+        {
+            record_asset(&package, p)
+        } else if release
+            .asset_named(&missing_asset(&package, p))
+            .is_some_and(|a| a.is_present())
+        {
+            missing_asset(&package, p)
+        } else {
+            continue; // `incomplete` below names it
+        };
+        match read_record(store, release, &record, scratch).await? {
+            PlatformRecord::Built(b) => {
+                let tarball = release.asset(&package, p);
+                let actual = tarball.and_then(|a| a.sha256.clone());
+                let size = tarball.map(|a| a.size);
+                if actual.as_deref().is_some_and(|a| a != b.sha256) || size != Some(b.size) {
+                    // Two builds of one platform crossed: rebuild it rather than guess.
+                    for asset in [package.asset_name(p), record] {
+                        store
+                            .delete_asset(release, &asset)
+                            .await
+                            .map_err(PublishError::Store)?;
+                    }
+                    return Err(PublishError::Inconsistent {
+                        platform: p,
+                        recorded: b.sha256,
+                        actual: actual.unwrap_or_else(|| format!("{} bytes", size.unwrap_or(0))),
+                    });
+                }
+                info.platforms.insert(p, b);
+            }
+            PlatformRecord::Missing { reason } => {
+                info.missing.insert(p, reason);
+            }
+        }
+    }
+    if let Some(why) = info.incomplete(platforms) {
+        return Err(PublishError::Incomplete(why));
+    }
+    info.built_at = crate::build::now();
+    store
+        .publish(release, &info)
+        .await
+        .map_err(PublishError::Store)?;
+    tracing::info!(package = %package, version = %info.version, release = %release.id, "published");
+    Ok(info)
+}
+
+async fn read_record<S: ReleaseStore>(
+    store: &S,
+    release: &Release,
+    asset: &str,
+    scratch: &Path,
+) -> Result<PlatformRecord, PublishError> {
+    let fail = |message: String| PublishError::Record {
+        asset: asset.to_owned(),
+        message,
+    };
+    let path = store
+        .fetch(release, asset, &scratch.join(asset))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))
+}

@@ -1,0 +1,189 @@
+//! What a release records about how its version was built: the build info (in a GitHub
+//! release's body, or `build-info.json` beside a directory release) and one small record per
+//! platform, uploaded as an asset of its own beside the tarball.
+//!
+//! Each record has one writer: the lock step writes the build info of a draft (nothing else
+//! runs for that version meanwhile), each platform's build uploads only its own tarball and
+//! record, and whoever publishes merges the records into the build info. No two writers ever
+//! race on the release body.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use pep440_rs::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
+
+/// What the config asks of one version. A draft made for other inputs is thrown away and built
+/// again; a published release is never touched, whatever the config says now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInputs {
+    pub python: PythonMinor,
+    #[serde(default)]
+    pub config_version: Option<u32>,
+    /// `<package>==<version>` and the config's extra packages.
+    pub requirements: Vec<String>,
+    /// The configured binaries; empty: every console script of the version.
+    #[serde(default)]
+    pub binaries: Vec<BinaryName>,
+    /// The configured test command; empty: `<first binary> --help`.
+    #[serde(default)]
+    pub test: String,
+}
+
+/// The resolved requirements of a version, as recorded in its release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    /// sha256 and size of the lock asset (`<package>.lock.json`, pex's lock file).
+    pub sha256: String,
+    pub size: u64,
+    /// Pinned `name==version` of every locked distribution.
+    pub pins: Vec<String>,
+    /// Every distribution has only `none-any` wheels: one PEX serves every platform.
+    pub pure: bool,
+    /// The launchers each tarball holds: the configured binaries, checked against the
+    /// package's console scripts, or all of them.
+    pub binaries: Vec<BinaryName>,
+    /// The command that tests a build: the config's, or `<first binary> --help`.
+    pub test: String,
+}
+
+/// JSON in every release: what was built and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    pub package: PackageName,
+    pub version: Version,
+    pub python: PythonMinor,
+    #[serde(default)]
+    pub config_version: Option<u32>,
+    pub requirements: Vec<String>,
+    /// What the release was made for; `None` in releases made by an older hermit-pex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<VersionInputs>,
+    /// Set once the version is locked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<LockRecord>,
+    pub pex_version: String,
+    pub pip_version: String,
+    pub pex_options: Vec<String>,
+    /// Every platform's build; complete once the release is published.
+    #[serde(default)]
+    pub platforms: BTreeMap<Platform, PlatformBuild>,
+    /// Platforms that cannot exist for this version (no wheel of a dependency for them), and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing: BTreeMap<Platform, String>,
+    /// Seconds since the epoch.
+    pub built_at: u64,
+}
+
+impl BuildInfo {
+    /// The build info of a new draft: what it is made for, nothing built yet.
+    pub fn new(package: &PackageName, version: &Version, inputs: VersionInputs) -> Self {
+        Self {
+            package: package.clone(),
+            version: version.clone(),
+            python: inputs.python,
+            config_version: inputs.config_version,
+            requirements: inputs.requirements.clone(),
+            inputs: Some(inputs),
+            locked: None,
+            pex_version: crate::build::tools::PEX_VERSION.into(),
+            pip_version: crate::build::tools::PIP_VERSION.into(),
+            pex_options: crate::build::PEX_OPTIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            platforms: BTreeMap::new(),
+            missing: BTreeMap::new(),
+            built_at: crate::build::now(),
+        }
+    }
+
+    /// What a published release must say: the lock, the options, and for each of `platforms`
+    /// its build (with a digest) or why it cannot exist. `None` when complete.
+    pub fn incomplete(&self, platforms: &[Platform]) -> Option<String> {
+        if self.locked.is_none() {
+            return Some("the build info has no lock".into());
+        }
+        if self.pex_options.is_empty() {
+            return Some("the build info has no PEX options".into());
+        }
+        let absent: Vec<String> = platforms
+            .iter()
+            .filter(|p| {
+                !self
+                    .platforms
+                    .get(p)
+                    .is_some_and(|b| crate::release::is_sha256_hex(&b.sha256))
+                    && !self.missing.contains_key(p)
+            })
+            .map(ToString::to_string)
+            .collect();
+        (!absent.is_empty()).then(|| format!("the build info lacks {}", absent.join(", ")))
+    }
+}
+
+/// How one platform's PEX was made, for the build info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A local CPython of the version's python.
+    Interpreter,
+    /// A generated complete-platform file (glibc / macOS floors in `complete_platform`).
+    CompletePlatform,
+    /// Pure Python: the PEX built for the first platform, reused.
+    Universal,
+}
+
+/// The package's test, run through a launcher of the built tarball before it was uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum TestOutcome {
+    /// The command exited 0.
+    Passed { command: String },
+    /// It could not run where this platform was built (a cross build, no interpreter), and why.
+    NotTried { why: String },
+}
+
+/// One built platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformBuild {
+    pub asset: String,
+    pub size: u64,
+    pub sha256: String,
+    pub target: Target,
+    /// `None` in releases made by an older hermit-pex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestOutcome>,
+    #[serde(skip)]
+    pub tarball: PathBuf,
+}
+
+/// A platform's record: the asset `<package>-<os>-<arch>.build.json` with its build (uploaded
+/// after the tarball, so a record names a tarball that is there), or
+/// `<package>-<os>-<arch>.missing.json` saying why it cannot exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformRecord {
+    Built(PlatformBuild),
+    /// No rebuild helps: a dependency has no wheel for this platform on the index.
+    Missing {
+        reason: String,
+    },
+}
+
+/// The asset holding pex's lock file.
+pub fn lock_asset(package: &PackageName) -> String {
+    format!("{package}.lock.json")
+}
+
+/// The asset holding one platform's record.
+pub fn record_asset(package: &PackageName, platform: Platform) -> String {
+    format!("{package}-{platform}.build.json")
+}
+
+/// The asset saying one platform cannot exist for this version (a `PlatformRecord::Missing`).
+pub fn missing_asset(package: &PackageName, platform: Platform) -> String {
+    format!("{package}-{platform}.missing.json")
+}
