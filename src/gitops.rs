@@ -94,7 +94,9 @@ impl<K: ManifestSink> DynSink for K {
 }
 
 /// A package's manifest rendered over the committed `current` text with the `complete`
-/// versions: `None` when there is nothing to write (no manifest yet and nothing complete).
+/// versions, each on the platforms it has: `None` when there is nothing to write (no manifest
+/// yet and nothing complete). A listed version that gains a platform changes the text but is
+/// not "added".
 pub fn render_package(
     spec: &PackageSpec,
     source: &str,
@@ -118,8 +120,11 @@ pub fn render_package(
     };
     let text = hermit::render(&input).map_err(|e| e.to_string())?;
     let listed = existing.map(|e| e.versions).unwrap_or_default();
+    let platforms = spec.platforms();
+    // `render` skips a version with none of the config's platforms; so does the message.
     let added = complete
         .iter()
+        .filter(|c| c.sha256.keys().any(|p| platforms.contains(p)))
         .map(|c| c.version.clone())
         .filter(|v| !listed.contains_key(v))
         .collect();

@@ -2,6 +2,7 @@
 //! a small replay server for responses recorded from pypi.org.
 #![allow(dead_code)]
 pub mod github;
+pub mod hermit_resolve;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
