@@ -22,7 +22,8 @@ use hermit_pex::gitops::DirSink;
 use hermit_pex::names::{PackageName, Platform};
 use hermit_pex::pypi::IndexClient;
 use hermit_pex::release::{
-    Asset, Release, ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload,
+    Asset, BuildInfo, PlatformBuild, Release, ReleaseId, ReleaseState, ReleaseStore, StoreError,
+    Target, TestOutcome, Upload,
 };
 use http::{Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -59,22 +60,15 @@ async fn run(packages_count: usize) {
         })),
         table: PlatformTable::default(),
         jobs: JobSettings {
-            image: "builder".into(),
-            repository: "acme/tools".into(),
-            token_secret: ("github".into(), "token".into()),
             index_url: index_url.clone(),
-            cache_claim: None,
-            resources: None,
-            active_deadline_seconds: 3600,
-            backoff_limit: 2,
-            ttl_seconds_after_finished: 3600,
-            service_account: None,
+            ..JobSettings::new("builder", "acme/tools")
         },
         per_package: 8,
         limit: None,
         recorder: None,
         metrics: Arc::default(),
         now: || Time(k8s_openapi::jiff::Timestamp::now()),
+        scratch: cache.path().to_owned(),
     });
     let mut packages: Vec<PythonPackage> = (0..packages_count).map(resource).collect();
 
@@ -215,71 +209,99 @@ fn api_server() -> (kube::Client, Arc<Mutex<HashMap<String, Value>>>) {
     (kube::Client::new(svc, "tools"), statuses)
 }
 
-/// Every package's versions released on every platform, held in memory.
+/// Every package's versions released on every platform, tested, held in memory.
 struct MemStore {
-    releases: Vec<Release>,
+    versions: Vec<Version>,
 }
 
 impl MemStore {
     fn released() -> Self {
-        let releases = (0..VERSIONS)
-            .rev()
-            .map(|j| Release {
-                version: version(j),
-                state: ReleaseState::Published,
-                assets: Vec::new(),
-                python: Some("3.12".parse().unwrap()),
-                config_version: None,
-            })
-            .collect();
-        Self { releases }
+        Self {
+            versions: (0..VERSIONS).rev().map(version).collect(),
+        }
+    }
+
+    fn release(package: &PackageName, v: &Version) -> Release {
+        let inputs = hermit_pex::release::VersionInputs {
+            python: "3.12".parse().unwrap(),
+            config_version: None,
+            requirements: vec![format!("{package}=={v}")],
+            binaries: vec![hermit_pex::names::BinaryName::new(package.as_str()).unwrap()],
+            test: String::new(),
+        };
+        let mut info = BuildInfo::new(package, v, inputs);
+        let mut assets = Vec::new();
+        for p in Platform::ALL {
+            let asset = package.asset_name(p);
+            assets.push(Asset {
+                name: asset.clone(),
+                size: 1,
+                sha256: Some("a".repeat(64)),
+                uploaded: true,
+            });
+            info.platforms.insert(
+                p,
+                PlatformBuild {
+                    asset,
+                    size: 1,
+                    sha256: "a".repeat(64),
+                    target: Target::Universal,
+                    test: Some(TestOutcome::Passed {
+                        command: format!("{package} --help"),
+                    }),
+                    tarball: Default::default(),
+                },
+            );
+        }
+        Release {
+            id: ReleaseId(package.tag(v)),
+            tag: package.tag(v),
+            version: v.clone(),
+            state: ReleaseState::Published,
+            order: 0,
+            assets,
+            info: Some(info),
+        }
     }
 }
 
 impl ReleaseStore for MemStore {
     async fn releases(&self, package: &PackageName) -> Result<Vec<Release>, StoreError> {
-        let assets: Vec<Asset> = Platform::ALL
-            .iter()
-            .map(|p| Asset {
-                name: package.asset_name(*p),
-                size: 1,
-                sha256: Some("a".repeat(64)),
-            })
-            .collect();
         Ok(self
-            .releases
+            .versions
             .iter()
-            .map(|r| Release {
-                assets: assets.clone(),
-                ..r.clone()
-            })
+            .map(|v| Self::release(package, v))
             .collect())
     }
-    async fn create(
-        &self,
-        _: &PackageName,
-        _: &Version,
-        _: &ReleaseMeta,
-    ) -> Result<(), StoreError> {
+    async fn refresh(&self) {}
+    async fn release(&self, _: &PackageName, _: &ReleaseId) -> Result<Release, StoreError> {
+        unreachable!("nothing to read by id at steady state")
+    }
+    async fn create(&self, _: &BuildInfo) -> Result<Release, StoreError> {
         unreachable!("nothing to create at steady state")
     }
-    async fn upload(&self, _: &PackageName, _: &Version, _: Upload<'_>) -> Result<(), StoreError> {
+    async fn delete_draft(&self, _: &Release) -> Result<(), StoreError> {
+        unreachable!("no draft at steady state")
+    }
+    async fn upload(&self, _: &Release, _: Upload<'_>) -> Result<(), StoreError> {
         unreachable!("nothing to upload at steady state")
     }
-    async fn put_build_info(&self, _: &hermit_pex::build::BuildInfo) -> Result<(), StoreError> {
+    async fn delete_asset(&self, _: &Release, _: &str) -> Result<(), StoreError> {
+        unreachable!("nothing to delete at steady state")
+    }
+    async fn record(&self, _: &Release, _: &BuildInfo) -> Result<(), StoreError> {
         unreachable!("nothing built at steady state")
     }
-    async fn publish(&self, _: &PackageName, _: &Version) -> Result<(), StoreError> {
+    async fn publish(&self, _: &Release, _: &BuildInfo) -> Result<(), StoreError> {
         unreachable!("everything is published")
     }
     async fn fetch(
         &self,
-        _: &PackageName,
-        _: &Version,
+        _: &Release,
         _: &str,
         _: &std::path::Path,
     ) -> Result<std::path::PathBuf, StoreError> {
-        unreachable!("nothing to verify in the controller")
+        unreachable!("nothing to fetch in the controller")
     }
     fn source_template(&self, package: &PackageName) -> String {
         format!("https://example.com/{package}-v${{version}}/{package}-${{os}}-${{arch}}.tar.gz")

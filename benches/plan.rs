@@ -9,7 +9,7 @@ use common::cpu_time;
 use hermit_pex::names::{PackageName, Platform};
 use hermit_pex::plan::{PlanOptions, plan};
 use hermit_pex::pypi::IndexVersion;
-use hermit_pex::release::{Asset, Release, ReleaseState};
+use hermit_pex::release::{Asset, Release, ReleaseId, ReleaseState};
 use hermit_pex::spec;
 
 const PACKAGES: usize = 1_000;
@@ -22,7 +22,7 @@ fn main() {
     let mut builds = 0;
     let mut versions = 0;
     for (spec, index, releases) in &inputs {
-        let p = plan(spec, index, releases, &PlanOptions::default());
+        let p = plan(spec, index, releases, &[], &PlanOptions::default());
         builds += p.builds();
         versions += p.versions.len();
     }
@@ -55,18 +55,21 @@ fn package(i: usize) -> (spec::PackageSpec, Vec<IndexVersion>, Vec<Release>) {
         .iter()
         .step_by(2)
         .map(|iv| Release {
+            id: ReleaseId(package.tag(&iv.version)),
+            tag: package.tag(&iv.version),
             version: iv.version.clone(),
             state: ReleaseState::Published,
+            order: 0,
             assets: Platform::ALL
                 .iter()
                 .map(|p| Asset {
                     name: package.asset_name(*p),
                     size: 1,
                     sha256: Some("0".repeat(64)),
+                    uploaded: true,
                 })
                 .collect(),
-            python: None,
-            config_version: None,
+            info: None,
         })
         .collect();
     (spec, index, releases)

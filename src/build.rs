@@ -121,6 +121,20 @@ pub struct Lock {
 
 /// Resolves the version's requirements into a pex lock (reused when its inputs are unchanged).
 pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, BuildError> {
+    lock_as(job, settings, None).await
+}
+
+/// A lock resolved afresh, whatever the cache holds: the index may have gained the wheel a
+/// platform lacked.
+pub async fn relock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, BuildError> {
+    lock_as(job, settings, Some(now().to_string())).await
+}
+
+async fn lock_as(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    fresh: Option<String>,
+) -> Result<Lock, BuildError> {
     let dir = settings
         .cache_dir
         .join("locks")
@@ -133,6 +147,7 @@ pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, Bu
         &job.python().to_string(),
         &settings.index_url,
         PIP_VERSION,
+        fresh.as_deref().unwrap_or(""),
     ]);
     let path = dir.join(format!("lock-{}.json", &key[..12]));
     if !path.exists() {
@@ -383,9 +398,16 @@ pub async fn test_build(
     settings: &BuildSettings,
 ) -> Result<TestOutcome, BuildError> {
     let b = &built.build;
-    if b.target == Target::CompletePlatform || Platform::host() != Some(platform) {
+    if Platform::host() != Some(platform) {
         return Ok(TestOutcome::NotTried {
             why: format!("{platform} was built on another platform: not run there"),
+        });
+    }
+    if b.target == Target::CompletePlatform {
+        return Ok(TestOutcome::NotTried {
+            why: format!(
+                "no local CPython {python} where it was built (from its complete platform)"
+            ),
         });
     }
     let verdict = crate::verify::verify(

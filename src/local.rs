@@ -139,6 +139,9 @@ impl<S: ReleaseStore> Sync<'_, S> {
         let mut resolved: Option<(Lock, LockRecord)> = None;
         let mut vp = first;
         let mut releases: Vec<Release> = Vec::new();
+        // Platforms recorded as impossible are tried once, in the first round, not again in
+        // each round after.
+        let mut options = self.options.clone();
         let mut fail = |out: &mut VersionOutcome, platform: Option<Platform>, message: String| {
             let f = Failure {
                 version: iv.version.clone(),
@@ -160,7 +163,8 @@ impl<S: ReleaseStore> Sync<'_, S> {
                     }
                 }
                 let rs: Vec<&Release> = releases.iter().collect();
-                vp = plan_version(s, iv, &rs, &[], &self.options);
+                options.retry_missing = false;
+                vp = plan_version(s, iv, &rs, &[], &options);
             } else if let Ok(rs) = self.store.releases(&s.package).await {
                 releases = rs.into_iter().filter(|r| r.version == iv.version).collect();
             }
@@ -221,18 +225,30 @@ impl<S: ReleaseStore> Sync<'_, S> {
                 }
                 Some(Step::Lock { release, platforms }) => {
                     let Some(r) = find(release) else { continue };
-                    if resolved.is_none() {
-                        match self.resolve(&steps, &job).await {
-                            Ok(x) => resolved = Some(x),
+                    // Locked already (a pure version that lacks platforms): build from it.
+                    let r = if r.lock(&s.package).is_some() {
+                        r
+                    } else {
+                        if resolved.is_none() {
+                            match self.resolve(&steps, &job).await {
+                                Ok(x) => resolved = Some(x),
+                                Err(e) => {
+                                    fail(&mut out, e.platform(), e.to_string());
+                                    return out;
+                                }
+                            }
+                        }
+                        let (lock, record) = resolved.as_ref().expect("resolved above");
+                        match steps.record_lock(&r, &job, lock, record).await {
+                            Ok(r) => r,
                             Err(e) => {
-                                fail(&mut out, e.platform(), e.to_string());
+                                fail(&mut out, None, e.to_string());
                                 return out;
                             }
                         }
-                    }
-                    let (lock, record) = resolved.as_ref().expect("resolved above");
-                    let r = match steps.record_lock(&r, &job, lock, record).await {
-                        Ok(r) => r,
+                    };
+                    let (lock, record) = match steps.lock_file(&r, &job).await {
+                        Ok(x) => x,
                         Err(e) => {
                             fail(&mut out, None, e.to_string());
                             return out;
@@ -240,11 +256,9 @@ impl<S: ReleaseStore> Sync<'_, S> {
                     };
                     if record.pure {
                         let _permit = self.permit().await;
-                        let results = steps
-                            .build_pure(&r, &job, &lock.path, record, platforms)
-                            .await;
-                        self.progress.inc();
-                        if !self.count(&job, &mut out, results, &mut fail) {
+                        let results = steps.build_pure(&r, &job, &lock, &record, platforms).await;
+                        self.progress.inc_by(platforms.len());
+                        if !self.count(&mut out, results, &mut fail) {
                             return out;
                         }
                     }
@@ -270,12 +284,12 @@ impl<S: ReleaseStore> Sync<'_, S> {
                         async move {
                             let _permit = self.permit().await;
                             let result = steps.build(r, job, lock, record, p).await;
-                            self.progress.inc();
+                            self.progress.inc_by(1);
                             (p, result)
                         }
                     });
                     let results = futures::future::join_all(builds).await;
-                    if !self.count(&job, &mut out, results, &mut fail) {
+                    if !self.count(&mut out, results, &mut fail) {
                         return out;
                     }
                 }
@@ -344,7 +358,6 @@ impl<S: ReleaseStore> Sync<'_, S> {
     /// Counts platform outcomes; says each platform that cannot exist; false when one failed.
     fn count(
         &self,
-        job: &VersionJob,
         out: &mut VersionOutcome,
         results: Vec<(
             Platform,
@@ -356,12 +369,11 @@ impl<S: ReleaseStore> Sync<'_, S> {
         for (p, r) in results {
             match r {
                 Ok(PlatformOutcome::Built(_)) => out.built += 1,
-                Ok(PlatformOutcome::Missing(why)) => {
-                    self.progress.line(format!(
-                        "{} {} {p}: cannot exist, recorded: {why}",
-                        job.package, job.version
-                    ));
-                }
+                Ok(PlatformOutcome::Missing(why)) => fail(
+                    out,
+                    Some(p),
+                    format!("{why}; recorded: the version is released for the other platforms"),
+                ),
                 Err(e) => {
                     ok = false;
                     fail(out, Some(p), e.to_string());
@@ -561,9 +573,9 @@ impl Progress {
         }
     }
 
-    fn inc(&self) {
+    fn inc_by(&self, n: usize) {
         if let Some(bar) = &self.bar {
-            bar.inc(1);
+            bar.inc(n as u64);
         }
     }
 

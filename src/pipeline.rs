@@ -179,9 +179,15 @@ impl<S: ReleaseStore> Steps<'_, S> {
     ) -> Result<PlatformOutcome, StepError> {
         let started = std::time::Instant::now();
         let missing = missing_asset(&job.package, platform);
-        if release.state == crate::release::ReleaseState::Draft
-            && release.asset_named(&missing).is_some()
-        {
+        let retry = release.asset_named(&missing).is_some();
+        let fresh;
+        let lock = if retry {
+            fresh = self.relock(job, record).await?;
+            fresh.as_path()
+        } else {
+            lock
+        };
+        if retry && release.state == crate::release::ReleaseState::Draft {
             // Tried again: whatever this build comes to replaces the old verdict.
             self.store
                 .delete_asset(release, &missing)
@@ -201,6 +207,12 @@ impl<S: ReleaseStore> Steps<'_, S> {
                 ));
                 Ok(PlatformOutcome::Built(b))
             }
+            Err(BuildError::NoWheel { message, .. })
+                if retry && release.state == crate::release::ReleaseState::Published =>
+            {
+                // Still none: the published release says so already.
+                Ok(PlatformOutcome::Missing(message))
+            }
             Err(BuildError::NoWheel { message, .. }) => {
                 self.upload_record(
                     release,
@@ -219,6 +231,29 @@ impl<S: ReleaseStore> Steps<'_, S> {
         }
     }
 
+    /// A platform that could not exist is tried again from a fresh lock: the recorded one
+    /// lists only the wheels the index had then. It must pin the very same distributions, or
+    /// the platforms of one version would differ.
+    async fn relock(&self, job: &VersionJob, record: &LockRecord) -> Result<PathBuf, StepError> {
+        let fresh = build::relock(job, self.settings).await?;
+        if fresh.pins != record.pins {
+            let changed: Vec<&str> = fresh
+                .pins
+                .iter()
+                .filter(|p| !record.pins.contains(p))
+                .map(String::as_str)
+                .collect();
+            return Err(StepError::Mismatch(format!(
+                "{} {}: the index now resolves other distributions ({}) than the recorded lock; \
+                 a platform added now would not match the others",
+                job.package,
+                job.version,
+                changed.join(", ")
+            )));
+        }
+        Ok(fresh.path)
+    }
+
     /// A pure-Python lock: one PEX, built (and tested) once, packed for every platform.
     pub async fn build_pure(
         &self,
@@ -235,51 +270,31 @@ impl<S: ReleaseStore> Steps<'_, S> {
         else {
             return Vec::new();
         };
+        // One failure of the one PEX is the version's, said once.
         let built = match build::build_platform(job, lock, record, first, self.settings).await {
             Ok(b) => b,
-            Err(e) => {
-                let e = std::sync::Arc::new(e.to_string());
-                return platforms
-                    .iter()
-                    .map(|p| {
-                        let failed = BuildError::Pex {
-                            platform: *p,
-                            message: e.to_string(),
-                        };
-                        (*p, Err(failed.into()))
-                    })
-                    .collect();
-            }
+            Err(e) => return vec![(first, Err(e.into()))],
         };
         // Tested once, on this machine: the same PEX serves every platform.
         let tested = match build::test_build(&built, first, job.python(), self.settings).await {
             Ok(t) => t,
-            Err(e) => {
-                let message = e.to_string();
-                return platforms
-                    .iter()
-                    .map(|p| {
-                        let failed = BuildError::TestFailed {
-                            platform: *p,
-                            message: message.clone(),
-                        };
-                        (*p, Err(failed.into()))
-                    })
-                    .collect();
-            }
+            Err(e) => return vec![(first, Err(e.into()))],
         };
         let mut out = Vec::new();
         for &p in platforms {
-            let result = match build::reuse_for(job, &built, p, self.settings) {
+            let packed = match p == first {
+                true => Ok(built.clone()),
+                false => build::reuse_for(job, &built, p, self.settings),
+            };
+            let result = match packed {
                 Ok(mut b) => {
                     b.build.test = Some(match (&tested, p == first) {
-                        (t, true) => t.clone(),
                         (crate::release::TestOutcome::Passed { .. }, false) => {
                             crate::release::TestOutcome::NotTried {
                                 why: format!("pure Python: the same PEX was tested as {first}"),
                             }
                         }
-                        (t, false) => t.clone(),
+                        (t, _) => t.clone(),
                     });
                     self.upload_build(release, job, b.build, p)
                         .await
@@ -289,7 +304,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
             };
             if let Ok(PlatformOutcome::Built(b)) = &result {
                 (self.say)(format!(
-                    "{} {} {p}: packed {} ({:.1} MB, pure Python)",
+                    "{} {} {p}: built {} ({:.1} MB, pure Python: one PEX for every platform)",
                     job.package,
                     job.version,
                     b.asset,
@@ -448,9 +463,12 @@ pub async fn publish<S: ReleaseStore>(
                     });
                 }
                 info.platforms.insert(p, b);
+                info.missing.remove(&p);
             }
             PlatformRecord::Missing { reason } => {
-                info.missing.insert(p, reason);
+                if !info.platforms.contains_key(&p) {
+                    info.missing.insert(p, reason);
+                }
             }
         }
     }

@@ -147,11 +147,17 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Steps that run pex: locks and platform builds.
+    /// Platform tarballs to build, now or once their version is locked.
     pub fn builds(&self) -> usize {
-        self.steps()
-            .filter(|(_, s)| matches!(s, Step::Lock { .. } | Step::Build { .. }))
-            .count()
+        self.versions
+            .iter()
+            .filter(|vp| {
+                vp.steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Create | Step::Lock { .. } | Step::Build { .. }))
+            })
+            .map(|vp| vp.build.len())
+            .sum()
     }
 
     pub fn count(&self, status: VersionStatus) -> usize {
@@ -381,9 +387,8 @@ fn plan_draft(
             continue;
         }
         vp.build.push(p);
-        // A pure lock's step builds every platform: while it runs, nothing else starts.
-        if lock.pure && lock_state == Some(&WorkState::Running) {
-            continue;
+        if lock.pure {
+            continue; // the lock step builds these, below
         }
         match state(WorkKind::Build(p)) {
             Some(WorkState::Running) => running = true,
@@ -392,6 +397,19 @@ fn plan_draft(
             None => vp.steps.push(Step::Build {
                 release: keep.id.clone(),
                 platform: p,
+            }),
+        }
+    }
+    // A pure lock builds one PEX for every platform in its own step: what is missing is built
+    // by running that step again, never by one build per platform.
+    if lock.pure && !vp.build.is_empty() {
+        match lock_state {
+            Some(WorkState::Running) => {}
+            Some(WorkState::Succeeded) => vp.waiting = true,
+            Some(WorkState::Failed { reason, message }) => block(vp, None, reason, message),
+            None => vp.steps.push(Step::Lock {
+                release: keep.id.clone(),
+                platforms: vp.build.clone(),
             }),
         }
     }
@@ -453,10 +471,19 @@ fn plan_published(
         .map(|i| i.missing.clone())
         .unwrap_or_default();
     let buildable = buildable(spec, opts);
+    let recorded = |p: &Platform| {
+        published
+            .info
+            .as_ref()
+            .is_some_and(|i| i.platforms.contains_key(p))
+    };
     let mut absent = Vec::new();
+    let mut amend = false;
     for p in spec.platforms() {
         if published.has_complete(&spec.package, p) {
             vp.done.push(p);
+            // Built since it was published (a wheel appeared): its build info says so too.
+            amend |= published.info.is_some() && !recorded(&p) && missing_recorded.contains_key(&p);
         } else if let Some(why) = missing_recorded.get(&p) {
             vp.missing.insert(p, why.clone());
             if opts.retry_missing
@@ -477,6 +504,11 @@ fn plan_published(
         } else {
             absent.push(p.to_string());
         }
+    }
+    if amend && vp.steps.is_empty() {
+        vp.steps.push(Step::Publish {
+            release: published.id.clone(),
+        });
     }
     if !absent.is_empty() {
         vp.note = Some(format!(

@@ -120,6 +120,48 @@ pub struct Upload<'a> {
     pub sha256: &'a str,
 }
 
+/// A store shared by several owners (a controller's reconciles) is still that store.
+impl<S: ReleaseStore> ReleaseStore for std::sync::Arc<S> {
+    async fn releases(&self, package: &PackageName) -> Result<Vec<Release>, StoreError> {
+        (**self).releases(package).await
+    }
+    async fn refresh(&self) {
+        (**self).refresh().await
+    }
+    async fn release(&self, package: &PackageName, id: &ReleaseId) -> Result<Release, StoreError> {
+        (**self).release(package, id).await
+    }
+    async fn create(&self, info: &BuildInfo) -> Result<Release, StoreError> {
+        (**self).create(info).await
+    }
+    async fn delete_draft(&self, release: &Release) -> Result<(), StoreError> {
+        (**self).delete_draft(release).await
+    }
+    async fn upload(&self, release: &Release, upload: Upload<'_>) -> Result<(), StoreError> {
+        (**self).upload(release, upload).await
+    }
+    async fn delete_asset(&self, release: &Release, asset: &str) -> Result<(), StoreError> {
+        (**self).delete_asset(release, asset).await
+    }
+    async fn record(&self, release: &Release, info: &BuildInfo) -> Result<(), StoreError> {
+        (**self).record(release, info).await
+    }
+    async fn publish(&self, release: &Release, info: &BuildInfo) -> Result<(), StoreError> {
+        (**self).publish(release, info).await
+    }
+    async fn fetch(
+        &self,
+        release: &Release,
+        asset: &str,
+        into: &std::path::Path,
+    ) -> Result<std::path::PathBuf, StoreError> {
+        (**self).fetch(release, asset, into).await
+    }
+    fn source_template(&self, package: &PackageName) -> String {
+        (**self).source_template(package)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{tag}: no such release")]

@@ -86,16 +86,10 @@ async fn a_resource_in_a_real_cluster_gets_build_jobs() {
         ),
         table: PlatformTable::default(),
         jobs: JobSettings {
-            image: "ghcr.io/example/hermit-pex-builder:test".into(),
-            repository: "example/tools".into(),
-            token_secret: ("hermit-pex-github".into(), "token".into()),
-            index_url: "https://pypi.org/simple/".into(),
-            cache_claim: None,
-            resources: None,
             active_deadline_seconds: 600,
             backoff_limit: 0,
             ttl_seconds_after_finished: 600,
-            service_account: None,
+            ..JobSettings::new("ghcr.io/example/hermit-pex-builder:test", "example/tools")
         },
         per_package: 2,
         limit: None,
@@ -104,6 +98,7 @@ async fn a_resource_in_a_real_cluster_gets_build_jobs() {
         now: || {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
         },
+        scratch: dir.path().to_owned(),
     });
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     let controller = Controller::new(packages.clone(), Default::default())

@@ -1,6 +1,9 @@
 //! Reconciling `PythonPackage`s against a mocked Kubernetes API server (kube's `tower_test`
 //! pattern): the requests the controller sends are recorded and asserted; the index is a
-//! replay server on loopback and releases live in a directory store.
+//! replay server on loopback; releases live in a directory store, or on the GitHub stand-in
+//! (several drafts per tag, get-by-tag blind to drafts) through the real client. Jobs are what
+//! the mocked API lists: they finish in any order, and a reconcile may see a release view from
+//! before a Job's last upload.
 
 mod common;
 
@@ -8,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::github::{FakeGitHub, Fault};
+use common::releases;
 use common::{Page, ReplayServer};
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
 use hermit_pex::controller::limit::GlobalLimit;
@@ -17,7 +22,8 @@ use hermit_pex::controller::targets::Targets;
 use hermit_pex::names::{PackageName, Platform};
 use hermit_pex::pypi::IndexClient;
 use hermit_pex::release::dir::DirStore;
-use hermit_pex::release::{ReleaseMeta, ReleaseStore, Upload};
+use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};
+use hermit_pex::release::{Release, ReleaseState, ReleaseStore};
 use http::{Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
@@ -117,29 +123,13 @@ fn now() -> Time {
     serde_json::from_value(json!("2026-11-22T10:00:00Z")).unwrap()
 }
 
-fn context(
-    client: kube::Client,
-    index_url: &str,
-    store: DirStore,
-    per_package: usize,
-) -> Context<DirStore> {
+fn context<S>(client: kube::Client, index_url: &str, store: S, per_package: usize) -> Context<S> {
     Context {
         client: client.clone(),
         index: IndexClient::new(index_url, None).unwrap(),
         targets: Targets::new(store, None),
         table: PlatformTable::default(),
-        jobs: JobSettings {
-            image: "builder:test".into(),
-            repository: "acme/tools".into(),
-            token_secret: ("github".into(), "token".into()),
-            index_url: "https://pypi.org/simple/".into(),
-            cache_claim: None,
-            resources: None,
-            active_deadline_seconds: 3600,
-            backoff_limit: 2,
-            ttl_seconds_after_finished: 3600,
-            service_account: None,
-        },
+        jobs: JobSettings::new("builder:test", "acme/tools"),
         per_package,
         limit: None,
         recorder: Some(Recorder::new(
@@ -151,6 +141,7 @@ fn context(
         )),
         metrics: Arc::default(),
         now,
+        scratch: std::env::temp_dir(),
     }
 }
 
@@ -189,53 +180,30 @@ async fn run_with_nodes(
     server.await.unwrap()
 }
 
-/// Runs one reconcile; the caller holds the API server's task.
-async fn reconcile_with(pkg: PythonPackage, ctx: Context<DirStore>) {
-    tokio::time::timeout(
-        Duration::from_secs(10),
+/// Runs one reconcile; the caller holds the API server's task. Returns when it asks to be
+/// run again.
+async fn reconcile_with<S: ReleaseStore>(pkg: PythonPackage, ctx: Context<S>) -> Duration {
+    let action = tokio::time::timeout(
+        Duration::from_secs(20),
         reconcile(Arc::new(pkg), Arc::new(ctx)),
     )
     .await
     .expect("reconcile finished (an unexpected request would hang it)")
     .expect("reconcile succeeded");
+    requeue_of(&action)
 }
 
-/// Draft releases of `versions` with every platform's asset uploaded (not yet published).
-async fn upload_everything(dir: &std::path::Path, store: &DirStore, versions: &[&str]) {
-    let pkg_name = PackageName::new("tool").unwrap();
-    for version in versions {
-        let v = version.parse().unwrap();
-        store
-            .create(
-                &pkg_name,
-                &v,
-                &ReleaseMeta {
-                    python: "3.12".parse().unwrap(),
-                    config_version: None,
-                },
-            )
-            .await
-            .unwrap();
-        for p in Platform::ALL {
-            let file = dir.join(format!("{version}-{p}"));
-            std::fs::write(&file, format!("{version} {p}")).unwrap();
-            let (size, sha256) = hermit_pex::build::artifact::sha256_file(&file).unwrap();
-            let name = pkg_name.asset_name(p);
-            store
-                .upload(
-                    &pkg_name,
-                    &v,
-                    Upload {
-                        name: &name,
-                        path: &file,
-                        size,
-                        sha256: &sha256,
-                    },
-                )
-                .await
-                .unwrap();
-        }
-    }
+/// kube's Action hides its delay; its Debug (`Action { requeue_after: Some(60s) }`) says it.
+fn requeue_of(action: &kube::runtime::controller::Action) -> Duration {
+    let text = format!("{action:?}");
+    let secs = text
+        .split("Some(")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|d| d.strip_suffix('s'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    Duration::from_secs(secs)
 }
 
 fn store() -> (tempfile::TempDir, DirStore) {
@@ -264,9 +232,95 @@ fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
+fn events<'a>(sent: &'a [Sent], reason: &str) -> Vec<&'a Value> {
+    sent.iter()
+        .filter(|(m, u, b)| {
+            m == "POST"
+                && u.starts_with("/apis/events.k8s.io/v1/namespaces/default/events")
+                && b["reason"] == reason
+        })
+        .map(|(_, _, b)| b)
+        .collect()
+}
+
+/// The spec of `package("")`.
+fn tool_spec() -> hermit_pex::spec::PackageSpec {
+    package("").spec.package
+}
+
+/// A draft of `version` made for `package("")`, as the controller makes it.
+async fn draft<S: ReleaseStore>(store: &S, version: &str) -> Release {
+    store
+        .create(&releases::info_for(&tool_spec(), version))
+        .await
+        .unwrap()
+}
+
+/// Drafts of `versions`, locked, with `platforms` built.
+async fn drafts<S: ReleaseStore>(
+    dir: &std::path::Path,
+    store: &S,
+    versions: &[&str],
+    platforms: &[Platform],
+) -> Vec<Release> {
+    let mut out = Vec::new();
+    for v in versions {
+        let r = draft(store, v).await;
+        let r = releases::lock(store, &r, dir, false).await;
+        releases::build(store, &r, dir, platforms).await;
+        out.push(store.release(&pkg_name(), &r.id).await.unwrap());
+    }
+    out
+}
+
+fn pkg_name() -> PackageName {
+    PackageName::new("tool").unwrap()
+}
+
+/// One of the package's Jobs: `step` "lock" or a platform, for `release`, made for resource
+/// generation `generation`, in `state` ("running", "succeeded", "failed").
+fn job(version: &str, step: &str, release: &str, generation: i64, state: &str) -> Value {
+    let mut labels = json!({"hermit-pex.dev/package": "tool", "hermit-pex.dev/version": version,
+        "app.kubernetes.io/managed-by": "hermit-pex"});
+    if step == "lock" {
+        labels["hermit-pex.dev/step"] = json!("lock");
+    } else {
+        labels["hermit-pex.dev/step"] = json!("build");
+        labels["hermit-pex.dev/platform"] = json!(step);
+    }
+    let status = match state {
+        "running" => json!({"active": 1}),
+        "succeeded" => json!({"succeeded": 1}),
+        _ => json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
+    };
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": format!("tool-{}-{step}", version.replace('.', "-")), "labels": labels,
+            "annotations": {"hermit-pex.dev/generation": generation.to_string(), "hermit-pex.dev/requested-at": "",
+                "hermit-pex.dev/version": version, "hermit-pex.dev/release": release},
+            "ownerReferences": [{"apiVersion": "hermit-pex.dev/v1alpha1", "kind": "PythonPackage",
+                "name": "tool", "uid": "uid-1", "controller": true}]},
+        "status": status
+    })
+}
+
+fn applied_jobs(sent: &[Sent]) -> Vec<&Value> {
+    sent.iter()
+        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
+        .map(|(_, _, b)| b)
+        .collect()
+}
+
+fn names<'a>(jobs: &[&'a Value]) -> Vec<&'a str> {
+    jobs.iter()
+        .map(|b| b["metadata"]["name"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
-async fn a_new_package_gets_build_jobs_within_the_limit_and_a_status() {
-    let (_dir, store) = store();
+async fn a_new_version_gets_its_one_draft_before_its_one_lock_job() {
+    let (dir, store) = store();
     let sent = run(package(""), vec![], store, 6).await;
     assert!(
         sent[0].0 == "GET"
@@ -276,16 +330,63 @@ async fn a_new_package_gets_build_jobs_within_the_limit_and_a_status() {
         "{:?}",
         sent[0]
     );
-    let jobs: Vec<&Sent> = sent
-        .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
-        .collect();
-    let names: Vec<&str> = jobs
-        .iter()
-        .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
-        .collect();
+    let jobs = applied_jobs(&sent);
     assert_eq!(
-        names,
+        names(&jobs),
+        ["tool-1-1-lock", "tool-1-0-lock"],
+        "one lock Job per version, newest first: nothing else until the lock is recorded"
+    );
+    let store = DirStore::new(dir.path().join("releases"), None).unwrap();
+    let made = store.releases(&pkg_name()).await.unwrap();
+    assert_eq!(made.len(), 2, "the controller made each version's draft");
+    for job in &jobs {
+        assert_eq!(job["kind"], "Job");
+        assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        let version = job["metadata"]["annotations"]["hermit-pex.dev/version"]
+            .as_str()
+            .unwrap();
+        let release = made
+            .iter()
+            .find(|r| r.version.to_string() == version)
+            .unwrap();
+        assert_eq!(
+            job["metadata"]["annotations"]["hermit-pex.dev/release"],
+            release.id.0.as_str(),
+            "the Job is handed its draft"
+        );
+        let args: Vec<&str> = job["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args[0], "lock");
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--release-id", release.id.0.as_str()])
+        );
+    }
+    let status = status_of(&sent);
+    assert_eq!(
+        (status["desired"].as_u64(), status["building"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(status["observedGeneration"], 2);
+    assert_eq!(condition(status, "Reconciling").unwrap()["status"], "True");
+    assert_eq!(condition(status, "Ready").unwrap()["status"], "False");
+}
+
+#[tokio::test]
+async fn a_locked_version_gets_one_build_job_per_platform_within_the_limit() {
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.0", "1.1"], &[]).await;
+    let jobs = vec![
+        job("1.1", "lock", &made[1].id.0, 2, "succeeded"),
+        job("1.0", "lock", &made[0].id.0, 2, "succeeded"),
+    ];
+    let sent = run(package(""), jobs, store, 6).await;
+    assert_eq!(
+        names(&applied_jobs(&sent)),
         [
             "tool-1-1-linux-amd64",
             "tool-1-1-linux-arm64",
@@ -296,27 +397,12 @@ async fn a_new_package_gets_build_jobs_within_the_limit_and_a_status() {
         ],
         "newest version first, six at most"
     );
-    for (_, uri, body) in &jobs {
-        assert!(
-            uri.contains("fieldManager=hermit-pex"),
-            "server-side apply: {uri}"
-        );
-        assert_eq!(body["kind"], "Job");
-        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
-    }
-    let status = status_of(&sent);
-    assert_eq!(
-        (status["desired"].as_u64(), status["building"].as_u64()),
-        (Some(2), Some(6))
-    );
-    assert_eq!(status["observedGeneration"], 2);
-    assert_eq!(condition(status, "Reconciling").unwrap()["status"], "True");
-    assert_eq!(condition(status, "Ready").unwrap()["status"], "False");
+    assert!(!sent.iter().any(|(m, _, _)| m == "DELETE"), "{sent:?}");
 }
 
 #[tokio::test]
 async fn a_suspended_package_creates_nothing() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
     let sent = run(package("suspend: true\n"), vec![], store, 6).await;
     assert!(
         !sent.iter().any(|(_, u, _)| u.contains("/jobs/")),
@@ -326,35 +412,26 @@ async fn a_suspended_package_creates_nothing() {
         condition(status_of(&sent), "Ready").unwrap()["reason"],
         "Suspended"
     );
-}
-
-/// A Job out of retries, made for resource generation `generation`.
-fn failed_job(version: &str, platform: &str, generation: i64) -> Value {
-    json!({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": format!("tool-{}-{platform}", version.replace('.', "-")), "labels": {
-            "hermit-pex.dev/package": "tool", "hermit-pex.dev/version": version, "hermit-pex.dev/platform": platform},
-            "annotations": {"hermit-pex.dev/generation": generation.to_string(), "hermit-pex.dev/requested-at": ""}},
-        "status": {"failed": 3, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}
-    })
+    let store = DirStore::new(dir.path().join("releases"), None).unwrap();
+    assert!(
+        store.releases(&pkg_name()).await.unwrap().is_empty(),
+        "no draft either"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_job_is_reported_not_recreated_and_the_rest_go_on() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.0", "1.1"], &[]).await;
     let sent = run(
         package(""),
-        vec![failed_job("1.1", "darwin-arm64", 2)],
+        vec![job("1.1", "darwin-arm64", &made[1].id.0, 2, "failed")],
         store,
         8,
     )
     .await;
-    let names: Vec<&str> = sent
-        .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
-        .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names.len(), 7);
+    let names = names(&applied_jobs(&sent));
+    assert_eq!(names.len(), 7, "{names:?}");
     assert!(!names.contains(&"tool-1-1-darwin-arm64"));
     let status = status_of(&sent);
     assert_eq!(status["failures"][0]["reason"], "BackoffLimitExceeded");
@@ -366,28 +443,27 @@ async fn a_failed_job_is_reported_not_recreated_and_the_rest_go_on() {
 }
 
 #[tokio::test]
-async fn complete_releases_are_published_and_an_unchanged_state_writes_nothing() {
+async fn complete_drafts_are_published_with_their_build_info_and_an_unchanged_state_writes_nothing()
+{
     let (dir, store) = store();
-    let pkg_name = PackageName::new("tool").unwrap();
-    upload_everything(dir.path(), &store, &["1.0", "1.1"]).await;
+    drafts(dir.path(), &store, &["1.0", "1.1"], &Platform::ALL).await;
     let sent = run(package(""), vec![], store, 6).await;
-    assert!(
-        !sent.iter().any(|(_, u, _)| u.contains("/jobs/")),
-        "nothing to build"
-    );
+    assert!(applied_jobs(&sent).is_empty(), "nothing to build");
     let status = status_of(&sent).clone();
     assert_eq!(status["progress"], "2/2");
     assert_eq!(status["latest"], "1.1");
     assert_eq!(condition(&status, "Ready").unwrap()["status"], "True");
     let store = DirStore::new(dir.path().join("releases"), None).unwrap();
-    assert!(
-        store
-            .releases(&pkg_name)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| r.state == hermit_pex::release::ReleaseState::Published)
-    );
+    for r in store.releases(&pkg_name()).await.unwrap() {
+        assert_eq!(r.state, ReleaseState::Published);
+        let info = r.info.unwrap();
+        assert_eq!(
+            info.incomplete(&Platform::ALL),
+            None,
+            "complete when published"
+        );
+        assert_eq!(info.platforms.len(), 4);
+    }
 
     // Again, with that status already on the resource: only the Job list, no write.
     let mut pkg = package("");
@@ -398,15 +474,51 @@ async fn complete_releases_are_published_and_an_unchanged_state_writes_nothing()
 }
 
 #[tokio::test]
+async fn a_pure_version_is_one_job_from_lock_to_every_platform() {
+    let (dir, store) = store();
+    let r = draft(&store, "1.1").await;
+    let r = releases::lock(&store, &r, dir.path(), true).await;
+    // The lock Job recorded a pure lock and is still building: no other Job starts.
+    let running = vec![job("1.1", "lock", &r.id.0, 2, "running")];
+    let pkg = package(
+        "versions:\n  - {version: \"1.1\", python: \"3.12\"}\n"
+            .replace("versions:\n", "")
+            .as_str(),
+    );
+    let spec_11 = "versions_override";
+    let _ = spec_11;
+    let sent = run(pkg.clone(), running, store, 8).await;
+    let started: Vec<&str> = names(&applied_jobs(&sent))
+        .into_iter()
+        .filter(|n| n.starts_with("tool-1-1"))
+        .collect();
+    assert!(started.is_empty(), "{started:?}");
+    // It uploaded every platform and finished: published, one Job in all for 1.1.
+    let store = DirStore::new(dir.path().join("releases"), None).unwrap();
+    releases::build(&store, &r, dir.path(), &Platform::ALL).await;
+    let done = vec![job("1.1", "lock", &r.id.0, 2, "succeeded")];
+    let sent = run(pkg, done, store, 8).await;
+    assert!(
+        !names(&applied_jobs(&sent))
+            .iter()
+            .any(|n| n.starts_with("tool-1-1")),
+        "no build Job for a pure version"
+    );
+    assert!(
+        events(&sent, "Released")[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("1.1")
+    );
+}
+
+#[tokio::test]
 async fn a_platform_with_no_ready_node_gets_no_job_and_is_reported() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.0", "1.1"], &[]).await;
     let nodes = vec![node("a", "amd64", true), node("b", "arm64", false)];
     let sent = run_with_nodes(package(""), vec![], store, 8, nodes).await;
-    let names: Vec<&str> = sent
-        .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
-        .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
-        .collect();
+    let names = names(&applied_jobs(&sent));
     assert_eq!(names.len(), 6, "{names:?}");
     assert!(
         names.iter().all(|n| !n.contains("linux-arm64")),
@@ -423,11 +535,12 @@ async fn a_platform_with_no_ready_node_gets_no_job_and_is_reported() {
 
 #[tokio::test]
 async fn a_failed_build_is_retried_after_the_spec_changed() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.0", "1.1"], &[]).await;
     // The Job failed under generation 1; the resource is at generation 2 now.
     let sent = run(
         package(""),
-        vec![failed_job("1.1", "darwin-arm64", 1)],
+        vec![job("1.1", "darwin-arm64", &made[1].id.0, 1, "failed")],
         store,
         8,
     )
@@ -458,20 +571,53 @@ async fn a_failed_build_is_retried_after_the_spec_changed() {
     );
 }
 
-fn events<'a>(sent: &'a [Sent], reason: &str) -> Vec<&'a Value> {
-    sent.iter()
-        .filter(|(m, u, b)| {
-            m == "POST"
-                && u.starts_with("/apis/events.k8s.io/v1/namespaces/default/events")
-                && b["reason"] == reason
-        })
-        .map(|(_, _, b)| b)
-        .collect()
+#[tokio::test]
+async fn jobs_made_for_another_draft_are_deleted_and_made_again_for_the_kept_one() {
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.1"], &[]).await;
+    let stale = vec![
+        job(
+            "1.1",
+            "linux-amd64",
+            "a-draft-discarded-since",
+            2,
+            "running",
+        ),
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "tool-1-1-linux-arm64", "labels": {"hermit-pex.dev/package": "tool",
+                "hermit-pex.dev/version": "1.1", "hermit-pex.dev/platform": "linux-arm64"},
+                "annotations": {"hermit-pex.dev/generation": "2", "hermit-pex.dev/requested-at": ""}},
+            "status": {"active": 1}}),
+    ];
+    let sent = run(package(""), stale, store, 8).await;
+    let deleted: Vec<&str> = sent
+        .iter()
+        .filter(|(m, _, _)| m == "DELETE")
+        .map(|(_, u, _)| u.split('?').next().unwrap())
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            "/apis/batch/v1/namespaces/default/jobs/tool-1-1-linux-amd64",
+            "/apis/batch/v1/namespaces/default/jobs/tool-1-1-linux-arm64"
+        ],
+        "one for another release, one of an older hermit-pex"
+    );
+    let jobs = applied_jobs(&sent);
+    let amd64 = jobs
+        .iter()
+        .find(|j| j["metadata"]["name"] == "tool-1-1-linux-amd64")
+        .expect("made again");
+    assert_eq!(
+        amd64["metadata"]["annotations"]["hermit-pex.dev/release"],
+        made[0].id.0.as_str()
+    );
 }
 
 #[tokio::test]
 async fn starting_builds_is_one_event_not_one_per_loop() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.1"], &[]).await;
     let sent = run(package(""), vec![], store, 3).await;
     let started = events(&sent, "BuildStarted");
     assert_eq!(started.len(), 1, "{sent:?}");
@@ -496,7 +642,8 @@ fn failed_pod(job: &str, reason: &str, exit_code: i32, log: &str) -> Value {
 }
 
 async fn run_with_pods(pkg: PythonPackage, jobs: Vec<Value>, pods: Vec<Value>) -> Vec<Sent> {
-    let (_dir, store) = store();
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.0", "1.1"], &[]).await;
     let index = index().await;
     let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), pods);
     reconcile_with(pkg, context(client, &index.url, store, 8)).await;
@@ -505,9 +652,10 @@ async fn run_with_pods(pkg: PythonPackage, jobs: Vec<Value>, pods: Vec<Value>) -
 
 #[tokio::test]
 async fn a_failure_says_what_the_pod_said_once() {
+    let r = "tool-v1.1";
     let jobs = vec![
-        failed_job("1.1", "darwin-arm64", 2),
-        failed_job("1.1", "linux-amd64", 2),
+        job("1.1", "darwin-arm64", r, 2, "failed"),
+        job("1.1", "linux-amd64", r, 2, "failed"),
     ];
     let pods = vec![
         failed_pod("tool-1-1-darwin-arm64", "OOMKilled", 137, ""),
@@ -598,7 +746,8 @@ fn running_job(package: &str, n: usize) -> k8s_openapi::api::batch::v1::Job {
 
 #[tokio::test]
 async fn the_global_limit_counts_every_packages_jobs() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.0", "1.1"], &[]).await;
     let (view, mut writer) = kube::runtime::reflector::store();
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
     for n in 0..5 {
@@ -613,11 +762,6 @@ async fn the_global_limit_counts_every_packages_jobs() {
     let mut ctx = context(client, &index.url, store, 8);
     ctx.limit = Some(GlobalLimit::new(7, view));
     let ctx = Arc::new(ctx);
-    let created = |sent: &[Sent]| {
-        sent.iter()
-            .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
-            .count()
-    };
     for _ in 0..2 {
         tokio::time::timeout(
             Duration::from_secs(10),
@@ -630,7 +774,7 @@ async fn the_global_limit_counts_every_packages_jobs() {
     drop(ctx);
     let sent = server.await.unwrap();
     assert_eq!(
-        created(&sent),
+        applied_jobs(&sent).len(),
         2,
         "7 at most: 5 running elsewhere, then 2 created that the watch has not shown yet"
     );
@@ -707,7 +851,7 @@ fn git_log(bare: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn released_versions_are_committed_once_and_the_commit_is_in_the_status() {
     let (dir, store) = store();
-    upload_everything(dir.path(), &store, &["1.0", "1.1"]).await;
+    drafts(dir.path(), &store, &["1.0", "1.1"], &Platform::ALL).await;
     let (bare, sink) = git_sink(dir.path());
     let index = index().await;
     let pkg = package("");
@@ -741,8 +885,7 @@ async fn released_versions_are_committed_once_and_the_commit_is_in_the_status() 
         .unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(
-        text.contains("version \"1.0\" \"1.1\"")
-            || (text.contains("\"1.0\"") && text.contains("\"1.1\"")),
+        text.contains("version \"1.0\"") && text.contains("version \"1.1\""),
         "{text}"
     );
 
@@ -769,6 +912,58 @@ async fn released_versions_are_committed_once_and_the_commit_is_in_the_status() 
     assert_eq!(git_log(&bare), bare_before);
     assert!(!checkout.exists(), "the sink was not used");
     assert_eq!(sent.len(), 1, "only the Job list: {sent:?}");
+}
+
+#[tokio::test]
+async fn a_version_without_a_platform_that_cannot_exist_is_released_and_listed_for_the_others() {
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.1"], &Platform::ALL[..3]).await;
+    let darwin_arm64 = Platform::ALL[3];
+    releases::cannot_exist(
+        &store,
+        &made[0],
+        dir.path(),
+        darwin_arm64,
+        "no wheel for this platform: native-dep 1 does not have any compatible artifacts",
+    )
+    .await;
+    let (bare, sink) = git_sink(dir.path());
+    let index = index().await;
+    let pkg = one_version();
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let status = status_of(&sent);
+    assert_eq!(status["released"], 1, "counted as released: {status}");
+    assert_eq!(condition(status, "Ready").unwrap()["status"], "True");
+    let record = &status["failures"][0];
+    assert_eq!(record["reason"], "NoWheelForPlatform");
+    assert_eq!(record["platform"], "darwin-arm64");
+    assert!(
+        record["message"].as_str().unwrap().contains("native-dep"),
+        "{record}"
+    );
+    let text = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["--git-dir", bare.to_str().unwrap(), "show", "main:tool.hcl"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for p in &Platform::ALL[..3] {
+        let r =
+            common::hermit_resolve::resolve(&text, "1.1", p.os.as_str(), p.arch.as_str()).unwrap();
+        assert!(r.source.is_some(), "{p}: {text}");
+    }
+    let r = common::hermit_resolve::resolve(&text, "1.1", "darwin", "arm64").unwrap();
+    assert!(r.source.is_none(), "not supported on darwin-arm64: {text}");
 }
 
 #[tokio::test]
@@ -875,7 +1070,8 @@ async fn leader_election_takes_a_free_or_expired_lease_and_leaves_a_live_one() {
 
 #[tokio::test]
 async fn a_platform_missing_from_the_table_is_reported_and_the_rest_build() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.0", "1.1"], &[]).await;
     let index = index().await;
     let pkg = package("");
     let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
@@ -885,11 +1081,7 @@ async fn a_platform_missing_from_the_table_is_reported_and_the_rest_build() {
         .remove(&"darwin-arm64".parse::<Platform>().unwrap());
     reconcile_with(pkg, ctx).await;
     let sent = server.await.unwrap();
-    let names: Vec<&str> = sent
-        .iter()
-        .filter(|(m, u, _)| m == "PATCH" && u.contains("/jobs/") && u.contains("fieldManager"))
-        .map(|(_, _, b)| b["metadata"]["name"].as_str().unwrap())
-        .collect();
+    let names = names(&applied_jobs(&sent));
     assert_eq!(names.len(), 6, "{names:?}");
     assert!(names.iter().all(|n| !n.ends_with("darwin-arm64")));
     let status = status_of(&sent);
@@ -906,7 +1098,7 @@ async fn a_platform_missing_from_the_table_is_reported_and_the_rest_build() {
 #[tokio::test]
 async fn a_second_resource_for_the_same_package_stops_and_says_so() {
     let (_dir, store) = store();
-    let mut theirs = failed_job("1.1", "linux-amd64", 2);
+    let mut theirs = job("1.1", "linux-amd64", "1", 2, "failed");
     theirs["metadata"]["ownerReferences"] = json!([{"apiVersion": "hermit-pex.dev/v1alpha1",
         "kind": "PythonPackage", "name": "tool-first", "uid": "uid-0", "controller": true}]);
     let sent = run(package(""), vec![theirs], store, 8).await;
@@ -928,4 +1120,244 @@ async fn a_second_resource_for_the_same_package_stops_and_says_so() {
             .contains("tool-first in this namespace already builds tool"),
         "{ready}"
     );
+}
+
+// The cluster path against the GitHub stand-in: drafts GitHub keeps several of, a release view
+// cached between reconciles, Jobs finishing while the controller is not looking.
+
+const TOKEN: &str = "ghp_controller_token";
+
+/// The controller's store: the view is listed again when older than 30 s, as in `run`.
+fn github_store(fake: &FakeGitHub, cache: &std::path::Path) -> GitHubStore {
+    let mut config = GitHubConfig::new("owner", "repo");
+    config.api_url = fake.api_url.clone();
+    config.cache_dir = Some(cache.to_owned());
+    config.write_interval = Duration::ZERO;
+    config.base_delay = Duration::from_millis(10);
+    config.max_view_age = Some(Duration::from_secs(30));
+    GitHubStore::new(config, Token::new(TOKEN)).unwrap()
+}
+
+/// A build Job's own store: another process, another view.
+fn job_store(fake: &FakeGitHub, dir: &std::path::Path) -> GitHubStore {
+    let mut config = GitHubConfig::new("owner", "repo");
+    config.api_url = fake.api_url.clone();
+    config.write_interval = Duration::ZERO;
+    config.cache_dir = Some(dir.join(format!("job-{}", rand_suffix())));
+    GitHubStore::new(config, Token::new(TOKEN)).unwrap()
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn one_version() -> PythonPackage {
+    let mut pkg = package("");
+    pkg.spec.package.versions[0].version = hermit_pex::spec::PyVersion("1.1".parse().unwrap());
+    pkg
+}
+
+/// Reconciles `pkg` seeing `jobs`; the requests sent and when it asked to run again.
+async fn reconcile_github(
+    pkg: &PythonPackage,
+    jobs: Vec<Value>,
+    ctx: impl FnOnce(kube::Client) -> Context<Arc<GitHubStore>>,
+) -> (Vec<Sent>, Duration) {
+    let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), vec![]);
+    let requeue = reconcile_with(pkg.clone(), ctx(client)).await;
+    (server.await.unwrap(), requeue)
+}
+
+#[tokio::test]
+async fn the_last_job_to_finish_publishes_at_once_even_after_a_reconcile_saw_the_others() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = index().await;
+    let pkg = one_version();
+    let cache = dir.path().join("controller");
+    // One store across reconciles, as in the controller process: its view is cached.
+    let store = Arc::new(github_store(&fake, &cache));
+    let make = |client| {
+        let mut ctx = context(client, &index.url, store.clone(), 8);
+        ctx.scratch = dir.path().to_owned();
+        ctx
+    };
+    let (sent, _) = reconcile_github(&pkg, vec![], make).await;
+    assert_eq!(names(&applied_jobs(&sent)), ["tool-1-1-lock"]);
+    let release = fake.releases()[0].id.to_string();
+
+    // The lock Job, another process, records the lock.
+    let js = job_store(&fake, dir.path());
+    let r = js
+        .release(
+            &pkg_name(),
+            &hermit_pex::release::ReleaseId(release.clone()),
+        )
+        .await
+        .unwrap();
+    let r = releases::lock(&js, &r, dir.path(), false).await;
+    let lock_done = job("1.1", "lock", &release, 2, "succeeded");
+    let (sent, _) = reconcile_github(&pkg, vec![lock_done.clone()], make).await;
+    assert_eq!(applied_jobs(&sent).len(), 4, "one build Job per platform");
+
+    // Three finish in some order; the fourth is still running when the controller looks.
+    let order = [Platform::ALL[2], Platform::ALL[0], Platform::ALL[3]];
+    for p in order {
+        releases::build(&job_store(&fake, dir.path()), &r, dir.path(), &[p]).await;
+    }
+    let mut jobs = vec![lock_done.clone()];
+    for p in Platform::ALL {
+        let state = if p == Platform::ALL[1] {
+            "running"
+        } else {
+            "succeeded"
+        };
+        jobs.push(job("1.1", &p.to_string(), &release, 2, state));
+    }
+    let (sent, requeue) = reconcile_github(&pkg, jobs.clone(), make).await;
+    assert!(events(&sent, "Released").is_empty());
+    assert!(requeue <= Duration::from_secs(60), "{requeue:?}");
+
+    // The last one finishes: its watch event reconciles, the view (listed moments ago) does not
+    // show its upload, and yet the version is published in this very reconcile.
+    releases::build(
+        &job_store(&fake, dir.path()),
+        &r,
+        dir.path(),
+        &[Platform::ALL[1]],
+    )
+    .await;
+    jobs[2] = job("1.1", "linux-arm64", &release, 2, "succeeded");
+    let (sent, requeue) = reconcile_github(&pkg, jobs, make).await;
+    assert_eq!(events(&sent, "Released")[0]["note"], "released 1.1");
+    let status = status_of(&sent);
+    assert_eq!(
+        condition(status, "Ready").unwrap()["status"],
+        "True",
+        "{status}"
+    );
+    assert!(requeue > Duration::from_secs(60), "settled: {requeue:?}");
+    let all = fake.releases();
+    assert_eq!(all.len(), 1, "one release for the tag");
+    assert!(!all[0].draft);
+    let body = all[0].body.as_deref().unwrap();
+    for p in Platform::ALL {
+        assert!(
+            body.contains(&format!("\"{p}\"")),
+            "{p} in the build info: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn drafts_made_beforehand_are_consolidated_into_the_oldest_with_an_event() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = index().await;
+    let pkg = one_version();
+    // Four Jobs of an older hermit-pex each made a draft of one tag, one asset each.
+    let info = releases::info_for(&tool_spec(), "1.1");
+    let mut made = Vec::new();
+    for _ in 0..4 {
+        made.push(job_store(&fake, dir.path()).create(&info).await.unwrap());
+    }
+    let js = job_store(&fake, dir.path());
+    let oldest = releases::lock(&js, &made[0], dir.path(), false).await;
+    releases::build(&js, &oldest, dir.path(), &Platform::ALL[..1]).await;
+    for (i, r) in made.iter().enumerate().skip(1) {
+        let r = releases::lock(&js, r, dir.path(), false).await;
+        releases::build(&js, &r, dir.path(), &Platform::ALL[i..=i]).await;
+    }
+    assert_eq!(fake.releases().len(), 4);
+
+    let store = Arc::new(github_store(&fake, &dir.path().join("controller")));
+    let (sent, _) =
+        reconcile_github(&pkg, vec![], |c| context(c, &index.url, store.clone(), 8)).await;
+    let left = fake.releases();
+    assert_eq!(left.len(), 1, "one draft left");
+    assert_eq!(left[0].id.to_string(), oldest.id.0, "the oldest is kept");
+    let event = events(&sent, "DraftsConsolidated");
+    assert_eq!(event.len(), 1, "{sent:?}");
+    assert!(
+        event[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("discarded 3 drafts"),
+        "{}",
+        event[0]
+    );
+    // What the others held is built again into the kept one.
+    let started = names(&applied_jobs(&sent));
+    assert_eq!(
+        started,
+        [
+            "tool-1-1-linux-arm64",
+            "tool-1-1-darwin-amd64",
+            "tool-1-1-darwin-arm64"
+        ]
+    );
+    for j in applied_jobs(&sent) {
+        assert_eq!(
+            j["metadata"]["annotations"]["hermit-pex.dev/release"],
+            oldest.id.0.as_str()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_build_info_write_leaves_a_draft_never_a_release_with_an_empty_body() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = index().await;
+    let pkg = one_version();
+    let js = job_store(&fake, dir.path());
+    let r = js
+        .create(&releases::info_for(&tool_spec(), "1.1"))
+        .await
+        .unwrap();
+    let r = releases::lock(&js, &r, dir.path(), false).await;
+    releases::build(&js, &r, dir.path(), &Platform::ALL).await;
+    for status in [422, 403] {
+        fake.inject(Fault::Status {
+            method: "PATCH",
+            path_contains: "/releases/",
+            status,
+        });
+    }
+    let store = Arc::new(github_store(&fake, &dir.path().join("controller")));
+    let ctx = |c| {
+        let mut ctx = context(c, &index.url, store.clone(), 8);
+        ctx.scratch = dir.path().to_owned();
+        ctx
+    };
+    let (sent, _) = reconcile_github(&pkg, vec![], ctx).await;
+    assert!(fake.releases()[0].draft, "not published");
+    let warned = events(&sent, "PublishFailed");
+    assert_eq!(warned.len(), 1, "{sent:?}");
+    let status = status_of(&sent);
+    assert_eq!(status["failures"][0]["reason"], "NotPublished");
+    assert!(condition(status, "Stalled").is_none(), "retried");
+
+    let (sent, _) = reconcile_github(&pkg, vec![], ctx).await;
+    assert!(fake.releases()[0].draft, "refused again: {sent:?}");
+    let (sent, _) = reconcile_github(&pkg, vec![], ctx).await;
+    let published = &fake.releases()[0];
+    assert!(
+        !published.draft,
+        "published once the write goes through: {sent:?}"
+    );
+    let body = published.body.as_deref().unwrap();
+    let info = body
+        .split("```json\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let info: hermit_pex::release::BuildInfo = serde_json::from_str(info).unwrap();
+    assert_eq!(info.incomplete(&Platform::ALL), None, "{info:?}");
+    assert_eq!(info.locked.unwrap().pins, ["tool==1.1"]);
 }

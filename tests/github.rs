@@ -13,7 +13,9 @@ use hermit_pex::build::artifact::sha256_file;
 use hermit_pex::hermit;
 use hermit_pex::names::{PackageName, Platform, PythonMinor};
 use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};
-use hermit_pex::release::{ReleaseMeta, ReleaseState, ReleaseStore, StoreError, Upload};
+use hermit_pex::release::{
+    BuildInfo, Release, ReleaseState, ReleaseStore, StoreError, Upload, VersionInputs,
+};
 use pep440_rs::Version;
 
 const TOKEN: &str = "ghp_TOKEN_THAT_MUST_NOT_LEAK";
@@ -46,11 +48,15 @@ fn v(s: &str) -> Version {
     s.parse().unwrap()
 }
 
-fn meta() -> ReleaseMeta {
-    ReleaseMeta {
+fn info(version: &str) -> BuildInfo {
+    let inputs = VersionInputs {
         python: PythonMinor::new(12).unwrap(),
         config_version: None,
-    }
+        requirements: vec![format!("tool=={version}")],
+        binaries: vec![],
+        test: String::new(),
+    };
+    BuildInfo::new(&pkg(), &v(version), inputs)
 }
 
 /// A file standing in for one platform's tarball.
@@ -85,30 +91,33 @@ impl Built {
     }
 }
 
-async fn release_version(store: &GitHubStore, dir: &Path, version: &str) {
-    store.create(&pkg(), &v(version), &meta()).await.unwrap();
+async fn release_version(store: &GitHubStore, dir: &Path, version: &str) -> Release {
+    let r = store.create(&info(version)).await.unwrap();
     for p in Platform::ALL {
         let b = built(dir, p, version);
-        store.upload(&pkg(), &v(version), b.upload()).await.unwrap();
+        store.upload(&r, b.upload()).await.unwrap();
     }
-    store.publish(&pkg(), &v(version)).await.unwrap();
+    store.publish(&r, &info(version)).await.unwrap();
+    r
 }
 
 #[tokio::test]
-async fn a_fresh_repository_gets_drafts_with_four_assets_then_published_releases() {
+async fn a_draft_gets_its_assets_then_is_published_with_its_build_info_in_one_write() {
     let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let s = store(&fake, dir.path());
     assert!(s.releases(&pkg()).await.unwrap().is_empty());
 
-    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
-    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap(); // idempotent: never a second draft
-    let releases = fake.releases();
-    assert_eq!(releases.len(), 1);
-    assert!(releases[0].draft);
+    let r = s.create(&info("1.0")).await.unwrap();
+    assert_eq!(
+        r.info,
+        Some(info("1.0")),
+        "the build info goes in with the draft"
+    );
+    assert!(fake.releases()[0].draft);
     for p in Platform::ALL {
         let b = built(dir.path(), p, "1.0");
-        s.upload(&pkg(), &v("1.0"), b.upload()).await.unwrap();
+        s.upload(&r, b.upload()).await.unwrap();
         assert_eq!(
             fake.asset_bytes("tool-v1.0", &b.name).unwrap(),
             std::fs::read(&b.path).unwrap()
@@ -121,27 +130,67 @@ async fn a_fresh_repository_gets_drafts_with_four_assets_then_published_releases
             .iter()
             .all(|p| observed.has_complete(&pkg(), *p))
     );
-    assert_eq!(
-        observed.python,
-        Some(meta().python),
-        "read back from the release body"
-    );
 
-    s.publish(&pkg(), &v("1.0")).await.unwrap();
-    let r = &fake.releases()[0];
-    assert!(!r.draft && !r.prerelease);
+    let mut complete = info("1.0");
+    complete.pex_options = vec!["--venv".into()];
+    let writes = fake.writes();
+    s.publish(&r, &complete).await.unwrap();
+    assert_eq!(fake.writes() - writes, 1, "body and state in one PATCH");
+    let published = &fake.releases()[0];
+    assert!(!published.draft && !published.prerelease);
+    assert!(published.body.as_deref().unwrap().contains("--venv"));
     let latest = fake.state.lock().unwrap().make_latest.clone();
     assert!(
         !latest.is_empty() && latest.iter().all(|(_, v)| v == "false"),
         "never marked latest: {latest:?}"
     );
 
-    // A new run sees the same thing.
+    // A new run sees the same thing, by listing and by id.
     let again = store(&fake, dir.path());
     let observed = &again.releases(&pkg()).await.unwrap()[0];
     assert_eq!(observed.state, ReleaseState::Published);
     assert_eq!(observed.assets.len(), 4);
     assert!(observed.assets.iter().all(|a| a.is_complete()));
+    assert_eq!(observed.info, Some(complete));
+    let by_id = store(&fake, dir.path())
+        .release(&pkg(), &r.id)
+        .await
+        .unwrap();
+    assert_eq!(&by_id, observed);
+}
+
+/// GitHub keeps every draft it is asked to make, several per tag: the store shows them all,
+/// each by its id, and deletes the ones it is told to.
+#[tokio::test]
+async fn drafts_of_one_tag_are_all_seen_and_one_can_be_discarded() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = store(&fake, dir.path());
+    let b = store(&fake, &dir.path().join("b"));
+    let first = a.create(&info("1.0")).await.unwrap();
+    let second = b.create(&info("1.0")).await.unwrap();
+    assert_ne!(first.id, second.id);
+    assert_eq!(
+        fake.releases().len(),
+        2,
+        "GitHub made two drafts of one tag"
+    );
+    let seen = store(&fake, &dir.path().join("c"))
+        .releases(&pkg())
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].order < seen[1].order, "oldest first");
+    a.delete_draft(&second).await.unwrap();
+    let left = fake.releases();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id.to_string(), first.id.0);
+    let published = release_version(&a, dir.path(), "2.0").await;
+    let published = a.release(&pkg(), &published.id).await.unwrap();
+    assert!(matches!(
+        a.delete_draft(&published).await,
+        Err(StoreError::Immutable { .. })
+    ));
 }
 
 #[tokio::test]
@@ -149,21 +198,16 @@ async fn a_published_asset_is_never_replaced() {
     let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let s = store(&fake, dir.path());
-    release_version(&s, dir.path(), "1.0").await;
+    let r = release_version(&s, dir.path(), "1.0").await;
+    let r = s.release(&pkg(), &r.id).await.unwrap();
     let other = built(dir.path(), Platform::ALL[0], "other-bytes");
-    let err = s
-        .upload(&pkg(), &v("1.0"), other.upload())
-        .await
-        .unwrap_err();
+    let err = s.upload(&r, other.upload()).await.unwrap_err();
     assert!(matches!(err, StoreError::Immutable { .. }), "{err}");
 
     // The fake enforces immutability too: a new asset on a published release is refused.
     let mut extra = built(dir.path(), Platform::ALL[1], "x");
     extra.name = "tool-extra.tar.gz".into();
-    let err = s
-        .upload(&pkg(), &v("1.0"), extra.upload())
-        .await
-        .unwrap_err();
+    let err = s.upload(&r, extra.upload()).await.unwrap_err();
     assert!(err.to_string().contains("immutable"), "{err}");
     assert_eq!(
         fake.asset_bytes("tool-v1.0", &other.name).unwrap(),
@@ -199,10 +243,10 @@ async fn an_interrupted_upload_is_repaired_and_nothing_else_is_touched() {
     let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let first = store_with(&fake, dir.path(), TOKEN, |c| c.attempts = 1);
-    first.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
+    let r = first.create(&info("1.0")).await.unwrap();
     for p in &Platform::ALL[..3] {
         first
-            .upload(&pkg(), &v("1.0"), built(dir.path(), *p, "1.0").upload())
+            .upload(&r, built(dir.path(), *p, "1.0").upload())
             .await
             .unwrap();
     }
@@ -210,12 +254,7 @@ async fn an_interrupted_upload_is_repaired_and_nothing_else_is_touched() {
     fake.inject(Fault::BrokenUpload);
     fake.inject(Fault::BrokenUpload);
     let last = built(dir.path(), Platform::ALL[3], "1.0");
-    assert!(
-        first
-            .upload(&pkg(), &v("1.0"), last.upload())
-            .await
-            .is_err()
-    );
+    assert!(first.upload(&r, last.upload()).await.is_err());
 
     // The next run sees the broken asset as incomplete and replaces only it.
     let second = store(&fake, dir.path());
@@ -223,10 +262,7 @@ async fn an_interrupted_upload_is_repaired_and_nothing_else_is_touched() {
     assert!(!observed.has_complete(&pkg(), Platform::ALL[3]));
     assert!(observed.has_complete(&pkg(), Platform::ALL[0]));
     let writes = fake.writes();
-    second
-        .upload(&pkg(), &v("1.0"), last.upload())
-        .await
-        .unwrap();
+    second.upload(observed, last.upload()).await.unwrap();
     assert_eq!(
         fake.writes() - writes,
         2,
@@ -244,10 +280,10 @@ async fn an_upload_cut_short_is_retried_within_the_same_run() {
     let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let s = store(&fake, dir.path());
-    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
+    let r = s.create(&info("1.0")).await.unwrap();
     fake.inject(Fault::BrokenUpload);
     let b = built(dir.path(), Platform::ALL[0], "1.0");
-    s.upload(&pkg(), &v("1.0"), b.upload()).await.unwrap();
+    s.upload(&r, b.upload()).await.unwrap();
     let assets = &fake.releases()[0].assets;
     assert_eq!(assets.len(), 1);
     assert_eq!(assets[0].state, "uploaded");
@@ -275,14 +311,53 @@ async fn a_rate_limit_is_waited_out_and_server_errors_are_retried() {
         started.elapsed() >= Duration::from_millis(900),
         "waited for the reset"
     );
-    s.create(&pkg(), &v("1.0"), &meta()).await.unwrap();
+    s.create(&info("1.0")).await.unwrap();
     assert_eq!(
         fake.releases().len(),
         1,
         "the retried create made one release"
     );
-    let stats = s.stats();
-    assert_eq!((stats.rate_limit_waits, stats.retries), (1, 1));
+    assert_eq!(s.stats().rate_limit_waits, 1);
+    assert_eq!(s.stats().create, 2, "tried again after the 500");
+}
+
+/// GitHub made the release but the answer was lost (a 502 on the way back): the store looks
+/// before trying again, and takes the draft it finds instead of making a second one.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_makes_one_draft() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&fake, dir.path());
+    fake.inject(Fault::Lost {
+        method: "POST",
+        path_contains: "/releases",
+        status: 502,
+    });
+    let r = s.create(&info("1.0")).await.unwrap();
+    let all = fake.releases();
+    assert_eq!(all.len(), 1, "one draft");
+    assert_eq!(r.id.0, all[0].id.to_string());
+    assert_eq!(s.stats().create, 1, "not sent twice");
+}
+
+#[tokio::test]
+async fn a_create_that_keeps_failing_says_so_with_the_tag_and_the_error() {
+    let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store_with(&fake, dir.path(), TOKEN, |c| c.attempts = 2);
+    for _ in 0..2 {
+        fake.inject(Fault::Status {
+            method: "POST",
+            path_contains: "/releases",
+            status: 500,
+        });
+    }
+    let err = s.create(&info("1.0")).await.unwrap_err().to_string();
+    assert!(
+        err.contains("tool-v1.0") && err.contains("500") && err.contains("2 attempts"),
+        "{err}"
+    );
+    assert!(fake.releases().is_empty());
 }
 
 #[tokio::test]
@@ -304,7 +379,7 @@ async fn a_wrong_token_fails_clearly_writes_nothing_and_is_never_shown() {
     let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let s = store_with(&fake, dir.path(), "ghp_WRONG_SECRET", |_| {});
-    let err = s.create(&pkg(), &v("1.0"), &meta()).await.unwrap_err();
+    let err = s.releases(&pkg()).await.unwrap_err();
     let text = err.to_string();
     assert!(
         matches!(err, StoreError::Auth(_)) && text.contains("GITHUB_TOKEN"),
@@ -346,54 +421,66 @@ async fn pagination_finds_the_package_among_250_releases() {
 }
 
 /// The request budget of a first publication and of a run with nothing new, for 3 packages ×
-/// 10 versions × 4 platforms, as `sync` drives the store (builds aside).
+/// 10 versions × 4 platforms, as the store is driven (builds aside): per version one create,
+/// the lock and its record, four tarballs and four records, one publish.
 #[tokio::test]
 async fn request_budget_for_three_packages_of_ten_versions() {
     let fake = FakeGitHub::start("owner", "repo", TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let packages = ["alpha", "beta", "gamma"].map(|p| PackageName::new(p).unwrap());
     let first = store(&fake, dir.path());
+    let upload = |name: String, content: String| {
+        let path = dir
+            .path()
+            .join(&name)
+            .with_extension(format!("{}.up", content.len()));
+        std::fs::write(&path, content).unwrap();
+        let (size, sha256) = sha256_file(&path).unwrap();
+        (name, path, size, sha256)
+    };
     for package in &packages {
         first.releases(package).await.unwrap();
         for minor in 0..10 {
             let version = v(&format!("1.{minor}"));
-            first.create(package, &version, &meta()).await.unwrap();
-            let mut info = None;
+            let mut info = info(&version.to_string());
+            info.package = package.clone();
+            let r = first.create(&info).await.unwrap();
+            info.locked = Some(hermit_pex::release::LockRecord {
+                sha256: "a".repeat(64),
+                size: 1,
+                pins: vec![],
+                pure: false,
+                binaries: vec![],
+                test: String::new(),
+            });
+            let lock = upload(
+                hermit_pex::release::info::lock_asset(package),
+                format!("lock {package} {minor}"),
+            );
+            let mut assets = vec![lock];
             for p in Platform::ALL {
-                let path = dir.path().join(format!("{package}-{minor}-{p}"));
-                std::fs::write(&path, format!("{package} {minor} {p}")).unwrap();
-                let (size, sha256) = sha256_file(&path).unwrap();
-                let name = package.asset_name(p);
-                first
-                    .upload(
-                        package,
-                        &version,
-                        Upload {
-                            name: &name,
-                            path: &path,
-                            size,
-                            sha256: &sha256,
-                        },
-                    )
-                    .await
-                    .unwrap();
-                info.get_or_insert_with(|| hermit_pex::build::BuildInfo {
-                    package: package.clone(),
-                    version: version.clone(),
-                    python: meta().python,
-                    config_version: None,
-                    requirements: vec![],
-                    lock: vec![],
-                    pure: false,
-                    pex_version: "x".into(),
-                    pip_version: "x".into(),
-                    pex_options: vec![],
-                    platforms: Default::default(),
-                    built_at: 0,
-                });
+                assets.push(upload(
+                    package.asset_name(p),
+                    format!("{package} {minor} {p}"),
+                ));
+                assets.push(upload(
+                    hermit_pex::release::info::record_asset(package, p),
+                    format!("record {package} {minor} {p}"),
+                ));
             }
-            first.put_build_info(&info.unwrap()).await.unwrap();
-            first.publish(package, &version).await.unwrap();
+            for (i, (name, path, size, sha256)) in assets.iter().enumerate() {
+                let up = Upload {
+                    name,
+                    path,
+                    size: *size,
+                    sha256,
+                };
+                first.upload(&r, up).await.unwrap();
+                if i == 0 {
+                    first.record(&r, &info).await.unwrap(); // the lock, recorded
+                }
+            }
+            first.publish(&r, &info).await.unwrap();
         }
     }
     first.refresh_cache().await.unwrap();
@@ -407,7 +494,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
         s.update,
         s.list
     );
-    assert_eq!((s.create, s.upload, s.update, s.list), (30, 120, 60, 2));
+    assert_eq!((s.create, s.upload, s.update, s.list), (30, 270, 60, 2));
 
     let second = store(&fake, dir.path());
     for package in &packages {

@@ -12,14 +12,15 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use clap::Parser;
+use hermit_pex::cli::controller::ControllerArgs;
 use hermit_pex::cli::{Cli, Command as Cmd, LogFormat};
-use hermit_pex::controller::jobs::{JobSettings, PlatformTable, build_args, build_job};
-use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
-use hermit_pex::controller::run::ControllerArgs;
-use hermit_pex::controller::status::{
-    JobObservation, JobState, ManifestReport, Observed, Problem, compute,
+use hermit_pex::controller::jobs::{
+    JobFor, JobSettings, JobStep, PlatformTable, step_args, step_job,
 };
+use hermit_pex::controller::resource::{FailureRecord, PythonPackage, PythonPackageSpec};
+use hermit_pex::controller::status::{ManifestReport, Observed, Problem, Trouble, compute};
 use hermit_pex::names::{Platform, PythonMinor};
+use hermit_pex::release::ReleaseId;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
@@ -1276,44 +1277,59 @@ fn the_builder_image_runs_what_a_build_job_asks() {
     // The Job settings the chart's default install gives the controller.
     let a = controller(&template(&[]));
     let settings = JobSettings {
-        image: a.builder_image.clone(),
-        repository: a.repository.clone(),
         token_secret: (a.token_secret.clone(), a.token_key.clone()),
         index_url: a.index.index_url.clone(),
+        github_api_url: a.github.github_api_url.clone(),
+        github_url: a.github.github_url.clone(),
+        build_timeout: a.build_timeout,
+        test_timeout: a.test_timeout,
         cache_claim: a.cache_claim.clone(),
-        resources: None,
         active_deadline_seconds: a.job_deadline_seconds,
         backoff_limit: a.job_backoff_limit,
         ttl_seconds_after_finished: a.job_ttl_seconds,
         service_account: a.builder_service_account.clone(),
+        ..JobSettings::new(&a.builder_image, &a.repository)
     };
     let version = "0.86.2".parse().unwrap();
-    for p in ["linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64"] {
+    let release = ReleaseId("7".into());
+    let lock = JobStep::Lock {
+        platforms: Platform::ALL.to_vec(),
+    };
+    let steps =
+        ["linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64"].map(|p| JobStep::Build {
+            platform: platform(p),
+        });
+    for step in std::iter::once(lock).chain(steps) {
         let python = PythonMinor::new(12).unwrap();
-        let args = build_args(&resource, &version, python, platform(p), &settings);
-        let argv: Vec<String> = entry[1..].iter().cloned().chain(args).collect();
-        match cli(&argv).command {
-            Cmd::Build(b) => {
-                assert_eq!(b.package.to_string(), "aider-chat");
-                assert_eq!(b.platform, platform(p));
-                assert_eq!(
-                    b.release.repository.as_deref(),
-                    Some("example-org/hermit-tools")
-                );
-                assert_eq!(b.index.cache_dir.as_deref(), Some(Path::new("/cache")));
-            }
-            _ => panic!("{argv:?} is not `build`"),
-        }
-        // The Job leaves the command to the image and runs as the image's user.
-        let job = build_job(
-            &resource,
-            &version,
+        let what = JobFor {
+            version: &version,
             python,
-            platform(p),
-            &PlatformTable::default(),
-            &settings,
-        )
-        .unwrap();
+            release: &release,
+            step: step.clone(),
+        };
+        let args = step_args(&resource, &what, &settings);
+        let argv: Vec<String> = entry[1..].iter().cloned().chain(args).collect();
+        let (step_args, platforms) = match cli(&argv).command {
+            Cmd::Build(b) => (b.step, vec![b.platform]),
+            Cmd::Lock(l) => (l.step, l.platforms),
+            _ => panic!("{argv:?} is not `lock` or `build`"),
+        };
+        assert_eq!(step_args.package.to_string(), "aider-chat");
+        match &step {
+            JobStep::Build { platform } => assert_eq!(platforms, [*platform]),
+            JobStep::Lock { platforms: all } => assert_eq!(&platforms, all),
+        }
+        assert_eq!(step_args.release_id, "7");
+        assert_eq!(
+            step_args.release.repository.as_deref(),
+            Some("example-org/hermit-tools")
+        );
+        assert_eq!(
+            step_args.index.cache_dir.as_deref(),
+            Some(Path::new("/cache"))
+        );
+        // The Job leaves the command to the image and runs as the image's user.
+        let job = step_job(&resource, &what, &PlatformTable::default(), &settings).unwrap();
         let pod = job.spec.unwrap().template.spec.unwrap();
         assert!(pod.containers[0].command.is_none());
         assert_eq!(
@@ -1583,18 +1599,20 @@ fn the_readme_argocd_health_check_follows_the_status() {
         .unwrap();
     fn observed<'a>(
         generation: i64,
-        jobs: &'a [JobObservation],
+        (running, trouble): (u32, &'a [Trouble]),
         suspended: bool,
         error: Option<Problem>,
     ) -> Observed<'a> {
         Observed {
             generation,
             plan: None,
-            jobs,
+            running,
             no_node: &[],
+            trouble,
             suspended,
             error,
             manifest: ManifestReport::default(),
+            requested_at: None,
             previous: None,
             now: Time(k8s_openapi::jiff::Timestamp::now()),
         }
@@ -1604,42 +1622,41 @@ fn the_readme_argocd_health_check_follows_the_status() {
             error: Some("push rejected".into()),
             ..ManifestReport::default()
         },
-        ..observed(2, &[], false, None)
+        ..observed(2, (0, &[]), false, None)
     };
-    let version: pep440_rs::Version = "6.0".parse().unwrap();
-    let running = [JobObservation {
-        version: version.clone(),
-        platform: platform("linux-amd64"),
-        state: JobState::Running,
-    }];
-    let failed = [JobObservation {
-        version,
-        platform: platform("darwin-arm64"),
-        state: JobState::Failed {
+    let running = (1, &[][..]);
+    let failure = [Trouble {
+        version: "6.0".parse().unwrap(),
+        record: FailureRecord {
+            version: "6.0".into(),
+            platform: Some("darwin-arm64".into()),
             reason: "OOMKilled".into(),
             message: "the build pod ran out of memory".into(),
         },
+        permanent: true,
     }];
+    let failed = (0, &failure[..]);
+    let none = (0, &[][..]);
     let cases: Vec<(&str, Value, &str)> = vec![
         ("no status yet", package_with(1, None, false), "Progressing"),
         (
             "released",
-            package_with(2, Some(observed(2, &[], false, None)), false),
+            package_with(2, Some(observed(2, none, false, None)), false),
             "Healthy",
         ),
         (
             "released, but for an older generation",
-            package_with(3, Some(observed(2, &[], false, None)), false),
+            package_with(3, Some(observed(2, none, false, None)), false),
             "Progressing",
         ),
         (
             "building",
-            package_with(2, Some(observed(2, &running, false, None)), false),
+            package_with(2, Some(observed(2, running, false, None)), false),
             "Progressing",
         ),
         (
             "a build failed for good",
-            package_with(2, Some(observed(2, &failed, false, None)), false),
+            package_with(2, Some(observed(2, failed, false, None)), false),
             "Degraded",
         ),
         (
@@ -1648,7 +1665,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
                 2,
                 Some(observed(
                     2,
-                    &[],
+                    none,
                     false,
                     Some(Problem::Unavailable("index: 503".into())),
                 )),
@@ -1662,7 +1679,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
                 2,
                 Some(observed(
                     2,
-                    &[],
+                    none,
                     false,
                     Some(Problem::Invalid("tool: no such project".into())),
                 )),
@@ -1672,7 +1689,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
         ),
         (
             "suspended",
-            package_with(2, Some(observed(2, &[], true, None)), true),
+            package_with(2, Some(observed(2, none, true, None)), true),
             "Suspended",
         ),
         (
@@ -1688,7 +1705,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
     }
     let hs = run_lua(
         health,
-        &package_with(2, Some(observed(2, &failed, false, None)), false),
+        &package_with(2, Some(observed(2, failed, false, None)), false),
     );
     assert!(
         hs["message"].as_str().unwrap().contains("builds failed"),

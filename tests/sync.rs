@@ -143,7 +143,7 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
             &std::fs::read(s.release_dir(&tag).join("build-info.json")).unwrap(),
         )
         .unwrap();
-        assert_eq!(info["pure"], true, "{info}");
+        assert_eq!(info["locked"]["pure"], true, "{info}");
         let targets: Vec<&str> = Platform::ALL
             .iter()
             .map(|p| info["platforms"][p.to_string()]["target"].as_str().unwrap())
@@ -153,7 +153,11 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
             ["interpreter", "universal", "universal", "universal"],
             "one pex build for four platforms"
         );
-        assert_eq!(info["lock"][0], format!("tiny-tool=={version}"));
+        assert_eq!(info["locked"]["pins"][0], format!("tiny-tool=={version}"));
+        assert_eq!(
+            info["platforms"]["linux-amd64"]["test"]["outcome"], "passed",
+            "tested on its own platform before upload: {info}"
+        );
     }
 
     let tarball = s
@@ -186,9 +190,11 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
     assert_eq!(s.manifest("tiny-tool").unwrap(), text);
 }
 
+/// A dependency with a wheel for linux-x86_64 only: the other platforms cannot exist (no
+/// rebuild changes that), so the version is released and listed for the one it has; once the
+/// index has a wheel for another, a retry adds it and leaves the rest alone.
 #[test]
-fn a_dependency_with_only_a_linux_x86_64_wheel_fails_the_other_platforms_and_keeps_the_host_build()
-{
+fn a_version_is_released_for_the_platforms_its_dependencies_have_wheels_for() {
     let config = "package: needs-native\nbinaries: [needs-native]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
     let s = Sandbox::new(
         &[("needs-native", config)],
@@ -202,7 +208,7 @@ fn a_dependency_with_only_a_linux_x86_64_wheel_fails_the_other_platforms_and_kee
         ],
     );
     let (code, _, stderr) = s.sync(&[]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 1, "something did not build: {stderr}");
     for platform in ["linux-arm64", "darwin-amd64", "darwin-arm64"] {
         let line = stderr
             .lines()
@@ -214,11 +220,18 @@ fn a_dependency_with_only_a_linux_x86_64_wheel_fails_the_other_platforms_and_kee
         );
     }
     let release = s.release_json("needs-native-v1.0");
-    assert_eq!(release["state"], "draft");
-    let assets = release["assets"].as_object().unwrap();
-    assert_eq!(
-        assets.keys().collect::<Vec<_>>(),
-        ["needs-native-linux-amd64.tar.gz"]
+    assert_eq!(release["state"], "published", "{stderr}");
+    let info: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(s.release_dir("needs-native-v1.0").join("build-info.json")).unwrap(),
+    )
+    .unwrap();
+    let missing = info["missing"].as_object().unwrap();
+    assert_eq!(missing.len(), 3, "{info}");
+    assert!(
+        missing["darwin-arm64"]
+            .as_str()
+            .unwrap()
+            .contains("native-dep")
     );
     let tarball = s
         .release_dir("needs-native-v1.0")
@@ -227,10 +240,53 @@ fn a_dependency_with_only_a_linux_x86_64_wheel_fails_the_other_platforms_and_kee
         run_launcher(&tarball, "needs-native", &[]),
         "needs-native 1.0\n"
     );
-    assert_eq!(
-        s.manifest("needs-native"),
-        None,
-        "an incomplete version is never listed"
+    let text = s.manifest("needs-native").expect("listed");
+    let resolve = |os: &str, arch: &str| {
+        common::hermit_resolve::resolve(&text, "1.0", os, arch)
+            .unwrap()
+            .source
+    };
+    assert!(resolve("linux", "amd64").is_some(), "{text}");
+    for (os, arch) in [("linux", "arm64"), ("darwin", "amd64"), ("darwin", "arm64")] {
+        assert_eq!(
+            resolve(os, arch),
+            None,
+            "not supported on {os}-{arch}: {text}"
+        );
+    }
+
+    // Nothing new: the platforms that cannot exist are not tried again.
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("nothing to do"), "{stderr}");
+
+    // A wheel for linux-aarch64 appears; a retry adds that platform only.
+    let amd64 = std::fs::read(&tarball).unwrap();
+    make_wheel(
+        &s.path().join("index"),
+        "native-dep",
+        "1.0",
+        &["--tag", "cp312-cp312-manylinux_2_17_aarch64"],
+    );
+    let (code, _, stderr) = s.sync(&["--retry-missing"]);
+    assert_eq!(code, 1, "darwin still cannot exist: {stderr}");
+    let text = s.manifest("needs-native").unwrap();
+    assert!(
+        common::hermit_resolve::resolve(&text, "1.0", "linux", "arm64")
+            .unwrap()
+            .source
+            .is_some(),
+        "{stderr}\n{text}"
+    );
+    assert_eq!(std::fs::read(&tarball).unwrap(), amd64, "never replaced");
+    let info: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(s.release_dir("needs-native-v1.0").join("build-info.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["missing"].as_object().unwrap().len(), 2, "{info}");
+    assert!(
+        info["platforms"]["linux-arm64"]["sha256"].is_string(),
+        "{info}"
     );
 }
 
@@ -288,10 +344,8 @@ fn a_killed_build_leaves_no_asset_and_the_next_sync_completes_the_release() {
         "{stderr}"
     );
     let release = s.release_json("tiny-tool-v1.0");
-    assert!(
-        release["assets"].as_object().unwrap().is_empty(),
-        "{release}"
-    );
+    let assets: Vec<&String> = release["assets"].as_object().unwrap().keys().collect();
+    assert_eq!(assets, ["tiny-tool.lock.json"], "the lock only: {release}");
     assert_eq!(s.manifest("tiny-tool"), None);
 
     // And a copy that was cut short, without a recorded digest, is replaced.
@@ -302,9 +356,19 @@ fn a_killed_build_leaves_no_asset_and_the_next_sync_completes_the_release() {
 
     let (code, _, stderr) = s.sync(&[]);
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains("resolving"),
+        "built from the recorded lock: {stderr}"
+    );
     let release = s.release_json("tiny-tool-v1.0");
     assert_eq!(release["state"], "published");
-    assert_eq!(release["assets"].as_object().unwrap().len(), 4);
+    let tarballs = release["assets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with(".tar.gz"))
+        .count();
+    assert_eq!(tarballs, 4);
     assert_ne!(std::fs::read(&junk).unwrap(), b"half a tarball");
     let package = PackageName::new("tiny-tool").unwrap();
     assert!(
@@ -419,8 +483,10 @@ fn manifests_are_committed_to_a_git_repository_at_its_root_once() {
     assert_eq!(log().len(), 2, "only the hand edit");
 }
 
+/// A build whose test fails on its own platform is not uploaded: the version stays a draft (so
+/// a fixed config can build it again) and the manifest keeps the versions before it.
 #[test]
-fn a_release_that_fails_its_test_is_left_out_of_the_manifest() {
+fn a_version_that_fails_its_test_is_never_published_or_listed() {
     let s = Sandbox::new(
         &[("tiny-tool", TINY)],
         &[
@@ -442,16 +508,21 @@ fn a_release_that_fails_its_test_is_left_out_of_the_manifest() {
     assert_eq!(code, 1, "{stderr}");
     let line = stderr
         .lines()
-        .find(|l| l.starts_with("tiny-tool 2.0") && l.contains("left out of the manifest"))
+        .find(|l| l.starts_with("tiny-tool 2.0") && l.contains("the test failed before upload"))
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(
         line.contains("tiny-tool --help") && line.contains("exit 3"),
         "{line}"
     );
-    assert_eq!(
-        s.release_json("tiny-tool-v2.0")["state"],
-        "published",
-        "the release itself is complete"
+    let release = s.release_json("tiny-tool-v2.0");
+    assert_eq!(release["state"], "draft");
+    assert!(
+        release["assets"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.ends_with(".tar.gz")),
+        "nothing uploaded: {release}"
     );
     let existing = hermit::read(&s.manifest("tiny-tool").unwrap()).unwrap();
     let versions: Vec<String> = existing.versions.keys().map(|v| v.to_string()).collect();
@@ -480,7 +551,7 @@ fn a_python_the_host_lacks_is_built_from_complete_platforms_and_says_so() {
     if local.is_none() {
         assert_eq!(host, "complete_platform", "{info}");
         assert!(
-            stderr.contains("not tried before listing: no local CPython 3.14"),
+            stderr.contains("listed without its test having run: no local CPython 3.14"),
             "{stderr}"
         );
     } else {
@@ -493,50 +564,104 @@ fn a_python_the_host_lacks_is_built_from_complete_platforms_and_says_so() {
     );
 }
 
+/// `hermit-pex lock` and `hermit-pex build`, what the Jobs run, by hand: into a draft `sync`
+/// made for the same config, which they find by its id and check before writing.
 #[test]
-fn build_makes_one_platform_of_one_version_for_a_job_or_by_hand() {
-    let s = Sandbox::new(&[], &[("tiny-tool", "1.0", TINY_FLAGS)]);
-    let cache = shared_cache().display().to_string();
-    let args = [
-        "build",
-        "--package",
-        "tiny-tool",
-        "--version",
-        "1.0",
-        "--python",
-        "3.12",
-        "--platform",
-        "linux-amd64",
-        "--binary",
-        "tiny-tool",
-        "--binary",
-        "tiny-admin",
-        "--index-url",
-        &s.url,
-        "--cache-dir",
-        &cache,
+fn lock_and_build_write_into_the_draft_they_are_given_and_nothing_else() {
+    let config = "package: needs-native\nbinaries: [needs-native]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
+    let wheels: Vec<(&str, &str, &[&str])> = vec![
+        (
+            "native-dep",
+            "1.0",
+            &["--tag", "cp312-cp312-manylinux_2_17_x86_64"],
+        ),
+        (
+            "native-dep",
+            "1.0",
+            &["--tag", "cp312-cp312-manylinux_2_17_aarch64"],
+        ),
+        ("needs-native", "1.0", &["--requires", "native-dep"]),
     ];
-    let (code, _, stderr) = hermit_pex(&args, s.path());
+    let s = Sandbox::new(&[("needs-native", config)], &wheels);
+    // The draft, locked, with linux-amd64 built.
+    let (code, _, stderr) = s.sync(&["--platforms", "linux-amd64"]);
     assert_eq!(code, 0, "{stderr}");
-    let release = s.release_json("tiny-tool-v1.0");
+    let cache = shared_cache().display().to_string();
+    let step = |command: &str, platform: &str, release: &str| -> Vec<String> {
+        [
+            command,
+            "--package",
+            "needs-native",
+            "--version",
+            "1.0",
+            "--python",
+            "3.12",
+            "--release-id",
+            release,
+            "--platform",
+            platform,
+            "--binary",
+            "needs-native",
+            "--index-url",
+            &s.url,
+            "--cache-dir",
+            &cache,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let run = |args: &[String]| {
+        hermit_pex(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            s.path(),
+        )
+    };
+    let args = step("build", "linux-arm64", "needs-native-v1.0");
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains("resolving"),
+        "from the recorded lock: {stderr}"
+    );
+    let release = s.release_json("needs-native-v1.0");
     assert_eq!(
         release["state"], "draft",
-        "the controller publishes once every platform is there"
+        "publishing is the controller's (or sync's), once every platform is there"
     );
     let assets: Vec<&String> = release["assets"].as_object().unwrap().keys().collect();
-    assert_eq!(assets, ["tiny-tool-linux-amd64.tar.gz"]);
-    let tarball = s
-        .release_dir("tiny-tool-v1.0")
-        .join("tiny-tool-linux-amd64.tar.gz");
-    assert_eq!(run_launcher(&tarball, "tiny-admin", &[]), "tiny-tool 1.0\n");
+    assert!(
+        assets.contains(&&"needs-native-linux-arm64.tar.gz".to_owned())
+            && assets.contains(&&"needs-native-linux-arm64.build.json".to_owned()),
+        "{assets:?}"
+    );
 
-    let (code, _, stderr) = hermit_pex(&args, s.path());
+    let (code, _, stderr) = run(&args);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("already built"), "{stderr}");
 
-    let mut bad = args;
-    bad[2] = "x;rm";
-    let (code, _, stderr) = hermit_pex(&bad, s.path());
+    // The lock step on a locked draft: nothing to resolve, nothing pure to build.
+    let (code, _, stderr) = run(&step("lock", "linux-amd64", "needs-native-v1.0"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("resolving"), "{stderr}");
+
+    // Another release's id, or other settings than the draft was made for: refused, nothing written.
+    let before = s.release_json("needs-native-v1.0");
+    let (code, _, stderr) = run(&step("build", "darwin-arm64", "needs-native-v2.0"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--release-id needs-native-v2.0"),
+        "{stderr}"
+    );
+    let mut other = step("build", "darwin-arm64", "needs-native-v1.0");
+    other.extend(["--extra-package".into(), "six".into()]);
+    let (code, _, stderr) = run(&other);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("made for other settings"), "{stderr}");
+    assert_eq!(s.release_json("needs-native-v1.0"), before);
+
+    let mut bad = step("build", "linux-amd64", "needs-native-v1.0");
+    bad[2] = "x;rm".into();
+    let (code, _, stderr) = run(&bad);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("--package") && stderr.contains("not a PyPI project name"),

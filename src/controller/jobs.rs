@@ -161,6 +161,30 @@ pub struct JobSettings {
     pub service_account: Option<String>,
 }
 
+impl JobSettings {
+    /// The chart's defaults, for `image` releasing to `repository` on github.com from PyPI.
+    pub fn new(image: &str, repository: &str) -> Self {
+        Self {
+            image: image.into(),
+            repository: repository.into(),
+            github_api_url: "https://api.github.com/".into(),
+            github_url: "https://github.com".into(),
+            token_secret: ("hermit-pex-github".into(), "token".into()),
+            index_url: crate::pypi::DEFAULT_INDEX_URL.into(),
+            build_timeout: 1800,
+            test_timeout: 300,
+            verbosity: 0,
+            log_format: "text".into(),
+            cache_claim: None,
+            resources: None,
+            active_deadline_seconds: 7200,
+            backoff_limit: 2,
+            ttl_seconds_after_finished: 86_400,
+            service_account: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
     #[error("the platform table has no entry for {0}: add one (a node pool, or cross: true)")]

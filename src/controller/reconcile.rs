@@ -78,11 +78,11 @@ impl Subject<'_> {
     }
 
     /// The spec or the retry request changed since the status was written: platforms recorded
-    /// as impossible are tried again.
+    /// as impossible are tried again (once: the status then records this generation).
     fn retry_requested(&self) -> bool {
-        let previous = self.pkg.status.as_ref();
-        previous.and_then(|p| p.observed_generation) != Some(self.generation)
-            || previous.and_then(|p| p.requested_at.clone()) != self.requested_at()
+        self.pkg.status.as_ref().is_some_and(|p| {
+            p.observed_generation != Some(self.generation) || p.requested_at != self.requested_at()
+        })
     }
 }
 

@@ -499,13 +499,13 @@ fn a_pure_lock_step_builds_everything_so_nothing_else_starts_while_it_runs() {
     let running = work(&draft, WorkKind::Lock, WorkState::Running);
     let vp = one(&s, "2.0", std::slice::from_ref(&draft), &[running]);
     assert!(vp.steps.is_empty(), "{:?}", vp.steps);
-    // Once it is done, a platform it did not upload is built on its own.
+    // A platform it did not upload is built by that step again, never per platform.
     let vp = one(&s, "2.0", &[built(draft, &ALL[..3])], &[]);
     assert_eq!(
         vp.steps,
-        [Step::Build {
+        [Step::Lock {
             release: id(1),
-            platform: ALL[3]
+            platforms: vec![ALL[3]]
         }]
     );
 }

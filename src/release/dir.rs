@@ -268,9 +268,10 @@ impl ReleaseStore for DirStore {
         let mut file = self
             .read(tag)?
             .ok_or(StoreError::NoRelease { tag: tag.clone() })?;
+        // The build info first: a run killed in between leaves a complete draft. A published
+        // release's build info is only ever amended with a platform built since.
+        self.write_json(&self.root.join(tag).join(INFO_FILE), info)?;
         if file.state != ReleaseState::Published {
-            // The build info first: a run killed in between leaves a complete draft.
-            self.write_json(&self.root.join(tag).join(INFO_FILE), info)?;
             file.state = ReleaseState::Published;
             self.write_json(&self.root.join(tag).join(RELEASE_FILE), &file)?;
         }

@@ -758,14 +758,24 @@ impl ReleaseStore for GitHubStore {
 
     async fn publish(&self, release: &Release, info: &BuildInfo) -> Result<(), StoreError> {
         let gh = self.gh_release(&release.id).await?;
+        let body = release_body(&info.package, &info.version, info);
         if !gh.draft && !gh.prerelease {
+            // Published already: only its build info is amended (a platform built since).
+            if gh.body.as_deref() != Some(body.as_str()) {
+                self.patch_release(
+                    *gh.id,
+                    serde_json::json!({ "body": body }),
+                    "amend the build info",
+                )
+                .await?;
+            }
             return Ok(());
         }
         // Several packages share a repository: "latest" would mean nothing, so no release is
         // marked latest (and an older version never is). The build info goes in the same
         // write: a release is never public without it.
         let body = serde_json::json!({
-            "body": release_body(&info.package, &info.version, info),
+            "body": body,
             "draft": false,
             "prerelease": false,
             "make_latest": "false",
@@ -834,6 +844,10 @@ impl ReleaseStore for GitHubStore {
                     .await
                     .map_err(|e| StoreError::Other(e.to_string()))?;
             }
+            // tokio's File writes in the background: what is not flushed may not be there yet.
+            tokio::io::AsyncWriteExt::flush(&mut file)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?;
             return Ok(into.to_owned());
         }
         if !status.is_success() {
@@ -854,6 +868,9 @@ impl ReleaseStore for GitHubStore {
                     .map_err(|e| StoreError::Other(e.to_string()))?;
             }
         }
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
         Ok(into.to_owned())
     }
 

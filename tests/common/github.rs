@@ -43,6 +43,13 @@ pub enum Fault {
     /// The next upload reads the body, leaves a half-written asset in state "starter" and answers
     /// 502, as GitHub does when an upload breaks: the name stays taken until that asset is deleted.
     BrokenUpload,
+    /// The request is carried out, then its answer is lost: `status` comes back instead (a
+    /// proxy's 502 after GitHub made the release).
+    Lost {
+        method: &'static str,
+        path_contains: &'static str,
+        status: u16,
+    },
 }
 
 impl Fault {
@@ -59,6 +66,11 @@ impl Fault {
                 ..
             } => (*method, *path_contains),
             Fault::BrokenUpload => ("POST", "/uploads/"),
+            Fault::Lost {
+                method,
+                path_contains,
+                ..
+            } => (*method, *path_contains),
         };
         (m == "*" || m.eq_ignore_ascii_case(method)) && path_and_query.contains(p)
     }
@@ -359,6 +371,24 @@ async fn serve(
 
 impl GhState {
     fn route(&mut self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+        let lost = self.faults.iter().position(|f| {
+            matches!(f, Fault::Lost { .. }) && f.matches(method.as_str(), path_and_query)
+        });
+        if let Some(Fault::Lost { status, .. }) = lost.and_then(|i| self.faults.remove(i)) {
+            let _ = self.route_once(method, uri, headers, body);
+            return msg(status, "Bad Gateway");
+        }
+        self.route_once(method, uri, headers, body)
+    }
+
+    fn route_once(
+        &mut self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Reply {
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -368,10 +398,9 @@ impl GhState {
             return msg(401, "Bad credentials");
         }
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-        let fault = self
-            .faults
-            .iter()
-            .position(|f| f.matches(method.as_str(), path_and_query));
+        let fault = self.faults.iter().position(|f| {
+            !matches!(f, Fault::Lost { .. }) && f.matches(method.as_str(), path_and_query)
+        });
         let mut broken_upload = false;
         match fault.and_then(|i| self.faults.remove(i)) {
             Some(Fault::Status { status, .. }) => {
@@ -390,7 +419,7 @@ impl GhState {
                 return r;
             }
             Some(Fault::BrokenUpload) => broken_upload = true,
-            None => {}
+            Some(Fault::Lost { .. }) | None => {}
         }
 
         let query = parse_query(uri.query().unwrap_or(""));

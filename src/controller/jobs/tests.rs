@@ -15,22 +15,10 @@ const SPEC: &str = "package: aider-chat\nbinaries: [aider]\nextra_packages: [\"s
 
 fn settings() -> JobSettings {
     JobSettings {
-        image: "ghcr.io/hermit-pex/builder:0.1.0".into(),
-        repository: "acme/tools".into(),
-        github_api_url: "https://api.github.com/".into(),
-        github_url: "https://github.com".into(),
         token_secret: ("github".into(), "token".into()),
-        index_url: "https://pypi.org/simple/".into(),
-        build_timeout: 1800,
-        test_timeout: 300,
-        verbosity: 0,
-        log_format: "text".into(),
-        cache_claim: None,
-        resources: None,
         active_deadline_seconds: 3600,
-        backoff_limit: 2,
-        ttl_seconds_after_finished: 86_400,
         service_account: Some("hermit-pex-builder".into()),
+        ..JobSettings::new("ghcr.io/hermit-pex/builder:0.1.0", "acme/tools")
     }
 }
 
