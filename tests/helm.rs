@@ -1267,7 +1267,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
     let builder = &stages["builder"];
 
     let spec: PythonPackageSpec = serde_norway::from_str(
-        "package: aider-chat\nbinaries: [aider]\nextra_packages: [\"setuptools<80.9\"]\nconfig_version: 2\nversions:\n  - {version: \"0.83.1\", python: \"3.12\"}\n",
+        "package: aider-chat\nbinaries: [aider]\nextraPackages: [\"setuptools<80.9\"]\nconfigVersion: 2\nversions:\n  - {version: \"0.83.1\", python: \"3.12\"}\n",
     )
     .unwrap();
     let mut resource = PythonPackage::new("aider-chat", spec);

@@ -51,6 +51,7 @@ pub async fn build_command(args: crate::cli::BuildArgs) -> anyhow::Result<std::p
         prereleases: true,
         platforms: None,
         config_version: args.config_version,
+        partial_platforms: None,
     };
     if let Err(e) = crate::names::check_release_version(&args.version) {
         eprintln!("error: --version: {e}");
