@@ -479,7 +479,11 @@ mod tests {
         assert!(err.len() < 400, "{} characters", err.len());
         assert!(err.contains("(999900 more characters)"), "{err}");
         let line = format!("{}\n", "y".repeat(150));
-        assert!(shown(&line).ends_with("… (51 more characters)"), "{}", shown(&line));
+        assert!(
+            shown(&line).ends_with("… (51 more characters)"),
+            "{}",
+            shown(&line)
+        );
     }
 
     #[test]

@@ -15,9 +15,7 @@ use pep508_rs::Requirement;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::names::{
-    BinaryName, PackageName, Platform, PythonMinor, check_release_version, shown,
-};
+use crate::names::{BinaryName, PackageName, Platform, PythonMinor, check_release_version, shown};
 pub use text::{MAX_CONFIG_BYTES, MAX_FLOW_OPENERS, shorten};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -77,7 +75,10 @@ fn non_empty_binaries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Bina
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a list of console script names, e.g. [aider]")
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut binaries = Vec::new();
             while let Some(b) = seq.next_element()? {
                 binaries.push(b);
@@ -508,8 +509,8 @@ fn first_line(s: &str) -> &str {
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
     for path in paths {
-        let meta =
-            std::fs::metadata(path).map_err(|e| format!("{}: {}", path.display(), text::unreadable(path, &e)))?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {}", path.display(), text::unreadable(path, &e)))?;
         if !meta.is_dir() {
             found.push(path.clone());
         } else if present(&path.join("config.yaml")) {

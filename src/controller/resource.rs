@@ -143,8 +143,7 @@ impl PythonPackageSpec {
             }
         }
         strings_only(&config)?;
-        let package = PackageSpec::deserialize(Value::Object(config))
-            .map_err(|e| in_resource_words(&e.to_string()))?;
+        let package = parse_config(&config)?;
         Ok(Self {
             package,
             interval,
@@ -225,7 +224,20 @@ fn strings_only(config: &Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
-/// The config parser's error, with field names as a resource spells them and the cluster
+/// The config fields go through the config file's parser (as YAML text), which names the field
+/// of any problem (`versions[0].version: ...`), cuts long values and refuses oversized input.
+fn parse_config(config: &Map<String, Value>) -> Result<PackageSpec, String> {
+    let text = serde_norway::to_string(config).map_err(|e| e.to_string())?;
+    crate::spec::parse(&text).map_err(|p| {
+        let message = in_resource_words(&p.message);
+        match p.field.as_str() {
+            "" => message,
+            field => format!("{}: {message}", resource_field(field)),
+        }
+    })
+}
+
+/// The config parser's message, with field names as a resource spells them and the cluster
 /// fields among the expected ones.
 fn in_resource_words(message: &str) -> String {
     let mut message = crate::spec::shorten(message);
@@ -234,7 +246,10 @@ fn in_resource_words(message: &str) -> String {
     }
     if message.starts_with("unknown field") {
         let cluster: Vec<String> = CLUSTER_FIELDS.iter().map(|f| format!("`{f}`")).collect();
-        message.push_str(&format!(", or one of the cluster fields {}", cluster.join(", ")));
+        message.push_str(&format!(
+            ", or one of the cluster fields {}",
+            cluster.join(", ")
+        ));
     }
     message
 }

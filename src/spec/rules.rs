@@ -198,7 +198,14 @@ mod tests {
 
     #[test]
     fn branches_follow_git_check_ref_format() {
-        for ok in ["main", "release/1.x", "feature-a_b", "v1.0", "a.b/c.d", "@x"] {
+        for ok in [
+            "main",
+            "release/1.x",
+            "feature-a_b",
+            "v1.0",
+            "a.b/c.d",
+            "@x",
+        ] {
             assert!(!BAD_BRANCH.is_match(ok), "{ok}");
         }
         for bad in [
@@ -236,15 +243,7 @@ mod tests {
             assert!(!BAD_DIR.is_match(ok), "{ok}");
         }
         for bad in [
-            "/etc",
-            "\\etc",
-            "..",
-            "../x",
-            "a/../..",
-            "a/..",
-            "..\\x",
-            "a\\..",
-            "a\nb",
+            "/etc", "\\etc", "..", "../x", "a/../..", "a/..", "..\\x", "a\\..", "a\nb",
         ] {
             assert!(BAD_DIR.is_match(bad), "{bad:?}");
         }
@@ -252,7 +251,12 @@ mod tests {
 
     #[test]
     fn release_repositories() {
-        for ok in ["acme/tools", "my-org/hermit-tools", "a/.github", "a/b.c_d-e"] {
+        for ok in [
+            "acme/tools",
+            "my-org/hermit-tools",
+            "a/.github",
+            "a/b.c_d-e",
+        ] {
             assert!(RELEASE_REPOSITORY.is_match(ok), "{ok}");
         }
         for bad in [
@@ -293,7 +297,10 @@ mod tests {
         let p = crate::names::PackageName::new("Cow_Say").unwrap();
         assert!(collides_with_pex("cow-say.pex", &p));
         assert!(collides_with_pex("Cow-Say.PEX", &p));
-        assert!(!collides_with_pex("cow_say.pex", &p), "not the tarball's name");
+        assert!(
+            !collides_with_pex("cow_say.pex", &p),
+            "not the tarball's name"
+        );
         assert!(!collides_with_pex("cow-say", &p));
     }
 }

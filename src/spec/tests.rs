@@ -173,9 +173,15 @@ fn empty_lists_and_duplicates_are_refused() {
             "platforms[1]"
         ]
     );
-    assert!(all[0].message.contains("listed twice (also binaries[0])"), "{:?}", all[0]);
     assert!(
-        all[1].message.contains("1.0.0 is the same as versions[0].version (1.0)"),
+        all[0].message.contains("listed twice (also binaries[0])"),
+        "{:?}",
+        all[0]
+    );
+    assert!(
+        all[1]
+            .message
+            .contains("1.0.0 is the same as versions[0].version (1.0)"),
         "PEP 440 equality, both spellings named: {:?}",
         all[1]
     );
@@ -219,7 +225,11 @@ fn binaries_are_bounded_unique_and_not_the_pex() {
         many.join(", ")
     ));
     assert_eq!(p.field, "binaries");
-    assert!(p.message.contains("has 65 entries; at most 64"), "{}", p.message);
+    assert!(
+        p.message.contains("has 65 entries; at most 64"),
+        "{}",
+        p.message
+    );
 
     for pex in ["cowsay.pex", "CowSay.PEX"] {
         let p = problem(&format!(
@@ -245,7 +255,12 @@ fn test_must_start_with_a_binary_and_be_one_line() {
     ] {
         let p = problem(&format!("{MINIMAL}test: \"{bad}\"\n"));
         assert_eq!(p.field, "test", "{bad}");
-        assert!(p.message.contains("must start with one of binaries (cowsay)"), "{}", p.message);
+        assert!(
+            p.message
+                .contains("must start with one of binaries (cowsay)"),
+            "{}",
+            p.message
+        );
     }
     for ok in ["cowsay", "cowsay --help", "cowsay -t 'a b'"] {
         parse(&format!("{MINIMAL}test: \"{ok}\"\n"))
@@ -345,8 +360,22 @@ fn versions_are_public_pep440_versions_as_the_crd_takes_them() {
     for prefix in ["", "v", "V"] {
         for epoch in ["", "1!", "0!"] {
             for release in ["1", "1.0", "0.83.1", "2024.1", "01.2"] {
-                for pre in ["", "a1", "b2", "rc1", "c3", ".alpha", "-beta.2", "_preview3", "pre", "RC1", ".rc.1"] {
-                    for post in ["", ".post1", "-1", "post", "_rev2", ".r3", "-post-4", "POST5"] {
+                for pre in [
+                    "",
+                    "a1",
+                    "b2",
+                    "rc1",
+                    "c3",
+                    ".alpha",
+                    "-beta.2",
+                    "_preview3",
+                    "pre",
+                    "RC1",
+                    ".rc.1",
+                ] {
+                    for post in [
+                        "", ".post1", "-1", "post", "_rev2", ".r3", "-post-4", "POST5",
+                    ] {
                         for dev in ["", ".dev0", "dev", "-dev_1", "DEV2"] {
                             let v = format!("{prefix}{epoch}{release}{pre}{post}{dev}");
                             assert!(rules::PUBLIC_VERSION.is_match(&v), "{v}");
@@ -363,7 +392,11 @@ fn versions_are_public_pep440_versions_as_the_crd_takes_them() {
 
 #[test]
 fn a_float_version_is_quoted_as_written() {
-    for (written, quoted) in [("6.0", "\"6.0\""), ("1.10", "\"1.10\""), ("2.50", "\"2.50\"")] {
+    for (written, quoted) in [
+        ("6.0", "\"6.0\""),
+        ("1.10", "\"1.10\""),
+        ("2.50", "\"2.50\""),
+    ] {
         let p = problem(&format!(
             "package: x\nversions:\n  - version: {written}\n    python: \"3.12\"\n"
         ));
@@ -384,7 +417,8 @@ fn a_config_that_is_not_a_mapping_says_so() {
         let p = problem(text);
         assert_eq!(p.field, "", "{text}");
         assert!(
-            p.message.starts_with("the config must be a mapping with package, versions"),
+            p.message
+                .starts_with("the config must be a mapping with package, versions"),
             "{text}: {}",
             p.message
         );
@@ -394,7 +428,11 @@ fn a_config_that_is_not_a_mapping_says_so() {
     assert!(p.message.starts_with("is empty"), "{}", p.message);
     let p = problem("package: x\nversions: [[1]]\n");
     assert_eq!(p.field, "versions[0]");
-    assert!(p.message.contains("each entry must be a mapping"), "{}", p.message);
+    assert!(
+        p.message.contains("each entry must be a mapping"),
+        "{}",
+        p.message
+    );
 }
 
 #[test]
@@ -403,7 +441,11 @@ fn a_byte_order_mark_is_accepted() {
     assert_eq!(spec.package.as_str(), "cowsay");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
-    std::fs::write(&file, [b"\xEF\xBB\xBF".as_slice(), MINIMAL.as_bytes()].concat()).unwrap();
+    std::fs::write(
+        &file,
+        [b"\xEF\xBB\xBF".as_slice(), MINIMAL.as_bytes()].concat(),
+    )
+    .unwrap();
     load(&file).unwrap();
     std::fs::write(&file, [0xFF, 0xFE, b'p', 0]).unwrap();
     assert!(load(&file).unwrap_err().to_string().contains("UTF-16"));
@@ -437,10 +479,21 @@ fn nesting_and_size_are_refused_before_parsing() {
     let started = std::time::Instant::now();
     let deep = format!("package: x\nversions: {}", "[".repeat(100_000));
     let p = problem(&deep);
-    assert!(p.message.contains("more than 4096 '[' and '{'"), "{}", p.message);
-    let big = format!("{MINIMAL}description: \"{}\"\n", "x".repeat(MAX_CONFIG_BYTES));
+    assert!(
+        p.message.contains("more than 4096 '[' and '{'"),
+        "{}",
+        p.message
+    );
+    let big = format!(
+        "{MINIMAL}description: \"{}\"\n",
+        "x".repeat(MAX_CONFIG_BYTES)
+    );
     assert!(problem(&big).message.contains("at most 1048576 bytes"));
-    assert!(started.elapsed().as_secs_f64() < 1.0, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs_f64() < 1.0,
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -453,7 +506,10 @@ fn long_lists_parse_in_linear_time() {
     let started = std::time::Instant::now();
     for (text, field) in [
         (format!("package: x\nversions:\n{versions}"), "versions"),
-        (format!("{MINIMAL}exclude: [{}]\n", exclude.join(",")), "exclude"),
+        (
+            format!("{MINIMAL}exclude: [{}]\n", exclude.join(",")),
+            "exclude",
+        ),
     ] {
         let all = parse(&text).unwrap().validate().unwrap_err();
         let fields: Vec<&str> = all.iter().map(|p| p.field.as_str()).collect();
@@ -473,13 +529,19 @@ fn unreadable_files_are_named_for_what_they_are() {
     assert!(err.contains("symbolic link loop"), "{err}");
     std::os::unix::fs::symlink(d.join("gone.yaml"), d.join("dangling")).unwrap();
     let err = load(&d.join("dangling")).unwrap_err().to_string();
-    assert!(err.contains("symbolic link to") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("symbolic link to") && err.contains("does not exist"),
+        "{err}"
+    );
     let err = load(d).unwrap_err().to_string();
     assert!(err.contains("is a directory"), "{err}");
     let big = d.join("big.yaml");
     std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES + 1]).unwrap();
     let err = load(&big).unwrap_err().to_string();
-    assert!(err.contains("1048577 bytes") && err.contains("not parsed"), "{err}");
+    assert!(
+        err.contains("1048577 bytes") && err.contains("not parsed"),
+        "{err}"
+    );
 
     // Inside a directory of packages, a broken config is listed, so that loading names it.
     let py = d.join("python");
@@ -489,7 +551,10 @@ fn unreadable_files_are_named_for_what_they_are() {
     std::os::unix::fs::symlink("config.yaml", py.join("looped/config.yaml")).unwrap();
     std::fs::write(py.join("README.md"), "not a package").unwrap();
     let found = discover(std::slice::from_ref(&py)).unwrap();
-    assert_eq!(found, [py.join("looped/config.yaml"), py.join("ok/config.yaml")]);
+    assert_eq!(
+        found,
+        [py.join("looped/config.yaml"), py.join("ok/config.yaml")]
+    );
     let err = discover(&[d.join("loop")]).unwrap_err();
     assert!(err.contains("symbolic link loop"), "{err}");
     // One file reached twice is one config.
@@ -536,4 +601,3 @@ fn load_names_the_file() {
     assert!(err.starts_with(&file.display().to_string()), "{err}");
     assert!(err.contains("versions[0].python"), "{err}");
 }
-

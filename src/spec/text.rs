@@ -197,7 +197,9 @@ fn in_config_words(message: &str) -> String {
              (binaries, description, test, ...), one per line as `field: value`; found {found}"
         )
     } else if message.contains("expected struct VersionEntry") {
-        format!("each entry must be a mapping {{version: \"1.0\", python: \"3.12\"}}; found {found}")
+        format!(
+            "each entry must be a mapping {{version: \"1.0\", python: \"3.12\"}}; found {found}"
+        )
     } else {
         message.to_owned()
     }

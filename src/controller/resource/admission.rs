@@ -14,7 +14,9 @@ use crate::spec::rules;
 
 /// The transform of `PythonPackageSpec`'s schema (the flattened config plus cluster fields).
 pub fn spec_rules(schema: &mut Schema) {
-    let spec = schema.as_object_mut().expect("the spec schema is an object");
+    let spec = schema
+        .as_object_mut()
+        .expect("the spec schema is an object");
     rename_config_fields(spec);
     not_nullable(spec);
     kubernetes_formats_in(spec);
@@ -24,7 +26,10 @@ pub fn spec_rules(schema: &mut Schema) {
         .expect("the spec has properties");
     config_rules(props);
     cluster_rules(props);
-    spec.insert("x-kubernetes-validations".into(), json!(cross_field_rules()));
+    spec.insert(
+        "x-kubernetes-validations".into(),
+        json!(cross_field_rules()),
+    );
 }
 
 /// The transform of the status schema: integer formats the API server knows.
@@ -143,13 +148,18 @@ fn set(schema: &mut Map<String, Value>, entries: Value) {
 fn no_control(field: &str) -> Value {
     rule(
         format!("!self.matches({})", cel_string(rules::CONTROL.as_str())),
-        &format!("{field} must be one line of text: remove the control characters (newline, tab, ...)"),
+        &format!(
+            "{field} must be one line of text: remove the control characters (newline, tab, ...)"
+        ),
     )
 }
 
 fn is_version(field: &str) -> Value {
     rule(
-        format!("self.matches({})", cel_string(rules::PUBLIC_VERSION.as_str())),
+        format!(
+            "self.matches({})",
+            cel_string(rules::PUBLIC_VERSION.as_str())
+        ),
         &format!(
             "{field} must be a PEP 440 version such as \"1.2.3\", \"2.0rc1\" or \"2024.1.post2\" \
              (quoted, no spaces, no local +version)"
@@ -292,11 +302,12 @@ fn cross_field_rules() -> Vec<Value> {
         ),
         // A binary collides when, without case, it is `<normalised package>.pex`: its stem is
         // the package's words joined by '-', and the package matches those words joined by
-        // any run of '-', '_' and '.'.
+        // any run of '-', '_' and '.'. (`package` is a CEL keyword: Kubernetes names the
+        // field `__package__` in rules.)
         rule(
             "!has(self.binaries) || self.binaries.all(b, \
              !b.lowerAscii().matches('^[a-z0-9]+(-[a-z0-9]+)*[.]pex$') || \
-             !self.package.lowerAscii().matches('^' + b.lowerAscii().substring(0, size(b) - 4).replace('-', '[-_.]+') + '$'))"
+             !self.__package__.lowerAscii().matches('^' + b.lowerAscii().substring(0, size(b) - 4).replace('-', '[-_.]+') + '$'))"
                 .into(),
             "binaries must not hold <package>.pex, the name of the PEX in the tarball: remove it",
         ),

@@ -79,7 +79,10 @@ fn the_crd_has_only_formats_the_api_server_knows() {
             Some("string") | None => STRING_FORMATS.contains(&format.replace('-', "").as_str()),
             _ => false,
         };
-        assert!(known, "{path}: format {format:?} is not one Kubernetes knows");
+        assert!(
+            known,
+            "{path}: format {format:?} is not one Kubernetes knows"
+        );
     }
     assert!(formats >= 6, "the walk reached the formats ({formats})");
     let v = &spec_schema()["properties"]["configVersion"];
@@ -105,7 +108,10 @@ fn every_list_and_string_of_the_spec_is_bounded() {
             }
             _ => {}
         }
-        assert!(s.get("nullable").is_none(), "{path}: null is pruned, not kept");
+        assert!(
+            s.get("nullable").is_none(),
+            "{path}: null is pruned, not kept"
+        );
     }
     assert_eq!(schema["properties"]["binaries"]["maxItems"], 64);
 }
@@ -173,7 +179,10 @@ fn converted_example_configs_round_trip() {
         spec: all.clone(),
     });
     let yaml = convert(&specs, Some("tools"));
-    let docs: Vec<&str> = yaml.split("---\n").filter(|d| !d.trim().is_empty()).collect();
+    let docs: Vec<&str> = yaml
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .collect();
     assert_eq!(docs.len(), specs.len());
     for (doc, spec) in docs.iter().zip(&specs) {
         let back: PythonPackage = serde_norway::from_str(doc).unwrap();
@@ -186,7 +195,11 @@ fn converted_example_configs_round_trip() {
         );
     }
     let last = docs.last().unwrap();
-    for camel in ["extraPackages:", "configVersion: 3", "partialPlatforms: false"] {
+    for camel in [
+        "extraPackages:",
+        "configVersion: 3",
+        "partialPlatforms: false",
+    ] {
         assert!(last.contains(camel), "{camel}:\n{last}");
     }
     all.binaries.clear();
@@ -210,7 +223,10 @@ fn the_controller_refuses_what_the_schema_cannot_see() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("pyhton"), "{err}");
-    assert!(err.contains("`extraPackages`"), "lists resource spellings: {err}");
+    assert!(
+        err.contains("`extraPackages`"),
+        "lists resource spellings: {err}"
+    );
     assert!(err.contains("`interval`"), "and the cluster fields: {err}");
     let mut spec = good_spec();
     spec["versions"][0]["version"] = json!("not-a-version");
@@ -221,7 +237,10 @@ fn the_controller_refuses_what_the_schema_cannot_see() {
     let err = serde_json::from_value::<PythonPackageSpec>(spec)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("versions[0].version: 6.0 is a number"), "{err}");
+    assert!(
+        err.contains("versions[0].version: 6.0 is a number"),
+        "{err}"
+    );
     assert!(err.contains("\"6.0\""), "{err}");
     // Nulls read as left out, as the API server prunes them.
     let mut spec = good_spec();
@@ -254,13 +273,18 @@ fn validate_names_fields_as_the_resource_spells_them() {
         ["extraPackages[0]"]
     );
     assert_eq!(fields(&|s| s["interval"] = json!("0s")), ["interval"]);
-    assert_eq!(fields(&|s| s["interval"] = json!("99999999h")), ["interval"]);
+    assert_eq!(
+        fields(&|s| s["interval"] = json!("99999999h")),
+        ["interval"]
+    );
     assert_eq!(
         fields(&|s| s["releases"] = json!({"repository": "acme/.."})),
         ["releases.repository"]
     );
     assert_eq!(
-        fields(&|s| s["manifests"] = json!({"repository": "ext::sh -c id", "branch": "--upload-pack=id", "dir": "../../x"})),
+        fields(
+            &|s| s["manifests"] = json!({"repository": "ext::sh -c id", "branch": "--upload-pack=id", "dir": "../../x"})
+        ),
         ["manifests.repository", "manifests.branch", "manifests.dir"]
     );
     validated(|s| {
