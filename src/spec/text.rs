@@ -188,6 +188,13 @@ fn in_config_words(message: &str) -> String {
             "unit value" => "nothing (null, ~ or an empty value)".to_owned(),
             "sequence" => "a list".to_owned(),
             "map" => "a mapping".to_owned(),
+            // A file that is no config (a link to /etc/passwd) is not shown, not even cut.
+            other if other.starts_with("string \"") => {
+                format!(
+                    "plain text of about {} characters",
+                    other.chars().count() - 9
+                )
+            }
             other => other.to_owned(),
         });
     let found = found.as_deref().unwrap_or("something else");
