@@ -15,12 +15,12 @@ type Shape = (&'static str, fn(usize) -> String);
 fn shapes() -> Vec<Shape> {
     vec![
         ("nested [", |n| format!("{HEAD}versions: {}", "[".repeat(n))),
-        ("nested {", |n| format!("{HEAD}versions: {}", "{a: ".repeat(n / 4))),
+        ("nested {", |n| {
+            format!("{HEAD}versions: {}", "{a: ".repeat(n / 4))
+        }),
         ("versions entries", |n| {
             let entries = "  - *v\n".repeat(n / 7);
-            format!(
-                "{HEAD}versions:\n  - &v {{version: \"1.0\", python: \"3.12\"}}\n{entries}"
-            )
+            format!("{HEAD}versions:\n  - &v {{version: \"1.0\", python: \"3.12\"}}\n{entries}")
         }),
         ("distinct versions", |n| {
             let entries: String = (0..n / 34)
@@ -34,9 +34,13 @@ fn shapes() -> Vec<Shape> {
         }),
         ("binaries entries", |n| {
             let entries: String = (0..n / 9).map(|i| format!("- b{i}\n")).collect();
-            format!("package: x\nversions: [{{version: \"1\", python: \"3.12\"}}]\nbinaries:\n{entries}")
+            format!(
+                "package: x\nversions: [{{version: \"1\", python: \"3.12\"}}]\nbinaries:\n{entries}"
+            )
         }),
-        ("compact - - -", |n| format!("{HEAD}versions:\n{}x\n", "- ".repeat(n / 2))),
+        ("compact - - -", |n| {
+            format!("{HEAD}versions:\n{}x\n", "- ".repeat(n / 2))
+        }),
         ("indented maps", |n| {
             let mut s = format!("{HEAD}versions:\n");
             let mut depth = 0;
@@ -46,8 +50,12 @@ fn shapes() -> Vec<Shape> {
             }
             s
         }),
-        ("one long scalar", |n| format!("{HEAD}description: {}\n", "x".repeat(n))),
-        ("many keys", |n| format!("{HEAD}{}", "package: x\n".repeat(n / 11))),
+        ("one long scalar", |n| {
+            format!("{HEAD}description: {}\n", "x".repeat(n))
+        }),
+        ("many keys", |n| {
+            format!("{HEAD}{}", "package: x\n".repeat(n / 11))
+        }),
         ("1 MiB + 1", |_| {
             format!("{HEAD}#{}\n", "x".repeat(spec::MAX_CONFIG_BYTES))
         }),
@@ -60,14 +68,21 @@ fn run(text: &str) -> (f64, String) {
     let elapsed = started.elapsed().as_secs_f64();
     let what = match outcome {
         Ok(_) => "parsed".to_owned(),
-        Err(p) => format!("{}: {}", p.field, p.message.chars().take(70).collect::<String>()),
+        Err(p) => format!(
+            "{}: {}",
+            p.field,
+            p.message.chars().take(70).collect::<String>()
+        ),
     };
     (elapsed, what)
 }
 
 fn main() {
     let mut worst: f64 = 0.0;
-    println!("{:<18} {:>9} {:>9} {:>9}  outcome", "shape", "bytes", "seconds", "2x ratio");
+    println!(
+        "{:<18} {:>9} {:>9} {:>9}  outcome",
+        "shape", "bytes", "seconds", "2x ratio"
+    );
     for (name, make) in shapes() {
         let small = make(200_000);
         let large = make(400_000);
