@@ -15,7 +15,9 @@ use pep508_rs::Requirement;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::names::{BinaryName, PackageName, Platform, PythonMinor, check_release_version, shown};
+use crate::names::{
+    BinaryName, NameError, PackageName, Platform, PythonMinor, check_release_version, shown,
+};
 pub use text::{MAX_CONFIG_BYTES, MAX_FLOW_OPENERS, shorten};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -143,33 +145,33 @@ impl<'de> Deserialize<'de> for PyVersion {
 
 impl PyVersion {
     /// A version as the CRD takes it: the public-version pattern, then the PEP 440 parser.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
         let n = rules::length(s);
         if n > rules::MAX_VERSION_LEN {
-            return Err(format!(
+            return Err(NameError(format!(
                 "{} is not a version: it {}",
                 shown(s),
                 rules::too_long(n, rules::MAX_VERSION_LEN)
-            ));
+            )));
         }
         if s.contains('+') {
-            return Err(format!(
+            return Err(NameError(format!(
                 "{} is a local version ('+...'); PyPI cannot host it",
                 shown(s)
-            ));
+            )));
         }
         let v: Version = s
             .parse()
             .ok()
             .filter(|_| rules::PUBLIC_VERSION.is_match(s))
             .ok_or_else(|| {
-                format!(
-                    "{} is not a PEP 440 version: write one such as \"1.2.3\", \"2.0rc1\" or \"2024.1.post2\" \
-                     (no spaces)",
+                NameError(format!(
+                    "{} is not a PEP 440 version: write one such as \"1.2.3\", \"2.0rc1\" or \
+                     \"2024.1.post2\" (no spaces)",
                     shown(s)
-                )
+                ))
             })?;
-        check_release_version(&v).map_err(|e| e.to_string())?;
+        check_release_version(&v)?;
         Ok(PyVersion(v))
     }
 }

@@ -134,7 +134,7 @@ pub fn problem(e: &serde_norway::Error, text: &str) -> Problem {
     };
     let message = match e.location() {
         Some(l) if message.contains(UNQUOTED_NUMBER) => {
-            unquoted_number(&text[l.index().min(text.len())..]).unwrap_or(message.to_owned())
+            unquoted_number(text.get(l.index()..).unwrap_or("")).unwrap_or(message.to_owned())
         }
         _ => in_config_words(message),
     };

@@ -145,6 +145,15 @@ fn set(schema: &mut Map<String, Value>, entries: Value) {
     }
 }
 
+/// Adds to a field's description what the API server checks about it.
+fn describe(schema: &mut Map<String, Value>, more: &str) {
+    let text = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .map_or_else(|| more.to_owned(), |d| format!("{d} {more}"));
+    schema.insert("description".into(), json!(text));
+}
+
 fn no_control(field: &str) -> Value {
     rule(
         format!("!self.matches({})", cel_string(rules::CONTROL.as_str())),
@@ -190,6 +199,10 @@ fn config_rules(props: &mut Map<String, Value>) {
     set(
         field(props, &["exclude"]),
         json!({"maxItems": rules::MAX_EXCLUDE, "x-kubernetes-list-type": "set"}),
+    );
+    describe(
+        field(props, &["exclude"]),
+        "Unique: the API server compares the text, the controller PEP 440 versions (2 and 2.0 are one).",
     );
     set(
         field(props, &["exclude", "items"]),
