@@ -15,6 +15,9 @@ type Shape = (&'static str, fn(usize) -> String);
 fn shapes() -> Vec<Shape> {
     vec![
         ("nested [", |n| format!("{HEAD}versions: {}", "[".repeat(n))),
+        ("nested [ at limit", |_| {
+            format!("{HEAD}versions: {}", "[".repeat(spec::MAX_FLOW_OPENERS - 1))
+        }),
         ("nested {", |n| {
             format!("{HEAD}versions: {}", "{a: ".repeat(n / 4))
         }),

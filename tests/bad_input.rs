@@ -195,7 +195,7 @@ async fn deep_nesting_is_refused_before_parsing() {
     let line = bad_config(
         format!("package: x\nversions: {}", "[".repeat(100_000)),
         "",
-        "more than 4096 '[' and '{'",
+        "more than 1024 '[' and '{'",
     )
     .await;
     assert!(line.contains("not parsed"), "{line}");

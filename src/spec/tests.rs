@@ -489,7 +489,7 @@ fn nesting_and_size_are_refused_before_parsing() {
     let deep = format!("package: x\nversions: {}", "[".repeat(100_000));
     let p = problem(&deep);
     assert!(
-        p.message.contains("more than 4096 '[' and '{'"),
+        p.message.contains("more than 1024 '[' and '{'"),
         "{}",
         p.message
     );
