@@ -129,10 +129,10 @@ pub struct StepArgs {
     #[command(flatten)]
     pub release: ReleaseArgs,
     /// Stop any pex run after this many seconds.
-    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 1800, value_parser = timeout_seconds)]
     pub build_timeout: u64,
     /// Stop a build's test after this many seconds.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = timeout_seconds)]
     pub test_timeout: u64,
 }
 
@@ -237,7 +237,7 @@ pub struct SyncArgs {
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Stop any pex run after this many seconds.
-    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 1800, value_parser = timeout_seconds)]
     pub build_timeout: u64,
     /// Build again the platforms recorded as impossible for a version (no wheel for them):
     /// a wheel may have appeared since.
@@ -252,7 +252,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// Stop a build's test command after this many seconds.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = timeout_seconds)]
     pub test_timeout: u64,
 }
 
@@ -271,8 +271,8 @@ pub struct IndexArgs {
 
 #[derive(Args, Clone)]
 pub struct SelectArgs {
-    /// Only the newest N versions of each package.
-    #[arg(long)]
+    /// Only the newest N versions of each package (at least 1).
+    #[arg(long, value_parser = at_least_one)]
     pub latest: Option<usize>,
     /// Only these platforms (comma separated), e.g. linux-amd64.
     #[arg(long, value_delimiter = ',')]
@@ -364,7 +364,9 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Loads every config, reporting each invalid one; the valid ones go on.
+/// Loads every config, reporting each invalid one; the valid ones go on. A second config for
+/// a package another config already carries (PEP 503 names: `Aider_Chat` is `aider-chat`) is
+/// refused, naming both files: two would mix their settings in one manifest and release.
 pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("python")]
@@ -372,14 +374,46 @@ pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<Spe
         paths.to_vec()
     };
     let files = spec::discover(&paths).map_err(anyhow::Error::msg)?;
-    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    let (mut ok, mut bad) = (Vec::<LoadedSpec>::new(), Vec::new());
     for file in files {
         match spec::load(&file) {
-            Ok(s) => ok.push(s),
+            Ok(s) => match ok.iter().find(|o| o.spec.package == s.spec.package) {
+                Some(first) => bad.push(SpecError {
+                    problems: vec![spec::Problem::new(
+                        "package",
+                        format!(
+                            "{} is already configured in {}: keep one config per package \
+                             (merge the two, or remove one)",
+                            s.spec.package,
+                            first.file.display()
+                        ),
+                    )],
+                    file,
+                }),
+                None => ok.push(s),
+            },
             Err(e) => bad.push(e),
         }
     }
     Ok((ok, bad))
+}
+
+/// A number of seconds for a timeout: 0 would stop every run at once.
+pub(crate) fn timeout_seconds(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (seconds); 0 would stop every run at once".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number of seconds")),
+    }
+}
+
+/// A count of versions for `--latest`: 0 would select nothing.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1; leave --latest out for every version".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 /// Asks the index about every package, a few at a time, keeping the input order.

@@ -8,6 +8,18 @@ use pep440_rs::Version;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+/// A value as a message shows it: quoted, and cut to its first 100 characters when longer,
+/// saying how much was left out (a config may hold a whole file, or a megabyte-long name).
+pub fn shown(s: &str) -> String {
+    const MAX: usize = 100;
+    let n = s.chars().count();
+    if n <= MAX {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(MAX).collect();
+    format!("{head:?}… ({} more characters)", n - MAX)
+}
+
 /// Why a name was refused; the caller adds the file and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -29,8 +41,9 @@ impl PackageName {
             && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
         if !valid {
             return Err(NameError(format!(
-                "{name:?} is not a PyPI project name: use letters, digits, '.', '_' and '-', \
-                 starting and ending with a letter or digit (e.g. \"aider-chat\")"
+                "{} is not a PyPI project name: use letters, digits, '.', '_' and '-', \
+                 starting and ending with a letter or digit, at most 200 (e.g. \"aider-chat\")",
+                shown(name)
             )));
         }
         Ok(Self(normalize(name)))
@@ -103,8 +116,9 @@ impl BinaryName {
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if !valid {
             return Err(NameError(format!(
-                "{name:?} is not a usable binary name: use letters, digits, '.', '_' and '-', \
-                 starting with a letter or digit, no '/' or spaces (e.g. \"aider\")"
+                "{} is not a usable binary name: use letters, digits, '.', '_' and '-', \
+                 starting with a letter or digit, no '/' or spaces, at most 128 (e.g. \"aider\")",
+                shown(name)
             )));
         }
         Ok(Self(name.to_owned()))
@@ -210,7 +224,8 @@ impl FromStr for Platform {
             .find(|p| p.to_string() == s)
             .ok_or_else(|| {
                 NameError(format!(
-                    "{s:?} is not a platform: use one of linux-amd64, linux-arm64, darwin-amd64, darwin-arm64"
+                    "{} is not a platform: use one of linux-amd64, linux-arm64, darwin-amd64, darwin-arm64",
+                    shown(s)
                 ))
             })
     }
@@ -265,7 +280,8 @@ impl FromStr for PythonMinor {
             .and_then(|m| m.parse::<u8>().ok())
             .ok_or_else(|| {
                 NameError(format!(
-                    "{s:?} is not a Python minor version: write it as a quoted string such as \"3.12\""
+                    "{} is not a Python minor version: write it as a quoted string such as \"3.12\"",
+                    shown(s)
                 ))
             })?;
         Self::new(minor)
@@ -405,7 +421,8 @@ string_schema!(Platform, "Platform", {
 string_schema!(PythonMinor, "PythonMinor", {
     "type": "string",
     "description": "CPython minor as a quoted string, e.g. \"3.12\"",
-    "pattern": "^3\\.(8|9|1[0-4])$"
+    "pattern": "^3\\.(8|9|1[0-4])$",
+    "maxLength": 4
 });
 
 #[cfg(test)]
@@ -451,6 +468,21 @@ mod tests {
         assert_eq!(
             BinaryName::new("ansible-playbook").unwrap().as_str(),
             "ansible-playbook"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(shown("aider"), "\"aider\"");
+        let long = "x".repeat(1_000_000);
+        let err = PackageName::new(&long).unwrap_err().0;
+        assert!(err.len() < 400, "{} characters", err.len());
+        assert!(err.contains("(999900 more characters)"), "{err}");
+        let line = format!("{}\n", "y".repeat(150));
+        assert!(
+            shown(&line).ends_with("… (51 more characters)"),
+            "{}",
+            shown(&line)
         );
     }
 

@@ -1,7 +1,12 @@
 //! The package model: `python/<package>/config.yaml`, and later the `spec` of a `PythonPackage`
 //! (DESIGN §3). Parsing refuses unknown fields and bad names; `validate` adds the rules that
-//! span fields. Every problem names the file, the field and the fix.
+//! span fields and the size limits. Every problem names the file, the field and the fix. The
+//! limits and patterns are in [`rules`], which the CRD's schema is made from too.
 
+pub mod rules;
+mod text;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -10,14 +15,23 @@ use pep508_rs::Requirement;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::names::{BinaryName, PackageName, Platform, PythonMinor, check_release_version};
+use crate::names::{
+    BinaryName, NameError, PackageName, Platform, PythonMinor, check_release_version, shown,
+};
+pub use text::{MAX_CONFIG_BYTES, MAX_FLOW_OPENERS, shorten};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSpec {
     /// The PyPI project.
     pub package: PackageName,
-    /// Console scripts to expose; one launcher each.
+    /// Console scripts to expose, one launcher each. Left out: every console script of the
+    /// version (read from its wheel). Given: at least one, no duplicates.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "non_empty_binaries"
+    )]
     #[schemars(length(min = 1))]
     pub binaries: Vec<BinaryName>,
     /// The lowest entry is the minimum version built; each entry's python applies from its
@@ -27,7 +41,8 @@ pub struct PackageSpec {
     /// Manifest description; default: the package name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The command Hermit runs to test the package; default `<first binary> --help`.
+    /// The command Hermit runs to test the package: one of `binaries`, alone or followed by a
+    /// space and its arguments; default `<first binary> --help`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<String>,
     /// PEP 508 requirements added to every version's requirements.
@@ -52,6 +67,36 @@ pub struct PackageSpec {
     pub partial_platforms: Option<bool>,
 }
 
+/// `binaries: []` is refused where it is written: leaving the field out is how to ask for every
+/// console script, and an empty list more likely lost its entries by mistake. (Refused inside
+/// the visitor, so that the parser's error carries the field's path and line.)
+fn non_empty_binaries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BinaryName>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<BinaryName>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of console script names, e.g. [aider]")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut binaries = Vec::new();
+            while let Some(b) = seq.next_element()? {
+                binaries.push(b);
+            }
+            if binaries.is_empty() {
+                return Err(serde::de::Error::custom(
+                    "is empty: list the console scripts to expose, e.g. [aider], or leave binaries \
+                     out for every console script of the package",
+                ));
+            }
+            Ok(binaries)
+        }
+    }
+    d.deserialize_seq(V)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionEntry {
@@ -60,8 +105,9 @@ pub struct VersionEntry {
     pub python: PythonMinor,
 }
 
-/// A PEP 440 version read from YAML. An unquoted `1.10` is the float 1.1 in YAML, so floats are
-/// refused with a hint to quote; integers (`2024`) are fine.
+/// A PEP 440 public version read from YAML, in the spellings [`rules::PUBLIC_VERSION`] takes
+/// (what the CRD takes). An unquoted `1.10` is the float 1.1 in YAML, so floats are refused
+/// with a hint to quote; integers (`2024`) are fine.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PyVersion(pub Version);
@@ -75,24 +121,58 @@ impl<'de> Deserialize<'de> for PyVersion {
                 f.write_str("a PEP 440 version string, e.g. \"0.83.1\"")
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<PyVersion, E> {
-                let v: Version = s
-                    .trim()
-                    .parse()
-                    .map_err(|e| E::custom(format!("{s:?} is not a PEP 440 version ({e})")))?;
-                check_release_version(&v).map_err(E::custom)?;
-                Ok(PyVersion(v))
+                PyVersion::parse(s).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<PyVersion, E> {
                 Ok(PyVersion(Version::new([n])))
             }
-            fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<PyVersion, E> {
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<PyVersion, E> {
                 Err(E::custom(format!(
-                    "{f} without quotes is a number in YAML and loses trailing zeros (1.10 reads as 1.1); \
-                     quote the version, e.g. \"{f}\""
+                    "{n} is not a PEP 440 version: write a version such as \"1.2.3\""
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<PyVersion, E> {
+                // The text as written is read back from the file by `text::problem`.
+                Err(E::custom(format!(
+                    "{f} {} (1.10 reads as 1.1): quote the version",
+                    text::UNQUOTED_NUMBER
                 )))
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+impl PyVersion {
+    /// A version as the CRD takes it: the public-version pattern, then the PEP 440 parser.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let n = rules::length(s);
+        if n > rules::MAX_VERSION_LEN {
+            return Err(NameError(format!(
+                "{} is not a version: it {}",
+                shown(s),
+                rules::too_long(n, rules::MAX_VERSION_LEN)
+            )));
+        }
+        if s.contains('+') {
+            return Err(NameError(format!(
+                "{} is a local version ('+...'); PyPI cannot host it",
+                shown(s)
+            )));
+        }
+        let v: Version = s
+            .parse()
+            .ok()
+            .filter(|_| rules::PUBLIC_VERSION.is_match(s))
+            .ok_or_else(|| {
+                NameError(format!(
+                    "{} is not a PEP 440 version: write one such as \"1.2.3\", \"2.0rc1\" or \
+                     \"2024.1.post2\" (no spaces)",
+                    shown(s)
+                ))
+            })?;
+        check_release_version(&v)?;
+        Ok(PyVersion(v))
     }
 }
 
@@ -110,7 +190,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
@@ -154,8 +234,7 @@ pub fn load(file: &Path) -> Result<LoadedSpec, SpecError> {
         file: file.to_owned(),
         problems,
     };
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| fail(vec![Problem::new("", format!("cannot read the file: {e}"))]))?;
+    let text = text::read(file).map_err(|m| fail(vec![Problem::new("", m)]))?;
     let spec = parse(&text).map_err(|p| fail(vec![p]))?;
     spec.validate().map_err(fail)?;
     Ok(LoadedSpec {
@@ -164,101 +243,156 @@ pub fn load(file: &Path) -> Result<LoadedSpec, SpecError> {
     })
 }
 
-/// Parses YAML text into a spec; the problem names the field the parser stopped at.
+/// Parses YAML text into a spec; the problem names the field the parser stopped at. Text too
+/// large or nested too deep is refused before the parser sees it.
 pub fn parse(text: &str) -> Result<PackageSpec, Problem> {
-    serde_norway::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        // serde_norway prefixes the path of the failing field ("versions[1].python: ...").
-        match msg.split_once(": ") {
-            Some((path, rest)) if is_field_path(path) => Problem::new(path, rest),
-            _ => Problem::new(field_from_message(&msg), msg),
-        }
-    })
-}
-
-fn is_field_path(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.[]".contains(&b))
-}
-
-/// Errors at the top level carry no path; name the field the message mentions, if any.
-fn field_from_message(msg: &str) -> String {
-    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
-        if let Some((name, _)) = msg
-            .split_once(marker)
-            .and_then(|(_, rest)| rest.split_once('`'))
-        {
-            return name.to_owned();
-        }
-    }
-    String::new()
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text::check_shape(text)?;
+    serde_norway::from_str(text).map_err(|e| text::problem(&e, text))
 }
 
 impl PackageSpec {
-    /// Rules that span fields. Returns every problem, not only the first.
+    /// Rules that span fields, and the limits. Returns every problem, not only the first.
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
         let mut problems = Vec::new();
-        if self.binaries.is_empty() {
-            problems.push(Problem::new(
-                "binaries",
-                "is empty: list at least one console script, e.g. [aider]",
-            ));
+        self.check_binaries(&mut problems);
+        self.check_versions(&mut problems);
+        check_list(
+            "exclude",
+            &self.exclude,
+            rules::MAX_EXCLUDE,
+            |i| format!("exclude[{i}]"),
+            &mut problems,
+        );
+        self.check_platforms(&mut problems);
+        self.check_extra_packages(&mut problems);
+        self.check_test(&mut problems);
+        if let Some(d) = &self.description {
+            check_text("description", d, &mut problems);
         }
-        if let Some(dup) = first_duplicate(&self.binaries) {
-            problems.push(Problem::new("binaries", format!("{dup} is listed twice")));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
         }
+    }
+
+    fn check_binaries(&self, problems: &mut Vec<Problem>) {
+        check_list(
+            "binaries",
+            &self.binaries,
+            rules::MAX_BINARIES,
+            |i| format!("binaries[{i}]"),
+            problems,
+        );
+        for (i, b) in self.binaries.iter().enumerate() {
+            if rules::collides_with_pex(b.as_str(), &self.package) {
+                problems.push(Problem::new(
+                    format!("binaries[{i}]"),
+                    format!(
+                        "{b} is the name of the PEX in the tarball ({}.pex), so no launcher can \
+                         have it: remove it",
+                        self.package
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn check_versions(&self, problems: &mut Vec<Problem>) {
         if self.versions.is_empty() {
             problems.push(Problem::new(
                 "versions",
                 "is empty: list at least one {version, python} entry; the lowest is the minimum",
             ));
         }
-        let versions: Vec<&Version> = self.versions.iter().map(|e| &e.version.0).collect();
-        if let Some(dup) = first_duplicate(&versions) {
-            problems.push(Problem::new("versions", format!("{dup} is listed twice")));
-        }
-        if let Some(dup) = first_duplicate(&self.exclude) {
-            problems.push(Problem::new("exclude", format!("{dup} is listed twice")));
-        }
+        let versions: Vec<&PyVersion> = self.versions.iter().map(|e| &e.version).collect();
+        check_list(
+            "versions",
+            &versions,
+            rules::MAX_VERSIONS,
+            |i| format!("versions[{i}].version"),
+            problems,
+        );
+    }
+
+    fn check_platforms(&self, problems: &mut Vec<Problem>) {
         match &self.platforms {
             Some(p) if p.is_empty() => problems.push(Problem::new(
                 "platforms",
                 "is empty: list platforms to build, or leave the field out for all four",
             )),
-            Some(p) => {
-                if let Some(dup) = first_duplicate(p) {
-                    problems.push(Problem::new("platforms", format!("{dup} is listed twice")));
-                }
-            }
+            Some(p) => check_list(
+                "platforms",
+                p,
+                Platform::ALL.len(),
+                |i| format!("platforms[{i}]"),
+                problems,
+            ),
             None => {}
         }
+    }
+
+    fn check_extra_packages(&self, problems: &mut Vec<Problem>) {
+        let n = self.extra_packages.len();
+        if n > rules::MAX_EXTRA_PACKAGES {
+            problems.push(Problem::new(
+                "extra_packages",
+                rules::too_many(n, rules::MAX_EXTRA_PACKAGES),
+            ));
+            return;
+        }
         for (i, req) in self.extra_packages.iter().enumerate() {
-            if let Err(e) = req.parse::<Requirement>() {
-                problems.push(Problem::new(
-                    format!("extra_packages[{i}]"),
+            let field = format!("extra_packages[{i}]");
+            let len = rules::length(req);
+            let problem = if len > rules::MAX_REQUIREMENT_LEN {
+                Some(rules::too_long(len, rules::MAX_REQUIREMENT_LEN))
+            } else if let Some((at, c)) = rules::first_control(req) {
+                Some(control_message(at, c))
+            } else if !rules::REQUIREMENT_START.is_match(req) {
+                Some(format!(
+                    "{} must start with a project name, e.g. \"setuptools<80.9\"",
+                    shown(req)
+                ))
+            } else {
+                req.parse::<Requirement>().err().map(|e| {
                     format!(
-                        "{req:?} is not a PEP 508 requirement: {}",
+                        "{} is not a PEP 508 requirement: {}",
+                        shown(req),
                         first_line(&e.to_string())
-                    ),
-                ));
+                    )
+                })
+            };
+            if let Some(message) = problem {
+                problems.push(Problem::new(field, message));
             }
         }
-        if let Some(test) = &self.test
-            && (test.trim().is_empty() || test.contains(['\n', '\r', '\0']))
-        {
+    }
+
+    fn check_test(&self, problems: &mut Vec<Problem>) {
+        let Some(test) = &self.test else { return };
+        if !check_text("test", test, problems) {
+            return;
+        }
+        if !test.chars().any(|c| c != ' ') {
             problems.push(Problem::new(
                 "test",
-                "must be one non-empty command line, e.g. \"aider --help\"",
+                "must be a command line, e.g. \"aider --help\"",
             ));
-        }
-        if self.description.as_ref().is_some_and(|d| d.contains('\0')) {
-            problems.push(Problem::new("description", "contains a NUL character"));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
+        } else if !self.binaries.is_empty()
+            && !rules::starts_with_binary(test, self.binaries.iter().map(BinaryName::as_str))
+        {
+            let names: Vec<&str> = self.binaries.iter().map(BinaryName::as_str).collect();
+            problems.push(Problem::new(
+                "test",
+                format!(
+                    "{} must start with one of binaries ({}), alone or followed by a space, \
+                     e.g. \"{} --help\"",
+                    shown(test),
+                    names.join(", "),
+                    names[0]
+                ),
+            ));
         }
     }
 
@@ -285,21 +419,23 @@ impl PackageSpec {
         p
     }
 
-    pub fn partial_platforms(&self) -> bool {
-        self.partial_platforms.unwrap_or(true)
-    }
-
     pub fn is_excluded(&self, version: &Version) -> bool {
         self.exclude.iter().any(|e| &e.0 == version)
     }
 
+    /// The test command; with neither `test` nor `binaries` it is empty (the caller resolves
+    /// the first console script of the version).
     pub fn test_command(&self) -> String {
-        self.test.clone().unwrap_or_else(|| {
-            format!(
-                "{} --help",
-                self.binaries.first().map_or("", |b| b.as_str())
-            )
-        })
+        match (&self.test, self.binaries.first()) {
+            (Some(test), _) => test.clone(),
+            (None, Some(b)) => format!("{b} --help"),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Whether a version is published without the platforms that cannot exist (default yes).
+    pub fn partial_platforms(&self) -> bool {
+        self.partial_platforms.unwrap_or(true)
     }
 
     pub fn description(&self) -> String {
@@ -309,12 +445,59 @@ impl PackageSpec {
     }
 }
 
-fn first_duplicate<T: PartialEq + fmt::Display>(items: &[T]) -> Option<&T> {
-    items
-        .iter()
-        .enumerate()
-        .find(|(i, a)| items[..*i].contains(a))
-        .map(|(_, a)| a)
+/// A list's length limit and duplicates (by `Ord`, so PEP 440 equality for versions:
+/// `1.0` and `1.0.0` are one version), in O(n log n).
+fn check_list<T: Ord + fmt::Display>(
+    field: &str,
+    items: &[T],
+    max: usize,
+    item_field: impl Fn(usize) -> String,
+    problems: &mut Vec<Problem>,
+) {
+    if items.len() > max {
+        problems.push(Problem::new(field, rules::too_many(items.len(), max)));
+        return;
+    }
+    let mut seen = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(first) = seen.insert(item, i) {
+            let same = if items[first].to_string() == item.to_string() {
+                format!("{item} is listed twice (also {})", item_field(first))
+            } else {
+                format!(
+                    "{item} is the same as {} ({}), listed before",
+                    item_field(first),
+                    items[first]
+                )
+            };
+            problems.push(Problem::new(item_field(i), same));
+            return;
+        }
+    }
+}
+
+/// A one-line text (`test`, `description`): its length limit and no control characters.
+/// Returns whether it passed.
+fn check_text(field: &str, text: &str, problems: &mut Vec<Problem>) -> bool {
+    let n = rules::length(text);
+    let message = if n > rules::MAX_TEXT_LEN {
+        rules::too_long(n, rules::MAX_TEXT_LEN)
+    } else if let Some((at, c)) = rules::first_control(text) {
+        control_message(at, c)
+    } else {
+        return true;
+    };
+    problems.push(Problem::new(field, message));
+    false
+}
+
+fn control_message(at: usize, c: char) -> String {
+    format!(
+        "must be one line of text: it holds the control character U+{:04X} at character {} \
+         (a newline, tab or similar); remove it",
+        c as u32,
+        at + 1
+    )
 }
 
 fn first_line(s: &str) -> &str {
@@ -323,20 +506,24 @@ fn first_line(s: &str) -> &str {
 
 /// Finds config files: a file is taken as is, a directory holding `config.yaml` is one package,
 /// and any other directory is searched one level down (`python/` → `python/*/config.yaml`).
+/// A `config.yaml` that cannot be read (a link loop, a dangling link) is still listed, so that
+/// loading it names the problem; one file reached twice is listed once.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut found = Vec::new();
     for path in paths {
-        if path.is_file() {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {}", path.display(), text::unreadable(path, &e)))?;
+        if !meta.is_dir() {
             found.push(path.clone());
-        } else if path.join("config.yaml").is_file() {
+        } else if present(&path.join("config.yaml")) {
             found.push(path.join("config.yaml"));
-        } else if path.is_dir() {
+        } else {
             let entries =
                 std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut here: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.path().join("config.yaml"))
-                .filter(|p| p.is_file())
+                .filter(|p| present(p))
                 .collect();
             if here.is_empty() {
                 return Err(format!(
@@ -347,12 +534,23 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             }
             here.sort();
             found.append(&mut here);
-        } else {
-            return Err(format!("{}: no such file or directory", path.display()));
         }
     }
-    found.dedup();
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     Ok(found)
+}
+
+/// Whether something is at `path`, even a link that cannot be followed; not when a parent is
+/// a plain file (`python/README.md/config.yaml`).
+fn present(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ),
+    }
 }
 
 #[cfg(test)]

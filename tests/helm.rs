@@ -473,6 +473,10 @@ fn chart_defaults_are_the_controllers_defaults() {
     assert_eq!(chart.max_jobs, cli.max_jobs);
     assert_eq!(chart.concurrency, cli.concurrency);
     assert_eq!(chart.job_deadline_seconds, cli.job_deadline_seconds);
+    assert_eq!(
+        (chart.build_timeout, chart.test_timeout),
+        (cli.build_timeout, cli.test_timeout)
+    );
     assert_eq!(chart.job_backoff_limit, cli.job_backoff_limit);
     assert_eq!(chart.job_ttl_seconds, cli.job_ttl_seconds);
     assert_eq!(chart.metrics_addr, cli.metrics_addr);
@@ -531,6 +535,7 @@ fn every_value_reaches_the_controller() {
         ),
         (3600, 1, 3600)
     );
+    assert_eq!((a.build_timeout, a.test_timeout), (900, 120));
     assert_eq!(
         a.manifest.manifest_github.as_deref(),
         Some("example-org/hermit-packages")
@@ -1268,7 +1273,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
     let builder = &stages["builder"];
 
     let spec: PythonPackageSpec = serde_norway::from_str(
-        "package: aider-chat\nbinaries: [aider]\nextra_packages: [\"setuptools<80.9\"]\nconfig_version: 2\nversions:\n  - {version: \"0.83.1\", python: \"3.12\"}\n",
+        "package: aider-chat\nbinaries: [aider]\nextraPackages: [\"setuptools<80.9\"]\nconfigVersion: 2\nversions:\n  - {version: \"0.83.1\", python: \"3.12\"}\n",
     )
     .unwrap();
     let mut resource = PythonPackage::new("aider-chat", spec);
@@ -1708,7 +1713,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
         &package_with(2, Some(observed(2, failed, false, None)), false),
     );
     assert!(
-        hs["message"].as_str().unwrap().contains("builds failed"),
+        hs["message"].as_str().unwrap().contains("1 failed"),
         "{hs}"
     );
 }

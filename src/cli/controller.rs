@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs};
+use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
 use crate::controller::jobs::{JobSettings, PlatformTable};
 use crate::controller::run::{Config, LeaseSettings};
 
@@ -49,10 +49,10 @@ pub struct ControllerArgs {
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
     /// Seconds a build Job's pex run may take.
-    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 1800, value_parser = timeout_seconds)]
     pub build_timeout: u64,
     /// Seconds a build Job's test of its build may take.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = timeout_seconds)]
     pub test_timeout: u64,
     /// activeDeadlineSeconds of build Jobs.
     #[arg(long, default_value_t = 7200)]

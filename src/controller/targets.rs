@@ -149,9 +149,10 @@ fn opened_once<K: Clone + Eq + std::hash::Hash, V: Clone>(
     Ok(v)
 }
 
-/// A relative path that stays inside its root: no leading `/`, no `..` component.
+/// A relative path that stays inside its root: no leading `/` or `\\`, no `..` component, no
+/// control character; the CRD checks `spec.manifests.dir` with the same pattern.
 pub fn is_relative_inside(dir: &str) -> bool {
-    !dir.starts_with('/') && !dir.split(['/', '\\']).any(|c| c == "..")
+    !crate::spec::rules::BAD_DIR.is_match(dir)
 }
 
 #[cfg(test)]
@@ -229,7 +230,7 @@ mod tests {
         for ok in ["", "hermit", "a/b", "a/.b", "..a"] {
             assert!(is_relative_inside(ok), "{ok}");
         }
-        for bad in ["/etc", "..", "a/../..", "a/..", "..\\x"] {
+        for bad in ["/etc", "..", "a/../..", "a/..", "..\\x", "\\etc", "a\nb"] {
             assert!(!is_relative_inside(bad), "{bad}");
         }
     }

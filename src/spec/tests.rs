@@ -123,8 +123,8 @@ fn unknown_fields_are_refused_and_named() {
 
 #[test]
 fn missing_required_fields_are_named() {
-    let p = problem("package: x\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n");
-    assert_eq!(p.field, "binaries");
+    let p = problem("binaries: [x]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n");
+    assert_eq!(p.field, "package");
     let p = problem("package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n");
     assert_eq!(p.field, "versions[0]");
     assert!(p.message.contains("python"));
@@ -154,15 +154,37 @@ fn versions_must_be_pep440_and_not_floats() {
 
 #[test]
 fn empty_lists_and_duplicates_are_refused() {
-    let all = problems("package: x\nbinaries: []\nversions: []\n");
-    let fields: Vec<&str> = all.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, ["binaries", "versions"]);
+    let p = problem("package: x\nbinaries: []\nversions: []\n");
+    assert_eq!(p.field, "binaries");
+    assert!(p.message.contains("leave binaries out"), "{}", p.message);
+    let p = problem("package: x\nversions: []\n");
+    assert_eq!(p.field, "versions");
 
     let all = problems(
         "package: x\nbinaries: [a, a]\nversions:\n  - {version: \"1.0\", python: \"3.12\"}\n  - {version: \"1.0.0\", python: \"3.11\"}\nexclude: [\"2\", \"2.0\"]\nplatforms: [linux-amd64, linux-amd64]\n",
     );
     let fields: Vec<&str> = all.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, ["binaries", "versions", "exclude", "platforms"]);
+    assert_eq!(
+        fields,
+        [
+            "binaries[1]",
+            "versions[1].version",
+            "exclude[1]",
+            "platforms[1]"
+        ]
+    );
+    assert!(
+        all[0].message.contains("listed twice (also binaries[0])"),
+        "{:?}",
+        all[0]
+    );
+    assert!(
+        all[1]
+            .message
+            .contains("1.0.0 is the same as versions[0].version (1.0)"),
+        "PEP 440 equality, both spellings named: {:?}",
+        all[1]
+    );
 
     let p = problem(&format!("{MINIMAL}platforms: []\n"));
     assert_eq!(p.field, "platforms");
@@ -179,6 +201,374 @@ fn platforms_extra_packages_and_test_are_checked() {
 
     let p = problem(&format!("{MINIMAL}test: \"\"\n"));
     assert_eq!(p.field, "test");
+}
+
+const NO_BINARIES: &str = "package: cowsay\nversions:\n  - {version: \"6.0\", python: \"3.12\"}\n";
+
+#[test]
+fn binaries_may_be_left_out_for_every_console_script() {
+    let spec = parse(NO_BINARIES).unwrap();
+    spec.validate().unwrap();
+    assert!(spec.binaries.is_empty());
+    assert_eq!(spec.test_command(), "", "resolved later from the wheel");
+    // Without binaries to compare with, any one-line test passes here (checked at build).
+    let spec = parse(&format!("{NO_BINARIES}test: \"cowsay -t hi\"\n")).unwrap();
+    spec.validate().unwrap();
+    assert_eq!(spec.test_command(), "cowsay -t hi");
+}
+
+#[test]
+fn binaries_are_bounded_unique_and_not_the_pex() {
+    let many: Vec<String> = (0..65).map(|i| format!("b{i}")).collect();
+    let p = problem(&format!(
+        "package: x\nbinaries: [{}]\nversions: [{{version: \"1\", python: \"3.12\"}}]\n",
+        many.join(", ")
+    ));
+    assert_eq!(p.field, "binaries");
+    assert!(
+        p.message.contains("has 65 entries; at most 64"),
+        "{}",
+        p.message
+    );
+
+    for pex in ["cowsay.pex", "CowSay.PEX"] {
+        let p = problem(&format!(
+            "package: cowsay\nbinaries: [cowsay, {pex}]\nversions: [{{version: \"6.0\", python: \"3.12\"}}]\n"
+        ));
+        assert_eq!(p.field, "binaries[1]", "{pex}");
+        assert!(p.message.contains("the name of the PEX"), "{}", p.message);
+    }
+    // Another package's .pex name is no collision.
+    parse("package: cowsay\nbinaries: [other.pex]\nversions: [{version: \"6.0\", python: \"3.12\"}]\n")
+        .unwrap()
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn test_must_start_with_a_binary_and_be_one_line() {
+    for bad in [
+        "../../../bin/sh -c id",
+        "sh -c cowsay",
+        "cowsayx --help",
+        " cowsay --help",
+    ] {
+        let p = problem(&format!("{MINIMAL}test: \"{bad}\"\n"));
+        assert_eq!(p.field, "test", "{bad}");
+        assert!(
+            p.message
+                .contains("must start with one of binaries (cowsay)"),
+            "{}",
+            p.message
+        );
+    }
+    for ok in ["cowsay", "cowsay --help", "cowsay -t 'a b'"] {
+        parse(&format!("{MINIMAL}test: \"{ok}\"\n"))
+            .unwrap()
+            .validate()
+            .unwrap_or_else(|p| panic!("{ok}: {p:?}"));
+    }
+    for bad in ["cowsay\\n--help", "cowsay\\t--help", "cowsay\\u0085", "   "] {
+        let p = problem(&format!("{MINIMAL}test: \"{bad}\"\n"));
+        assert_eq!(p.field, "test", "{bad}");
+    }
+    let p = problem(&format!("{MINIMAL}test: \"cowsay\\nid\"\n"));
+    assert!(p.message.contains("U+000A at character 7"), "{}", p.message);
+    let p = problem(&format!("{MINIMAL}test: \"cowsay {}\"\n", "x".repeat(600)));
+    assert!(p.message.contains("at most 512"), "{}", p.message);
+}
+
+#[test]
+fn description_is_one_bounded_line() {
+    let p = problem(&format!("{MINIMAL}description: \"a\\nb\"\n"));
+    assert_eq!(p.field, "description");
+    let p = problem(&format!("{MINIMAL}description: \"{}\"\n", "d".repeat(513)));
+    assert_eq!(p.field, "description");
+    assert!(p.message.contains("513 characters"), "{}", p.message);
+    parse(&format!("{MINIMAL}description: \"{}\"\n", "é".repeat(512)))
+        .unwrap()
+        .validate()
+        .expect("512 characters, however many bytes");
+}
+
+#[test]
+fn extra_packages_are_requirements() {
+    for (bad, says) in [
+        ("$(id)", "must start with a project name"),
+        (" setuptools", "must start with a project name"),
+        ("setuptools\\n--index-url=http://x", "control character"),
+        ("setuptools<<80", "not a PEP 508 requirement"),
+    ] {
+        let p = problem(&format!("{MINIMAL}extra_packages: [\"{bad}\"]\n"));
+        assert_eq!(p.field, "extra_packages[0]", "{bad}");
+        assert!(p.message.contains(says), "{bad}: {}", p.message);
+    }
+    let many: Vec<String> = (0..51).map(|i| format!("\"p{i}\"")).collect();
+    let p = problem(&format!("{MINIMAL}extra_packages: [{}]\n", many.join(", ")));
+    assert_eq!(p.field, "extra_packages");
+    parse(&format!(
+        "{MINIMAL}extra_packages: [\"setuptools>=71.0.2,<80.9\", \"rich[jupyter]; python_version < '3.13'\"]\n"
+    ))
+    .unwrap()
+    .validate()
+    .unwrap();
+}
+
+#[test]
+fn lists_are_bounded() {
+    let entries: String = (0..101)
+        .map(|i| format!("  - {{version: \"{i}.0\", python: \"3.12\"}}\n"))
+        .collect();
+    let p = problem(&format!("package: x\nversions:\n{entries}"));
+    assert_eq!(p.field, "versions");
+    assert!(p.message.contains("at most 100"), "{}", p.message);
+    let exclude: Vec<String> = (0..501).map(|i| format!("\"{i}.1\"")).collect();
+    let p = problem(&format!("{MINIMAL}exclude: [{}]\n", exclude.join(",")));
+    assert_eq!(p.field, "exclude");
+}
+
+#[test]
+fn partial_platforms_defaults_to_true() {
+    assert!(parse(MINIMAL).unwrap().partial_platforms());
+    let spec = parse(&format!("{MINIMAL}partial_platforms: false\n")).unwrap();
+    assert!(!spec.partial_platforms());
+    assert_eq!(spec.partial_platforms, Some(false));
+}
+
+#[test]
+fn versions_are_public_pep440_versions_as_the_crd_takes_them() {
+    for bad in [
+        "not a version",
+        "1.0 ",
+        " 1.0",
+        "1.0+local",
+        "1.0a.",
+        "1..0",
+        ".1",
+        "1!2!3",
+        "1_0",
+        "9999999999999999999",
+        "",
+    ] {
+        assert!(PyVersion::parse(bad).is_err(), "{bad:?}");
+        assert!(!rules::PUBLIC_VERSION.is_match(bad), "{bad:?}");
+    }
+    let long = "1.".repeat(40) + "1";
+    assert!(
+        PyVersion::parse(&long)
+            .unwrap_err()
+            .0
+            .contains("at most 64")
+    );
+    // Every spelling the CRD's pattern takes, the parser takes too.
+    let mut n = 0;
+    for prefix in ["", "v", "V"] {
+        for epoch in ["", "1!", "0!"] {
+            for release in ["1", "1.0", "0.83.1", "2024.1", "01.2"] {
+                for pre in [
+                    "",
+                    "a1",
+                    "b2",
+                    "rc1",
+                    "c3",
+                    ".alpha",
+                    "-beta.2",
+                    "_preview3",
+                    "pre",
+                    "RC1",
+                    ".rc.1",
+                ] {
+                    for post in [
+                        "", ".post1", "-1", "post", "_rev2", ".r3", "-post-4", "POST5",
+                    ] {
+                        for dev in ["", ".dev0", "dev", "-dev_1", "DEV2"] {
+                            let v = format!("{prefix}{epoch}{release}{pre}{post}{dev}");
+                            assert!(rules::PUBLIC_VERSION.is_match(&v), "{v}");
+                            PyVersion::parse(&v).unwrap_or_else(|e| panic!("{v}: {e}"));
+                            n += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(n, 3 * 3 * 5 * 11 * 8 * 5);
+}
+
+#[test]
+fn a_float_version_is_quoted_as_written() {
+    for (written, quoted) in [
+        ("6.0", "\"6.0\""),
+        ("1.10", "\"1.10\""),
+        ("2.50", "\"2.50\""),
+    ] {
+        let p = problem(&format!(
+            "package: x\nversions:\n  - version: {written}\n    python: \"3.12\"\n"
+        ));
+        assert_eq!(p.field, "versions[0].version");
+        assert!(p.message.contains(quoted), "{written}: {}", p.message);
+        assert!(p.message.contains("line 3"), "{}", p.message);
+    }
+    let p = problem("package: x\nversions: [{version: 6.0, python: \"3.12\"}]\n");
+    assert!(p.message.contains("\"6.0\""), "{}", p.message);
+    let p = problem(&format!("{MINIMAL}exclude: [6.10]\n"));
+    assert_eq!(p.field, "exclude[0]");
+    assert!(p.message.contains("\"6.10\""), "{}", p.message);
+}
+
+#[test]
+fn a_config_that_is_not_a_mapping_says_so() {
+    for text in ["~", "- package: x\n", "hello", "42", "[]"] {
+        let p = problem(text);
+        assert_eq!(p.field, "", "{text}");
+        assert!(
+            p.message
+                .starts_with("the config must be a mapping with package, versions"),
+            "{text}: {}",
+            p.message
+        );
+        assert!(!p.message.contains("struct"), "{}", p.message);
+    }
+    let p = problem("");
+    assert!(p.message.starts_with("is empty"), "{}", p.message);
+    let p = problem("package: x\nversions: [[1]]\n");
+    assert_eq!(p.field, "versions[0]");
+    assert!(
+        p.message.contains("each entry must be a mapping"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let spec = parse(&format!("\u{feff}{MINIMAL}")).unwrap();
+    assert_eq!(spec.package.as_str(), "cowsay");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(
+        &file,
+        [b"\xEF\xBB\xBF".as_slice(), MINIMAL.as_bytes()].concat(),
+    )
+    .unwrap();
+    load(&file).unwrap();
+    std::fs::write(&file, [0xFF, 0xFE, b'p', 0]).unwrap();
+    assert!(load(&file).unwrap_err().to_string().contains("UTF-16"));
+}
+
+#[test]
+fn long_values_are_never_echoed_whole() {
+    let name = "n".repeat(1_000_000);
+    let p = problem(&format!(
+        "package: \"{name}\"\nversions: [{{version: \"1\", python: \"3.12\"}}]\n"
+    ));
+    assert_eq!(p.field, "package");
+    assert!(p.message.len() < 500, "{} bytes", p.message.len());
+    assert!(p.message.contains("more characters"), "{}", p.message);
+
+    let key = "k".repeat(500_000);
+    let p = problem(&format!("{MINIMAL}{key}: 1\n"));
+    assert!(p.field.len() < 200 && p.message.len() < 2000, "{p:?}");
+
+    // A file whose lines fold into one long YAML string, like /etc/passwd.
+    let passwd: String = (0..200)
+        .map(|i| format!("user{i}:x:{i}:{i}:User {i}:/home/user{i}:/bin/sh\n"))
+        .collect();
+    let p = problem(&passwd);
+    assert!(p.message.len() < 600, "{}", p.message);
+    assert!(
+        !p.message.contains("user0"),
+        "not even its start: {}",
+        p.message
+    );
+}
+
+#[test]
+fn nesting_and_size_are_refused_before_parsing() {
+    let started = std::time::Instant::now();
+    let deep = format!("package: x\nversions: {}", "[".repeat(100_000));
+    let p = problem(&deep);
+    assert!(
+        p.message.contains("more than 1024 '[' and '{'"),
+        "{}",
+        p.message
+    );
+    let big = format!(
+        "{MINIMAL}description: \"{}\"\n",
+        "x".repeat(MAX_CONFIG_BYTES)
+    );
+    assert!(problem(&big).message.contains("at most 1048576 bytes"));
+    assert!(
+        started.elapsed().as_secs_f64() < 1.0,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn long_lists_parse_in_linear_time() {
+    // 40,000 entries took 10 s with pairwise duplicate checks; each file is under 1 MiB.
+    let versions: String = (0..25_000)
+        .map(|i| format!("- version: \"{i}\"\n  python: \"3.12\"\n"))
+        .collect();
+    let exclude: Vec<String> = (0..40_000).map(|i| format!("\"{i}.1\"")).collect();
+    let started = std::time::Instant::now();
+    for (text, field) in [
+        (format!("package: x\nversions:\n{versions}"), "versions"),
+        (
+            format!("{MINIMAL}exclude: [{}]\n", exclude.join(",")),
+            "exclude",
+        ),
+    ] {
+        let all = parse(&text).unwrap().validate().unwrap_err();
+        let fields: Vec<&str> = all.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, [field]);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(elapsed < 5.0, "{elapsed:.2} s (unoptimised build)");
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_files_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::os::unix::fs::symlink(d.join("loop"), d.join("loop")).unwrap();
+    let err = load(&d.join("loop")).unwrap_err().to_string();
+    assert!(err.contains("symbolic link loop"), "{err}");
+    std::os::unix::fs::symlink(d.join("gone.yaml"), d.join("dangling")).unwrap();
+    let err = load(&d.join("dangling")).unwrap_err().to_string();
+    assert!(
+        err.contains("symbolic link to") && err.contains("does not exist"),
+        "{err}"
+    );
+    let err = load(d).unwrap_err().to_string();
+    assert!(err.contains("is a directory"), "{err}");
+    let big = d.join("big.yaml");
+    std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES + 1]).unwrap();
+    let err = load(&big).unwrap_err().to_string();
+    assert!(
+        err.contains("1048577 bytes") && err.contains("not parsed"),
+        "{err}"
+    );
+
+    // Inside a directory of packages, a broken config is listed, so that loading names it.
+    let py = d.join("python");
+    std::fs::create_dir_all(py.join("ok")).unwrap();
+    std::fs::write(py.join("ok/config.yaml"), MINIMAL).unwrap();
+    std::fs::create_dir_all(py.join("looped")).unwrap();
+    std::os::unix::fs::symlink("config.yaml", py.join("looped/config.yaml")).unwrap();
+    std::fs::write(py.join("README.md"), "not a package").unwrap();
+    let found = discover(std::slice::from_ref(&py)).unwrap();
+    assert_eq!(
+        found,
+        [py.join("looped/config.yaml"), py.join("ok/config.yaml")]
+    );
+    let err = discover(&[d.join("loop")]).unwrap_err();
+    assert!(err.contains("symbolic link loop"), "{err}");
+    // One file reached twice is one config.
+    let twice = discover(&[py.clone(), py.join("ok")]).unwrap();
+    assert_eq!(twice.len(), 2, "{twice:?}");
 }
 
 #[test]

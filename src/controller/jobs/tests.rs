@@ -11,7 +11,7 @@ fn resource(yaml_spec: &str) -> PythonPackage {
     r
 }
 
-const SPEC: &str = "package: aider-chat\nbinaries: [aider]\nextra_packages: [\"setuptools<80.9\"]\nconfig_version: 2\nversions:\n  - {version: \"0.83.1\", python: \"3.12\"}\n";
+const SPEC: &str = "package: aider-chat\nbinaries: [aider]\nextraPackages: [\"setuptools<80.9\"]\nconfigVersion: 2\nversions:\n  - {version: \"0.83.1\", python: \"3.12\"}\n";
 
 fn settings() -> JobSettings {
     JobSettings {

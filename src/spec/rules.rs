@@ -1,0 +1,306 @@
+//! The limits and patterns a config file and a `PythonPackage` share. Each is used twice: by the
+//! Rust checks (`spec::validate`, the resource's `validate`) and, as `maxItems` / `maxLength` /
+//! CEL `matches()`, by the CRD, so the API server refuses what the controller would refuse.
+//! Patterns are written in the syntax RE2 (Kubernetes), the `regex` crate (here) and CEL share:
+//! no look-around, no back-references, explicit ASCII classes.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Console scripts per package: ansible has 10, the largest tools a few dozen.
+pub const MAX_BINARIES: usize = 64;
+/// `{version, python}` entries: one per python change, so a handful in practice.
+pub const MAX_VERSIONS: usize = 100;
+/// Versions never to build.
+pub const MAX_EXCLUDE: usize = 500;
+/// PEP 508 requirements added to every version.
+pub const MAX_EXTRA_PACKAGES: usize = 50;
+/// One PEP 440 version, e.g. `2024.10.31.post1.dev5` (21).
+pub const MAX_VERSION_LEN: usize = 64;
+/// `description` (PyPI caps a summary at 512) and `test`.
+pub const MAX_TEXT_LEN: usize = 512;
+/// One PEP 508 requirement, markers and URL included.
+pub const MAX_REQUIREMENT_LEN: usize = 512;
+/// `interval`: three `<6 digits><unit>` parts.
+pub const MAX_INTERVAL_LEN: usize = 21;
+pub const MIN_INTERVAL_SECS: u64 = 60;
+pub const MAX_INTERVAL_SECS: u64 = 7 * 24 * 3600;
+/// `releases.repository`: a GitHub owner (39) and repository (100).
+pub const MAX_RELEASE_REPOSITORY_LEN: usize = 140;
+/// `manifests.repository`: a Git URL.
+pub const MAX_GIT_URL_LEN: usize = 512;
+/// `manifests.branch` and `manifests.dir`.
+pub const MAX_REF_LEN: usize = 255;
+
+/// A regular expression kept as text (for the CRD) and compiled once (for the checks here).
+pub struct Pattern {
+    text: &'static str,
+    compiled: LazyLock<Regex>,
+}
+
+macro_rules! pattern {
+    ($(#[$doc:meta])* $name:ident = $text:expr) => {
+        $(#[$doc])*
+        pub static $name: Pattern = Pattern {
+            text: $text,
+            compiled: LazyLock::new(|| Regex::new($text).expect("the pattern compiles")),
+        };
+    };
+}
+
+impl Pattern {
+    pub fn as_str(&self) -> &'static str {
+        self.text
+    }
+
+    pub fn is_match(&self, s: &str) -> bool {
+        self.compiled.is_match(s)
+    }
+}
+
+pattern!(
+    /// A PEP 440 public version (no `+local`), in any of the spellings PEP 440 normalises
+    /// (`v1.0`, `1.0-RC1`, `1.0.post`, `1!2.0`). Numbers have at most 18 digits so that every
+    /// match fits the parser's 64-bit parts: what this accepts, the controller accepts.
+    PUBLIC_VERSION = r"^(?i:v?([0-9]{1,18}!)?[0-9]{1,18}(\.[0-9]{1,18})*([-_.]?(alpha|beta|preview|pre|rc|a|b|c)([-_.]?[0-9]{1,18})?)?(-[0-9]{1,18}|[-_.]?(post|rev|r)([-_.]?[0-9]{1,18})?)?([-_.]?dev([-_.]?[0-9]{1,18})?)?)$"
+);
+
+pattern!(
+    /// A control character (Unicode category Cc: U+0000–U+001F, U+007F–U+009F): none may
+    /// reach a manifest, a command line or a log line.
+    CONTROL = r"\p{Cc}"
+);
+
+pattern!(
+    /// What every PEP 508 requirement starts with: a project name. The full grammar is checked
+    /// by `pep508_rs`; this prefix is what the CRD can check.
+    REQUIREMENT_START = r"^[A-Za-z0-9]"
+);
+
+pattern!(
+    /// `30m`, `1h`, `1h30m`: Go duration syntax (what CEL's `duration()` reads) restricted to
+    /// whole hours, minutes and seconds, small enough never to overflow.
+    INTERVAL = r"^([0-9]{1,6}[hms]){1,3}$"
+);
+
+pattern!(
+    /// GitHub `OWNER/REPO`; the repository is not `.` or `..` (it goes into API paths).
+    RELEASE_REPOSITORY = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+);
+
+pattern!(
+    /// The Git URLs a manifest repository may have: `https://`, `ssh://`, `file:///` or
+    /// `user@host:path`, with a host that cannot be read as an option (`-oProxyCommand`), and
+    /// printable ASCII without spaces. Refuses git's `ext::` and `fd::` transports and
+    /// anything starting with `-`.
+    GIT_URL = r"^(https://[A-Za-z0-9]|ssh://([A-Za-z0-9._~-]+@)?[A-Za-z0-9]|file:///|[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:)[!-~]*$"
+);
+
+pattern!(
+    /// What `git check-ref-format --branch` refuses: a leading `-` or `/`, `..`, `//`, `@{`,
+    /// a component starting with `.` or ending with `.lock`, a trailing `/` or `.`, `@`
+    /// alone, and space, `~^:?*[\` and control characters anywhere.
+    BAD_BRANCH = r"^-|^/|\.\.|//|@\{|(^|/)\.|\.lock(/|$)|/$|\.$|^@$|[\x00-\x20\x7f~^:?*\[\\]|\p{Cc}"
+);
+
+pattern!(
+    /// A manifest directory that leaves the repository: absolute, or with a `..` component
+    /// (`/` and `\` both separate), or holding a control character.
+    BAD_DIR = r"^[/\\]|(^|[/\\])\.\.([/\\]|$)|\p{Cc}"
+);
+
+/// Characters, as Kubernetes counts `maxLength` (code points, not bytes).
+pub fn length(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// The first control character and its position (in characters), for messages.
+pub fn first_control(s: &str) -> Option<(usize, char)> {
+    s.chars().enumerate().find(|(_, c)| c.is_control())
+}
+
+/// The message for a list longer than its limit.
+pub fn too_many(n: usize, max: usize) -> String {
+    format!("has {n} entries; at most {max} are allowed")
+}
+
+/// The message for a string longer than its limit.
+pub fn too_long(n: usize, max: usize) -> String {
+    format!("is {n} characters long; at most {max} are allowed")
+}
+
+/// A `test` command line that runs one of `binaries`: the binary, alone or followed by a
+/// space. Kept this simple (no quoting) so the CRD's CEL rule checks exactly the same.
+pub fn starts_with_binary<'a>(test: &str, mut binaries: impl Iterator<Item = &'a str>) -> bool {
+    binaries.any(|b| {
+        test.strip_prefix(b)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    })
+}
+
+/// A binary whose launcher would collide with `<package>.pex` in the tarball: compared
+/// without case, as macOS file systems compare names.
+pub fn collides_with_pex(binary: &str, package: &crate::names::PackageName) -> bool {
+    binary.to_ascii_lowercase() == format!("{package}.pex")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_compiles() {
+        for p in [
+            &PUBLIC_VERSION,
+            &CONTROL,
+            &REQUIREMENT_START,
+            &INTERVAL,
+            &RELEASE_REPOSITORY,
+            &GIT_URL,
+            &BAD_BRANCH,
+            &BAD_DIR,
+        ] {
+            p.is_match("");
+        }
+    }
+
+    #[test]
+    fn git_urls() {
+        for ok in [
+            "https://github.com/acme/tools.git",
+            "https://x-access-token@github.com/acme/tools.git",
+            "ssh://git@github.com/acme/tools.git",
+            "ssh://github.com:2222/acme/tools.git",
+            "git@github.com:acme/tools.git",
+            "git@git.example.com:/srv/tools.git",
+            "file:///srv/git/tools.git",
+        ] {
+            assert!(GIT_URL.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "ext::sh -c id",
+            "fd::3",
+            "--upload-pack=id",
+            "-oProxyCommand=id",
+            "ssh://-oProxyCommand=id/x",
+            "git@-oProxyCommand=id:x",
+            "http://github.com/acme/tools.git",
+            "file://host/x",
+            "https://github.com/acme/tools .git",
+            "https://github.com/acme/tools\n.git",
+            "/srv/git/tools.git",
+            "",
+        ] {
+            assert!(!GIT_URL.is_match(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn branches_follow_git_check_ref_format() {
+        for ok in [
+            "main",
+            "release/1.x",
+            "feature-a_b",
+            "v1.0",
+            "a.b/c.d",
+            "@x",
+        ] {
+            assert!(!BAD_BRANCH.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "--upload-pack=id",
+            "-x",
+            "a..b",
+            "a b",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[b",
+            "a\\b",
+            "a\tb",
+            "a\u{7f}",
+            "/a",
+            "a/",
+            "a//b",
+            "a.",
+            ".a",
+            "a/.b",
+            "a.lock",
+            "a.lock/b",
+            "@",
+            "a@{1}",
+        ] {
+            assert!(BAD_BRANCH.is_match(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dirs_stay_inside() {
+        for ok in ["", "hermit", "a/b", "a/.b", "..a", "a..", "a/..b/c"] {
+            assert!(!BAD_DIR.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "/etc", "\\etc", "..", "../x", "a/../..", "a/..", "..\\x", "a\\..", "a\nb",
+        ] {
+            assert!(BAD_DIR.is_match(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn release_repositories() {
+        for ok in [
+            "acme/tools",
+            "my-org/hermit-tools",
+            "a/.github",
+            "a/b.c_d-e",
+        ] {
+            assert!(RELEASE_REPOSITORY.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "not a repo",
+            "acme",
+            "acme/",
+            "acme/..",
+            "acme/.",
+            "../..",
+            "-acme/x",
+            "a/b/c",
+            "a_b/c",
+        ] {
+            assert!(!RELEASE_REPOSITORY.is_match(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_test_starts_with_a_binary_or_is_it() {
+        let bins = ["aider", "ansible-playbook"];
+        for ok in ["aider --help", "aider", "ansible-playbook --version"] {
+            assert!(starts_with_binary(ok, bins.iter().copied()), "{ok}");
+        }
+        for bad in [
+            "../../../bin/sh -c id",
+            " aider --help",
+            "aiderx --help",
+            "\"aider\" --help",
+            "ansible --help",
+            "",
+        ] {
+            assert!(!starts_with_binary(bad, bins.iter().copied()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_pex_name_is_taken() {
+        let p = crate::names::PackageName::new("Cow_Say").unwrap();
+        assert!(collides_with_pex("cow-say.pex", &p));
+        assert!(collides_with_pex("Cow-Say.PEX", &p));
+        assert!(
+            !collides_with_pex("cow_say.pex", &p),
+            "not the tarball's name"
+        );
+        assert!(!collides_with_pex("cow-say", &p));
+    }
+}

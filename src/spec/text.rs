@@ -1,0 +1,284 @@
+//! A config's text on its way to the YAML parser: read with a size limit, refused when its
+//! shape would make the parser slow, and the parser's errors rewritten so that they name the
+//! field and the fix and never echo the file (a config may be a symbolic link to anything).
+
+use std::io::Read;
+use std::path::Path;
+
+use super::Problem;
+
+/// The largest config file read; a real one is a few hundred bytes.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// `[` and `{` in one config. libyaml checks every open flow collection on every token, so
+/// nesting them costs quadratic time (100,000 levels in 200 KB: about a minute; 4,095: 0.2 s
+/// unoptimised; 1,023: 0.02 s). Counting every bracket, quoted or not, cannot be fooled by
+/// quoting; a real config has a few dozen (one per `{version, python}` entry), and even one at
+/// every limit (100 versions, 50 `pkg[extra]` requirements) stays far below.
+pub const MAX_FLOW_OPENERS: usize = 1024;
+
+/// Characters of a value or a field name a message shows.
+const SHOWN_CHARS: usize = 100;
+
+/// What a serde error says when a version was written as a YAML number.
+pub(super) const UNQUOTED_NUMBER: &str = "without quotes is a number in YAML";
+
+/// Reads a config file: a regular file of at most [`MAX_CONFIG_BYTES`], UTF-8 (a byte order
+/// mark is dropped, as PyYAML drops it). The error is a message about the file.
+pub fn read(file: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(file).map_err(|e| unreadable(file, &e))?;
+    if !meta.is_file() {
+        return Err(if meta.is_dir() {
+            "is a directory: a config is a YAML file (python/<package>/config.yaml)".to_owned()
+        } else {
+            "is not a regular file (a device, pipe or socket): a config is a YAML file".to_owned()
+        });
+    }
+    if meta.len() > MAX_CONFIG_BYTES as u64 {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| unreadable(file, &e))?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    decode(bytes)
+}
+
+fn too_big(n: u64) -> String {
+    format!(
+        "is {n} bytes; a config is at most {MAX_CONFIG_BYTES} bytes (1 MiB), so it is not parsed"
+    )
+}
+
+fn decode(mut bytes: Vec<u8>) -> Result<String, String> {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err("is UTF-16 text: save it as UTF-8".to_owned());
+    }
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        bytes.drain(..3);
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "is not UTF-8 text (the first bad byte is at offset {}): save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Why a path cannot be read, naming a symbolic link loop or a dangling link as such.
+pub fn unreadable(path: &Path, e: &std::io::Error) -> String {
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return "is a symbolic link loop (following its links leads back to them): fix or remove the link"
+            .to_owned();
+    }
+    match e.kind() {
+        std::io::ErrorKind::NotFound if link => match std::fs::read_link(path) {
+            Ok(target) => format!(
+                "is a symbolic link to {}, which does not exist",
+                target.display()
+            ),
+            Err(_) => "is a symbolic link to a path that does not exist".to_owned(),
+        },
+        std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "cannot be read: permission denied".to_owned(),
+        _ => format!("cannot be read: {e}"),
+    }
+}
+
+/// Refuses text the parser must not see: too large, empty, or nested too deep.
+pub fn check_shape(text: &str) -> Result<(), Problem> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(Problem::new("", too_big(text.len() as u64)));
+    }
+    if text.trim().is_empty() {
+        return Err(Problem::new(
+            "",
+            "is empty: a config is a mapping with package, versions and the optional fields \
+             (see \"A package config\" in the README)",
+        ));
+    }
+    let mut openers = 0;
+    for (line, l) in text.lines().enumerate() {
+        openers += l.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+        if openers > MAX_FLOW_OPENERS {
+            return Err(Problem::new(
+                "",
+                format!(
+                    "has more than {MAX_FLOW_OPENERS} '[' and '{{' by line {}: a config needs a few \
+                     dozen, and deeply nested YAML flow collections take the parser quadratic time, \
+                     so it is not parsed",
+                    line + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A parser error as a problem: the field it stopped at, and a message that names shapes in
+/// the config's words and cuts long values.
+pub fn problem(e: &serde_norway::Error, text: &str) -> Problem {
+    let msg = e.to_string();
+    let (msg, at) = match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(" column ") => (&msg[..i], &msg[i..]),
+        _ => (msg.as_str(), ""),
+    };
+    // serde_norway prefixes the path of the failing field ("versions[1].python: ...").
+    let (field, message) = match msg.split_once(": ") {
+        Some((path, rest)) if is_field_path(path) => (path.to_owned(), rest),
+        _ => (field_from_message(msg), msg),
+    };
+    let message = match e.location() {
+        Some(l) if message.contains(UNQUOTED_NUMBER) => {
+            unquoted_number(text.get(l.index()..).unwrap_or("")).unwrap_or(message.to_owned())
+        }
+        _ => in_config_words(message),
+    };
+    Problem {
+        field: shorten_field(&field),
+        message: shorten(&format!("{message}{at}")),
+    }
+}
+
+fn is_field_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.[]".contains(&b))
+}
+
+/// Errors at the top level carry no path; name the field the message mentions, if any.
+fn field_from_message(msg: &str) -> String {
+    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some((name, _)) = msg
+            .split_once(marker)
+            .and_then(|(_, rest)| rest.split_once('`'))
+        {
+            return name.to_owned();
+        }
+    }
+    String::new()
+}
+
+/// `version: 6.0` reaches the version parser as the float 6: the hint quotes the text as
+/// written, read back from the file where the parser stopped.
+fn unquoted_number(rest: &str) -> Option<String> {
+    let raw: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !",]}#".contains(*c))
+        .take(SHOWN_CHARS)
+        .collect();
+    (!raw.is_empty()).then(|| {
+        format!(
+            "{raw} {UNQUOTED_NUMBER}, and a number loses trailing zeros (1.10 reads as 1.1): \
+             quote the version as written, \"{raw}\""
+        )
+    })
+}
+
+/// serde names Rust types (`expected struct PackageSpec`); say what the config must hold.
+fn in_config_words(message: &str) -> String {
+    let found = message
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(", expected "))
+        .map(|(found, _)| match found {
+            "unit value" => "nothing (null, ~ or an empty value)".to_owned(),
+            "sequence" => "a list".to_owned(),
+            "map" => "a mapping".to_owned(),
+            // A file that is no config (a link to /etc/passwd) is not shown, not even cut.
+            other if other.starts_with("string \"") => {
+                format!(
+                    "plain text of about {} characters",
+                    other.chars().count() - 9
+                )
+            }
+            other => other.to_owned(),
+        });
+    let found = found.as_deref().unwrap_or("something else");
+    if message.contains("expected struct PackageSpec") {
+        format!(
+            "the config must be a mapping with package, versions and the optional fields \
+             (binaries, description, test, ...), one per line as `field: value`; found {found}"
+        )
+    } else if message.contains("expected struct VersionEntry") {
+        format!(
+            "each entry must be a mapping {{version: \"1.0\", python: \"3.12\"}}; found {found}"
+        )
+    } else {
+        message.to_owned()
+    }
+}
+
+fn shorten_field(field: &str) -> String {
+    let n = field.chars().count();
+    if n <= SHOWN_CHARS {
+        return field.to_owned();
+    }
+    let head: String = field.chars().take(SHOWN_CHARS).collect();
+    format!("{head}… ({} more characters)", n - SHOWN_CHARS)
+}
+
+/// Cuts every quoted (`"..."`) or backquoted value in a message to [`SHOWN_CHARS`]
+/// characters, saying how many were left out.
+pub fn shorten(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[start] as char;
+        out.push_str(&rest[..=start]);
+        rest = &rest[start + 1..];
+        let end = closing(rest, quote).unwrap_or(rest.len());
+        let inner = &rest[..end];
+        let n = inner.chars().count();
+        if n > SHOWN_CHARS {
+            out.extend(inner.chars().take(SHOWN_CHARS));
+            out.push('…');
+            out.push(quote);
+            out.push_str(&format!(" ({} more characters)", n - SHOWN_CHARS));
+        } else {
+            out.push_str(inner);
+            if end < rest.len() {
+                out.push(quote);
+            }
+        }
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a quoted value ends: the next unescaped quote.
+fn closing(s: &str, quote: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_quoted_values_are_cut() {
+        let long = "r".repeat(5000);
+        let msg = format!("invalid type: string \"{long}\", expected struct PackageSpec");
+        let cut = shorten(&msg);
+        assert!(cut.len() < 300, "{cut}");
+        assert!(cut.contains("(4900 more characters)"), "{cut}");
+        assert!(cut.ends_with(", expected struct PackageSpec"), "{cut}");
+        let msg = format!("unknown field `{long}`, expected one of `package`");
+        assert!(shorten(&msg).ends_with("expected one of `package`"));
+        assert_eq!(shorten("a \"b\\\"c\" d"), "a \"b\\\"c\" d");
+        assert_eq!(shorten("no quotes"), "no quotes");
+        assert_eq!(shorten("open \"end"), "open \"end");
+    }
+}

@@ -1,0 +1,411 @@
+//! Bad input through the real binary: each config of the corpus sits beside a good
+//! one in `python/`, and `plan` (against a replay of pypi.org's index) and `convert` must
+//! refuse it naming the file and the field, exit non-zero, write nothing, and still plan and
+//! convert the good one. Bad flags are refused before anything runs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{ReplayServer, recorded_pypiapijson};
+
+const GOOD: &str = "package: pypiapijson\nbinaries: [pypiapijson]\nversions:\n  - version: \"2.0\"\n    python: \"3.12\"\n";
+const BAD: &str = "python/bad/config.yaml";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+fn run(args: &[&str], cwd: &Path) -> Run {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("HERMIT_PEX_INDEX_URL")
+        .env_remove("HERMIT_PEX_CACHE_DIR")
+        .output()
+        .expect("hermit-pex runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+/// Every path under `dir`, to show that a run wrote nothing.
+fn files(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(p.clone());
+            }
+            out.insert(p);
+        }
+    }
+    out
+}
+
+enum Entry {
+    Text(String),
+    Bytes(Vec<u8>),
+    Link(PathBuf),
+}
+use Entry::*;
+
+fn put(root: &Path, rel: &str, entry: &Entry) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    match entry {
+        Text(t) => std::fs::write(&path, t).unwrap(),
+        Bytes(b) => std::fs::write(&path, b).unwrap(),
+        Link(target) => std::os::unix::fs::symlink(target, &path).unwrap(),
+    }
+}
+
+fn text(s: impl Into<String>) -> Entry {
+    Text(s.into())
+}
+
+/// The one stderr line about `file`, which must name `field` and say `says`, and be short
+/// (no file contents, no megabyte values).
+fn line_about<'a>(stderr: &'a str, file: &str, field: &str, says: &str) -> &'a str {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(file))
+        .unwrap_or_else(|| panic!("{file} is not reported:\n{stderr}"));
+    let after = &line[line.find(file).unwrap() + file.len()..];
+    assert!(
+        after.starts_with(&format!(": {field}")),
+        "field {field:?} not named: {line}"
+    );
+    assert!(line.contains(says), "{says:?} not said: {line}");
+    assert!(line.len() < 1000, "{} bytes: {line}", line.len());
+    line
+}
+
+/// Writes the good config and `entries` into a fresh directory, then checks `plan` and
+/// `convert`: refused (`file`, `field`, `says`), the good one still planned and converted,
+/// nothing written, and quickly.
+async fn refused(entries: &[(&str, Entry)], file: &str, field: &str, says: &str) -> String {
+    let server = ReplayServer::start(recorded_pypiapijson()).await;
+    let work = tempfile::tempdir().unwrap();
+    put(work.path(), "python/good/config.yaml", &text(GOOD));
+    for (rel, entry) in entries {
+        put(work.path(), rel, entry);
+    }
+    let before = files(work.path());
+    let (cwd, url) = (work.path().to_owned(), server.url.clone());
+    let (plan, convert) = tokio::task::spawn_blocking(move || {
+        (
+            run(&["plan", "--no-cache", "--index-url", &url], &cwd),
+            run(&["convert"], &cwd),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(plan.code, 1, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("pypiapijson (python/good/config.yaml)"),
+        "the good config is still planned:\n{}\n{}",
+        plan.stdout,
+        plan.stderr
+    );
+    let line = line_about(&plan.stderr, file, field, says).to_owned();
+    assert_eq!(convert.code, 1, "{}", convert.stderr);
+    assert_eq!(
+        convert.stdout.matches("kind: PythonPackage").count(),
+        1,
+        "only the good config becomes a resource:\n{}",
+        convert.stdout
+    );
+    assert!(
+        convert.stdout.contains("name: pypiapijson"),
+        "{}",
+        convert.stdout
+    );
+    line_about(&convert.stderr, file, field, says);
+    assert_eq!(files(work.path()), before, "nothing is written");
+    for r in [&plan, &convert] {
+        assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+    }
+    line
+}
+
+async fn bad_config(config: impl Into<String>, field: &str, says: &str) -> String {
+    refused(&[(BAD, text(config))], BAD, field, says).await
+}
+
+const V: &str = "versions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binary_named_like_the_pex_is_refused() {
+    bad_config(
+        format!("package: cowsay\nbinaries: [cowsay, cowsay.pex]\n{V}"),
+        "binaries[1]",
+        "the name of the PEX in the tarball (cowsay.pex)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_config_for_one_package_names_both_files() {
+    let dup = "python/zz-dup/config.yaml";
+    let line = refused(
+        &[(
+            dup,
+            text(format!("package: PyPIApiJson\nbinaries: [other]\n{V}")),
+        )],
+        dup,
+        "package",
+        "is already configured in python/good/config.yaml",
+    )
+    .await;
+    assert!(line.contains("one config per package"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_that_runs_no_binary_is_refused() {
+    bad_config(
+        format!("package: cowsay\nbinaries: [cowsay]\ntest: \"../../../bin/sh -c id\"\n{V}"),
+        "test",
+        "must start with one of binaries (cowsay)",
+    )
+    .await;
+    bad_config(
+        format!("package: cowsay\nbinaries: [cowsay]\ntest: \"cowsay --help\\nid\"\n{V}"),
+        "test",
+        "must be one line of text",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deep_nesting_is_refused_before_parsing() {
+    let line = bad_config(
+        format!("package: x\nversions: {}", "[".repeat(100_000)),
+        "",
+        "more than 1024 '[' and '{'",
+    )
+    .await;
+    assert!(line.contains("not parsed"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_lists_are_refused_quickly() {
+    let versions = format!(
+        "package: x\nversions:\n  - &v {{version: \"1.0\", python: \"3.12\"}}\n{}",
+        "  - *v\n".repeat(40_000)
+    );
+    bad_config(versions, "versions", "has 40001 entries; at most 100").await;
+    let exclude: String = (0..40_000).map(|i| format!("  - \"{i}.1\"\n")).collect();
+    bad_config(
+        format!("package: x\n{V}exclude:\n{exclude}"),
+        "exclude",
+        "at most 500",
+    )
+    .await;
+    let binaries: Vec<String> = (0..2000).map(|i| format!("b{i}")).collect();
+    bad_config(
+        format!("package: x\nbinaries: [{}]\n{V}", binaries.join(", ")),
+        "binaries",
+        "has 2000 entries; at most 64",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_over_1_mib_is_not_parsed() {
+    let big = format!("package: x\n{V}# {}\n", "x".repeat(1 << 20));
+    bad_config(big, "", "a config is at most 1048576 bytes (1 MiB)").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_byte_order_mark_is_accepted() {
+    let server = ReplayServer::start(recorded_pypiapijson()).await;
+    let work = tempfile::tempdir().unwrap();
+    put(
+        work.path(),
+        "python/good/config.yaml",
+        &Bytes([b"\xEF\xBB\xBF".as_slice(), GOOD.as_bytes()].concat()),
+    );
+    let (cwd, url) = (work.path().to_owned(), server.url.clone());
+    let plan = tokio::task::spawn_blocking(move || {
+        run(&["plan", "--no-cache", "--index-url", &url], &cwd)
+    })
+    .await
+    .unwrap();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stdout.contains("pypiapijson"), "{}", plan.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symlink_loop_is_named_as_such() {
+    bad_config_entries(
+        &[(BAD, Link("config.yaml".into()))],
+        "",
+        "symbolic link loop",
+    )
+    .await;
+}
+
+async fn bad_config_entries(entries: &[(&str, Entry)], field: &str, says: &str) -> String {
+    refused(entries, BAD, field, says).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_linked_to_another_file_is_not_echoed() {
+    let outside = tempfile::tempdir().unwrap();
+    let passwd: String = (0..40)
+        .map(|i| format!("user{i}:x:{i}:{i}:User {i}:/home/user{i}:/bin/sh\n"))
+        .collect();
+    std::fs::write(outside.path().join("passwd"), passwd).unwrap();
+    let line = bad_config_entries(
+        &[(BAD, Link(outside.path().join("passwd")))],
+        "",
+        "the config must be a mapping",
+    )
+    .await;
+    assert!(!line.contains("user0"), "the file is echoed: {line}");
+    assert!(line.contains("found plain text of about"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_megabyte_name_is_not_echoed() {
+    let line = bad_config(
+        format!("package: \"{}\"\n{V}", "n".repeat(1_000_000)),
+        "package",
+        "(999900 more characters) is not a PyPI project name",
+    )
+    .await;
+    assert!(line.len() < 500, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_float_version_is_quoted_as_written() {
+    bad_config(
+        "package: x\nversions:\n  - version: 6.0\n    python: \"3.12\"\n",
+        "versions[0].version",
+        "quote the version as written, \"6.0\"",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_that_is_not_a_mapping_says_so() {
+    for config in ["~\n", "- package: x\n- versions: []\n", "just some text\n"] {
+        bad_config(
+            config,
+            "",
+            "the config must be a mapping with package, versions",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_resources_the_api_server_used_to_take_are_refused_as_configs() {
+    for (config, field, says) in [
+        (format!("package: x\nexclude: [\"not a version\"]\n{V}"), "exclude[0]", "is not a PEP 440 version"),
+        ("package: x\nversions:\n  - {version: \"not a version\", python: \"3.12\"}\n".to_owned(), "versions[0].version", "is not a PEP 440 version"),
+        ("package: x\nversions:\n  - {version: \"1.0\", python: \"3.12\"}\n  - {version: \"1.0\", python: \"3.11\"}\n".to_owned(), "versions[1].version", "listed twice"),
+        (format!("package: x\nbinaries: [a, a]\n{V}"), "binaries[1]", "listed twice"),
+        (format!("package: x\nextra_packages: [\"$(id)\"]\n{V}"), "extra_packages[0]", "must start with a project name"),
+        (format!("package: x\nbinaries: []\n{V}"), "binaries", "leave binaries out"),
+        (format!("package: x\ninterval: 0s\n{V}"), "interval", "unknown field"),
+        (format!("package: x\nextraPackages: [rich]\n{V}"), "extraPackages", "`extra_packages`"),
+    ] {
+        bad_config(config, field, says).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_without_binaries_is_planned() {
+    let server = ReplayServer::start(recorded_pypiapijson()).await;
+    let work = tempfile::tempdir().unwrap();
+    put(
+        work.path(),
+        "python/good/config.yaml",
+        &text("package: pypiapijson\nversions:\n  - version: \"2.0\"\n    python: \"3.12\"\n"),
+    );
+    let (cwd, url) = (work.path().to_owned(), server.url.clone());
+    let (plan, convert) = tokio::task::spawn_blocking(move || {
+        (
+            run(&["plan", "--no-cache", "--index-url", &url], &cwd),
+            run(&["convert"], &cwd),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert_eq!(convert.code, 0, "{}", convert.stderr);
+    assert!(
+        !convert.stdout.contains("binaries"),
+        "left out: {}",
+        convert.stdout
+    );
+}
+
+#[test]
+fn bad_flags_are_refused_before_anything_runs() {
+    let work = tempfile::tempdir().unwrap();
+    put(work.path(), "python/good/config.yaml", &text(GOOD));
+    let before = files(work.path());
+    for (args, flag, says) in [
+        (
+            &["sync", "--build-timeout", "0"][..],
+            "--build-timeout",
+            "must be at least 1 (seconds)",
+        ),
+        (
+            &["sync", "--test-timeout", "0"],
+            "--test-timeout",
+            "must be at least 1 (seconds)",
+        ),
+        (&["sync", "--latest", "0"], "--latest", "must be at least 1"),
+        (&["plan", "--latest", "0"], "--latest", "must be at least 1"),
+        (
+            &["sync", "--build-timeout", "ten"],
+            "--build-timeout",
+            "not a whole number",
+        ),
+        (
+            &[
+                "build",
+                "--package",
+                "x",
+                "--version",
+                "1",
+                "--python",
+                "3.12",
+                "--platform",
+                "linux-amd64",
+                "--binary",
+                "x",
+                "--build-timeout",
+                "0",
+            ],
+            "--build-timeout",
+            "must be at least 1",
+        ),
+    ] {
+        let r = run(args, work.path());
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(flag) && r.stderr.contains(says),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(files(work.path()), before, "nothing is written");
+}
