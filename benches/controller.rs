@@ -69,6 +69,7 @@ async fn run(packages_count: usize) {
         metrics: Arc::default(),
         now: || Time(k8s_openapi::jiff::Timestamp::now()),
         scratch: cache.path().to_owned(),
+        packages: None,
     });
     let mut packages: Vec<PythonPackage> = (0..packages_count).map(resource).collect();
 

@@ -494,9 +494,17 @@ fn header(input: &ManifestInput<'_>, binaries: &[BinaryName], full: bool) -> Str
     if !binaries.is_empty() {
         writeln!(out, "binaries = [{}]", quote_list(binaries)).unwrap();
     }
-    // Hermit expands `${...}` in `test`: a literal `$` is written `$$`.
-    let test = spec.test_command().replace('$', "$$");
-    writeln!(out, "test = {}", quote(&test)).unwrap();
+    // The config's test, else the first launcher every version has (Hermit runs it from the
+    // package: a launcher some version lacks would fail there). Hermit expands `${...}` in
+    // `test`: a literal `$` is written `$$`.
+    let test = match (&spec.test, binaries.first()) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(b)) => Some(format!("{b} --help")),
+        (None, None) => None,
+    };
+    if let Some(test) = test {
+        writeln!(out, "test = {}", quote(&test.replace('$', "$$"))).unwrap();
+    }
     let homepage = format!("https://pypi.org/project/{}/", spec.package);
     writeln!(out, "homepage = {}", quote(&homepage)).unwrap();
     if let Some(repo) = input.repository {

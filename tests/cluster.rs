@@ -99,6 +99,7 @@ async fn a_resource_in_a_real_cluster_gets_build_jobs() {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
         },
         scratch: dir.path().to_owned(),
+        packages: None,
     });
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     let controller = Controller::new(packages.clone(), Default::default())

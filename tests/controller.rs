@@ -142,6 +142,7 @@ fn context<S>(client: kube::Client, index_url: &str, store: S, per_package: usiz
         metrics: Arc::default(),
         now,
         scratch: std::env::temp_dir(),
+        packages: None,
     }
 }
 
@@ -1118,6 +1119,41 @@ async fn a_second_resource_for_the_same_package_stops_and_says_so() {
             .as_str()
             .unwrap()
             .contains("tool-first in this namespace already builds tool"),
+        "{ready}"
+    );
+}
+
+#[tokio::test]
+async fn of_two_resources_for_one_package_the_later_one_is_invalid() {
+    let (_dir, store) = store();
+    let (view, mut writer) = kube::runtime::reflector::store();
+    let mut first = package("");
+    first.metadata.name = Some("tools-cowsay".into());
+    first.metadata.uid = Some("uid-0".into());
+    first.metadata.creation_timestamp =
+        Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+    let mut second = package("");
+    second.metadata.creation_timestamp =
+        Some(serde_json::from_value(json!("2026-02-01T00:00:00Z")).unwrap());
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for p in [&first, &second] {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(p.clone()));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let index = index().await;
+    let (client, server) = api_server(second.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.packages = Some(view);
+    reconcile_with(second, ctx).await;
+    let sent = server.await.unwrap();
+    assert!(applied_jobs(&sent).is_empty(), "{sent:?}");
+    let ready = condition(status_of(&sent), "Ready").unwrap().clone();
+    assert_eq!(ready["reason"], "Invalid");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("tools-cowsay in this namespace already builds tool"),
         "{ready}"
     );
 }

@@ -1712,10 +1712,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
         health,
         &package_with(2, Some(observed(2, failed, false, None)), false),
     );
-    assert!(
-        hs["message"].as_str().unwrap().contains("1 failed"),
-        "{hs}"
-    );
+    assert!(hs["message"].as_str().unwrap().contains("1 failed"), "{hs}");
 }
 
 #[test]

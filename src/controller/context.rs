@@ -35,6 +35,9 @@ pub struct Context<S> {
     pub now: fn() -> Time,
     /// Scratch space for publishing (reading the platforms' records).
     pub scratch: std::path::PathBuf,
+    /// Every PythonPackage the controller sees (the watch's own cache): a second resource for a
+    /// package is told apart from the first. `None`: not checked.
+    pub packages: Option<kube::runtime::reflector::Store<PythonPackage>>,
 }
 
 impl<S> Context<S> {

@@ -146,9 +146,11 @@ async fn reconcile_package<S: ReleaseStore>(
         .list(&ListParams::default().labels(&s.selector))
         .await?
         .items;
-    // Job names come from the package: two resources for one package in a namespace would
-    // take each other's Jobs. The second one stops and says so.
-    if let Some(other) = foreign_owner(&listed, pkg.metadata.uid.as_deref()) {
+    // Job names and releases come from the package: two resources for one package in a
+    // namespace would take each other's drafts and Jobs. The second one stops and says so.
+    if let Some(other) =
+        first_of_package(ctx, pkg).or_else(|| foreign_owner(&listed, pkg.metadata.uid.as_deref()))
+    {
         let message = format!(
             "the PythonPackage {other} in this namespace already builds {}: keep one of the two",
             s.name()
@@ -245,12 +247,35 @@ async fn reconcile_package<S: ReleaseStore>(
     }))
 }
 
+/// Another resource in the namespace for the same package that came first (created earlier;
+/// at the same second, the smaller name): its name.
+fn first_of_package<S>(ctx: &Context<S>, pkg: &PythonPackage) -> Option<String> {
+    let store = ctx.packages.as_ref()?;
+    let key = |p: &PythonPackage| {
+        (
+            p.metadata.creation_timestamp.clone().map(|t| t.0),
+            p.name_any(),
+        )
+    };
+    store
+        .state()
+        .into_iter()
+        .filter(|other| {
+            other.namespace() == pkg.namespace()
+                && other.metadata.uid != pkg.metadata.uid
+                && other.spec.package.package == pkg.spec.package.package
+                && key(other) < key(pkg)
+        })
+        .map(|other| other.name_any())
+        .min()
+}
+
 /// The spec's own rules, and the targets it names (which the operator must allow).
 fn validate<S>(
     ctx: &Context<S>,
     pkg: &PythonPackage,
 ) -> Result<(Arc<StoreTarget<S>>, Option<super::targets::SharedSink>), String> {
-    pkg.spec.package.validate().map_err(|problems| {
+    pkg.spec.validate().map_err(|problems| {
         problems
             .iter()
             .map(|p| format!("{}: {}", p.field, p.message))

@@ -103,8 +103,10 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             futures::future::ready(())
         });
     tokio::spawn(job_watch);
+    let controller = Controller::new(packages, watcher::Config::default().any_semantic());
     let ctx = Arc::new(Context {
         limit: Some(GlobalLimit::new(args.max_jobs.max(1), view.clone())),
+        packages: Some(controller.store()),
         ..context(args, client.clone())?
     });
     let ready = Arc::new(AtomicBool::new(false));
@@ -154,7 +156,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
 
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?args.namespace, "hermit-pex controller starting");
-    Controller::new(packages, watcher::Config::default().any_semantic())
+    controller
         .owns(jobs, watcher::Config::default().labels(&managed))
         .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown_signal())
@@ -250,6 +252,7 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
         metrics: Arc::new(Metrics::default()),
         now: || Time(k8s_openapi::jiff::Timestamp::now()),
         scratch,
+        packages: None,
     })
 }
 
