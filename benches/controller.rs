@@ -250,6 +250,7 @@ impl MemStore {
                     test: Some(TestOutcome::Passed {
                         command: format!("{package} --help"),
                     }),
+                    lock: None,
                     tarball: Default::default(),
                 },
             );

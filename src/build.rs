@@ -385,6 +385,7 @@ fn pack(
         sha256,
         target,
         test: None,
+        lock: None,
         tarball,
     })
 }

@@ -181,11 +181,11 @@ impl<S: ReleaseStore> Steps<'_, S> {
         let missing = missing_asset(&job.package, platform);
         let retry = release.asset_named(&missing).is_some();
         let fresh;
-        let lock = if retry {
+        let (lock, lock_sha256) = if retry {
             fresh = self.relock(job, record).await?;
-            fresh.as_path()
+            (fresh.path.as_path(), fresh.sha256.clone())
         } else {
-            lock
+            (lock, record.sha256.clone())
         };
         if retry && release.state == crate::release::ReleaseState::Draft {
             // Tried again: whatever this build comes to replaces the old verdict.
@@ -195,7 +195,8 @@ impl<S: ReleaseStore> Steps<'_, S> {
                 .map_err(StepError::store(format!("remove {missing}")))?;
         }
         match build::build_platform(job, lock, record, platform, self.settings).await {
-            Ok(built) => {
+            Ok(mut built) => {
+                built.build.lock = Some(lock_sha256);
                 let b = self.test_and_upload(release, job, built, platform).await?;
                 (self.say)(format!(
                     "{} {} {platform}: built {} ({:.1} MB, {:.1} s)",
@@ -234,7 +235,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
     /// A platform that could not exist is tried again from a fresh lock: the recorded one
     /// lists only the wheels the index had then. It must pin the very same distributions, or
     /// the platforms of one version would differ.
-    async fn relock(&self, job: &VersionJob, record: &LockRecord) -> Result<PathBuf, StepError> {
+    async fn relock(&self, job: &VersionJob, record: &LockRecord) -> Result<Lock, StepError> {
         let fresh = build::relock(job, self.settings).await?;
         if fresh.pins != record.pins {
             let changed: Vec<&str> = fresh
@@ -251,7 +252,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
                 changed.join(", ")
             )));
         }
-        Ok(fresh.path)
+        Ok(fresh)
     }
 
     /// A pure-Python lock: one PEX, built (and tested) once, packed for every platform.
@@ -288,6 +289,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
             };
             let result = match packed {
                 Ok(mut b) => {
+                    b.build.lock = Some(record.sha256.clone());
                     b.build.test = Some(match (&tested, p == first) {
                         (crate::release::TestOutcome::Passed { .. }, false) => {
                             crate::release::TestOutcome::NotTried {

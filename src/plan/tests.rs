@@ -98,6 +98,7 @@ fn published(spec: &PackageSpec, version: &str, id: u64, platforms: &[Platform])
                 test: Some(TestOutcome::Passed {
                     command: "tiny-tool --help".into(),
                 }),
+                lock: None,
                 tarball: Default::default(),
             },
         );

@@ -156,6 +156,10 @@ pub struct PlatformBuild {
     /// `None` in releases made by an older hermit-pex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<TestOutcome>,
+    /// sha256 of the lock file it was built from: every platform of a version carries the
+    /// version's one lock (a platform added later, a relock pinning the same distributions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
     #[serde(skip)]
     pub tarball: PathBuf,
 }

@@ -92,6 +92,7 @@ pub async fn build<S: ReleaseStore>(
                     why: "built elsewhere".into(),
                 },
             }),
+            lock: None,
             tarball: Default::default(),
         });
         let json = serde_json::to_vec(&record).unwrap();
