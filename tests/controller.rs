@@ -1397,3 +1397,138 @@ async fn a_failed_build_info_write_leaves_a_draft_never_a_release_with_an_empty_
     assert_eq!(info.incomplete(&Platform::ALL), None, "{info:?}");
     assert_eq!(info.locked.unwrap().pins, ["tool==1.1"]);
 }
+
+/// Runs `pkg` to Ready the way a cluster would: each reconcile's new Jobs "run" (their outputs
+/// written into the store as the Job would) and complete; their completion is a watch event,
+/// so the next reconcile comes at once. Returns (Jobs made, lock Jobs made, reconciles, and
+/// the simulated seconds from the last Job's completion to Ready=True).
+async fn to_ready(pkg: &PythonPackage, pure: bool) -> (usize, usize, usize, u64) {
+    let (dir, store) = store();
+    let store = Arc::new(store);
+    let index = index().await;
+    let mut jobs: Vec<Value> = Vec::new();
+    let (mut made, mut locks, mut reconciles) = (0, 0, 0);
+    let mut pkg = pkg.clone();
+    let mut since_last_completion = None;
+    for _ in 0..20 {
+        let (client, server) = api_server(pkg.clone(), jobs.clone(), ready_nodes(), vec![]);
+        let requeue =
+            reconcile_with(pkg.clone(), context(client, &index.url, store.clone(), 8)).await;
+        reconciles += 1;
+        let sent = server.await.unwrap();
+        if let Some((_, _, body)) = sent
+            .iter()
+            .find(|(m, u, _)| m == "PATCH" && u.contains("/status"))
+        {
+            pkg.status = Some(serde_json::from_value(body["status"].clone()).unwrap());
+        }
+        let ready = pkg.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if ready {
+            return (made, locks, reconciles, since_last_completion.unwrap_or(0));
+        }
+        let new = applied_jobs(&sent);
+        if new.is_empty() {
+            // Nothing started: the next reconcile is the one it asked for.
+            since_last_completion = since_last_completion.map(|t: u64| t + requeue.as_secs());
+            continue;
+        }
+        for job in new {
+            made += 1;
+            let labels = &job["metadata"]["labels"];
+            let release = job["metadata"]["annotations"]["hermit-pex.dev/release"]
+                .as_str()
+                .unwrap();
+            let r = store
+                .release(&pkg_name(), &hermit_pex::release::ReleaseId(release.into()))
+                .await
+                .unwrap();
+            if labels["hermit-pex.dev/step"] == "lock" {
+                locks += 1;
+                let r = releases::lock(&*store, &r, dir.path(), pure).await;
+                if pure {
+                    releases::build(&*store, &r, dir.path(), &Platform::ALL).await;
+                }
+            } else {
+                let p: Platform = labels["hermit-pex.dev/platform"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                releases::build(&*store, &r, dir.path(), &[p]).await;
+            }
+            let mut listed = job.clone();
+            listed["status"] = json!({"succeeded": 1});
+            jobs.retain(|j| j["metadata"]["name"] != job["metadata"]["name"]);
+            jobs.push(listed);
+        }
+        since_last_completion = Some(0);
+    }
+    panic!("not Ready after 20 reconciles: {:?}", pkg.status);
+}
+
+/// The figures of the unit of work: Jobs and locks per version, and how long after its last
+/// Job a version is Ready (the completion's watch event reconciles at once).
+#[tokio::test]
+async fn a_version_takes_one_lock_and_one_job_when_pure_else_one_per_platform_and_is_ready_at_once()
+{
+    let pkg = one_version();
+    let (jobs, locks, reconciles, after) = to_ready(&pkg, true).await;
+    println!(
+        "pure version: {jobs} Jobs, {locks} lock, {reconciles} reconciles, Ready {after} s after its last Job"
+    );
+    assert_eq!((jobs, locks), (1, 1));
+    assert!(after <= 10, "{after} s");
+    let (jobs, locks, reconciles, after) = to_ready(&pkg, false).await;
+    println!(
+        "non-pure version: {jobs} Jobs, {locks} lock, {reconciles} reconciles, Ready {after} s after its last Job"
+    );
+    assert_eq!((jobs, locks), (5, 1));
+    assert!(after <= 10, "{after} s");
+}
+
+/// A platform recorded as impossible holds back a version whose config wants every platform;
+/// it is tried again when asked (`requested-at`), not on every loop.
+#[tokio::test]
+async fn a_platform_that_could_not_exist_is_tried_again_when_asked() {
+    let (dir, store) = store();
+    let strict = |extra: &str| {
+        let mut p = package(&format!("partialPlatforms: false\n{extra}"));
+        p.spec.package.versions[0].version = hermit_pex::spec::PyVersion("1.1".parse().unwrap());
+        p
+    };
+    let made = drafts(dir.path(), &store, &["1.1"], &Platform::ALL[..3]).await;
+    releases::cannot_exist(
+        &store,
+        &made[0],
+        dir.path(),
+        Platform::ALL[3],
+        "no wheel of native-dep",
+    )
+    .await;
+    let sent = run(strict(""), vec![], store, 8).await;
+    assert!(applied_jobs(&sent).is_empty(), "{sent:?}");
+    let status = status_of(&sent).clone();
+    assert_eq!(status["failures"][0]["reason"], "NoWheelForPlatform");
+    assert_eq!(condition(&status, "Stalled").unwrap()["status"], "True");
+
+    // The same again: nothing tried.
+    let mut pkg = strict("");
+    pkg.status = Some(serde_json::from_value(status.clone()).unwrap());
+    let store = DirStore::new(dir.path().join("releases"), None).unwrap();
+    let sent = run(pkg.clone(), vec![], store, 8).await;
+    assert!(applied_jobs(&sent).is_empty(), "{sent:?}");
+
+    // Asked: its Job is made again.
+    pkg.metadata.annotations.get_or_insert_default().insert(
+        "hermit-pex.dev/requested-at".into(),
+        "2026-12-01T10:00:00Z".into(),
+    );
+    let store = DirStore::new(dir.path().join("releases"), None).unwrap();
+    let sent = run(pkg, vec![], store, 8).await;
+    assert_eq!(names(&applied_jobs(&sent)), ["tool-1-1-darwin-arm64"]);
+    assert_eq!(status_of(&sent)["requestedAt"], "2026-12-01T10:00:00Z");
+}
