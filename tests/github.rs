@@ -580,7 +580,24 @@ fn sync_publishes_to_github_and_the_manifest_uses_download_urls() {
     );
     let releases = fake.releases();
     assert_eq!(releases.len(), 2);
-    assert!(releases.iter().all(|r| !r.draft && r.assets.len() == 4));
+    for r in &releases {
+        let tarballs = r
+            .assets
+            .iter()
+            .filter(|a| a.name.ends_with(".tar.gz"))
+            .count();
+        assert!(
+            !r.draft && tarballs == 4,
+            "{}: {:?}",
+            r.tag,
+            r.assets.iter().map(|a| &a.name).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            r.assets.len(),
+            9,
+            "the lock, four tarballs and their records"
+        );
+    }
     assert!(
         releases
             .iter()

@@ -265,8 +265,9 @@ fn plan_json_is_machine_readable() {
         .map(|v| v["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, ["2024.1", "2.0.post1"]);
-    assert_eq!(plan["actions"][0]["action"], "create_release");
-    assert_eq!(plan["actions"][1]["platform"], "linux-amd64");
+    assert_eq!(plan["versions"][0]["steps"][0]["step"], "create");
+    assert_eq!(plan["versions"][0]["status"], "new");
+    assert_eq!(plan["versions"][0]["build"][0], "linux-amd64");
     assert_eq!(report["errors"].as_array().unwrap().len(), 0);
 }
 
