@@ -229,6 +229,7 @@ impl MemStore {
             requirements: vec![format!("{package}=={v}")],
             binaries: vec![hermit_pex::names::BinaryName::new(package.as_str()).unwrap()],
             test: String::new(),
+            source: None,
         };
         let mut info = BuildInfo::new(package, v, inputs);
         let mut assets = Vec::new();

@@ -44,6 +44,7 @@ fn package(i: usize) -> (spec::PackageSpec, Vec<IndexVersion>, Vec<Release>) {
     let spec = spec::parse(&yaml).unwrap();
     let index: Vec<IndexVersion> = (0..VERSIONS)
         .map(|n| IndexVersion {
+            git: None,
             version: format!("{}.{}.{}", n / 100, (n / 10) % 10, n % 10)
                 .parse()
                 .unwrap(),

@@ -53,11 +53,15 @@ pub struct VersionJob {
 }
 
 impl VersionJob {
-    pub fn new(spec: &crate::spec::PackageSpec, version: &Version, python: PythonMinor) -> Self {
+    pub fn new(
+        spec: &crate::spec::PackageSpec,
+        iv: &crate::pypi::IndexVersion,
+        python: PythonMinor,
+    ) -> Self {
         Self {
             package: spec.package.clone(),
-            version: version.clone(),
-            inputs: crate::plan::inputs(spec, version, python),
+            version: iv.version.clone(),
+            inputs: crate::plan::inputs(spec, iv, python),
         }
     }
 
@@ -117,23 +121,140 @@ pub struct Lock {
     /// The package's console scripts, read from its wheel; `None` when the lock has only its
     /// sdist (they are read from the built PEX instead).
     pub scripts: Option<Vec<String>>,
+    /// A Git source's wheel of the project, which the lock names.
+    pub wheel: Option<LocalWheel>,
+}
+
+impl Lock {
+    pub fn file(&self) -> LockFile {
+        LockFile {
+            path: self.path.clone(),
+            wheel: self.wheel.clone(),
+        }
+    }
 }
 
 /// Resolves the version's requirements into a pex lock (reused when its inputs are unchanged).
-pub async fn lock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, BuildError> {
-    lock_as(job, settings, None).await
+/// `wheel`: the project's own wheel, built from its Git tag (the lock names it through the
+/// path mapping [`WHEELS`], so it is found wherever the wheel is put later).
+pub async fn lock(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    wheel: Option<&LocalWheel>,
+) -> Result<Lock, BuildError> {
+    lock_as(job, settings, None, wheel).await
 }
 
 /// A lock resolved afresh, whatever the cache holds: the index may have gained the wheel a
 /// platform lacked.
-pub async fn relock(job: &VersionJob, settings: &BuildSettings) -> Result<Lock, BuildError> {
-    lock_as(job, settings, Some(now().to_string())).await
+pub async fn relock(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    wheel: Option<&LocalWheel>,
+) -> Result<Lock, BuildError> {
+    lock_as(job, settings, Some(now().to_string()), wheel).await
+}
+
+/// The path mapping a lock names a Git source's wheel by.
+pub const WHEELS: &str = "HERMIT_PEX_WHEELS";
+
+/// A project's wheel on this machine: the file, in a directory of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalWheel {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl LocalWheel {
+    fn dir(&self) -> &Path {
+        self.path.parent().expect("wheels live in a directory")
+    }
+
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn mapping(&self) -> Vec<OsString> {
+        let mut m = OsString::from(format!("{WHEELS}|"));
+        m.push(self.dir());
+        m.push("|the project's wheel, built from its Git tag");
+        vec!["--path-mapping".into(), m]
+    }
+}
+
+/// A lock file to build from, with the project's wheel when the lock names one.
+#[derive(Debug, Clone)]
+pub struct LockFile {
+    pub path: PathBuf,
+    pub wheel: Option<LocalWheel>,
+}
+
+/// Builds the project's wheel from its checkout (PEP 517, isolated: pex runs pip, which takes
+/// the build backend from the index) and checks it is the version its tag says.
+pub async fn build_wheel(
+    job: &VersionJob,
+    project: &Path,
+    settings: &BuildSettings,
+) -> Result<LocalWheel, BuildError> {
+    let dir = job.dir(settings).join("project");
+    std::fs::create_dir_all(&dir)?;
+    let pex_path = dir.join("project.pex");
+    let mut args = os(&[
+        "--pip-version",
+        PIP_VERSION,
+        "--no-pypi",
+        "--index-url",
+        &settings.index_url,
+        "--no-transitive",
+        "--no-pre-install-wheels",
+    ]);
+    if let Some(python) = tools::find_python(job.python()).await {
+        args.extend([OsString::from("--python-path"), python.into()]);
+    }
+    args.push(project.into());
+    args.extend([OsString::from("-o"), pex_path.clone().into()]);
+    tools::run(&settings.pex.pex(), &args, &env(settings), settings.timeout)
+        .await
+        .map_err(|source| BuildError::Lock {
+            requirements: format!("the project at {}", project.display()),
+            python: job.python(),
+            source,
+        })?;
+    let wheels = dir.join("wheels");
+    let path = scripts::extract_wheel(&pex_path, &wheels)?;
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut parts = name.trim_end_matches(".whl").splitn(3, '-');
+    let (dist, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let same_name = crate::names::normalize(dist) == job.package.as_str();
+    let same_version = version.parse::<Version>().ok().as_ref() == Some(&job.version);
+    if !same_name || !same_version {
+        return Err(BuildError::Binaries(format!(
+            "{}: the tag builds {dist} {version}, not {} {}: fix the project's name or version, or the tag",
+            job.inputs
+                .source
+                .as_ref()
+                .map_or(String::new(), |s| s.tag.clone()),
+            job.package,
+            job.version
+        )));
+    }
+    let (size, sha256) = artifact::sha256_file(&path)?;
+    Ok(LocalWheel { path, sha256, size })
 }
 
 async fn lock_as(
     job: &VersionJob,
     settings: &BuildSettings,
     fresh: Option<String>,
+    wheel: Option<&LocalWheel>,
 ) -> Result<Lock, BuildError> {
     let dir = settings
         .cache_dir
@@ -148,6 +269,7 @@ async fn lock_as(
         &settings.index_url,
         PIP_VERSION,
         fresh.as_deref().unwrap_or(""),
+        wheel.map_or("", |w| w.sha256.as_str()),
     ]);
     let path = dir.join(format!("lock-{}.json", &key[..12]));
     if !path.exists() {
@@ -168,6 +290,10 @@ async fn lock_as(
         args.extend(os(&["--no-pypi", "--index-url", &settings.index_url, "-o"]));
         args.push(tmp.to_path_buf().into());
         args.extend(requirements.iter().map(OsString::from));
+        if let Some(w) = wheel {
+            args.extend([OsString::from("-f"), w.dir().into()]);
+            args.extend(w.mapping());
+        }
         if let Some(python) = tools::find_python(job.python()).await {
             // One universal lock serves every platform.
             args.extend(os(&[
@@ -202,20 +328,25 @@ async fn lock_as(
         })?;
         tmp.persist(&path).map_err(|e| e.error)?;
     }
-    read(&path, &job.package, &settings.cache_dir).await
+    let mut lock = read(&path, &job.package, &settings.cache_dir, wheel).await?;
+    lock.wheel = wheel.cloned();
+    Ok(lock)
 }
 
-/// A lock file as a `Lock`: its pins, purity, digest and the package's console scripts.
+/// A lock file as a `Lock`: its pins, purity, digest and the package's console scripts (from
+/// the project's own wheel when there is one here).
 pub async fn read(
     path: &Path,
     package: &PackageName,
     cache_dir: &Path,
+    wheel: Option<&LocalWheel>,
 ) -> Result<Lock, BuildError> {
     let parsed = read_lock(path)?;
     let (size, sha256) = artifact::sha256_file(path)?;
-    let scripts = match parsed.wheel_of(package) {
-        Some(url) => Some(scripts::from_wheel_url(&url, cache_dir).await?),
-        None => None,
+    let scripts = match (wheel, parsed.wheel_of(package)) {
+        (Some(w), _) => Some(scripts::console_scripts(std::fs::File::open(&w.path)?)?),
+        (None, Some(url)) => Some(scripts::from_wheel_url(&url, cache_dir).await?),
+        (None, None) => None,
     };
     Ok(Lock {
         path: path.to_owned(),
@@ -224,6 +355,7 @@ pub async fn read(
         sha256,
         size,
         scripts,
+        wheel: None,
     })
 }
 
@@ -248,13 +380,21 @@ pub fn lock_record(job: &VersionJob, lock: &Lock) -> Result<LockRecord, BuildErr
         pure: lock.pure,
         binaries,
         test,
+        wheel: lock
+            .wheel
+            .as_ref()
+            .map(|w| crate::release::info::WheelRecord {
+                asset: w.name(),
+                sha256: w.sha256.clone(),
+                size: w.size,
+            }),
     })
 }
 
 /// Builds one platform's PEX from the lock and packs its tarball.
 pub async fn build_platform(
     job: &VersionJob,
-    lock: &Path,
+    lock: &LockFile,
     record: &LockRecord,
     platform: Platform,
     settings: &BuildSettings,
@@ -263,7 +403,10 @@ pub async fn build_platform(
     std::fs::create_dir_all(&dir)?;
     let pex_path = dir.join(format!("{}.pex", job.package));
     let mut args = os(&["--lock"]);
-    args.push(lock.into());
+    args.push(lock.path.clone().into());
+    if let Some(w) = &lock.wheel {
+        args.extend(w.mapping());
+    }
     args.extend(os(&[
         "--pip-version",
         PIP_VERSION,

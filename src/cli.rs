@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, VersionStatus, plan};
-use crate::pypi::{DEFAULT_INDEX_URL, IndexClient, IndexStats, ProjectFiles};
+use crate::pypi::{DEFAULT_INDEX_URL, IndexClient, IndexStats};
 use crate::release::Release;
 use crate::spec::{self, LoadedSpec, SpecError};
 
@@ -124,6 +124,18 @@ pub struct StepArgs {
     /// The configured test command (default: `<first binary> --help`).
     #[arg(long, default_value = "")]
     pub test: String,
+    /// A version from a Git repository: its URL (with --git-tag and --git-commit).
+    #[arg(long, requires_all = ["git_tag", "git_commit"])]
+    pub git: Option<String>,
+    /// Where the project is in the repository.
+    #[arg(long, requires = "git")]
+    pub git_subdirectory: Option<String>,
+    /// The tag the version is built from.
+    #[arg(long, requires = "git")]
+    pub git_tag: Option<String>,
+    /// The commit the tag pointed at when the version's draft was made.
+    #[arg(long, requires = "git")]
+    pub git_commit: Option<String>,
     #[command(flatten)]
     pub index: IndexArgs,
     #[command(flatten)]
@@ -416,13 +428,14 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Asks the index about every package, a few at a time, keeping the input order.
-pub async fn observe_index(
+/// Asks every package's source (the index, or its Git repository) for its versions, a few at a
+/// time, keeping the input order.
+pub async fn observe_versions(
     client: &IndexClient,
     specs: &[LoadedSpec],
-) -> Vec<Result<ProjectFiles, crate::pypi::IndexError>> {
+) -> Vec<Result<crate::source::Offered, crate::source::ObserveError>> {
     futures::stream::iter(specs)
-        .map(|s| client.project(&s.spec.package))
+        .map(|s| crate::source::offered(client, &s.spec))
         .buffered(8)
         .collect()
         .await
@@ -452,7 +465,7 @@ struct JsonError {
 async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (specs, invalid) = load_specs(&args.paths)?;
     let client = args.index.client()?;
-    let observed = observe_index(&client, &specs).await;
+    let observed = observe_versions(&client, &specs).await;
     let releases: Vec<Release> = Vec::new(); // no release store is consulted by `plan` yet
 
     let mut plans = Vec::new();
@@ -462,16 +475,28 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
             Ok(project) => {
                 let p = plan(
                     &s.spec,
-                    &project.versions(),
+                    &project.versions,
                     &releases,
                     &[],
                     &args.select.options(),
                 );
+                if !project.skipped_tags.is_empty() {
+                    eprintln!(
+                        "{}: {} tags are not versions and were skipped: {}",
+                        s.spec.package,
+                        project.skipped_tags.len(),
+                        project.skipped_tags.join(", ")
+                    );
+                }
                 plans.push((s, project.not_modified, p));
             }
             Err(e) => index_errors.push(JsonError {
                 file: s.file.display().to_string(),
-                field: "package".into(),
+                field: match e {
+                    crate::source::ObserveError::Git(_) => "source.git",
+                    crate::source::ObserveError::Index(_) => "package",
+                }
+                .into(),
                 message: e.to_string(),
             }),
         }
@@ -577,6 +602,9 @@ pub fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::i
         )?;
         if let Some(note) = &vp.note {
             writeln!(out, "  {:<14} note: {note}", "")?;
+        }
+        if let Some(moved) = &vp.moved {
+            writeln!(out, "  {:<14} note: {moved}", "")?;
         }
         for (platform, why) in &vp.missing {
             writeln!(out, "  {:<14} no {platform}: {why}", "")?;

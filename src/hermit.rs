@@ -505,9 +505,14 @@ fn header(input: &ManifestInput<'_>, binaries: &[BinaryName], full: bool) -> Str
     if let Some(test) = test {
         writeln!(out, "test = {}", quote(&test.replace('$', "$$"))).unwrap();
     }
-    let homepage = format!("https://pypi.org/project/{}/", spec.package);
+    // A project built from its Git repository is that repository's (when it has a web page);
+    // a PyPI project's page is on PyPI and its repository is where the releases are.
+    let web = spec.source.as_ref().and_then(|s| s.web_url());
+    let homepage = web
+        .clone()
+        .unwrap_or_else(|| format!("https://pypi.org/project/{}/", spec.package));
     writeln!(out, "homepage = {}", quote(&homepage)).unwrap();
-    if let Some(repo) = input.repository {
+    if let Some(repo) = web.as_deref().or(input.repository) {
         writeln!(out, "repository = {}", quote(repo)).unwrap();
     }
     if full {

@@ -15,5 +15,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod pypi;
 pub mod release;
+pub mod source;
 pub mod spec;
 pub mod verify;

@@ -134,7 +134,7 @@ impl<S: ReleaseStore> Sync<'_, S> {
             settings: &self.settings,
             say: &say,
         };
-        let job = VersionJob::new(s, &iv.version, first.python);
+        let job = VersionJob::new(s, iv, first.python);
         let mut out = VersionOutcome::default();
         let mut resolved: Option<(Lock, LockRecord)> = None;
         let mut vp = first;

@@ -12,7 +12,7 @@
 //! - publish: merge the records into the build info, check it is complete and agrees with the
 //!   assets, and make the release public with it in one write.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::build::{self, BuildError, BuildSettings, Built, Lock, VersionJob};
 use crate::names::Platform;
@@ -30,6 +30,9 @@ pub enum StepError {
     /// The release and what the step was given disagree (a Job made for another draft).
     #[error("{0}")]
     Mismatch(String),
+    /// The Git source could not be read or checked out (or its tag moved).
+    #[error("{0}")]
+    Source(String),
 }
 
 impl StepError {
@@ -60,6 +63,7 @@ impl StepError {
             StepError::Build(_) => "BuildFailed",
             StepError::Store { .. } => "ReleaseStoreFailed",
             StepError::Mismatch(_) => "WrongRelease",
+            StepError::Source(_) => "SourceFailed",
         }
     }
 }
@@ -90,9 +94,49 @@ impl<S: ReleaseStore> Steps<'_, S> {
             job.requirements().join(" "),
             job.python()
         ));
-        let lock = build::lock(job, self.settings).await?;
+        let wheel = match &job.inputs.source {
+            Some(source) => Some(self.project_wheel(job, source).await?),
+            None => None,
+        };
+        let lock = build::lock(job, self.settings, wheel.as_ref()).await?;
         let record = build::lock_record(job, &lock)?;
         Ok((lock, record))
+    }
+
+    /// A Git source's version: a clean checkout of its tag (at the commit it was seen at), and
+    /// the project's wheel built from it.
+    async fn project_wheel(
+        &self,
+        job: &VersionJob,
+        source: &crate::release::info::SourceRecord,
+    ) -> Result<build::LocalWheel, StepError> {
+        let git = crate::spec::GitSource {
+            git: source.git.clone(),
+            tag_prefix: None,
+            subdirectory: Some(source.subdirectory.clone()).filter(|s| !s.is_empty()),
+        };
+        let tag = crate::source::GitTag {
+            tag: source.tag.clone(),
+            commit: source.commit.clone(),
+        };
+        (self.say)(format!(
+            "{} {}: building its wheel from {} at {} ({})",
+            job.package,
+            job.version,
+            crate::pypi::redact(&source.git),
+            source.tag,
+            &source.commit[..source.commit.len().min(12)]
+        ));
+        let checkout = self
+            .settings
+            .work_dir
+            .join(job.package.as_str())
+            .join(job.version.to_string())
+            .join("checkout");
+        let project = crate::source::checkout(&git, &tag, &checkout)
+            .await
+            .map_err(|e| StepError::Source(e.to_string()))?;
+        Ok(build::build_wheel(job, &project, self.settings).await?)
     }
 
     /// Uploads the lock file and records it in the draft's build info. Returns the release as
@@ -104,6 +148,19 @@ impl<S: ReleaseStore> Steps<'_, S> {
         lock: &Lock,
         record: &LockRecord,
     ) -> Result<Release, StepError> {
+        if let Some(w) = &lock.wheel {
+            let name = w.name();
+            let up = Upload {
+                name: &name,
+                path: &w.path,
+                size: w.size,
+                sha256: &w.sha256,
+            };
+            self.store
+                .upload(release, up)
+                .await
+                .map_err(StepError::store(format!("store {name}")))?;
+        }
         let name = lock_asset(&job.package);
         let up = Upload {
             name: &name,
@@ -133,7 +190,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
         &self,
         release: &Release,
         job: &VersionJob,
-    ) -> Result<(PathBuf, LockRecord), StepError> {
+    ) -> Result<(build::LockFile, LockRecord), StepError> {
         let record = release.lock(&job.package).cloned().ok_or_else(|| {
             StepError::Mismatch(format!(
                 "{}: the release has no lock yet (the lock step comes first)",
@@ -164,7 +221,48 @@ impl<S: ReleaseStore> Steps<'_, S> {
             }
             std::fs::copy(&got, &path).map_err(BuildError::Io)?;
         }
-        Ok((path, record))
+        let wheel = match &record.wheel {
+            Some(w) => Some(
+                self.cached_asset(release, &w.asset, &w.sha256, w.size)
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok((build::LockFile { path, wheel }, record))
+    }
+
+    /// An asset of the release with a known digest, in a directory of its own in the cache.
+    async fn cached_asset(
+        &self,
+        release: &Release,
+        asset: &str,
+        sha256: &str,
+        size: u64,
+    ) -> Result<build::LocalWheel, StepError> {
+        let dir = self.settings.cache_dir.join("assets").join(sha256);
+        let path = dir.join(asset);
+        let ok = |p: &Path| build::artifact::sha256_file(p).is_ok_and(|(_, d)| d == sha256);
+        if !ok(&path) {
+            std::fs::create_dir_all(&dir).map_err(BuildError::Io)?;
+            let scratch = tempfile::tempdir_in(&dir).map_err(BuildError::Io)?;
+            let got = self
+                .store
+                .fetch(release, asset, &scratch.path().join(asset))
+                .await
+                .map_err(StepError::store(format!("fetch {asset}")))?;
+            if !ok(&got) {
+                return Err(StepError::Mismatch(format!(
+                    "{}: {asset} is not the one the build info names (sha256 {sha256})",
+                    release.tag
+                )));
+            }
+            std::fs::copy(&got, &path).map_err(BuildError::Io)?;
+        }
+        Ok(build::LocalWheel {
+            path,
+            sha256: sha256.to_owned(),
+            size,
+        })
     }
 
     /// Builds one platform from the recorded lock, tests it when it was built on its own
@@ -173,7 +271,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
         &self,
         release: &Release,
         job: &VersionJob,
-        lock: &Path,
+        lock: &build::LockFile,
         record: &LockRecord,
         platform: Platform,
     ) -> Result<PlatformOutcome, StepError> {
@@ -182,8 +280,11 @@ impl<S: ReleaseStore> Steps<'_, S> {
         let retry = release.asset_named(&missing).is_some();
         let fresh;
         let (lock, lock_sha256) = if retry {
-            fresh = self.relock(job, record).await?;
-            (fresh.path.as_path(), fresh.sha256.clone())
+            fresh = self.relock(job, record, lock.wheel.as_ref()).await?.file();
+            let sha = build::artifact::sha256_file(&fresh.path)
+                .map_err(BuildError::Io)?
+                .1;
+            (&fresh, sha)
         } else {
             (lock, record.sha256.clone())
         };
@@ -235,8 +336,13 @@ impl<S: ReleaseStore> Steps<'_, S> {
     /// A platform that could not exist is tried again from a fresh lock: the recorded one
     /// lists only the wheels the index had then. It must pin the very same distributions, or
     /// the platforms of one version would differ.
-    async fn relock(&self, job: &VersionJob, record: &LockRecord) -> Result<Lock, StepError> {
-        let fresh = build::relock(job, self.settings).await?;
+    async fn relock(
+        &self,
+        job: &VersionJob,
+        record: &LockRecord,
+        wheel: Option<&build::LocalWheel>,
+    ) -> Result<Lock, StepError> {
+        let fresh = build::relock(job, self.settings, wheel).await?;
         if fresh.pins != record.pins {
             let changed: Vec<&str> = fresh
                 .pins
@@ -260,7 +366,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
         &self,
         release: &Release,
         job: &VersionJob,
-        lock: &Path,
+        lock: &build::LockFile,
         record: &LockRecord,
         platforms: &[Platform],
     ) -> Vec<(Platform, Result<PlatformOutcome, StepError>)> {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::hermit::CompleteVersion;
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::pypi::IndexVersion;
+use crate::release::info::SourceRecord;
 use crate::release::info::{missing_asset, record_asset};
 use crate::release::{Release, ReleaseId, ReleaseState, TestOutcome, VersionInputs};
 use crate::spec::PackageSpec;
@@ -136,6 +137,9 @@ pub struct VersionPlan {
     pub blockers: Vec<Blocker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A published version's Git tag now points elsewhere: said, never rebuilt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -198,16 +202,28 @@ pub fn desired_versions<'a>(
     wanted
 }
 
-/// What the config asks of `version`: a draft made for anything else is built again.
-pub fn inputs(spec: &PackageSpec, version: &Version, python: PythonMinor) -> VersionInputs {
-    let mut requirements = vec![format!("{}=={version}", spec.package)];
+/// What the config asks of a version: a draft made for anything else is built again (a Git
+/// tag moved to another commit included).
+pub fn inputs(spec: &PackageSpec, iv: &IndexVersion, python: PythonMinor) -> VersionInputs {
+    let mut requirements = vec![format!("{}=={}", spec.package, iv.version)];
     requirements.extend(spec.extra_packages.iter().cloned());
+    let source = spec
+        .source
+        .as_ref()
+        .zip(iv.git.as_ref())
+        .map(|(s, t)| SourceRecord {
+            git: s.git.clone(),
+            subdirectory: s.subdirectory().to_owned(),
+            tag: t.tag.clone(),
+            commit: t.commit.clone(),
+        });
     VersionInputs {
         python,
         config_version: spec.config_version,
         requirements,
         binaries: spec.binaries.clone(),
         test: spec.test.clone().unwrap_or_default(),
+        source,
     }
 }
 
@@ -265,6 +281,7 @@ pub fn plan_version(
         waiting: false,
         blockers: Vec::new(),
         note: None,
+        moved: None,
     };
     let mut releases: Vec<&Release> = releases.to_vec();
     releases.sort_by_key(|r| (r.order, r.id.clone()));
@@ -282,10 +299,11 @@ pub fn plan_version(
             });
         }
         plan_published(spec, published, work, opts, &mut vp);
+        vp.moved = moved_tag(published, iv);
         return vp;
     }
 
-    let wanted = inputs(spec, &iv.version, python);
+    let wanted = inputs(spec, iv, python);
     let (fresh, stale): (Vec<&Release>, Vec<&Release>) = drafts
         .into_iter()
         .partition(|r| r.info.as_ref().and_then(|i| i.inputs.as_ref()) == Some(&wanted));
@@ -516,6 +534,19 @@ fn plan_published(
             absent.join(", ")
         ));
     }
+}
+
+/// The published version's tag, if it now points at another commit than the one it was built
+/// from.
+fn moved_tag(published: &Release, iv: &IndexVersion) -> Option<String> {
+    let built = published.info.as_ref()?.inputs.as_ref()?.source.as_ref()?;
+    let now = iv.git.as_ref()?;
+    (now.commit != built.commit).then(|| {
+        format!(
+            "the tag {} moved from {} (published) to {}: the published release stays as it is",
+            built.tag, built.commit, now.commit
+        )
+    })
 }
 
 fn block(vp: &mut VersionPlan, platform: Option<Platform>, reason: &str, message: &str) {

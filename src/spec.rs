@@ -65,6 +65,98 @@ pub struct PackageSpec {
     /// version for the others (default true); false: every platform or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_platforms: Option<bool>,
+    /// Where the versions come from when not the index: a Git repository's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<GitSource>,
+}
+
+/// A project built from a Git repository at its tags: tag `<tag_prefix><version>` is that
+/// version, built from a clean checkout of the tag (its dependencies still come from the index).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitSource {
+    /// Any URL git takes: `https://…`, `ssh://…`, `git@host:path`, `file:///…`, and for a
+    /// public repository `http://…` or `git://…` (credentials only ever go over https or ssh).
+    #[schemars(
+        length(max = 512),
+        regex(
+            pattern = r"^(https?://[A-Za-z0-9]|git://[A-Za-z0-9]|ssh://([A-Za-z0-9._~-]+@)?[A-Za-z0-9]|file:///|[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:)[!-~]*$"
+        )
+    )]
+    pub git: String,
+    /// What comes before the version in a tag (default `v`: tag `v1.4.0` is version 1.4.0).
+    #[serde(default, alias = "tag_prefix", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z0-9._/-]*$"))]
+    pub tag_prefix: Option<String>,
+    /// Where the project's `pyproject.toml` / `setup.py` is in the repository (default: its root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), regex(pattern = r"^[A-Za-z0-9._/-]*$"))]
+    pub subdirectory: Option<String>,
+}
+
+impl GitSource {
+    pub fn tag_prefix(&self) -> &str {
+        self.tag_prefix.as_deref().unwrap_or("v")
+    }
+
+    pub fn subdirectory(&self) -> &str {
+        self.subdirectory.as_deref().unwrap_or("").trim_matches('/')
+    }
+
+    /// The repository's web page, when its URL names a web host (`https://host/org/x.git`,
+    /// `git@host:org/x.git`).
+    pub fn web_url(&self) -> Option<String> {
+        let url = self.git.trim_end_matches('/');
+        let url = url.strip_suffix(".git").unwrap_or(url);
+        if let Some(rest) = url.strip_prefix("https://") {
+            return Some(format!(
+                "https://{}",
+                rest.split_once('@').map_or(rest, |(_, r)| r)
+            ));
+        }
+        let (user_host, path) = url.split_once(':')?;
+        let host = user_host.split_once('@')?.1;
+        (!host.contains('/') && !path.starts_with('/')).then(|| format!("https://{host}/{path}"))
+    }
+
+    fn check(&self, problems: &mut Vec<Problem>) {
+        let public = ["http://", "git://"].iter().any(|p| {
+            self.git
+                .strip_prefix(p)
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphanumeric()))
+        });
+        let printable = self.git.bytes().all(|b| (b'!'..=b'~').contains(&b));
+        let known = rules::GIT_URL.is_match(&self.git) || (public && printable);
+        if !known || self.git.len() > rules::MAX_GIT_URL_LEN {
+            problems.push(Problem::new(
+                "source.git",
+                format!(
+                    "{} is not a Git URL hermit-pex takes: write https://…, ssh://…, git@host:path, file:///…, or for a public repository http://… or git://…",
+                    crate::names::shown(&self.git)
+                ),
+            ));
+        }
+        let plain = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
+        };
+        if let Some(p) = &self.tag_prefix
+            && (!plain(p) || p.len() > 64)
+        {
+            problems.push(Problem::new(
+                "source.tag_prefix",
+                "use letters, digits, '.', '_', '/' and '-' (64 at most), e.g. \"v\" or \"release-\"",
+            ));
+        }
+        if let Some(d) = &self.subdirectory
+            && (!plain(d) || d.len() > 255 || rules::BAD_DIR.is_match(d))
+        {
+            problems.push(Problem::new(
+                "source.subdirectory",
+                "write a relative path inside the repository (letters, digits, '.', '_', '/', '-'; no ..)",
+            ));
+        }
+    }
 }
 
 /// `binaries: []` is refused where it is written: leaving the field out is how to ask for every
@@ -269,6 +361,9 @@ impl PackageSpec {
         self.check_test(&mut problems);
         if let Some(d) = &self.description {
             check_text("description", d, &mut problems);
+        }
+        if let Some(source) = &self.source {
+            source.check(&mut problems);
         }
         if problems.is_empty() {
             Ok(())

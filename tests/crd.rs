@@ -580,6 +580,61 @@ fn cases() -> Vec<(String, Value, Expect)> {
         );
     }
     add(
+        "git source",
+        with(
+            |s| s["source"] = json!({"git": "https://git.example.com/org/hello.git", "tagPrefix": "release-", "subdirectory": "tools/hello"}),
+        ),
+        Good,
+    );
+    for url in [
+        "ssh://git@git.example.com/org/hello.git",
+        "git@github.com:org/hello.git",
+        "file:///srv/git/hello.git",
+        "http://git.example.com/hello.git",
+        "git://git.example.com/hello.git",
+    ] {
+        add(
+            &format!("git source {url}"),
+            with(|s| s["source"] = json!({"git": url})),
+            Good,
+        );
+    }
+    for url in [
+        "ext::sh -c id",
+        "--upload-pack=id",
+        "/srv/git/hello.git",
+        "https://",
+        "https://h/x y.git",
+    ] {
+        add(
+            &format!("git source {url:?}"),
+            with(|s| s["source"] = json!({"git": url})),
+            Bad("source.git"),
+        );
+    }
+    for d in ["/etc", "..", "a/../../x"] {
+        add(
+            &format!("source subdirectory {d:?}"),
+            with(|s| s["source"] = json!({"git": "https://h/x.git", "subdirectory": d})),
+            Bad("source.subdirectory"),
+        );
+    }
+    add(
+        "tag prefix with a space",
+        with(|s| s["source"] = json!({"git": "https://h/x.git", "tagPrefix": "v "})),
+        Bad("source.tagPrefix"),
+    );
+    add(
+        "source without git",
+        with(|s| s["source"] = json!({"tagPrefix": "v"})),
+        Bad("source.git"),
+    );
+    add(
+        "unknown field in source",
+        with(|s| s["source"] = json!({"git": "https://h/x.git", "branch": "main"})),
+        Bad("source"),
+    );
+    add(
         "unknown field",
         with(|s| s["prerelease"] = json!(true)),
         Bad("prerelease"),

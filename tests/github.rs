@@ -55,6 +55,7 @@ fn info(version: &str) -> BuildInfo {
         requirements: vec![format!("tool=={version}")],
         binaries: vec![],
         test: String::new(),
+        source: None,
     };
     BuildInfo::new(&pkg(), &v(version), inputs)
 }
@@ -452,6 +453,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
                 pure: false,
                 binaries: vec![],
                 test: String::new(),
+                wheel: None,
             });
             let lock = upload(
                 hermit_pex::release::info::lock_asset(package),

@@ -1311,6 +1311,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
             python,
             release: &release,
             step: step.clone(),
+            git: None,
         };
         let args = step_args(&resource, &what, &settings);
         let argv: Vec<String> = entry[1..].iter().cloned().chain(args).collect();

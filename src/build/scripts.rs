@@ -114,6 +114,27 @@ pub fn from_pex(pex: &Path, package: &PackageName) -> Result<Vec<String>, BuildE
     console_scripts(std::io::Cursor::new(bytes))
 }
 
+/// Takes the one wheel a `--no-transitive` PEX of a local project holds out of it, into `dir`.
+pub fn extract_wheel(pex: &Path, dir: &Path) -> Result<PathBuf, BuildError> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(pex)?).map_err(invalid)?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n.starts_with(".deps/") && n.ends_with(".whl") && n.matches('/').count() == 1)
+        .ok_or_else(|| {
+            BuildError::Io(std::io::Error::other(format!(
+                "{}: pex built no wheel of the project",
+                pex.display()
+            )))
+        })?;
+    std::fs::create_dir_all(dir)?;
+    let file = name.trim_start_matches(".deps/").to_owned();
+    let path = dir.join(&file);
+    let mut out = std::fs::File::create(&path)?;
+    std::io::copy(&mut zip.by_name(&name).map_err(invalid)?, &mut out)?;
+    Ok(path)
+}
+
 /// `[console_scripts]` names of a wheel's `*.dist-info/entry_points.txt` (none: no scripts).
 pub fn console_scripts(wheel: impl Read + std::io::Seek) -> Result<Vec<String>, BuildError> {
     let mut zip = zip::ZipArchive::new(wheel).map_err(invalid)?;

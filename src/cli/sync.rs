@@ -220,6 +220,11 @@ fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
         platforms: None,
         config_version: args.config_version,
         partial_platforms: None,
+        source: args.git.clone().map(|git| crate::spec::GitSource {
+            git,
+            tag_prefix: None,
+            subdirectory: args.git_subdirectory.clone(),
+        }),
     };
     spec.validate().map_err(|problems| {
         problems
@@ -227,7 +232,15 @@ fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
             .map(|p| format!("--{}: {}", p.field.replace('_', "-"), p.message))
             .collect::<Vec<_>>()
     })?;
-    Ok(VersionJob::new(&spec, &args.version, args.python))
+    let iv = crate::pypi::IndexVersion {
+        git: args
+            .git_tag
+            .clone()
+            .zip(args.git_commit.clone())
+            .map(|(tag, commit)| crate::source::GitTag { tag, commit }),
+        ..crate::pypi::IndexVersion::new(args.version.clone())
+    };
+    Ok(VersionJob::new(&spec, &iv, args.python))
 }
 
 fn cache_dir(args: &crate::cli::SyncArgs) -> PathBuf {
@@ -252,7 +265,7 @@ async fn run_sync<S: ReleaseStore>(
         eprintln!("error: {e}");
     }
     let client = args.index.client()?;
-    let observed = crate::cli::observe_index(&client, &specs).await;
+    let observed = crate::cli::observe_versions(&client, &specs).await;
     let mut failed = !invalid.is_empty();
     let mut plans = Vec::new();
     let mut options = args.select.options();
@@ -268,7 +281,7 @@ async fn run_sync<S: ReleaseStore>(
         };
         match store.releases(&spec.spec.package).await {
             Ok(releases) => {
-                let versions = project.versions();
+                let versions = project.versions;
                 let plan = crate::plan::plan(&spec.spec, &versions, &releases, &[], &options);
                 plans.push((spec, versions, plan));
             }

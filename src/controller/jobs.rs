@@ -286,6 +286,8 @@ pub struct JobFor<'a> {
     pub python: PythonMinor,
     pub release: &'a ReleaseId,
     pub step: JobStep,
+    /// A version from a Git repository: its tag and commit.
+    pub git: Option<&'a crate::source::GitTag>,
 }
 
 /// The `hermit-pex lock|build` arguments of one Job (the image's entrypoint is `hermit-pex`).
@@ -329,6 +331,21 @@ pub fn step_args(
     }
     if let Some(t) = &spec.test {
         args.extend(["--test".into(), t.clone()]);
+    }
+    if let (Some(source), Some(tag)) = (&spec.source, job.git) {
+        args.extend(["--git".into(), source.git.clone()]);
+        if !source.subdirectory().is_empty() {
+            args.extend([
+                "--git-subdirectory".into(),
+                source.subdirectory().to_owned(),
+            ]);
+        }
+        args.extend([
+            "--git-tag".into(),
+            tag.tag.clone(),
+            "--git-commit".into(),
+            tag.commit.clone(),
+        ]);
     }
     let repository = resource
         .spec

@@ -204,8 +204,17 @@ async fn reconcile_package<S: ReleaseStore>(
             releases = observe_releases(store, s.spec()).await.unwrap_or(releases);
             plan = decide(&releases, &jobs);
         }
-        waiting_for_slots =
-            start_jobs(ctx, s, store, &plan, &no_node, &mut jobs, &mut trouble).await?;
+        waiting_for_slots = start_jobs(
+            ctx,
+            s,
+            store,
+            &versions,
+            &plan,
+            &no_node,
+            &mut jobs,
+            &mut trouble,
+        )
+        .await?;
         if let Some(sink) = sink {
             manifest =
                 super::manifest::commit_manifest(ctx, pkg, &target, &sink, &releases, &mut trouble)
@@ -312,16 +321,14 @@ async fn observe_sources<S: ReleaseStore>(
     spec: &crate::spec::PackageSpec,
     store: &S,
 ) -> Result<(Vec<IndexVersion>, Vec<Release>), Problem> {
-    let project = ctx
-        .index
-        .project(&spec.package)
+    let offered = crate::source::offered(&ctx.index, spec)
         .await
-        .map_err(|e| match e {
-            crate::pypi::IndexError::NotFound { .. } => Problem::Invalid(e.to_string()),
-            e => Problem::Unavailable(e.to_string()),
+        .map_err(|e| match e.is_not_found() {
+            true => Problem::Invalid(e.to_string()),
+            false => Problem::Unavailable(e.to_string()),
         })?;
     let releases = observe_releases(store, spec).await?;
-    Ok((project.versions(), releases))
+    Ok((offered.versions, releases))
 }
 
 async fn observe_releases<S: ReleaseStore>(
@@ -551,10 +558,12 @@ fn step_label(kind: WorkKind) -> String {
 /// Starts the plan's lock and build Jobs, newest versions first, within the package's and the
 /// controller's limits; a version without a draft gets its draft first (the Jobs only upload
 /// to it). Returns whether work was left for lack of a slot.
+#[allow(clippy::too_many_arguments)]
 async fn start_jobs<S: ReleaseStore>(
     ctx: &Context<S>,
     s: &Subject<'_>,
     store: &S,
+    versions: &[IndexVersion],
     plan: &Plan,
     no_node: &[Platform],
     jobs: &mut Vec<ObservedJob>,
@@ -608,7 +617,7 @@ async fn start_jobs<S: ReleaseStore>(
         }
         let release = match release {
             Some(r) => r,
-            None => match create_release(s, store, vp).await {
+            None => match create_release(s, store, versions, vp).await {
                 Ok(r) => r,
                 Err(e) => {
                     trouble.push(Trouble {
@@ -629,6 +638,10 @@ async fn start_jobs<S: ReleaseStore>(
             JobStep::Lock { .. } => "lock".to_owned(),
             JobStep::Build { platform } => platform.to_string(),
         };
+        let git = versions
+            .iter()
+            .find(|iv| iv.version == vp.version)
+            .and_then(|iv| iv.git.as_ref());
         let job = step_job(
             s.pkg,
             &JobFor {
@@ -636,6 +649,7 @@ async fn start_jobs<S: ReleaseStore>(
                 python: vp.python,
                 release: &release,
                 step: job_step.clone(),
+                git,
             },
             &ctx.table,
             &ctx.jobs,
@@ -686,9 +700,14 @@ async fn start_jobs<S: ReleaseStore>(
 async fn create_release<S: ReleaseStore>(
     s: &Subject<'_>,
     store: &S,
+    versions: &[IndexVersion],
     vp: &VersionPlan,
 ) -> Result<crate::release::ReleaseId, String> {
-    let job = VersionJob::new(s.spec(), &vp.version, vp.python);
+    let iv = versions
+        .iter()
+        .find(|iv| iv.version == vp.version)
+        .ok_or_else(|| format!("{} is no longer a version of the source", vp.version))?;
+    let job = VersionJob::new(s.spec(), iv, vp.python);
     match store.create(&job.info()).await {
         Ok(r) => {
             tracing::info!(package = %s.name(), version = %vp.version, release = %r.id, "created the draft release");

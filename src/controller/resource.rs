@@ -65,6 +65,9 @@ const CLUSTER_FIELDS: [&str; 4] = ["interval", "suspend", "releases", "manifests
 
 /// A problem's field (`extra_packages[0]`) as a resource spells it (`extraPackages[0]`).
 pub fn resource_field(field: &str) -> String {
+    if let Some(rest) = field.strip_prefix("source.tag_prefix") {
+        return format!("source.tagPrefix{rest}");
+    }
     for (file, resource) in RENAMED_FIELDS {
         if let Some(rest) = field.strip_prefix(file)
             && (rest.is_empty() || rest.starts_with(['[', '.']))

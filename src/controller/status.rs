@@ -246,6 +246,13 @@ fn plan_records(plan: &Plan) -> Vec<Record> {
                 counts: true,
             });
         }
+        if let Some(moved) = &vp.moved {
+            records.push(Record {
+                version: vp.version.clone(),
+                record: record(None, "TagMoved", moved),
+                counts: false,
+            });
+        }
         let held_back = vp.blockers.iter().any(|b| b.reason == "NoWheelForPlatform");
         if !held_back {
             for (p, why) in &vp.missing {

@@ -16,6 +16,7 @@ fn index(versions: &[&str]) -> Vec<IndexVersion> {
     versions
         .iter()
         .map(|v| IndexVersion {
+            git: None,
             version: v.parse().unwrap(),
             requires_python: None,
         })
@@ -50,7 +51,11 @@ fn made(spec: &PackageSpec, version: &str, id: u64, state: ReleaseState) -> Rele
         state,
         order: id,
         assets: Vec::new(),
-        info: Some(BuildInfo::new(&pkg(), &v, inputs(spec, &v, python))),
+        info: Some(BuildInfo::new(
+            &pkg(),
+            &v,
+            inputs(spec, &IndexVersion::new(v.clone()), python),
+        )),
     }
 }
 
@@ -67,6 +72,7 @@ fn locked(mut r: Release, pure: bool) -> Release {
         pure,
         binaries: vec![crate::names::BinaryName::new("tiny-tool").unwrap()],
         test: "tiny-tool --help".into(),
+        wheel: None,
     });
     r
 }

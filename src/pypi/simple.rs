@@ -27,6 +27,19 @@ pub struct IndexVersion {
     pub version: Version,
     /// From the version's files, when they declare one.
     pub requires_python: Option<VersionSpecifiers>,
+    /// For a version from a Git repository: its tag and commit.
+    pub git: Option<crate::source::GitTag>,
+}
+
+impl IndexVersion {
+    /// A version with nothing else known about it.
+    pub fn new(version: Version) -> Self {
+        Self {
+            version,
+            requires_python: None,
+            git: None,
+        }
+    }
 }
 
 /// Installable versions, ascending, from a project's files. A version is yanked when all of its
@@ -52,6 +65,7 @@ pub fn installable_versions(files: &[DistFile]) -> Vec<IndexVersion> {
                 .filter(|s| !s.trim().is_empty())
                 .and_then(|s| s.parse().ok());
             Some(IndexVersion {
+                git: None,
                 version: version.clone(),
                 requires_python,
             })

@@ -356,6 +356,7 @@ mod tests {
             requirements: vec!["tiny-tool==2.0".into()],
             binaries: vec![],
             test: String::new(),
+            source: None,
         };
         (dir, store, BuildInfo::new(&pkg, &v, inputs))
     }

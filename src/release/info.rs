@@ -30,6 +30,28 @@ pub struct VersionInputs {
     /// The configured test command; empty: `<first binary> --help`.
     #[serde(default)]
     pub test: String,
+    /// Built from a Git repository: which, where in it, and the tag and commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRecord>,
+}
+
+/// The Git origin of a version built from a repository's tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub git: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subdirectory: String,
+    pub tag: String,
+    pub commit: String,
+}
+
+/// The project's own wheel, built from its Git tag and uploaded beside the lock: the lock
+/// names it through a path mapping, and every platform's build installs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WheelRecord {
+    pub asset: String,
+    pub sha256: String,
+    pub size: u64,
 }
 
 /// The resolved requirements of a version, as recorded in its release.
@@ -47,6 +69,9 @@ pub struct LockRecord {
     pub binaries: Vec<BinaryName>,
     /// The command that tests a build: the config's, or `<first binary> --help`.
     pub test: String,
+    /// A Git source's wheel of the project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wheel: Option<WheelRecord>,
 }
 
 /// JSON in every release: what was built and how.

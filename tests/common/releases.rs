@@ -15,7 +15,8 @@ use pep440_rs::Version;
 pub fn info_for(spec: &hermit_pex::spec::PackageSpec, version: &str) -> BuildInfo {
     let v: Version = version.parse().unwrap();
     let python = spec.python_for(&v).unwrap();
-    hermit_pex::build::VersionJob::new(spec, &v, python).info()
+    let iv = hermit_pex::pypi::IndexVersion::new(v);
+    hermit_pex::build::VersionJob::new(spec, &iv, python).info()
 }
 
 /// Uploads a file holding `content` as `name`; its size and sha256.
@@ -62,6 +63,7 @@ pub async fn lock<S: ReleaseStore>(
         pure,
         binaries: vec![BinaryName::new(package.as_str()).unwrap()],
         test: format!("{package} --help"),
+        wheel: None,
     });
     store.record(release, &info).await.unwrap();
     store.release(&package, &release.id).await.unwrap()

@@ -36,6 +36,7 @@ fn build_job(
         python,
         release: &release,
         step: JobStep::Build { platform },
+        git: None,
     };
     step_job(r, &job, table, settings)
 }
@@ -63,6 +64,7 @@ fn lock_job(table: &PlatformTable, settings: &JobSettings) -> Job {
         step: JobStep::Lock {
             platforms: Platform::ALL.to_vec(),
         },
+        git: None,
     };
     step_job(&resource(SPEC), &job, table, settings).unwrap()
 }

@@ -302,6 +302,15 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             )],
         }),
     );
+    set(
+        field(props, &["source", "properties", "subdirectory"]),
+        json!({
+            "x-kubernetes-validations": [rule(
+                format!("!self.matches({})", cel_string(rules::BAD_DIR.as_str())),
+                "source.subdirectory must be a relative path inside the repository: no leading '/', no '..'",
+            )],
+        }),
+    );
 }
 
 /// Rules between fields, on `spec` itself.

@@ -20,6 +20,7 @@ fn index(versions: &[&str]) -> Vec<IndexVersion> {
     versions
         .iter()
         .map(|v| IndexVersion {
+            git: None,
             version: v.parse().unwrap(),
             requires_python: None,
         })
@@ -39,7 +40,11 @@ fn asset(name: String) -> Asset {
 fn release(version: &str, state: ReleaseState, platforms: &[Platform]) -> Release {
     let package = crate::names::PackageName::new("tool").unwrap();
     let v: Version = version.parse().unwrap();
-    let inputs = crate::plan::inputs(&spec(), &v, "3.12".parse().unwrap());
+    let inputs = crate::plan::inputs(
+        &spec(),
+        &IndexVersion::new(v.clone()),
+        "3.12".parse().unwrap(),
+    );
     let mut info = BuildInfo::new(&package, &v, inputs);
     info.locked = Some(LockRecord {
         sha256: "a".repeat(64),
@@ -48,6 +53,7 @@ fn release(version: &str, state: ReleaseState, platforms: &[Platform]) -> Releas
         pure: false,
         binaries: vec![],
         test: "tool --help".into(),
+        wheel: None,
     });
     let mut assets = vec![asset(lock_asset(&package))];
     for p in platforms {

@@ -29,6 +29,7 @@ async fn links_bodies_and_names() {
         requirements: vec!["tiny-tool==1.0".into()],
         binaries: vec![],
         test: String::new(),
+        source: None,
     };
     let info = BuildInfo::new(&pkg, &v, inputs);
     let body = release_body(&pkg, &v, &info);

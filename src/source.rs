@@ -1,0 +1,324 @@
+//! Versions from a Git repository: its tags (`git ls-remote --tags`, one request), and a clean
+//! checkout of one tag to build the project's wheel from. Credentials come from the
+//! environment and reach git as a header or an SSH key, never in a URL or a process list.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pep440_rs::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::build::tools;
+use crate::pypi::IndexVersion;
+use crate::spec::GitSource;
+
+/// The tag a version comes from, and the commit it pointed at when seen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GitTag {
+    pub tag: String,
+    pub commit: String,
+}
+
+/// A repository's versions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tagged {
+    /// One per tag whose rest (after the prefix) is a PEP 440 version, ascending.
+    pub versions: Vec<IndexVersion>,
+    /// Tags with the prefix that are not versions (said in the plan's output).
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{url}: {message}")]
+    Git { url: String, message: String },
+    #[error(
+        "{url}: the tag {tag} now points at {now}, not {was} as when it was listed: it moved; built again at the next look"
+    )]
+    Moved {
+        url: String,
+        tag: String,
+        was: String,
+        now: String,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The repository's versions: its tags `<prefix><version>`, annotated or lightweight.
+pub async fn tags(source: &GitSource) -> Result<Tagged, SourceError> {
+    let args: Vec<OsString> = ["ls-remote", "--tags", &source.git]
+        .map(OsString::from)
+        .to_vec();
+    let out = git(source, &args, None).await?;
+    Ok(parse_tags(&out, source.tag_prefix()))
+}
+
+/// `git ls-remote --tags` output as versions. An annotated tag is listed twice, the second
+/// time peeled (`^{}`) to the commit it tags: that commit is the one kept.
+pub fn parse_tags(ls_remote: &str, prefix: &str) -> Tagged {
+    let mut found: std::collections::BTreeMap<String, (Option<String>, Option<String>)> =
+        Default::default();
+    for line in ls_remote.lines() {
+        let Some((sha, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let Some(name) = name.trim().strip_prefix("refs/tags/") else {
+            continue;
+        };
+        let (name, peeled) = match name.strip_suffix("^{}") {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        let entry = found.entry(name.to_owned()).or_default();
+        let sha = Some(sha.trim().to_owned());
+        if peeled { entry.1 = sha } else { entry.0 = sha }
+    }
+    let mut tagged = Tagged::default();
+    let mut versions: Vec<IndexVersion> = Vec::new();
+    for (tag, (direct, peeled)) in found {
+        let Some(rest) = tag.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(commit) = peeled.or(direct) else {
+            continue;
+        };
+        match rest.parse::<Version>() {
+            Ok(version) if !version.is_local() => versions.push(IndexVersion {
+                version,
+                requires_python: None,
+                git: Some(GitTag { tag, commit }),
+            }),
+            _ => tagged.skipped.push(tag),
+        }
+    }
+    // Two tags may spell one version (`v1.0`, `v1.0.0`): the first in tag order is kept.
+    versions.sort_by(|a, b| a.version.cmp(&b.version));
+    versions.dedup_by(|a, b| a.version == b.version);
+    tagged.versions = versions;
+    tagged
+}
+
+/// A clean checkout of `tag` into `into` (checked to be at the commit it was listed at); the
+/// project's directory in it.
+pub async fn checkout(
+    source: &GitSource,
+    tag: &GitTag,
+    into: &Path,
+) -> Result<PathBuf, SourceError> {
+    if into.exists() {
+        std::fs::remove_dir_all(into)?;
+    }
+    let args: Vec<OsString> = vec![
+        "clone".into(),
+        "--quiet".into(),
+        "--depth".into(),
+        "1".into(),
+        "--branch".into(),
+        tag.tag.clone().into(),
+        "--".into(),
+        source.git.clone().into(),
+        into.as_os_str().to_owned(),
+    ];
+    git(source, &args, None).await?;
+    let head = git(source, &["rev-parse".into(), "HEAD".into()], Some(into)).await?;
+    let head = head.trim();
+    if head != tag.commit {
+        return Err(SourceError::Moved {
+            url: crate::pypi::redact(&source.git),
+            tag: tag.tag.clone(),
+            was: tag.commit.clone(),
+            now: head.to_owned(),
+        });
+    }
+    let dir = match source.subdirectory() {
+        "" => into.to_owned(),
+        sub => into.join(sub),
+    };
+    if !dir.join("pyproject.toml").is_file() && !dir.join("setup.py").is_file() {
+        return Err(SourceError::Git {
+            url: crate::pypi::redact(&source.git),
+            message: format!(
+                "{}: no pyproject.toml or setup.py at {} in the tag's checkout: set source.subdirectory",
+                tag.tag,
+                if source.subdirectory().is_empty() {
+                    "the root"
+                } else {
+                    source.subdirectory()
+                }
+            ),
+        });
+    }
+    Ok(dir)
+}
+
+/// Runs git on the source's URL with its credentials, never prompting.
+async fn git(
+    source: &GitSource,
+    args: &[OsString],
+    cwd: Option<&Path>,
+) -> Result<String, SourceError> {
+    let mut full: Vec<OsString> = Vec::new();
+    if let Some(dir) = cwd {
+        full.extend(["-C".into(), dir.as_os_str().to_owned()]);
+    }
+    // A URL must never be taken for an option, and no repository's config runs anything here.
+    full.extend(["-c".into(), "protocol.ext.allow=never".into()]);
+    full.extend(args.iter().cloned());
+    let env = credentials(&source.git);
+    match tools::run(Path::new("git"), &full, &env, Duration::from_secs(600)).await {
+        Ok(out) => Ok(out.stdout),
+        Err(e) => Err(SourceError::Git {
+            url: crate::pypi::redact(&source.git),
+            message: redact(&e.to_string(), &source.git),
+        }),
+    }
+}
+
+/// git's environment for `url`: no prompt; `HERMIT_PEX_GIT_TOKEN` as an HTTP header for an
+/// https URL (through `GIT_CONFIG_*`, so neither the URL nor the process list holds it);
+/// `HERMIT_PEX_GIT_SSH_KEY` as the key for ssh.
+pub fn credentials(url: &str) -> Vec<(&'static str, OsString)> {
+    let token = std::env::var("HERMIT_PEX_GIT_TOKEN").ok();
+    let key = std::env::var("HERMIT_PEX_GIT_SSH_KEY").ok();
+    credentials_from(url, token.as_deref(), key.as_deref())
+}
+
+fn credentials_from(
+    url: &str,
+    token: Option<&str>,
+    ssh_key: Option<&str>,
+) -> Vec<(&'static str, OsString)> {
+    let mut env: Vec<(&'static str, OsString)> = vec![("GIT_TERMINAL_PROMPT", "0".into())];
+    if let Some(token) = token
+        && !token.is_empty()
+        && url.starts_with("https://")
+    {
+        let basic = crate::gitops::base64(format!("x-access-token:{token}").as_bytes());
+        env.push(("GIT_CONFIG_COUNT", "1".into()));
+        env.push(("GIT_CONFIG_KEY_0", "http.extraHeader".into()));
+        env.push((
+            "GIT_CONFIG_VALUE_0",
+            format!("Authorization: Basic {basic}").into(),
+        ));
+    }
+    if let Some(key) = ssh_key {
+        // The key path is the operator's own setting; quoted for ssh's own word splitting.
+        env.push((
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes",
+                key.replace('\'', "")
+            )
+            .into(),
+        ));
+    }
+    env
+}
+
+/// A git message without the URL's user and password.
+fn redact(message: &str, url: &str) -> String {
+    message.replace(url, &crate::pypi::redact(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_versions_after_their_prefix_and_annotated_ones_name_their_commit() {
+        let out = "aaa\trefs/tags/v1.0.0\n\
+                   bbb\trefs/tags/v1.1.0\n\
+                   ccc\trefs/tags/v1.1.0^{}\n\
+                   ddd\trefs/tags/v2.0.0rc1\n\
+                   eee\trefs/tags/not-a-version\n\
+                   fff\trefs/tags/vnext\n\
+                   111\trefs/tags/v1.0\n";
+        let t = parse_tags(out, "v");
+        let got: Vec<(String, String, String)> = t
+            .versions
+            .iter()
+            .map(|iv| {
+                let g = iv.git.clone().unwrap();
+                (iv.version.to_string(), g.tag, g.commit)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1.0".into(), "v1.0".into(), "111".into()),
+                ("1.1.0".into(), "v1.1.0".into(), "ccc".into()),
+                ("2.0.0rc1".into(), "v2.0.0rc1".into(), "ddd".into()),
+            ],
+            "v1.0 and v1.0.0 are one version; an annotated tag names the commit it tags"
+        );
+        assert_eq!(t.skipped, ["vnext"], "not-a-version lacks the prefix");
+        // PEP 440 itself allows a leading `v`, so with no prefix the v-tags are versions too.
+        let t = parse_tags(out, "");
+        assert_eq!(t.skipped, ["not-a-version", "vnext"]);
+        assert_eq!(t.versions.len(), 3);
+    }
+
+    #[test]
+    fn a_token_travels_as_a_header_only_to_https() {
+        let https = credentials_from("https://git.example.com/x.git", Some("s3cret"), None);
+        let file = credentials_from("file:///tmp/x.git", Some("s3cret"), None);
+        assert!(https.iter().any(|(k, v)| *k == "GIT_CONFIG_VALUE_0"
+            && v.to_string_lossy().starts_with("Authorization: Basic ")));
+        assert!(!file.iter().any(|(k, _)| k.starts_with("GIT_CONFIG")));
+    }
+}
+
+/// What a package's source offers now: the index's versions, or the repository's tags.
+#[derive(Debug, Clone, Default)]
+pub struct Offered {
+    pub versions: Vec<IndexVersion>,
+    /// The index answered 304: nothing changed since it was last asked.
+    pub not_modified: bool,
+    /// Tags that are not versions (a Git source).
+    pub skipped_tags: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Index(#[from] crate::pypi::IndexError),
+    #[error(transparent)]
+    Git(#[from] SourceError),
+}
+
+impl ObserveError {
+    /// Only a change to the config helps: the project is not on the index.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ObserveError::Index(crate::pypi::IndexError::NotFound { .. })
+        )
+    }
+}
+
+/// The versions `spec`'s source offers.
+pub async fn offered(
+    index: &crate::pypi::IndexClient,
+    spec: &crate::spec::PackageSpec,
+) -> Result<Offered, ObserveError> {
+    match &spec.source {
+        Some(git) => {
+            let t = tags(git).await?;
+            Ok(Offered {
+                versions: t.versions,
+                not_modified: false,
+                skipped_tags: t.skipped,
+            })
+        }
+        None => {
+            let project = index.project(&spec.package).await?;
+            Ok(Offered {
+                versions: project.versions(),
+                not_modified: project.not_modified,
+                skipped_tags: Vec::new(),
+            })
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! A tool from a Git repository at its tags, with the real git and pex: a repository made
+//! here (a tiny project with a console script, annotated and lightweight tags, a tag that is
+//! not a version, a tag whose project says another version), read over file:// and over a
+//! real `git daemon` on loopback.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Commits the project at `version` (in `tools/hello`) and tags it.
+fn release(repo: &Path, version: &str, tag: &str, annotated: bool) -> String {
+    let project = repo.join("tools/hello");
+    write(
+        &project.join("pyproject.toml"),
+        &format!(
+            "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
+             [project]\nname = \"hello-tool\"\nversion = \"{version}\"\n\n[project.scripts]\nhello = \"hello:main\"\n"
+        ),
+    );
+    write(
+        &project.join("hello/__init__.py"),
+        &format!("def main():\n    print('hello {version}')\n"),
+    );
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", &format!("release {version}")]);
+    if annotated {
+        git(repo, &["tag", "-a", tag, "-m", tag]);
+    } else {
+        git(repo, &["tag", tag]);
+    }
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+struct Repo {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    commits: Vec<(String, String)>,
+}
+
+fn repository() -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hello-tool");
+    std::fs::create_dir_all(&path).unwrap();
+    git(&path, &["init", "-q", "-b", "main"]);
+    let mut commits = Vec::new();
+    for (version, tag, annotated) in [
+        ("1.0.0", "v1.0.0", false),
+        ("1.1.0", "v1.1.0", true),
+        ("2.0.0rc1", "v2.0.0rc1", false),
+        ("1.1.9", "v1.2.0", false), // says another version than its tag
+    ] {
+        commits.push((tag.to_owned(), release(&path, version, tag, annotated)));
+    }
+    git(&path, &["tag", "not-a-version"]);
+    git(&path, &["tag", "vnext"]);
+    Repo {
+        _dir: dir,
+        path,
+        commits,
+    }
+}
+
+fn config(url: &str) -> String {
+    format!(
+        "package: hello-tool\nsource:\n  git: \"{url}\"\n  tag_prefix: \"v\"\n  subdirectory: tools/hello\nversions:\n  - version: \"1.0.0\"\n    python: \"3.12\"\n"
+    )
+}
+
+/// The test index: no project, only what pex and the build backend need.
+fn index() -> (tempfile::TempDir, PypiServer) {
+    let dir = tempfile::tempdir().unwrap();
+    make_wheel(dir.path(), "unrelated", "1.0", &[]);
+    let server = PypiServer::start(dir.path());
+    (dir, server)
+}
+
+fn run(work: &Path, args: &[&str]) -> (i32, String, String) {
+    hermit_pex(args, work)
+}
+
+#[test]
+fn plan_lists_the_tags_that_are_versions_over_file_and_over_git_daemon() {
+    let repo = repository();
+    let (_index_dir, index) = index();
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // git-daemon itself, not `git daemon` (a wrapper whose child outlives a kill).
+    let exec_path = git(repo.path.as_path(), &["--exec-path"]);
+    let daemon = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args([
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", repo.path.parent().unwrap().display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _daemon = KillOnDrop(daemon);
+    wait_for_port(port);
+    for url in [
+        format!("file://{}", repo.path.display()),
+        format!("git://127.0.0.1:{port}/hello-tool"),
+    ] {
+        write(
+            &work.path().join("python/hello-tool/config.yaml"),
+            &config(&url),
+        );
+        let (code, stdout, stderr) = run(work.path(), &["plan", "--index-url", &index.url]);
+        assert_eq!(code, 0, "{url}: {stderr}");
+        let versions: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains(" python "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            .collect();
+        assert_eq!(versions, ["1.2.0", "1.1.0", "1.0.0"], "{url}: {stdout}");
+        assert!(
+            stderr.contains("1 tags are not versions and were skipped: vnext"),
+            "{stderr}"
+        );
+        let prereleases = config(&url).replace("versions:", "prereleases: true\nversions:");
+        write(
+            &work.path().join("python/hello-tool/config.yaml"),
+            &prereleases,
+        );
+        let (_, stdout, _) = run(work.path(), &["plan", "--index-url", &index.url]);
+        assert!(stdout.contains("2.0.0rc1"), "{stdout}");
+    }
+}
+
+/// Stops a server the test started, however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sync_builds_each_tag_from_a_clean_checkout_and_records_its_commit_and_wheel() {
+    let repo = repository();
+    let (_index_dir, index) = index();
+    let work = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path.display());
+    write(
+        &work.path().join("python/hello-tool/config.yaml"),
+        &config(&url),
+    );
+    let cache = repo_root().join("target/test-cache").display().to_string();
+    let (code, _, stderr) = run(
+        work.path(),
+        &["sync", "--index-url", &index.url, "--cache-dir", &cache],
+    );
+    assert_eq!(code, 1, "v1.2.0 builds 1.1.9: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("hello-tool 1.2.0") && l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("builds hello-tool 1.1.9") || line.contains("builds hello_tool 1.1.9"),
+        "names both: {line}"
+    );
+    assert!(line.contains("1.2.0"), "{line}");
+
+    for (version, tag) in [("1.0.0", "v1.0.0"), ("1.1.0", "v1.1.0")] {
+        let release = work
+            .path()
+            .join(format!("dist/releases/hello-tool-v{version}"));
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(release.join("release.json")).unwrap()).unwrap();
+        assert_eq!(state["state"], "published", "{version}: {stderr}");
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(release.join("build-info.json")).unwrap())
+                .unwrap();
+        let commit = &repo.commits.iter().find(|(t, _)| t == tag).unwrap().1;
+        assert_eq!(
+            info["inputs"]["source"]["commit"],
+            commit.as_str(),
+            "{info}"
+        );
+        assert_eq!(info["inputs"]["source"]["tag"], tag);
+        let wheel = &info["locked"]["wheel"];
+        let asset = wheel["asset"].as_str().unwrap();
+        assert!(
+            asset.starts_with(&format!("hello_tool-{version}-")),
+            "{info}"
+        );
+        let (_, sha) = hermit_pex::build::artifact::sha256_file(&release.join(asset)).unwrap();
+        assert_eq!(
+            wheel["sha256"],
+            sha.as_str(),
+            "the wheel's digest is recorded"
+        );
+        assert_eq!(
+            info["locked"]["binaries"][0], "hello",
+            "every console script"
+        );
+
+        // The launcher runs.
+        let unpacked = tempfile::tempdir().unwrap();
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(release.join("hello-tool-linux-amd64.tar.gz"))
+            .arg("-C")
+            .arg(unpacked.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let python = rt
+            .block_on(hermit_pex::build::tools::find_python(
+                "3.12".parse().unwrap(),
+            ))
+            .unwrap();
+        let out = Command::new(unpacked.path().join("hello"))
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", python.parent().unwrap().display()),
+            )
+            .env("PEX_ROOT", unpacked.path().join("pex-root"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("hello {version}\n")
+        );
+    }
+    let manifest = std::fs::read_to_string(work.path().join("hermit/hello-tool.hcl")).unwrap();
+    assert!(manifest.contains("version \"1.0.0\"") && manifest.contains("version \"1.1.0\""));
+    assert!(!manifest.contains("1.2.0"), "{manifest}");
+
+    // A published version's tag moved: said, not rebuilt.
+    git(&repo.path, &["tag", "-f", "v1.0.0", "v1.1.0^{}"]);
+    let (_, stdout, stderr) = run(
+        work.path(),
+        &[
+            "sync",
+            "--dry-run",
+            "--index-url",
+            &index.url,
+            "--cache-dir",
+            &cache,
+        ],
+    );
+    assert!(
+        stdout.contains("the tag v1.0.0 moved from"),
+        "{stdout}\n{stderr}"
+    );
+}
