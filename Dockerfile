@@ -79,11 +79,11 @@ ENTRYPOINT ["/usr/local/bin/hermit-pex"]
 CMD ["controller", "--help"]
 
 # What build Jobs run: `hermit-pex build ...` as uid 65532 with HOME=/work (an emptyDir) and
-# the pex cache in /cache.
+# the pex cache in /cache. git and ssh: a Git-source version's lock Job checks its tag out.
 FROM debian:${DEBIAN}-slim AS builder
 ARG PYTHONS="3.8 3.9 3.10 3.11 3.12 3.13 3.14"
 RUN set -eux; \
-    apt-get update; apt-get install -y --no-install-recommends ca-certificates; \
+    apt-get update; apt-get install -y --no-install-recommends ca-certificates git openssh-client; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --gid 65532 nonroot; \
     useradd --uid 65532 --gid 65532 --home-dir /work --no-create-home --shell /usr/sbin/nologin nonroot
@@ -95,7 +95,7 @@ ENV HERMIT_PEX_PEX=/opt/pex/bin/pex \
     HOME=/work \
     PYTHONDONTWRITEBYTECODE=1
 RUN set -eux; \
-    hermit-pex --version; pex --version; \
+    hermit-pex --version; pex --version; git --version; \
     for v in $PYTHONS; do "python$v" -c 'import ssl, sys; print(sys.version)'; done
 USER 65532:65532
 WORKDIR /work

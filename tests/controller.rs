@@ -1532,3 +1532,103 @@ async fn a_platform_that_could_not_exist_is_tried_again_when_asked() {
     assert_eq!(names(&applied_jobs(&sent)), ["tool-1-1-darwin-arm64"]);
     assert_eq!(status_of(&sent)["requestedAt"], "2026-12-01T10:00:00Z");
 }
+
+/// A bare repository made here with `tags`, each on its own commit; (its file:// URL, tag →
+/// commit).
+fn tagged_repository(dir: &std::path::Path, tags: &[&str]) -> (String, HashMap<String, String>) {
+    let work = dir.join("work");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&work)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    std::fs::create_dir_all(&work).unwrap();
+    git(&["init", "-q", "-b", "main"]);
+    let mut commits = HashMap::new();
+    for tag in tags {
+        std::fs::write(work.join("pyproject.toml"), format!("# {tag}\n")).unwrap();
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", tag]);
+        git(&["tag", "-a", tag, "-m", tag]);
+        commits.insert(tag.to_string(), git(&["rev-parse", "HEAD"]));
+    }
+    let bare = dir.join("tool.git");
+    git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    (format!("file://{}", bare.display()), commits)
+}
+
+#[tokio::test]
+async fn a_git_source_is_listed_by_its_tags_and_its_lock_jobs_check_out_the_tag_with_the_secret() {
+    let (dir, store) = store();
+    let (url, commits) = tagged_repository(dir.path(), &["v1.0", "v1.1", "vnext"]);
+    let pkg = package(&format!("source: {{git: \"{url}\"}}\n"));
+    let index = index().await;
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .allowing_sources(vec![format!("file://{}/*", dir.path().display())]);
+    ctx.jobs.git.token_secret = Some(("git-creds".into(), "token".into()));
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let jobs = applied_jobs(&sent);
+    assert_eq!(
+        names(&jobs),
+        ["tool-1-1-lock", "tool-1-0-lock"],
+        "vnext is no version"
+    );
+    for job in &jobs {
+        let version = job["metadata"]["annotations"]["hermit-pex.dev/version"]
+            .as_str()
+            .unwrap();
+        let tag = format!("v{version}");
+        let container = &job["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        for pair in [
+            ["--git", url.as_str()],
+            ["--git-tag", tag.as_str()],
+            ["--git-commit", commits[&tag].as_str()],
+        ] {
+            assert!(args.windows(2).any(|w| w == pair), "{pair:?} in {args:?}");
+        }
+        let token = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "HERMIT_PEX_GIT_TOKEN")
+            .expect("the lock Job reads the repository with the token");
+        assert_eq!(token["valueFrom"]["secretKeyRef"]["name"], "git-creds");
+    }
+
+    // The same resource on a controller that did not allow the repository: Invalid, no Job.
+    let pkg = package(&format!("source: {{git: \"{url}\"}}\n"));
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let (_other, store) = self::store();
+    let ctx = context(client, &index.url, store, 8);
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let status = status_of(&sent);
+    let ready = condition(status, "Ready").unwrap();
+    assert_eq!(ready["reason"], "Invalid");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.source.git") && message.contains("--allow-source-repository"),
+        "{message}"
+    );
+    assert!(applied_jobs(&sent).is_empty());
+}

@@ -528,6 +528,15 @@ fn every_value_reaches_the_controller() {
         ["https://git.example.com/team/hermit.git"]
     );
     assert_eq!(
+        a.allowed_source_repositories,
+        [
+            "https://git.example.com/tools/*",
+            "git@git.example.com:team/cli.git"
+        ]
+    );
+    assert_eq!(a.git_token_secret.as_deref(), Some("hermit-git/password"));
+    assert_eq!(a.git_ssh_key_secret.as_deref(), Some("hermit-git-ssh"));
+    assert_eq!(
         (
             a.job_deadline_seconds,
             a.job_backoff_limit,
@@ -931,6 +940,28 @@ fn the_token_is_only_ever_a_secret_key_ref() {
         .filter(|k| k.to_lowercase().contains("token"))
         .collect();
     assert_eq!(token_keys, ["gitTokenSecret", "tokenKey", "tokenSecret"]);
+    // The controller has one Git token and one SSH key for manifests and sources alike.
+    let err = template_fails(&base_and(&[
+        "--set",
+        "manifests.gitTokenSecret.name=a",
+        "--set",
+        "sources.gitTokenSecret.name=b",
+    ]));
+    assert!(err.contains("one Git token"), "{err}");
+    let err = template_fails(&base_and(&[
+        "--set",
+        "manifests.sshKeySecret=a",
+        "--set",
+        "sources.sshKeySecret=b",
+    ]));
+    assert!(err.contains("one SSH key"), "{err}");
+    let docs = template(&base_and(&["--set", "sources.gitTokenSecret.name=src-git"]));
+    let token = env(container(&docs), "HERMIT_PEX_GIT_TOKEN").unwrap();
+    assert_eq!(
+        token["valueFrom"]["secretKeyRef"],
+        json!({"name": "src-git", "key": "token"}),
+        "the controller lists tags with the Jobs' Secret"
+    );
     let err = template_fails(&base_and(&["--set", "github.token=ghp_secret"]));
     assert!(
         err.contains("additional properties 'token' not allowed"),

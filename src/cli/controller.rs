@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
-use crate::controller::jobs::{JobSettings, PlatformTable};
+use crate::controller::jobs::{GitCredentials, JobSettings, PlatformTable};
 use crate::controller::run::{Config, LeaseSettings};
 
 #[derive(Args)]
@@ -75,6 +75,19 @@ pub struct ControllerArgs {
     /// spec.manifests is refused). Pushes there carry the controller's token.
     #[arg(long = "allow-manifest-repository", value_delimiter = ',')]
     pub allowed_manifest_repositories: Vec<String>,
+    /// A Git URL, or a prefix ending in `/*`, a PythonPackage's spec.source.git may name
+    /// (repeat or comma-separate; none: spec.source is refused). Its tags are listed with the
+    /// controller's Git credentials, and its lock Jobs check it out with --git-token-secret.
+    #[arg(long = "allow-source-repository", value_delimiter = ',')]
+    pub allowed_source_repositories: Vec<String>,
+    /// The Secret (and key, `NAME/KEY`; default key `token`) in each PythonPackage's namespace
+    /// with a token the lock Jobs of Git-source packages read https repositories with.
+    #[arg(long)]
+    pub git_token_secret: Option<String>,
+    /// The Secret (keys `identity`, `known_hosts`) in each PythonPackage's namespace the lock
+    /// Jobs of Git-source packages read ssh repositories with.
+    #[arg(long)]
+    pub git_ssh_key_secret: Option<String>,
     /// Where manifests are committed (none: manifests are not committed).
     #[command(flatten)]
     pub manifest: ManifestArgs,
@@ -175,12 +188,20 @@ impl ControllerArgs {
                 backoff_limit: self.job_backoff_limit,
                 ttl_seconds_after_finished: self.job_ttl_seconds,
                 service_account: self.builder_service_account.clone(),
+                git: GitCredentials {
+                    token_secret: self.git_token_secret.as_deref().map(|s| {
+                        let (name, key) = s.split_once('/').unwrap_or((s, "token"));
+                        (name.to_owned(), key.to_owned())
+                    }),
+                    ssh_key_secret: self.git_ssh_key_secret.clone(),
+                },
             },
             per_package: self.per_package,
             max_jobs: self.max_jobs,
             concurrency: self.concurrency,
             allowed_release_repositories: self.allowed_release_repositories.clone(),
             allowed_manifest_repositories: self.allowed_manifest_repositories.clone(),
+            allowed_source_repositories: self.allowed_source_repositories.clone(),
             manifest: self
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),

@@ -11,8 +11,8 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Toleration, Volume,
-    VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -159,6 +159,17 @@ pub struct JobSettings {
     pub backoff_limit: i32,
     pub ttl_seconds_after_finished: i32,
     pub service_account: Option<String>,
+    /// What the lock Job of a Git-source version checks its repository out with.
+    pub git: GitCredentials,
+}
+
+/// Secrets (in the PythonPackage's namespace) a lock Job reads a private repository with:
+/// a token for https (`HERMIT_PEX_GIT_TOKEN`), and an SSH key for ssh (keys `identity` and
+/// `known_hosts`, as the controller's own manifest key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitCredentials {
+    pub token_secret: Option<(String, String)>,
+    pub ssh_key_secret: Option<String>,
 }
 
 impl JobSettings {
@@ -181,6 +192,7 @@ impl JobSettings {
             backoff_limit: 2,
             ttl_seconds_after_finished: 86_400,
             service_account: None,
+            git: GitCredentials::default(),
         }
     }
 }
@@ -406,7 +418,69 @@ pub fn step_job(
     annotations.insert(VERSION_ANNOTATION.to_owned(), job.version.to_string());
     annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
     let args = step_args(resource, job, settings);
-    job_object(resource, name, labels, annotations, args, pool, settings)
+    let mut object = job_object(resource, name, labels, annotations, args, pool, settings)?;
+    // Only the lock step checks the repository out: the builds take the wheel it uploaded.
+    if resource.spec.package.source.is_some() && matches!(job.step, JobStep::Lock { .. }) {
+        with_git_credentials(&mut object, &settings.git);
+    }
+    Ok(object)
+}
+
+/// Gives a Job's pod the Git credentials: the token as an environment variable from its
+/// Secret, the SSH key and known hosts mounted read-only from theirs.
+fn with_git_credentials(job: &mut Job, git: &GitCredentials) {
+    let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else {
+        return;
+    };
+    let container = &mut pod.containers[0];
+    let env = container.env.get_or_insert_with(Vec::new);
+    if let Some((name, key)) = &git.token_secret {
+        env.push(EnvVar {
+            name: "HERMIT_PEX_GIT_TOKEN".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: name.clone(),
+                    key: key.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
+    let Some(secret) = &git.ssh_key_secret else {
+        return;
+    };
+    env.push(EnvVar {
+        name: "HERMIT_PEX_GIT_SSH_KEY".into(),
+        value: Some("/etc/git-ssh/identity".into()),
+        ..EnvVar::default()
+    });
+    let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
+    mounts.push(VolumeMount {
+        name: "git-ssh".into(),
+        mount_path: "/etc/git-ssh".into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
+    // ssh reads known hosts from here whatever HOME is.
+    mounts.push(VolumeMount {
+        name: "git-ssh".into(),
+        mount_path: "/etc/ssh/ssh_known_hosts".into(),
+        sub_path: Some("known_hosts".into()),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "git-ssh".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.clone()),
+            // 0440: readable by the pod's group (fsGroup), as ssh wants a key.
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
 }
 
 /// The Job object around a step's arguments: owner, limits, restricted pod, token, pool.

@@ -291,6 +291,7 @@ fn validate<S>(
             .collect::<Vec<_>>()
             .join("; ")
     })?;
+    ctx.targets.source(&pkg.spec)?;
     Ok((ctx.targets.store(&pkg.spec)?, ctx.targets.sink(&pkg.spec)?))
 }
 

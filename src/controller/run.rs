@@ -46,6 +46,8 @@ pub struct Config {
     /// What a resource's `spec.releases` / `spec.manifests` may name.
     pub allowed_release_repositories: Vec<String>,
     pub allowed_manifest_repositories: Vec<String>,
+    /// Git URLs (or `PREFIX/*`) a resource's `spec.source.git` may name.
+    pub allowed_source_repositories: Vec<String>,
     /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
     pub manifest: SinkSettings,
     pub metrics_addr: std::net::SocketAddr,
@@ -202,7 +204,8 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
         .context("the controller needs a release repository (--repository)")?;
     let default = open_store(&repository).map_err(|e| anyhow::anyhow!("--repository {e}"))?;
     let mut targets = Targets::new(default.store, default.repository)
-        .opening_stores(config.allowed_release_repositories.clone(), open_store);
+        .opening_stores(config.allowed_release_repositories.clone(), open_store)
+        .allowing_sources(config.allowed_source_repositories.clone());
     if let Some(sink) = AnySink::remote(&config.manifest)? {
         targets = targets.with_sink(Box::new(sink));
     }

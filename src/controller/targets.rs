@@ -5,6 +5,8 @@
 //! A target named in a resource is written with the controller's own token, so only targets
 //! its operator allowed (`--allow-release-repository`, `--allow-manifest-repository`) are
 //! opened: whoever may create a PythonPackage must not be able to send the token elsewhere.
+//! A `spec.source.git` is read with the controller's (and the lock Jobs') Git credentials, so
+//! it too must be a repository the operator allowed (`--allow-source-repository`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,7 @@ pub struct Targets<S> {
     open_store: Option<OpenStore<S>>,
     allowed_stores: Vec<String>,
     allowed_sinks: Vec<String>,
+    allowed_sources: Vec<String>,
     stores: Mutex<HashMap<String, Arc<StoreTarget<S>>>>,
     sink: Option<SharedSink>,
     open_sink: Option<OpenSink>,
@@ -41,6 +44,7 @@ impl<S> Targets<S> {
             open_store: None,
             allowed_stores: Vec::new(),
             allowed_sinks: Vec::new(),
+            allowed_sources: Vec::new(),
             stores: Mutex::default(),
             sink: None,
             open_sink: None,
@@ -79,6 +83,32 @@ impl<S> Targets<S> {
         self.allowed_sinks = allowed;
         self.open_sink = Some(Box::new(open));
         self
+    }
+
+    /// Which Git URLs a `spec.source.git` may name: an entry is a URL, or a prefix ending in
+    /// `/*` (`https://git.example.com/tools/*`: every repository under it).
+    pub fn allowing_sources(mut self, allowed: Vec<String>) -> Self {
+        self.allowed_sources = allowed;
+        self
+    }
+
+    /// Whether the resource's Git source (if any) is one the operator allowed.
+    pub fn source(&self, spec: &PythonPackageSpec) -> Result<(), String> {
+        let Some(source) = &spec.package.source else {
+            return Ok(());
+        };
+        if self
+            .allowed_sources
+            .iter()
+            .any(|allowed| source_allowed(allowed, &source.git))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "spec.source.git {}: not a repository this controller may read; its operator can \
+             allow it with --allow-source-repository (Helm: sources.allowedRepositories)",
+            crate::pypi::redact(&source.git)
+        ))
     }
 
     /// The store of a resource's releases.
@@ -134,6 +164,17 @@ impl<S> Targets<S> {
     }
 }
 
+/// `url` is `allowed`, or under it when `allowed` ends in `/*`. Compared as written: the
+/// prefix form needs its `/`, so `https://h/tools/*` does not allow `https://h/tools-evil`.
+fn source_allowed(allowed: &str, url: &str) -> bool {
+    match allowed.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('/') => url
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(|c| c == "..")),
+        _ => allowed == url,
+    }
+}
+
 /// What `cache` holds for `key`, opened (and kept) on first use.
 fn opened_once<K: Clone + Eq + std::hash::Hash, V: Clone>(
     cache: &Mutex<HashMap<K, V>>,
@@ -164,6 +205,45 @@ mod tests {
             "package: tool\nbinaries: [tool]\nversions: [{{version: \"1.0\", python: \"3.12\"}}]\n{extra}"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn only_allowed_sources_are_read() {
+        let targets = Targets::new((), None).allowing_sources(vec![
+            "https://git.example.com/org/hello.git".into(),
+            "https://git.example.com/tools/*".into(),
+        ]);
+        let with = |url: &str| spec(&format!("source: {{git: \"{url}\"}}\n"));
+        assert!(
+            targets.source(&spec("")).is_ok(),
+            "an index package needs no allowing"
+        );
+        for ok in [
+            "https://git.example.com/org/hello.git",
+            "https://git.example.com/tools/a.git",
+            "https://git.example.com/tools/sub/b.git",
+        ] {
+            assert!(targets.source(&with(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://git.example.com/org/hello.git2",
+            "https://git.example.com/tools-evil/a.git",
+            "https://git.example.com/tools/",
+            "https://git.example.com/tools/../org/x.git",
+            "https://evil.example.com/org/hello.git",
+        ] {
+            let e = targets.source(&with(bad)).unwrap_err();
+            assert!(
+                e.contains("spec.source.git") && e.contains("--allow-source-repository"),
+                "{e}"
+            );
+        }
+        let none = Targets::new((), None);
+        assert!(
+            none.source(&with("https://git.example.com/org/hello.git"))
+                .is_err(),
+            "empty list: none allowed"
+        );
     }
 
     #[test]

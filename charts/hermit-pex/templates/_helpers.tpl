@@ -98,3 +98,16 @@ app.kubernetes.io/part-of: hermit-pex
   resources: [events]
   verbs: [create, patch]
 {{- end }}
+
+{{/*
+The SSH key Secret the controller mounts: it pushes manifests and lists source tags with one
+key, so manifests.sshKeySecret and sources.sshKeySecret must agree when both are set.
+*/}}
+{{- define "hermit-pex.sshKeySecret" -}}
+{{- $m := .Values.manifests.sshKeySecret -}}
+{{- $s := .Values.sources.sshKeySecret -}}
+{{- if and $m $s (ne $m $s) -}}
+{{- fail "manifests.sshKeySecret and sources.sshKeySecret name different Secrets: the controller has one SSH key; name the same Secret in both" -}}
+{{- end -}}
+{{- $s | default $m -}}
+{{- end -}}

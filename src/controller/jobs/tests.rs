@@ -405,3 +405,83 @@ fn an_epoch_version_gets_a_name_of_its_own_and_keeps_its_version() {
         "{epoch}"
     );
 }
+
+#[test]
+fn only_the_lock_job_of_a_git_source_gets_the_git_secrets_and_mounts_the_key_read_only() {
+    let spec = format!("{SPEC}source: {{git: \"git@git.example.com:org/aider.git\"}}\n");
+    let r = resource(&spec);
+    let settings = JobSettings {
+        git: GitCredentials {
+            token_secret: Some(("git-creds".into(), "token".into())),
+            ssh_key_secret: Some("git-ssh".into()),
+        },
+        ..settings()
+    };
+    let v: Version = "0.86.2".parse().unwrap();
+    let release = ReleaseId("4242".into());
+    let tag = crate::source::GitTag {
+        tag: "v0.86.2".into(),
+        commit: "c0ffee".into(),
+    };
+    let lock = JobFor {
+        version: &v,
+        python: PythonMinor::new(12).unwrap(),
+        release: &release,
+        step: JobStep::Lock {
+            platforms: vec![Platform::ALL[0]],
+        },
+        git: Some(&tag),
+    };
+    let lock = step_job(&r, &lock, &PlatformTable::default(), &settings).unwrap();
+    let spec = pod(&lock);
+    let env = spec.containers[0].env.as_ref().unwrap();
+    let token = env
+        .iter()
+        .find(|e| e.name == "HERMIT_PEX_GIT_TOKEN")
+        .unwrap();
+    assert!(token.value.is_none(), "never the token itself");
+    let from = token.value_from.as_ref().unwrap().secret_key_ref.as_ref();
+    assert_eq!(from.unwrap().name, "git-creds");
+    let key = env
+        .iter()
+        .find(|e| e.name == "HERMIT_PEX_GIT_SSH_KEY")
+        .unwrap();
+    assert_eq!(key.value.as_deref(), Some("/etc/git-ssh/identity"));
+    let mounts = spec.containers[0].volume_mounts.as_ref().unwrap();
+    let ssh: Vec<_> = mounts.iter().filter(|m| m.name == "git-ssh").collect();
+    assert_eq!(ssh.len(), 2);
+    assert!(ssh.iter().all(|m| m.read_only == Some(true)));
+    let volume = spec
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "git-ssh")
+        .unwrap();
+    assert_eq!(
+        volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("git-ssh")
+    );
+    parsed(&lock); // the CLI takes it
+    assert!(
+        args(&lock)
+            .windows(2)
+            .any(|w| w == ["--git-commit", "c0ffee"]),
+        "the lock step is told the commit"
+    );
+
+    let build = build_job(
+        &r,
+        &v,
+        PythonMinor::new(12).unwrap(),
+        Platform::ALL[1],
+        &PlatformTable::default(),
+        &settings,
+    )
+    .unwrap();
+    let env = pod(&build).containers[0].env.as_ref().unwrap();
+    assert!(
+        !env.iter().any(|e| e.name.starts_with("HERMIT_PEX_GIT")),
+        "a build takes the wheel from the release: it never reads the repository"
+    );
+}
