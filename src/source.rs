@@ -185,7 +185,8 @@ pub fn credentials(url: &str) -> Vec<(&'static str, OsString)> {
     credentials_from(url, token.as_deref(), key.as_deref())
 }
 
-fn credentials_from(
+/// git's environment for `url` with these credentials (see [`credentials`]).
+pub fn credentials_from(
     url: &str,
     token: Option<&str>,
     ssh_key: Option<&str>,

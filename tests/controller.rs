@@ -783,42 +783,26 @@ async fn the_global_limit_counts_every_packages_jobs() {
 
 /// A bare repository with one commit on main, and a GitSink over it.
 fn git_sink(dir: &std::path::Path) -> (std::path::PathBuf, hermit_pex::gitops::git::GitSink) {
-    let git = |args: &[&str], cwd: &std::path::Path| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(cwd)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     std::fs::create_dir_all(dir).unwrap();
     let bare = dir.join("manifests.git");
-    git(
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    common::git(
         dir,
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
     );
     let seed = dir.join("seed");
-    git(
+    common::git(
+        dir,
         &[
             "clone",
             "-q",
             bare.to_str().unwrap(),
             seed.to_str().unwrap(),
         ],
-        dir,
     );
     std::fs::write(seed.join("README.md"), "manifests\n").unwrap();
-    git(&["add", "README.md"], &seed);
-    git(&["commit", "-q", "-m", "start"], &seed);
-    git(&["push", "-q", "origin", "HEAD:main"], &seed);
+    common::git(&seed, &["add", "README.md"]);
+    common::git(&seed, &["commit", "-q", "-m", "start"]);
+    common::git(&seed, &["push", "-q", "origin", "HEAD:main"]);
     let sink = hermit_pex::gitops::git::GitSink::new(hermit_pex::gitops::git::GitSinkConfig {
         url: format!("file://{}", bare.display()),
         branch: "main".into(),
@@ -1537,19 +1521,7 @@ async fn a_platform_that_could_not_exist_is_tried_again_when_asked() {
 /// commit).
 fn tagged_repository(dir: &std::path::Path, tags: &[&str]) -> (String, HashMap<String, String>) {
     let work = dir.join("work");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&work)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let git = |args: &[&str]| common::git(&work, args);
     std::fs::create_dir_all(&work).unwrap();
     git(&["init", "-q", "-b", "main"]);
     let mut commits = HashMap::new();

@@ -41,31 +41,21 @@ pub struct GitSink {
 impl GitSink {
     pub fn new(config: GitSinkConfig) -> Self {
         let mut env: Vec<(&'static str, OsString)> = vec![
-            ("GIT_TERMINAL_PROMPT", "0".into()),
             ("GIT_AUTHOR_NAME", config.author_name.clone().into()),
             ("GIT_AUTHOR_EMAIL", config.author_email.clone().into()),
             ("GIT_COMMITTER_NAME", config.author_name.clone().into()),
             ("GIT_COMMITTER_EMAIL", config.author_email.clone().into()),
         ];
+        // A push to GitHub may use the GitHub token when no Git token is given.
         let token = std::env::var("HERMIT_PEX_GIT_TOKEN")
             .or_else(|_| std::env::var("GITHUB_TOKEN"))
             .ok();
-        if let Some(token) = token.filter(|t| !t.is_empty() && config.url.starts_with("https://")) {
-            let basic = crate::gitops::base64(format!("x-access-token:{token}").as_bytes());
-            env.push(("GIT_CONFIG_COUNT", "1".into()));
-            env.push(("GIT_CONFIG_KEY_0", "http.extraHeader".into()));
-            env.push((
-                "GIT_CONFIG_VALUE_0",
-                format!("Authorization: Basic {basic}").into(),
-            ));
-        }
-        if let Ok(key) = std::env::var("HERMIT_PEX_GIT_SSH_KEY") {
-            // The key path is the user's own setting; quoted for ssh's own word splitting.
-            env.push((
-                "GIT_SSH_COMMAND",
-                format!("ssh -i '{}' -o IdentitiesOnly=yes", key.replace('\'', "")).into(),
-            ));
-        }
+        let key = std::env::var("HERMIT_PEX_GIT_SSH_KEY").ok();
+        env.extend(crate::source::credentials_from(
+            &config.url,
+            token.as_deref(),
+            key.as_deref(),
+        ));
         Self { config, env }
     }
 
