@@ -30,7 +30,7 @@ use crate::build::VersionJob;
 use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, Step, VersionPlan, WorkKind, WorkState, plan};
 use crate::pypi::IndexVersion;
-use crate::release::{Release, ReleaseStore};
+use crate::release::{Release, ReleaseId, ReleaseStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -204,17 +204,12 @@ async fn reconcile_package<S: ReleaseStore>(
             releases = observe_releases(store, s.spec()).await.unwrap_or(releases);
             plan = decide(&releases, &jobs);
         }
-        waiting_for_slots = start_jobs(
-            ctx,
-            s,
-            store,
-            &versions,
-            &plan,
-            &no_node,
-            &mut jobs,
-            &mut trouble,
-        )
-        .await?;
+        let todo = ToStart {
+            versions: &versions,
+            plan: &plan,
+            no_node: &no_node,
+        };
+        waiting_for_slots = start_jobs(ctx, s, store, todo, &mut jobs, &mut trouble).await?;
         if let Some(sink) = sink {
             manifest =
                 super::manifest::commit_manifest(ctx, pkg, &target, &sink, &releases, &mut trouble)
@@ -556,20 +551,63 @@ fn step_label(kind: WorkKind) -> String {
     }
 }
 
+/// What the Jobs are started from: the source's versions, the plan, and the platforms no
+/// node can run.
+struct ToStart<'a> {
+    versions: &'a [IndexVersion],
+    plan: &'a Plan,
+    no_node: &'a [Platform],
+}
+
+/// The Job a plan step asks for, with the release it uploads to (`None`: the draft is made
+/// first); `None` for steps no Job runs, and for steps whose pool has no node.
+fn job_step(
+    vp: &VersionPlan,
+    step: &Step,
+    lock_at: Option<Platform>,
+    no_node: &[Platform],
+) -> Option<(Option<ReleaseId>, JobStep)> {
+    match step {
+        Step::Create | Step::Lock { .. } if lock_at.is_some_and(|p| no_node.contains(&p)) => None,
+        Step::Build { platform, .. } if no_node.contains(platform) => None,
+        Step::Create => Some((
+            None,
+            JobStep::Lock {
+                platforms: vp.build.clone(),
+            },
+        )),
+        Step::Lock { release, platforms } => Some((
+            Some(release.clone()),
+            JobStep::Lock {
+                platforms: platforms.clone(),
+            },
+        )),
+        Step::Build { release, platform } => Some((
+            Some(release.clone()),
+            JobStep::Build {
+                platform: *platform,
+            },
+        )),
+        Step::Discard { .. } | Step::Publish { .. } => None,
+    }
+}
+
 /// Starts the plan's lock and build Jobs, newest versions first, within the package's and the
 /// controller's limits; a version without a draft gets its draft first (the Jobs only upload
 /// to it). Returns whether work was left for lack of a slot.
-#[allow(clippy::too_many_arguments)]
 async fn start_jobs<S: ReleaseStore>(
     ctx: &Context<S>,
     s: &Subject<'_>,
     store: &S,
-    versions: &[IndexVersion],
-    plan: &Plan,
-    no_node: &[Platform],
+    todo: ToStart<'_>,
     jobs: &mut Vec<ObservedJob>,
     trouble: &mut Vec<Trouble>,
 ) -> Result<bool, Error> {
+    let ToStart {
+        versions,
+        plan,
+        no_node,
+    } = todo;
     let running = jobs
         .iter()
         .filter(|j| j.state == WorkState::Running)
@@ -587,30 +625,8 @@ async fn start_jobs<S: ReleaseStore>(
     let mut started = Vec::new();
     let mut left = false;
     for (vp, step) in plan.steps() {
-        let (release, job_step) = match step {
-            Step::Create | Step::Lock { .. } if lock_at.is_some_and(|p| no_node.contains(&p)) => {
-                continue;
-            }
-            Step::Build { platform, .. } if no_node.contains(platform) => continue,
-            Step::Create => (
-                None,
-                JobStep::Lock {
-                    platforms: vp.build.clone(),
-                },
-            ),
-            Step::Lock { release, platforms } => (
-                Some(release.clone()),
-                JobStep::Lock {
-                    platforms: platforms.clone(),
-                },
-            ),
-            Step::Build { release, platform } => (
-                Some(release.clone()),
-                JobStep::Build {
-                    platform: *platform,
-                },
-            ),
-            Step::Discard { .. } | Step::Publish { .. } => continue,
+        let Some((release, job_step)) = job_step(vp, step, lock_at, no_node) else {
+            continue;
         };
         if started.len() >= budget {
             left = true;
@@ -703,7 +719,7 @@ async fn create_release<S: ReleaseStore>(
     store: &S,
     versions: &[IndexVersion],
     vp: &VersionPlan,
-) -> Result<crate::release::ReleaseId, String> {
+) -> Result<ReleaseId, String> {
     let iv = versions
         .iter()
         .find(|iv| iv.version == vp.version)
