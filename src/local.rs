@@ -65,6 +65,248 @@ struct VersionOutcome {
     failures: Vec<Failure>,
 }
 
+/// Why a version stopped: the step that failed, on which platform.
+struct Halt {
+    platform: Option<Platform>,
+    message: String,
+}
+
+impl Halt {
+    fn version(message: impl ToString) -> Self {
+        Self {
+            platform: None,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<crate::pipeline::StepError> for Halt {
+    fn from(e: crate::pipeline::StepError) -> Self {
+        Self {
+            platform: e.platform(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// One version's way through its steps in `sync`.
+struct VersionRun<'r, 'a, S> {
+    sync: &'r Sync<'a, S>,
+    spec: &'r crate::spec::PackageSpec,
+    iv: &'r IndexVersion,
+    job: VersionJob,
+    steps: Steps<'r, S>,
+    /// The resolution, made once however many steps need it.
+    resolved: Option<(Lock, LockRecord)>,
+    out: VersionOutcome,
+}
+
+impl<S: ReleaseStore> VersionRun<'_, '_, S> {
+    fn fail(&mut self, platform: Option<Platform>, message: String) {
+        let f = Failure {
+            version: self.iv.version.clone(),
+            platform,
+            message,
+        };
+        self.sync.report(&self.spec.package, &f);
+        self.out.failures.push(f);
+    }
+
+    fn say(&self, what: String) {
+        (self.steps.say)(format!("{} {}: {what}", self.spec.package, self.iv.version));
+    }
+
+    /// Rounds of observe → plan → the next step, until no step is left; the settled plan.
+    async fn rounds(&mut self, first: VersionPlan) -> Result<VersionPlan, Halt> {
+        let store = self.sync.store;
+        let mut vp = first;
+        // Platforms recorded as impossible are tried once, in the first round, not again in
+        // each round after.
+        let mut options = self.sync.options.clone();
+        for round in 0.. {
+            let releases = match store.releases(&self.spec.package).await {
+                Ok(rs) => rs,
+                Err(e) if round > 0 => {
+                    return Err(Halt::version(format!("cannot read releases: {e}")));
+                }
+                Err(_) => Vec::new(),
+            };
+            let releases: Vec<Release> = releases
+                .into_iter()
+                .filter(|r| r.version == self.iv.version)
+                .collect();
+            if round > 0 {
+                options.retry_missing = false;
+                let rs: Vec<&Release> = releases.iter().collect();
+                vp = plan_version(self.spec, self.iv, &rs, &[], &options);
+            }
+            if vp.steps.is_empty() {
+                return Ok(vp);
+            }
+            if round >= MAX_ROUNDS {
+                return Err(Halt::version(format!(
+                    "still has steps after {MAX_ROUNDS} rounds: {:?}",
+                    vp.steps
+                )));
+            }
+            self.step(&vp, &releases).await?;
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Discards first; then the one next step (all of the platform builds at once).
+    async fn step(&mut self, vp: &VersionPlan, releases: &[Release]) -> Result<(), Halt> {
+        let find = |id: &ReleaseId| releases.iter().find(|r| &r.id == id).cloned();
+        for step in &vp.steps {
+            if let Step::Discard { release, why } = step
+                && let Some(r) = find(release)
+            {
+                self.say(format!("discarding draft {release}: {why}"));
+                self.sync.store.delete_draft(&r).await.map_err(|e| {
+                    Halt::version(format!("cannot discard the draft {release}: {e}"))
+                })?;
+            }
+        }
+        let next: Vec<&Step> = vp
+            .steps
+            .iter()
+            .filter(|s| !matches!(s, Step::Discard { .. }))
+            .collect();
+        match next.first() {
+            None | Some(Step::Discard { .. }) => Ok(()),
+            Some(Step::Create) => self.create().await,
+            Some(Step::Lock { release, platforms }) => match find(release) {
+                Some(r) => self.lock(r, platforms).await,
+                None => Ok(()),
+            },
+            Some(Step::Build { release, .. }) => match find(release) {
+                Some(r) => {
+                    let platforms = next.iter().filter_map(|s| match s {
+                        Step::Build { platform, .. } => Some(*platform),
+                        _ => None,
+                    });
+                    self.build(r, platforms.collect()).await
+                }
+                None => Ok(()),
+            },
+            Some(Step::Publish { release }) => match find(release) {
+                Some(r) => self.publish(r).await,
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// The lock's resolution, made on first use.
+    async fn resolved(&mut self) -> Result<&(Lock, LockRecord), Halt> {
+        if self.resolved.is_none() {
+            let _permit = self.sync.permit().await;
+            self.resolved = Some(self.steps.resolve(&self.job).await?);
+        }
+        Ok(self.resolved.as_ref().expect("resolved above"))
+    }
+
+    /// Resolved before anything is created: a config the package cannot meet (a binary it
+    /// does not have) leaves nothing behind.
+    async fn create(&mut self) -> Result<(), Halt> {
+        self.resolved().await?;
+        self.sync
+            .store
+            .create(&self.job.info())
+            .await
+            .map_err(|e| Halt::version(format!("cannot create the release: {e}")))?;
+        Ok(())
+    }
+
+    async fn lock(&mut self, r: Release, platforms: &[Platform]) -> Result<(), Halt> {
+        // Locked already (a pure version that lacks platforms): build from it.
+        let r = if r.lock(&self.spec.package).is_some() {
+            r
+        } else {
+            self.resolved().await?;
+            let (lock, record) = self.resolved.as_ref().expect("resolved above");
+            self.steps.record_lock(&r, &self.job, lock, record).await?
+        };
+        let (lock, record) = self.steps.lock_file(&r, &self.job).await?;
+        if record.pure {
+            let _permit = self.sync.permit().await;
+            let results = self
+                .steps
+                .build_pure(&r, &self.job, &lock, &record, platforms)
+                .await;
+            self.sync.progress.inc_by(platforms.len());
+            self.count(results)?;
+        }
+        Ok(())
+    }
+
+    async fn build(&mut self, r: Release, platforms: Vec<Platform>) -> Result<(), Halt> {
+        let (lock, record) = self.steps.lock_file(&r, &self.job).await?;
+        let (sync, steps, job) = (self.sync, &self.steps, &self.job);
+        let builds = platforms.iter().map(|&p| {
+            let (r, lock, record) = (&r, &lock, &record);
+            async move {
+                let _permit = sync.permit().await;
+                let result = steps.build(r, job, lock, record, p).await;
+                sync.progress.inc_by(1);
+                (p, result)
+            }
+        });
+        let results = futures::future::join_all(builds).await;
+        self.count(results)
+    }
+
+    async fn publish(&mut self, r: Release) -> Result<(), Halt> {
+        let scratch = tempfile::tempdir_in(&self.sync.settings.work_dir)
+            .map_err(|e| Halt::version(format!("no scratch directory: {e}")))?;
+        let platforms = self.spec.platforms();
+        match crate::pipeline::publish(self.sync.store, &r, &platforms, scratch.path()).await {
+            Ok(info) => {
+                self.out.published = true;
+                let missing: Vec<String> = info.missing.keys().map(ToString::to_string).collect();
+                self.say(if missing.is_empty() {
+                    "released".into()
+                } else {
+                    format!(
+                        "released without {} (cannot exist, see above)",
+                        missing.join(", ")
+                    )
+                });
+                Ok(())
+            }
+            // The platform was removed from the draft: the next round builds it.
+            Err(e @ crate::pipeline::PublishError::Inconsistent { .. }) => {
+                self.say(e.to_string());
+                Ok(())
+            }
+            Err(e) => Err(Halt::version(e)),
+        }
+    }
+
+    /// Counts platform outcomes; says each platform that cannot exist; the first failure
+    /// stops the version (the others are reported too).
+    fn count(
+        &mut self,
+        results: Vec<(
+            Platform,
+            Result<PlatformOutcome, crate::pipeline::StepError>,
+        )>,
+    ) -> Result<(), Halt> {
+        let mut failed = None;
+        for (p, r) in results {
+            match r {
+                Ok(PlatformOutcome::Built(_)) => self.out.built += 1,
+                Ok(PlatformOutcome::Missing(why)) => self.fail(
+                    Some(p),
+                    format!("{why}; recorded: the version is released for the other platforms"),
+                ),
+                Err(e) if failed.is_none() => failed = Some(Halt::from(e)),
+                Err(e) => self.fail(Some(p), e.to_string()),
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
 impl<S: ReleaseStore> Sync<'_, S> {
     /// Takes every version of the plan as far as it goes.
     pub async fn run(
@@ -129,223 +371,28 @@ impl<S: ReleaseStore> Sync<'_, S> {
     ) -> VersionOutcome {
         let s = &spec.spec;
         let say = |line: String| self.progress.line(line);
-        let steps = Steps {
-            store: self.store,
-            settings: &self.settings,
-            say: &say,
+        let mut run = VersionRun {
+            sync: self,
+            spec: s,
+            iv,
+            job: VersionJob::new(s, iv, first.python),
+            steps: Steps {
+                store: self.store,
+                settings: &self.settings,
+                say: &say,
+            },
+            resolved: None,
+            out: VersionOutcome::default(),
         };
-        let job = VersionJob::new(s, iv, first.python);
-        let mut out = VersionOutcome::default();
-        let mut resolved: Option<(Lock, LockRecord)> = None;
-        let mut vp = first;
-        let mut releases: Vec<Release> = Vec::new();
-        // Platforms recorded as impossible are tried once, in the first round, not again in
-        // each round after.
-        let mut options = self.options.clone();
-        let mut fail = |out: &mut VersionOutcome, platform: Option<Platform>, message: String| {
-            let f = Failure {
-                version: iv.version.clone(),
-                platform,
-                message,
-            };
-            self.report(&s.package, &f);
-            out.failures.push(f);
-        };
-        for round in 0.. {
-            if round > 0 {
-                match self.store.releases(&s.package).await {
-                    Ok(rs) => {
-                        releases = rs.into_iter().filter(|r| r.version == iv.version).collect()
-                    }
-                    Err(e) => {
-                        fail(&mut out, None, format!("cannot read releases: {e}"));
-                        return out;
-                    }
-                }
-                let rs: Vec<&Release> = releases.iter().collect();
-                options.retry_missing = false;
-                vp = plan_version(s, iv, &rs, &[], &options);
-            } else if let Ok(rs) = self.store.releases(&s.package).await {
-                releases = rs.into_iter().filter(|r| r.version == iv.version).collect();
-            }
-            if vp.steps.is_empty() {
-                break;
-            }
-            if round >= MAX_ROUNDS {
-                fail(
-                    &mut out,
-                    None,
-                    format!("still has steps after {MAX_ROUNDS} rounds: {:?}", vp.steps),
-                );
-                return out;
-            }
-            let find = |id: &ReleaseId| releases.iter().find(|r| &r.id == id).cloned();
-            // Discards first; then the one next step (all of the platform builds at once).
-            for step in &vp.steps {
-                if let Step::Discard { release, why } = step
-                    && let Some(r) = find(release)
-                {
-                    say(format!(
-                        "{} {}: discarding draft {release}: {why}",
-                        s.package, iv.version
-                    ));
-                    if let Err(e) = self.store.delete_draft(&r).await {
-                        fail(
-                            &mut out,
-                            None,
-                            format!("cannot discard the draft {release}: {e}"),
-                        );
-                        return out;
-                    }
+        match run.rounds(first).await {
+            Ok(settled) => {
+                for b in &settled.blockers {
+                    run.fail(b.platform, format!("{}: {}", b.reason, b.message));
                 }
             }
-            let next: Vec<&Step> = vp
-                .steps
-                .iter()
-                .filter(|s| !matches!(s, Step::Discard { .. }))
-                .collect();
-            match next.first() {
-                None => continue,
-                Some(Step::Create) => {
-                    // Resolved before anything is created: a config the package cannot meet
-                    // (a binary it does not have) leaves nothing behind.
-                    if resolved.is_none() {
-                        match self.resolve(&steps, &job).await {
-                            Ok(r) => resolved = Some(r),
-                            Err(e) => {
-                                fail(&mut out, e.platform(), e.to_string());
-                                return out;
-                            }
-                        }
-                    }
-                    if let Err(e) = self.store.create(&job.info()).await {
-                        fail(&mut out, None, format!("cannot create the release: {e}"));
-                        return out;
-                    }
-                }
-                Some(Step::Lock { release, platforms }) => {
-                    let Some(r) = find(release) else { continue };
-                    // Locked already (a pure version that lacks platforms): build from it.
-                    let r = if r.lock(&s.package).is_some() {
-                        r
-                    } else {
-                        if resolved.is_none() {
-                            match self.resolve(&steps, &job).await {
-                                Ok(x) => resolved = Some(x),
-                                Err(e) => {
-                                    fail(&mut out, e.platform(), e.to_string());
-                                    return out;
-                                }
-                            }
-                        }
-                        let (lock, record) = resolved.as_ref().expect("resolved above");
-                        match steps.record_lock(&r, &job, lock, record).await {
-                            Ok(r) => r,
-                            Err(e) => {
-                                fail(&mut out, None, e.to_string());
-                                return out;
-                            }
-                        }
-                    };
-                    let (lock, record) = match steps.lock_file(&r, &job).await {
-                        Ok(x) => x,
-                        Err(e) => {
-                            fail(&mut out, None, e.to_string());
-                            return out;
-                        }
-                    };
-                    if record.pure {
-                        let _permit = self.permit().await;
-                        let results = steps.build_pure(&r, &job, &lock, &record, platforms).await;
-                        self.progress.inc_by(platforms.len());
-                        if !self.count(&mut out, results, &mut fail) {
-                            return out;
-                        }
-                    }
-                }
-                Some(Step::Build { release, .. }) => {
-                    let Some(r) = find(release) else { continue };
-                    let (lock, record) = match steps.lock_file(&r, &job).await {
-                        Ok(x) => x,
-                        Err(e) => {
-                            fail(&mut out, None, e.to_string());
-                            return out;
-                        }
-                    };
-                    let platforms: Vec<Platform> = next
-                        .iter()
-                        .filter_map(|s| match s {
-                            Step::Build { platform, .. } => Some(*platform),
-                            _ => None,
-                        })
-                        .collect();
-                    let builds = platforms.iter().map(|&p| {
-                        let (r, job, lock, record, steps) = (&r, &job, &lock, &record, &steps);
-                        async move {
-                            let _permit = self.permit().await;
-                            let result = steps.build(r, job, lock, record, p).await;
-                            self.progress.inc_by(1);
-                            (p, result)
-                        }
-                    });
-                    let results = futures::future::join_all(builds).await;
-                    if !self.count(&mut out, results, &mut fail) {
-                        return out;
-                    }
-                }
-                Some(Step::Publish { release }) => {
-                    let Some(r) = find(release) else { continue };
-                    let scratch = match tempfile::tempdir_in(&self.settings.work_dir) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            fail(&mut out, None, format!("no scratch directory: {e}"));
-                            return out;
-                        }
-                    };
-                    match crate::pipeline::publish(self.store, &r, &s.platforms(), scratch.path())
-                        .await
-                    {
-                        Ok(info) => {
-                            out.published = true;
-                            let missing: Vec<String> =
-                                info.missing.keys().map(ToString::to_string).collect();
-                            say(if missing.is_empty() {
-                                format!("{} {}: released", s.package, iv.version)
-                            } else {
-                                format!(
-                                    "{} {}: released without {} (cannot exist, see above)",
-                                    s.package,
-                                    iv.version,
-                                    missing.join(", ")
-                                )
-                            });
-                        }
-                        Err(e @ crate::pipeline::PublishError::Inconsistent { .. }) => {
-                            // The platform was removed from the draft: the next round builds it.
-                            say(format!("{} {}: {e}", s.package, iv.version));
-                        }
-                        Err(e) => {
-                            fail(&mut out, None, e.to_string());
-                            return out;
-                        }
-                    }
-                }
-                Some(Step::Discard { .. }) => unreachable!("filtered out above"),
-            }
+            Err(Halt { platform, message }) => run.fail(platform, message),
         }
-        for b in &vp.blockers {
-            fail(&mut out, b.platform, format!("{}: {}", b.reason, b.message));
-        }
-        out
-    }
-
-    async fn resolve(
-        &self,
-        steps: &Steps<'_, S>,
-        job: &VersionJob,
-    ) -> Result<(Lock, LockRecord), crate::pipeline::StepError> {
-        let _permit = self.permit().await;
-        steps.resolve(job).await
+        run.out
     }
 
     async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
@@ -353,34 +400,6 @@ impl<S: ReleaseStore> Sync<'_, S> {
             .acquire()
             .await
             .expect("the semaphore is never closed")
-    }
-
-    /// Counts platform outcomes; says each platform that cannot exist; false when one failed.
-    fn count(
-        &self,
-        out: &mut VersionOutcome,
-        results: Vec<(
-            Platform,
-            Result<PlatformOutcome, crate::pipeline::StepError>,
-        )>,
-        fail: &mut impl FnMut(&mut VersionOutcome, Option<Platform>, String),
-    ) -> bool {
-        let mut ok = true;
-        for (p, r) in results {
-            match r {
-                Ok(PlatformOutcome::Built(_)) => out.built += 1,
-                Ok(PlatformOutcome::Missing(why)) => fail(
-                    out,
-                    Some(p),
-                    format!("{why}; recorded: the version is released for the other platforms"),
-                ),
-                Err(e) => {
-                    ok = false;
-                    fail(out, Some(p), e.to_string());
-                }
-            }
-        }
-        ok
     }
 
     /// The versions a manifest may list, tried the way their builds recorded (releases made by
