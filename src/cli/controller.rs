@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
+use crate::controller::hook::{self, HookSecret};
 use crate::controller::jobs::{JobSettings, PlatformTable};
 use crate::controller::run::{Config, LeaseSettings};
 
@@ -78,7 +79,8 @@ pub struct ControllerArgs {
     /// Where manifests are committed (none: manifests are not committed).
     #[command(flatten)]
     pub manifest: ManifestArgs,
-    /// Serve /metrics, /healthz and /readyz on this address.
+    /// Serve /metrics, /healthz and /readyz on this address, and the webhook receiver
+    /// (POST /hook/NAMESPACE/NAME) when HERMIT_PEX_WEBHOOK_SECRET is set.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
     /// Run only while holding a Lease, so that several replicas can run (one active).
@@ -185,7 +187,24 @@ impl ControllerArgs {
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),
             metrics_addr: self.metrics_addr,
+            webhook_secret: webhook_secret()?,
             lease,
         })
+    }
+}
+
+/// The webhook receiver's secret, from the environment only: a flag's value would be in the
+/// process list. Unset: no receiver. Set but empty is a mistake, not "off".
+fn webhook_secret() -> anyhow::Result<Option<HookSecret>> {
+    match std::env::var_os(hook::SECRET_ENV) {
+        None => Ok(None),
+        Some(v) => HookSecret::new(v.as_encoded_bytes())
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "{} is set but empty: set the secret shared with the Git host, or unset it",
+                    hook::SECRET_ENV
+                )
+            }),
     }
 }

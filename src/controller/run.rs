@@ -18,6 +18,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use super::context::{Context, MANAGER};
+use super::hook::{Hook, HookSecret};
 use super::jobs::{JobSettings, MANAGED_BY, PlatformTable};
 use super::lease::LeaseLock;
 use super::limit::GlobalLimit;
@@ -49,6 +50,8 @@ pub struct Config {
     /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
     pub manifest: SinkSettings,
     pub metrics_addr: std::net::SocketAddr,
+    /// The webhook receiver's secret; None: no receiver (`/hook/...` is 404).
+    pub webhook_secret: Option<HookSecret>,
     /// Run only while holding this Lease.
     pub lease: Option<LeaseSettings>,
 }
@@ -104,6 +107,15 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         });
     tokio::spawn(job_watch);
     let controller = Controller::new(packages, watcher::Config::default().any_semantic());
+    // Only with a receiver: nothing else would ever send a wake.
+    let (controller, wake) = match &args.webhook_secret {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(super::hook::QUEUE);
+            let wakes = tokio_stream::wrappers::ReceiverStream::new(rx);
+            (controller.reconcile_on(wakes), Some(tx))
+        }
+        None => (controller, None),
+    };
     let ctx = Arc::new(Context {
         limit: Some(GlobalLimit::new(args.max_jobs.max(1), view.clone())),
         packages: Some(controller.store()),
@@ -123,10 +135,25 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             ctx.metrics.encode(ctx.index.stats().requests, github)
         })
     };
-    let app = probes(text, ready.clone());
+    // Wakes are acted on only once this replica leads; until then the receiver says so.
+    let active = Arc::new(AtomicBool::new(false));
+    let hook = args
+        .webhook_secret
+        .clone()
+        .zip(wake)
+        .map(|(secret, wake)| Hook {
+            secret,
+            wake,
+            active: active.clone(),
+            metrics: ctx.metrics.clone(),
+        });
+    if hook.is_some() {
+        tracing::info!(addr = %args.metrics_addr, "webhook receiver on at /hook/<namespace>/<name>");
+    }
+    let app = http_routes(text, ready.clone(), hook);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics server stopped");
+            tracing::error!(error = %e, "the HTTP server (metrics, probes, webhook) stopped");
         }
     });
 
@@ -143,6 +170,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         None
     };
     ctx.metrics.leader.set(1);
+    active.store(true, Ordering::Relaxed);
     if let Some(lock) = &lease {
         tokio::spawn(keep_lease(lock.clone()));
     }
@@ -290,6 +318,20 @@ pub fn probes(metrics: MetricsText, ready: Arc<AtomicBool>) -> axum::Router {
         .route("/readyz", get(readyz))
 }
 
+/// Everything the controller serves on its HTTP port: the probes, and the webhook receiver
+/// when it has a secret (without one its route does not exist).
+pub fn http_routes(
+    metrics: MetricsText,
+    ready: Arc<AtomicBool>,
+    hook: Option<Hook>,
+) -> axum::Router {
+    let probes = probes(metrics, ready);
+    match hook {
+        Some(hook) => probes.merge(super::hook::routes(hook)),
+        None => probes,
+    }
+}
+
 async fn wait_for_lease(lock: &LeaseLock) -> anyhow::Result<()> {
     loop {
         match tokio::time::timeout(lock.renew_every, lock.try_hold())
@@ -385,5 +427,56 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("hermit_pex_index_requests_total 3"), "{body}");
+    }
+
+    /// The whole HTTP router as `run` builds it: the receiver exists only with a secret, and
+    /// the probes stay as they were either way.
+    #[tokio::test]
+    async fn the_webhook_route_exists_only_with_a_secret() {
+        use tower::ServiceExt;
+        let text: MetricsText = Arc::new(String::new);
+        let ready = Arc::new(AtomicBool::new(true));
+        let push = |sig: Option<String>| {
+            let body = r#"{"ref":"refs/tags/v1.0.0"}"#;
+            let mut r = http::Request::post("/hook/tools/ruff").header("x-github-event", "push");
+            if let Some(s) = sig {
+                r = r.header("x-hub-signature-256", s);
+            }
+            r.body(axum::body::Body::from(body)).unwrap()
+        };
+        let status = |app: axum::Router, req: http::Request<axum::body::Body>| async move {
+            app.oneshot(req).await.unwrap().status()
+        };
+
+        let off = http_routes(text.clone(), ready.clone(), None);
+        assert_eq!(status(off.clone(), push(None)).await, 404);
+        let health = http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(status(off, health).await, 200);
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let hook = Hook {
+            secret: HookSecret::new("s3cret").unwrap(),
+            wake: tx,
+            active: Arc::new(AtomicBool::new(true)),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let on = http_routes(text, ready, Some(hook));
+        assert_eq!(status(on.clone(), push(None)).await, 401);
+        assert!(rx.try_recv().is_err());
+        // HMAC-SHA256 of the body with key "s3cret", computed independently (openssl dgst).
+        let sig =
+            "sha256=525c71caee57fc156b3ae39feee2730b9dd7b551414c81ee0a76743cf0a310ce".to_owned();
+        assert_eq!(status(on.clone(), push(Some(sig))).await, 202);
+        let woken = rx.recv().await.unwrap();
+        assert_eq!(
+            woken,
+            kube::runtime::reflector::ObjectRef::new("ruff").within("tools")
+        );
+        let health = http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(status(on, health).await, 200);
     }
 }
