@@ -216,10 +216,20 @@ fn wake(hook: &Hook, namespace: &str, name: &str, tag: &str) -> Reply {
         );
     }
     let target = ObjectRef::<PythonPackage>::new(name).within(namespace);
-    if hook.wake.try_send(target).is_err() {
-        tracing::warn!(%namespace, %name, %tag, "webhook: too many wakes waiting; not queued");
-        hook.metrics.webhook("busy");
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "busy: try again later");
+    match hook.wake.try_send(target) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(%namespace, %name, %tag, "webhook: too many wakes waiting; not queued");
+            hook.metrics.webhook("busy");
+            return reply(StatusCode::SERVICE_UNAVAILABLE, "busy: try again later");
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            hook.metrics.webhook("busy");
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the controller is stopping",
+            );
+        }
     }
     tracing::info!(%namespace, %name, %tag, "woken by a tag push: {namespace}/{name} tag={tag}");
     hook.metrics.webhook("woken");
