@@ -194,17 +194,48 @@ impl ControllerArgs {
 }
 
 /// The webhook receiver's secret, from the environment only: a flag's value would be in the
-/// process list. Unset: no receiver. Set but empty is a mistake, not "off".
+/// process list. Unset: no receiver.
 fn webhook_secret() -> anyhow::Result<Option<HookSecret>> {
-    match std::env::var_os(hook::SECRET_ENV) {
-        None => Ok(None),
-        Some(v) => HookSecret::new(v.as_encoded_bytes())
-            .map(Some)
-            .with_context(|| {
-                format!(
-                    "{} is set but empty: set the secret shared with the Git host, or unset it",
-                    hook::SECRET_ENV
-                )
-            }),
+    webhook_secret_from(std::env::var_os(hook::SECRET_ENV))
+}
+
+fn webhook_secret_from(value: Option<std::ffi::OsString>) -> anyhow::Result<Option<HookSecret>> {
+    let Some(value) = value else { return Ok(None) };
+    // A secret written to a file with `echo` ends in a newline the Git host's copy has not.
+    let bytes = value.as_encoded_bytes();
+    let end = bytes.len()
+        - bytes
+            .iter()
+            .rev()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .count();
+    // Set but empty is a mistake (a missing Secret key), not "off".
+    HookSecret::new(&bytes[..end]).map(Some).with_context(|| {
+        format!(
+            "{} is set but empty: set the secret shared with the Git host, or unset it",
+            hook::SECRET_ENV
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_webhook_secret_is_off_unset_refused_empty_and_loses_a_final_newline() {
+        assert!(webhook_secret_from(None).unwrap().is_none());
+        for empty in ["", "\n"] {
+            let err = webhook_secret_from(Some(empty.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("set but empty"), "{err}");
+        }
+        // The same secret as without the newline: GitHub's example signature verifies.
+        let secret = webhook_secret_from(Some("It's a Secret to Everybody\n".into()))
+            .unwrap()
+            .unwrap();
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(hook::verify(&secret, b"Hello, World!", sig), Ok(()));
     }
 }

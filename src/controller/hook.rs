@@ -177,7 +177,8 @@ async fn receive(
 ) -> Reply {
     if let Err(e) = verify_headers(&hook.secret, &body, &headers) {
         // Neither the signature nor the secret: only what was wrong, and where it was sent.
-        tracing::warn!(%namespace, %name, problem = %e, "webhook refused");
+        // Debug, so that a caller's newlines in the path cannot forge log lines.
+        tracing::warn!(?namespace, ?name, problem = %e, "webhook refused");
         hook.metrics.webhook("refused");
         return (StatusCode::UNAUTHORIZED, format!("{e}\n"));
     }
