@@ -311,10 +311,11 @@ pub fn probes(metrics: MetricsText, ready: Arc<AtomicBool>) -> axum::Router {
         .route("/readyz", get(readyz))
 }
 
-/// The sender of wakes. Only with a receiver (`on`): nothing else would ever send one.
+/// Where the webhook receiver sends the packages it wakes.
 pub type Wakes = tokio::sync::mpsc::Sender<ObjectRef<PythonPackage>>;
 
-/// The controller, also reconciling each package the webhook receiver's queue names.
+/// The controller, also reconciling each package the webhook receiver's queue names. Only
+/// with a receiver (`on`): nothing else would ever send a wake.
 pub fn woken_by_hooks(
     controller: Controller<PythonPackage>,
     on: bool,
