@@ -1104,6 +1104,42 @@ fn metrics_service_and_service_monitor_point_at_the_metrics_port() {
     );
 }
 
+#[test]
+fn the_webhook_secret_comes_from_the_named_secret_and_brings_the_service() {
+    // Off by default: no secret in the environment, so no receiver, and no Service.
+    let docs = template(&[]);
+    assert!(env(container(&docs), "HERMIT_PEX_WEBHOOK_SECRET").is_none());
+    assert!(of_kind(&docs, "Service").is_empty());
+
+    for (docs, secret) in [
+        (
+            template(&["--set", "webhook.secret.name=hermit-webhook"]),
+            json!({"name": "hermit-webhook", "key": "secret"}),
+        ),
+        (
+            template_all_values(),
+            json!({"name": "hermit-webhook", "key": "hook-secret"}),
+        ),
+    ] {
+        let c = container(&docs);
+        let var = env(c, "HERMIT_PEX_WEBHOOK_SECRET").unwrap();
+        assert!(var.get("value").is_none(), "never a literal: {var}");
+        assert_eq!(var["valueFrom"]["secretKeyRef"], secret);
+        // The Git host needs a way in: the Service on the port the receiver is served on.
+        let service = one(&docs, "Service");
+        assert_eq!(
+            service["spec"]["ports"][0]["targetPort"],
+            c["ports"][0]["name"]
+        );
+    }
+    assert!(!template_fails(&base_and(&["--set", "webhook.secret.name=Not_A_Name"])).is_empty());
+    let err = template_fails(&base_and(&["--set", "webhook.secret.value=s3cret"]));
+    assert!(
+        err.contains("additional properties 'value' not allowed"),
+        "the chart never holds the secret: {err}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // bad values
 

@@ -57,6 +57,8 @@ pub async fn run(
     let mut cmd = Command::new(program);
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        // git and pex have no use for the webhook secret: keep it out of their environment.
+        .env_remove(crate::controller::hook::SECRET_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
+use crate::controller::hook::{self, HookSecret};
 use crate::controller::jobs::{GitCredentials, JobSettings, PlatformTable};
 use crate::controller::run::{Config, LeaseSettings};
 
@@ -91,7 +92,8 @@ pub struct ControllerArgs {
     /// Where manifests are committed (none: manifests are not committed).
     #[command(flatten)]
     pub manifest: ManifestArgs,
-    /// Serve /metrics, /healthz and /readyz on this address.
+    /// Serve /metrics, /healthz and /readyz on this address, and the webhook receiver
+    /// (POST /hook/NAMESPACE/NAME) when HERMIT_PEX_WEBHOOK_SECRET is set.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
     /// Run only while holding a Lease, so that several replicas can run (one active).
@@ -206,7 +208,55 @@ impl ControllerArgs {
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),
             metrics_addr: self.metrics_addr,
+            webhook_secret: webhook_secret()?,
             lease,
         })
+    }
+}
+
+/// The webhook receiver's secret, from the environment only: a flag's value would be in the
+/// process list. Unset: no receiver.
+fn webhook_secret() -> anyhow::Result<Option<HookSecret>> {
+    webhook_secret_from(std::env::var_os(hook::SECRET_ENV))
+}
+
+fn webhook_secret_from(value: Option<std::ffi::OsString>) -> anyhow::Result<Option<HookSecret>> {
+    let Some(value) = value else { return Ok(None) };
+    // A secret written to a file with `echo` ends in a newline the Git host's copy has not.
+    let bytes = value.as_encoded_bytes();
+    let end = bytes.len()
+        - bytes
+            .iter()
+            .rev()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .count();
+    // Set but empty is a mistake (a missing Secret key), not "off".
+    HookSecret::new(&bytes[..end]).map(Some).with_context(|| {
+        format!(
+            "{} is set but empty: set the secret shared with the Git host, or unset it",
+            hook::SECRET_ENV
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_webhook_secret_is_off_unset_refused_empty_and_loses_a_final_newline() {
+        assert!(webhook_secret_from(None).unwrap().is_none());
+        for empty in ["", "\n"] {
+            let err = webhook_secret_from(Some(empty.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("set but empty"), "{err}");
+        }
+        // The same secret as without the newline: GitHub's example signature verifies.
+        let secret = webhook_secret_from(Some("It's a Secret to Everybody\n".into()))
+            .unwrap()
+            .unwrap();
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(hook::verify(&secret, b"Hello, World!", sig), Ok(()));
     }
 }

@@ -34,6 +34,9 @@ pub struct Metrics {
     /// GitHub's `x-ratelimit-remaining` as last seen; -1 before any request.
     pub github_rate_limit_remaining: Gauge<i64, AtomicI64>,
     pub leader: Gauge,
+    /// Webhook deliveries by outcome (`woken`, `ignored`, `refused`, `invalid`, `busy`,
+    /// `standby`).
+    pub webhooks: Family<OutcomeLabels, Counter>,
     registry: Registry,
 }
 
@@ -101,6 +104,12 @@ impl Default for Metrics {
                 "1 while this replica is the active one",
                 Gauge::default(),
             ),
+            webhooks: register(
+                &mut r,
+                "webhooks",
+                "Webhook deliveries by outcome",
+                Family::default(),
+            ),
             registry: Registry::default(),
         };
         m.github_rate_limit_remaining.set(-1);
@@ -132,6 +141,14 @@ impl Metrics {
             })
             .inc();
         self.reconcile_duration.observe(seconds);
+    }
+
+    pub fn webhook(&self, outcome: &str) {
+        self.webhooks
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// Copies in counts kept elsewhere, then encodes everything in the Prometheus text format.

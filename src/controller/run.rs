@@ -15,9 +15,11 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use super::context::{Context, MANAGER};
+use super::hook::{Hook, HookSecret};
 use super::jobs::{JobSettings, MANAGED_BY, PlatformTable};
 use super::lease::LeaseLock;
 use super::limit::GlobalLimit;
@@ -51,6 +53,8 @@ pub struct Config {
     /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
     pub manifest: SinkSettings,
     pub metrics_addr: std::net::SocketAddr,
+    /// The webhook receiver's secret; None: no receiver (`/hook/...` is 404).
+    pub webhook_secret: Option<HookSecret>,
     /// Run only while holding this Lease.
     pub lease: Option<LeaseSettings>,
 }
@@ -106,6 +110,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         });
     tokio::spawn(job_watch);
     let controller = Controller::new(packages, watcher::Config::default().any_semantic());
+    let (controller, wake) = woken_by_hooks(controller, args.webhook_secret.is_some());
     let ctx = Arc::new(Context {
         limit: Some(GlobalLimit::new(args.max_jobs.max(1), view.clone())),
         packages: Some(controller.store()),
@@ -125,10 +130,25 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             ctx.metrics.encode(ctx.index.stats().requests, github)
         })
     };
-    let app = probes(text, ready.clone());
+    // Wakes are acted on only once this replica leads; until then the receiver says so.
+    let active = Arc::new(AtomicBool::new(false));
+    let hook = args
+        .webhook_secret
+        .clone()
+        .zip(wake)
+        .map(|(secret, wake)| Hook {
+            secret,
+            wake,
+            active: active.clone(),
+            metrics: ctx.metrics.clone(),
+        });
+    if hook.is_some() {
+        tracing::info!(addr = %args.metrics_addr, "webhook receiver on at /hook/<namespace>/<name>");
+    }
+    let app = http_routes(text, ready.clone(), hook);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics server stopped");
+            tracing::error!(error = %e, "the HTTP server (metrics, probes, webhook) stopped");
         }
     });
 
@@ -145,6 +165,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         None
     };
     ctx.metrics.leader.set(1);
+    active.store(true, Ordering::Relaxed);
     if let Some(lock) = &lease {
         tokio::spawn(keep_lease(lock.clone()));
     }
@@ -293,6 +314,37 @@ pub fn probes(metrics: MetricsText, ready: Arc<AtomicBool>) -> axum::Router {
         .route("/readyz", get(readyz))
 }
 
+/// Where the webhook receiver sends the packages it wakes.
+pub type Wakes = tokio::sync::mpsc::Sender<ObjectRef<PythonPackage>>;
+
+/// The controller, also reconciling each package the webhook receiver's queue names. Only
+/// with a receiver (`on`): nothing else would ever send a wake.
+pub fn woken_by_hooks(
+    controller: Controller<PythonPackage>,
+    on: bool,
+) -> (Controller<PythonPackage>, Option<Wakes>) {
+    if !on {
+        return (controller, None);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(super::hook::QUEUE);
+    let wakes = tokio_stream::wrappers::ReceiverStream::new(rx);
+    (controller.reconcile_on(wakes), Some(tx))
+}
+
+/// Everything the controller serves on its HTTP port: the probes, and the webhook receiver
+/// when it has a secret (without one its route does not exist).
+pub fn http_routes(
+    metrics: MetricsText,
+    ready: Arc<AtomicBool>,
+    hook: Option<Hook>,
+) -> axum::Router {
+    let probes = probes(metrics, ready);
+    match hook {
+        Some(hook) => probes.merge(super::hook::routes(hook)),
+        None => probes,
+    }
+}
+
 async fn wait_for_lease(lock: &LeaseLock) -> anyhow::Result<()> {
     loop {
         match tokio::time::timeout(lock.renew_every, lock.try_hold())
@@ -388,5 +440,159 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("hermit_pex_index_requests_total 3"), "{body}");
+    }
+
+    /// The whole HTTP router as `run` builds it: the receiver exists only with a secret, and
+    /// the probes stay as they were either way.
+    #[tokio::test]
+    async fn the_webhook_route_exists_only_with_a_secret() {
+        use tower::ServiceExt;
+        let text: MetricsText = Arc::new(String::new);
+        let ready = Arc::new(AtomicBool::new(true));
+        let push = |sig: Option<String>| {
+            let body = r#"{"ref":"refs/tags/v1.0.0"}"#;
+            let mut r = http::Request::post("/hook/tools/ruff").header("x-github-event", "push");
+            if let Some(s) = sig {
+                r = r.header("x-hub-signature-256", s);
+            }
+            r.body(axum::body::Body::from(body)).unwrap()
+        };
+        let status = |app: axum::Router, req: http::Request<axum::body::Body>| async move {
+            app.oneshot(req).await.unwrap().status()
+        };
+
+        let off = http_routes(text.clone(), ready.clone(), None);
+        assert_eq!(status(off.clone(), push(None)).await, 404);
+        let health = http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(status(off, health).await, 200);
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let hook = Hook {
+            secret: HookSecret::new("s3cret").unwrap(),
+            wake: tx,
+            active: Arc::new(AtomicBool::new(true)),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let on = http_routes(text, ready, Some(hook));
+        assert_eq!(status(on.clone(), push(None)).await, 401);
+        assert!(rx.try_recv().is_err());
+        // HMAC-SHA256 of the body with key "s3cret", computed independently (openssl dgst).
+        let sig =
+            "sha256=525c71caee57fc156b3ae39feee2730b9dd7b551414c81ee0a76743cf0a310ce".to_owned();
+        assert_eq!(status(on.clone(), push(Some(sig))).await, 202);
+        let woken = rx.recv().await.unwrap();
+        assert_eq!(
+            woken,
+            kube::runtime::reflector::ObjectRef::new("ruff").within("tools")
+        );
+        let health = http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(status(on, health).await, 200);
+    }
+
+    /// A wake through kube's real Controller: the package a signed tag push names is
+    /// reconciled again; a name the watch has not seen is not reconciled at all.
+    #[tokio::test]
+    async fn a_signed_tag_push_reconciles_the_package_through_the_controller() {
+        use tower::ServiceExt;
+        let pkg = serde_json::json!({
+            "apiVersion": "hermit-pex.dev/v1alpha1", "kind": "PythonPackage",
+            "metadata": {"name": "ruff", "namespace": "tools", "resourceVersion": "1", "uid": "u1"},
+            "spec": {"package": "ruff", "binaries": ["ruff"], "versions": [{"version": "0.1.0", "python": "3.12"}]},
+        });
+        let (client, _api) = list_then_hang(pkg);
+        let controller = Controller::new(
+            Api::<PythonPackage>::all(client),
+            watcher::Config::default().any_semantic(),
+        );
+        let (controller, wake) = woken_by_hooks(controller, true);
+        let (seen, mut reconciled) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let reconcile =
+            |p: Arc<PythonPackage>, seen: Arc<tokio::sync::mpsc::UnboundedSender<String>>| async move {
+                let _ = seen.send(format!("{}/{}", p.namespace().unwrap(), p.name_any()));
+                Ok::<_, kube::Error>(Action::await_change())
+            };
+        tokio::spawn(
+            controller
+                .run(reconcile, |_, _, _| Action::await_change(), Arc::new(seen))
+                .for_each(|_| async {}),
+        );
+        assert_eq!(
+            next(&mut reconciled, 5).await.unwrap().unwrap(),
+            "tools/ruff",
+            "from the list"
+        );
+
+        let hook = Hook {
+            secret: HookSecret::new("s3cret").unwrap(),
+            wake: wake.unwrap(),
+            active: Arc::new(AtomicBool::new(true)),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let app = http_routes(
+            Arc::new(String::new),
+            Arc::new(AtomicBool::new(true)),
+            Some(hook),
+        );
+        // HMAC-SHA256 of the body with key "s3cret" (openssl dgst -sha256 -hmac s3cret).
+        let sig = "sha256=525c71caee57fc156b3ae39feee2730b9dd7b551414c81ee0a76743cf0a310ce";
+        for path in ["/hook/tools/absent", "/hook/tools/ruff"] {
+            let req = http::Request::post(path)
+                .header("x-github-event", "push")
+                .header("x-hub-signature-256", sig)
+                .body(axum::body::Body::from(r#"{"ref":"refs/tags/v1.0.0"}"#))
+                .unwrap();
+            assert_eq!(
+                app.clone().oneshot(req).await.unwrap().status(),
+                202,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            next(&mut reconciled, 5).await.unwrap().unwrap(),
+            "tools/ruff",
+            "woken"
+        );
+        assert!(
+            next(&mut reconciled, 1).await.is_err(),
+            "nothing else: the absent name is not reconciled"
+        );
+    }
+
+    /// The next reconcile's package, or Err after `secs` without one.
+    async fn next(
+        r: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+        secs: u64,
+    ) -> Result<Option<String>, tokio::time::error::Elapsed> {
+        tokio::time::timeout(Duration::from_secs(secs), r.recv()).await
+    }
+
+    /// An API server that lists `pkg` and keeps every watch open, answering nothing more.
+    fn list_then_hang(pkg: serde_json::Value) -> (kube::Client, tokio::task::JoinHandle<()>) {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let task = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Some((request, respond)) = handle.next_request().await {
+                if request.uri().query().unwrap_or("").contains("watch=true") {
+                    open.push(respond); // a watch with no events yet
+                    continue;
+                }
+                let list = serde_json::json!({
+                    "apiVersion": "hermit-pex.dev/v1alpha1", "kind": "PythonPackageList",
+                    "metadata": {"resourceVersion": "1"}, "items": [pkg],
+                });
+                respond.send_response(
+                    Response::builder()
+                        .body(Body::from(serde_json::to_vec(&list).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        (kube::Client::new(svc, "default"), task)
     }
 }
