@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use reqwest::Url;
 
 use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
 use crate::controller::jobs::{JobSettings, PlatformTable};
@@ -65,6 +66,11 @@ pub struct ControllerArgs {
     pub job_ttl_seconds: i32,
     #[command(flatten)]
     pub index: IndexArgs,
+    /// A Secret (in each PythonPackage's namespace) with optional keys `username`, `password`,
+    /// `token`: the index's credentials for build Jobs, by reference. The controller reads its
+    /// own from the HERMIT_PEX_INDEX_* variables (the chart sets them from the same Secret).
+    #[arg(long)]
+    pub index_credentials_secret: Option<String>,
     #[command(flatten)]
     pub github: GitHubArgs,
     /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
@@ -139,6 +145,26 @@ impl ControllerArgs {
         } else {
             None
         };
+        let index = self.index.primary()?;
+        // A Job's arguments are readable by anyone who can read Jobs: credentials go by Secret.
+        if Url::parse(&self.index.index_url).is_ok_and(|u| !u.username().is_empty())
+            || self
+                .index
+                .extra_index_urls
+                .iter()
+                .any(|u| Url::parse(u).is_ok_and(|u| !u.username().is_empty()))
+        {
+            anyhow::bail!(
+                "--index-url/--extra-index-url: take the credentials out of the URL and into the Secret named by --index-credentials-secret (keys username and password, or token); build Jobs would carry them in their arguments"
+            );
+        }
+        let extra_index_urls = self
+            .index
+            .extra_index_urls
+            .iter()
+            .filter(|u| !u.is_empty())
+            .map(|u| Ok(crate::pypi::auth_index(u, None)?.url.to_string()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Config {
             namespace: self.namespace.clone(),
             store: crate::release::StoreSettings {
@@ -152,7 +178,7 @@ impl ControllerArgs {
                 cache_dir: Some(cache.clone()),
                 max_view_age: Some(std::time::Duration::from_secs(30)),
             },
-            index_url: self.index.index_url.clone(),
+            index: index.clone(),
             cache_dir: cache.clone(),
             table,
             jobs: JobSettings {
@@ -161,7 +187,9 @@ impl ControllerArgs {
                 github_api_url: self.github.github_api_url.clone(),
                 github_url: self.github.github_url.clone(),
                 token_secret: (self.token_secret.clone(), self.token_key.clone()),
-                index_url: self.index.index_url.clone(),
+                index_url: index.url.to_string(),
+                extra_index_urls,
+                index_credentials_secret: self.index_credentials_secret.clone(),
                 build_timeout: self.build_timeout,
                 test_timeout: self.test_timeout,
                 verbosity,

@@ -145,7 +145,13 @@ pub struct JobSettings {
     pub github_url: String,
     /// The Secret and key holding the GitHub token.
     pub token_secret: (String, String),
+    /// The index, without credentials (those come from `index_credentials_secret`).
     pub index_url: String,
+    /// Indexes pex also resolves from (`--extra-index-url`), without credentials.
+    pub extra_index_urls: Vec<String>,
+    /// A Secret in the PythonPackage's namespace with optional keys `username`, `password`,
+    /// `token`: the index's credentials, given to the Job as environment variables.
+    pub index_credentials_secret: Option<String>,
     /// Seconds a pex run, and a build's test, may take.
     pub build_timeout: u64,
     pub test_timeout: u64,
@@ -171,6 +177,8 @@ impl JobSettings {
             github_url: "https://github.com".into(),
             token_secret: ("hermit-pex-github".into(), "token".into()),
             index_url: crate::pypi::DEFAULT_INDEX_URL.into(),
+            extra_index_urls: Vec::new(),
+            index_credentials_secret: None,
             build_timeout: 1800,
             test_timeout: 300,
             verbosity: 0,
@@ -361,6 +369,11 @@ pub fn step_args(
         settings.github_url.clone(),
         "--index-url".into(),
         settings.index_url.clone(),
+    ]);
+    for url in &settings.extra_index_urls {
+        args.extend(["--extra-index-url".into(), url.clone()]);
+    }
+    args.extend([
         "--cache-dir".into(),
         "/cache".into(),
         "--build-timeout".into(),
@@ -437,29 +450,33 @@ fn job_object(
         mount_path: path.into(),
         ..VolumeMount::default()
     };
+    let mut env = vec![
+        EnvVar {
+            name: "GITHUB_TOKEN".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: token_name,
+                    key: token_key,
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "HOME".into(),
+            value: Some("/work".into()),
+            ..EnvVar::default()
+        },
+    ];
+    if let Some(secret) = &settings.index_credentials_secret {
+        env.extend(index_credentials_env(secret));
+    }
     let container = Container {
         name: "build".into(),
         image: Some(settings.image.clone()),
         args: Some(args),
-        env: Some(vec![
-            EnvVar {
-                name: "GITHUB_TOKEN".into(),
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: token_name,
-                        key: token_key,
-                        optional: Some(false),
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
-            EnvVar {
-                name: "HOME".into(),
-                value: Some("/work".into()),
-                ..EnvVar::default()
-            },
-        ]),
+        env: Some(env),
         volume_mounts: Some(vec![
             mount("work", "/work"),
             mount("cache", "/cache"),
@@ -528,6 +545,32 @@ fn job_object(
         }),
         ..Job::default()
     })
+}
+
+/// The index credentials from `secret` as the variables hermit-pex reads, by reference: the
+/// values never enter the Job object. Each key is optional, so a Secret with just `token` (or
+/// just `username` and `password`) serves.
+pub fn index_credentials_env(secret: &str) -> Vec<EnvVar> {
+    use crate::pypi::auth::{PASSWORD_ENV, TOKEN_ENV, USERNAME_ENV};
+    [
+        (USERNAME_ENV, "username"),
+        (PASSWORD_ENV, "password"),
+        (TOKEN_ENV, "token"),
+    ]
+    .into_iter()
+    .map(|(name, key)| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
+    .collect()
 }
 
 fn empty_dir(name: &str) -> Volume {

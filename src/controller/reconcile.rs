@@ -323,7 +323,7 @@ async fn observe_sources<S: ReleaseStore>(
 ) -> Result<(Vec<IndexVersion>, Vec<Release>), Problem> {
     let offered = crate::source::offered(&ctx.index, spec)
         .await
-        .map_err(|e| match e.is_not_found() {
+        .map_err(|e| match e.needs_a_fix() {
             true => Problem::Invalid(e.to_string()),
             false => Problem::Unavailable(e.to_string()),
         })?;

@@ -35,7 +35,8 @@ pub struct Config {
     pub namespace: Option<String>,
     /// The controller's release store (`repository`: its default GitHub repository).
     pub store: StoreSettings,
-    pub index_url: String,
+    /// The index the controller observes versions on, with its credentials.
+    pub index: crate::pypi::Index,
     /// Index pages with their ETags, Git checkouts, scratch space.
     pub cache_dir: PathBuf,
     pub table: PlatformTable,
@@ -239,8 +240,8 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
         .with_context(|| format!("cannot use {} for scratch space", scratch.display()))?;
     Ok(Context {
         client,
-        index: crate::pypi::IndexClient::new(
-            &config.index_url,
+        index: crate::pypi::IndexClient::for_index(
+            config.index.clone(),
             Some(config.cache_dir.join("index")),
         )?,
         targets,

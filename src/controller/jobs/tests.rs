@@ -206,6 +206,8 @@ fn every_setting_a_build_reads_is_in_the_job() {
         github_url: "https://ghe.example".into(),
         token_secret: ("ghe-token".into(), "pat".into()),
         index_url: "https://pypi.internal/simple/".into(),
+        extra_index_urls: vec!["https://extra.internal/simple/".into()],
+        index_credentials_secret: Some("pypi-internal".into()),
         build_timeout: 777,
         test_timeout: 55,
         verbosity: 2,
@@ -239,6 +241,10 @@ fn every_setting_a_build_reads_is_in_the_job() {
         );
         assert_eq!(step.release.github.github_url, "https://ghe.example");
         assert_eq!(step.index.index_url, "https://pypi.internal/simple/");
+        assert_eq!(
+            step.index.extra_index_urls,
+            ["https://extra.internal/simple/"]
+        );
         assert_eq!((step.build_timeout, step.test_timeout), (777, 55));
         assert_eq!(
             step.index.cache_dir.as_deref(),
@@ -269,6 +275,60 @@ fn every_setting_a_build_reads_is_in_the_job() {
         assert_eq!(step.extra_packages, ["setuptools<80.9"]);
         assert_eq!(step.config_version, Some(2));
     }
+}
+
+/// The index credentials reach a Job by reference to the Secret, each key optional (a Secret
+/// with just `token` serves), and never as a value or an argument.
+#[test]
+fn index_credentials_come_from_the_secret_by_reference_only() {
+    let s = JobSettings {
+        index_credentials_secret: Some("pypi-internal".into()),
+        ..settings()
+    };
+    let j = lock_job(&PlatformTable::default(), &s);
+    let c = &pod(&j).containers[0];
+    let env = c.env.as_ref().unwrap();
+    let refs: Vec<(String, String, String, Option<bool>)> = env
+        .iter()
+        .filter(|e| e.name.starts_with("HERMIT_PEX_INDEX_"))
+        .map(|e| {
+            assert_eq!(e.value, None, "{e:?}");
+            let r = e
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            (e.name.clone(), r.name.clone(), r.key.clone(), r.optional)
+        })
+        .collect();
+    let want = |n: &str, k: &str| {
+        (
+            n.to_owned(),
+            "pypi-internal".to_owned(),
+            k.to_owned(),
+            Some(true),
+        )
+    };
+    assert_eq!(
+        refs,
+        [
+            want("HERMIT_PEX_INDEX_USERNAME", "username"),
+            want("HERMIT_PEX_INDEX_PASSWORD", "password"),
+            want("HERMIT_PEX_INDEX_TOKEN", "token"),
+        ]
+    );
+    let args = c.args.as_ref().unwrap().join(" ");
+    assert!(
+        !args.contains("pypi-internal") && !args.contains("password"),
+        "{args}"
+    );
+
+    // Without a Secret configured the Job has no such variables.
+    let j = lock_job(&PlatformTable::default(), &settings());
+    let env = pod(&j).containers[0].env.clone().unwrap();
+    assert!(env.iter().all(|e| !e.name.starts_with("HERMIT_PEX_INDEX_")));
 }
 
 #[test]
