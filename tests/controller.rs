@@ -1532,3 +1532,31 @@ async fn a_platform_that_could_not_exist_is_tried_again_when_asked() {
     assert_eq!(names(&applied_jobs(&sent)), ["tool-1-1-darwin-arm64"]);
     assert_eq!(status_of(&sent)["requestedAt"], "2026-12-01T10:00:00Z");
 }
+
+/// An index that refuses the controller (no or wrong credentials): the resource is Stalled with
+/// a message naming the index and the variables to set, not retried as if the index were down.
+#[tokio::test]
+async fn an_index_that_refuses_access_stalls_the_resource_naming_the_variables() {
+    let (_dir, store) = store();
+    let pkg = package("");
+    let index = index().await;
+    index.state.lock().unwrap().faults = vec![(401, None)];
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), Vec::new());
+    let ctx = context(client, &index.url, store, 8);
+    let requeue = reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    assert!(
+        requeue >= Duration::from_secs(60),
+        "retried hot: {requeue:?}"
+    );
+    let status = status_of(&sent);
+    let ready = condition(status, "Ready").unwrap();
+    assert_eq!(ready["reason"], "Invalid", "{ready}");
+    assert!(condition(status, "Stalled").is_some(), "{status}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("HTTP 401") && message.contains("HERMIT_PEX_INDEX_USERNAME"),
+        "{message}"
+    );
+    assert!(!sent.iter().any(|(_, u, _)| u.contains("/jobs")));
+}
