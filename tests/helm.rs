@@ -508,6 +508,23 @@ fn every_value_reaches_the_controller() {
     );
     assert_eq!(a.index_credentials_secret.as_deref(), Some("pypi-example"));
     assert_eq!(
+        a.named_indexes,
+        [
+            (
+                "team-ml".to_owned(),
+                "https://ml.example.com/simple/".to_owned()
+            ),
+            (
+                "public-mirror".to_owned(),
+                "https://mirror.example.com/simple/".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        a.named_index_secrets,
+        [("team-ml".to_owned(), "pypi-ml".to_owned())]
+    );
+    assert_eq!(
         a.builder_image,
         "registry.example.com/tools/hermit-pex-builder:0.1.0-rc.1"
     );
@@ -1100,6 +1117,13 @@ fn index_credentials_are_secret_references_only() {
             "the controller reads the Secret its Jobs read (--index-credentials-secret)"
         );
     }
+    // A named index's credentials: its own variables, from its own Secret.
+    let e = env(c, "HERMIT_PEX_INDEX_TEAM_ML_TOKEN").expect("the named index's token variable");
+    assert_eq!(
+        e["valueFrom"]["secretKeyRef"],
+        json!({"name": "pypi-ml", "key": "token", "optional": true})
+    );
+    assert!(env(c, "HERMIT_PEX_INDEX_PUBLIC_MIRROR_TOKEN").is_none());
     let defaults = template(&[]);
     assert!(env(container(&defaults), "HERMIT_PEX_INDEX_USERNAME").is_none());
     assert_eq!(

@@ -71,6 +71,15 @@ pub struct ControllerArgs {
     /// own from the HERMIT_PEX_INDEX_* variables (the chart sets them from the same Secret).
     #[arg(long)]
     pub index_credentials_secret: Option<String>,
+    /// Another index a PythonPackage may pick with `spec.index: NAME` (repeatable), as
+    /// NAME=URL. The controller's credentials for it: HERMIT_PEX_INDEX_<NAME>_USERNAME/_PASSWORD
+    /// or _TOKEN (NAME uppercased, '-' as '_'); the Jobs': --named-index-credentials-secret.
+    #[arg(long = "named-index", value_parser = named_value)]
+    pub named_indexes: Vec<(String, String)>,
+    /// NAME=SECRET: the Secret (in each PythonPackage's namespace; keys as for
+    /// --index-credentials-secret) with the credentials of the named index NAME.
+    #[arg(long = "named-index-credentials-secret", value_parser = named_value)]
+    pub named_index_secrets: Vec<(String, String)>,
     #[command(flatten)]
     pub github: GitHubArgs,
     /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
@@ -106,7 +115,58 @@ pub async fn controller_command(
     crate::controller::run::run(args.config(verbosity, log_format)?).await
 }
 
+/// `NAME=VALUE` with NAME a DNS label, as `spec.index` names it.
+fn named_value(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write NAME=VALUE"))?;
+    if name.len() > crate::spec::rules::MAX_INDEX_NAME_LEN
+        || !crate::spec::rules::INDEX_NAME.is_match(name)
+    {
+        return Err(format!(
+            "{name:?}: an index name is lowercase letters, digits and '-' (a DNS label)"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+type NamedIndexes = (
+    std::collections::BTreeMap<String, crate::pypi::Index>,
+    std::collections::BTreeMap<String, crate::controller::jobs::JobIndex>,
+);
+
 impl ControllerArgs {
+    /// The named indexes: for the controller with credentials from its environment, for the
+    /// Jobs as URL and Secret name.
+    fn named_indexes(&self) -> anyhow::Result<NamedIndexes> {
+        let mut clients = std::collections::BTreeMap::new();
+        let mut jobs = std::collections::BTreeMap::new();
+        for (name, url) in &self.named_indexes {
+            if Url::parse(url).is_ok_and(|u| !u.username().is_empty()) {
+                anyhow::bail!(
+                    "--named-index {name}: take the credentials out of the URL and into --named-index-credentials-secret"
+                );
+            }
+            let env = crate::pypi::EnvCredentials::for_named(name)?;
+            let index = crate::pypi::auth_index(url, env.0)?;
+            let job = crate::controller::jobs::JobIndex {
+                url: index.url.to_string(),
+                credentials_secret: None,
+            };
+            if clients.insert(name.clone(), index).is_some() {
+                anyhow::bail!("--named-index {name}: given twice");
+            }
+            jobs.insert(name.clone(), job);
+        }
+        for (name, secret) in &self.named_index_secrets {
+            let job = jobs.get_mut(name).with_context(|| {
+                format!("--named-index-credentials-secret {name}: no --named-index {name}=URL")
+            })?;
+            job.credentials_secret = Some(secret.clone());
+        }
+        Ok((clients, jobs))
+    }
+
     /// The settings these flags give; a bad file or value fails here, naming the flag.
     pub fn config(&self, verbosity: u8, log_format: LogFormat) -> anyhow::Result<Config> {
         let table = match &self.platform_table {
@@ -165,7 +225,9 @@ impl ControllerArgs {
             .filter(|u| !u.is_empty())
             .map(|u| Ok(crate::pypi::auth_index(u, None)?.url.to_string()))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let (named_clients, named_jobs) = self.named_indexes()?;
         Ok(Config {
+            named_indexes: named_clients,
             namespace: self.namespace.clone(),
             store: crate::release::StoreSettings {
                 dist: cache.join("dist"),
@@ -190,6 +252,7 @@ impl ControllerArgs {
                 index_url: index.url.to_string(),
                 extra_index_urls,
                 index_credentials_secret: self.index_credentials_secret.clone(),
+                named_indexes: named_jobs,
                 build_timeout: self.build_timeout,
                 test_timeout: self.test_timeout,
                 verbosity,

@@ -152,6 +152,8 @@ pub struct JobSettings {
     /// A Secret in the PythonPackage's namespace with optional keys `username`, `password`,
     /// `token`: the index's credentials, given to the Job as environment variables.
     pub index_credentials_secret: Option<String>,
+    /// The operator's other indexes by name, which a resource's `spec.index` may pick.
+    pub named_indexes: BTreeMap<String, JobIndex>,
     /// Seconds a pex run, and a build's test, may take.
     pub build_timeout: u64,
     pub test_timeout: u64,
@@ -179,6 +181,7 @@ impl JobSettings {
             index_url: crate::pypi::DEFAULT_INDEX_URL.into(),
             extra_index_urls: Vec::new(),
             index_credentials_secret: None,
+            named_indexes: BTreeMap::new(),
             build_timeout: 1800,
             test_timeout: 300,
             verbosity: 0,
@@ -193,8 +196,34 @@ impl JobSettings {
     }
 }
 
+/// A package index as a Job uses it: its URL (no credentials) and the Secret holding them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobIndex {
+    pub url: String,
+    pub credentials_secret: Option<String>,
+}
+
+impl JobSettings {
+    /// The index `resource` builds from: the one its `spec.index` names, else the default.
+    pub fn index_for(&self, resource: &PythonPackage) -> Result<JobIndex, JobError> {
+        match &resource.spec.index {
+            None => Ok(JobIndex {
+                url: self.index_url.clone(),
+                credentials_secret: self.index_credentials_secret.clone(),
+            }),
+            Some(name) => self
+                .named_indexes
+                .get(name)
+                .cloned()
+                .ok_or_else(|| JobError::UnknownIndex(name.clone())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
+    #[error("spec.index {0}: the controller has no index of that name")]
+    UnknownIndex(String),
     #[error("the platform table has no entry for {0}: add one (a node pool, or cross: true)")]
     NoPool(Platform),
     #[error("the platform table is empty: a lock Job has nowhere to run")]
@@ -368,7 +397,11 @@ pub fn step_args(
         "--github-url".into(),
         settings.github_url.clone(),
         "--index-url".into(),
-        settings.index_url.clone(),
+        // An unknown name fails closed: an empty URL the step refuses, never the default
+        // index in its place (step_job refuses it before this).
+        settings
+            .index_for(resource)
+            .map_or_else(|_| String::new(), |i| i.url),
     ]);
     for url in &settings.extra_index_urls {
         args.extend(["--extra-index-url".into(), url.clone()]);
@@ -418,6 +451,7 @@ pub fn step_job(
     let mut annotations = made_for(resource);
     annotations.insert(VERSION_ANNOTATION.to_owned(), job.version.to_string());
     annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
+    settings.index_for(resource)?;
     let args = step_args(resource, job, settings);
     job_object(resource, name, labels, annotations, args, pool, settings)
 }
@@ -469,7 +503,7 @@ fn job_object(
             ..EnvVar::default()
         },
     ];
-    if let Some(secret) = &settings.index_credentials_secret {
+    if let Some(secret) = &settings.index_for(resource)?.credentials_secret {
         env.extend(index_credentials_env(secret));
     }
     let container = Container {

@@ -54,21 +54,47 @@ impl EnvCredentials {
     /// (user `__token__`). Empty values count as unset: a Secret with an optional key that is
     /// absent gives an empty variable in some setups.
     pub fn from_env() -> Result<Self, AuthError> {
-        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-        match (var(USERNAME_ENV), var(PASSWORD_ENV), var(TOKEN_ENV)) {
+        Self::from_vars(USERNAME_ENV, PASSWORD_ENV, TOKEN_ENV)
+    }
+
+    /// The same for the operator's index `name` (`--named-index`), in the controller:
+    /// `HERMIT_PEX_INDEX_<NAME>_USERNAME` and so on, NAME uppercased with `-` as `_`.
+    pub fn for_named(name: &str) -> Result<Self, AuthError> {
+        let stem = format!("HERMIT_PEX_INDEX_{}", name.to_uppercase().replace('-', "_"));
+        Self::from_vars(
+            &format!("{stem}_USERNAME"),
+            &format!("{stem}_PASSWORD"),
+            &format!("{stem}_TOKEN"),
+        )
+    }
+
+    fn from_vars(user: &str, pass: &str, token: &str) -> Result<Self, AuthError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let incomplete = |missing: &str| AuthError::Incomplete {
+            missing: missing.to_owned(),
+            user: user.to_owned(),
+            pass: pass.to_owned(),
+            token: token.to_owned(),
+        };
+        match (var(user), var(pass), var(token)) {
             (Some(u), Some(p), _) => Ok(Self(Some(Credentials::new(u, p)))),
             (None, None, Some(t)) => Ok(Self(Some(Credentials::new(TOKEN_USERNAME, t)))),
             (None, None, None) => Ok(Self(None)),
-            (Some(_), None, _) => Err(AuthError::Incomplete(PASSWORD_ENV)),
-            (None, Some(_), _) => Err(AuthError::Incomplete(USERNAME_ENV)),
+            (Some(_), None, _) => Err(incomplete(pass)),
+            (None, Some(_), _) => Err(incomplete(user)),
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("{0} is not set: give both {USERNAME_ENV} and {PASSWORD_ENV}, or {TOKEN_ENV} alone")]
-    Incomplete(&'static str),
+    #[error("{missing} is not set: give both {user} and {pass}, or {token} alone")]
+    Incomplete {
+        missing: String,
+        user: String,
+        pass: String,
+        token: String,
+    },
     #[error("cannot write the credentials file pex reads: {0}")]
     Netrc(#[from] std::io::Error),
 }

@@ -465,3 +465,63 @@ fn an_epoch_version_gets_a_name_of_its_own_and_keeps_its_version() {
         "{epoch}"
     );
 }
+
+/// `spec.index` picks one of the operator's indexes: its URL in the arguments and its Secret in
+/// the environment; a name the operator did not define makes no Job at all.
+#[test]
+fn spec_index_picks_a_named_index_and_its_secret() {
+    let mut s = JobSettings {
+        index_credentials_secret: Some("default-creds".into()),
+        ..settings()
+    };
+    s.named_indexes.insert(
+        "team-ml".into(),
+        JobIndex {
+            url: "https://ml.internal/simple/".into(),
+            credentials_secret: Some("ml-creds".into()),
+        },
+    );
+    let v: Version = "0.86.2".parse().unwrap();
+    let release = ReleaseId("4242".into());
+    let job = JobFor {
+        version: &v,
+        python: PythonMinor::new(12).unwrap(),
+        release: &release,
+        step: JobStep::Lock {
+            platforms: Platform::ALL.to_vec(),
+        },
+        git: None,
+    };
+    let picked = resource(&format!("{SPEC}index: team-ml\n"));
+    let j = step_job(&picked, &job, &PlatformTable::default(), &s).unwrap();
+    let cli = parsed(&j);
+    let crate::cli::Command::Lock(a) = cli.command else {
+        panic!("not a lock step")
+    };
+    assert_eq!(a.step.index.index_url, "https://ml.internal/simple/");
+    let env = pod(&j).containers[0].env.clone().unwrap();
+    let secrets: Vec<String> = env
+        .iter()
+        .filter(|e| e.name.starts_with("HERMIT_PEX_INDEX_"))
+        .map(|e| {
+            let r = e
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            r.name.clone()
+        })
+        .collect();
+    assert_eq!(
+        secrets, ["ml-creds"; 3],
+        "the named index's Secret, not the default's"
+    );
+
+    let unknown = resource(&format!("{SPEC}index: nope\n"));
+    assert_eq!(
+        step_job(&unknown, &job, &PlatformTable::default(), &s).unwrap_err(),
+        JobError::UnknownIndex("nope".into())
+    );
+}
