@@ -280,3 +280,83 @@ impl ControllerArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn config(args: &[&str]) -> anyhow::Result<Config> {
+        let argv = [
+            "hermit-pex",
+            "controller",
+            "--repository",
+            "acme/tools",
+            "--builder-image",
+            "builder:1",
+        ];
+        let cli = Cli::try_parse_from(argv.iter().chain(args)).unwrap();
+        let Command::Controller(a) = cli.command else {
+            panic!("not the controller")
+        };
+        a.config(0, LogFormat::Text)
+    }
+
+    use super::*;
+
+    /// Job arguments are readable by whoever reads Jobs: a URL with credentials is refused,
+    /// and the error does not repeat them.
+    #[test]
+    fn index_urls_with_credentials_are_refused() {
+        for args in [
+            &["--index-url", "https://u:s3cret@pypi.internal/simple/"][..],
+            &["--extra-index-url", "https://u:s3cret@x.internal/simple/"],
+            &["--named-index", "team=https://u:s3cret@t.internal/simple/"],
+        ] {
+            let err = config(args).err().expect("refused").to_string();
+            assert!(
+                err.contains("credentials") && !err.contains("s3cret"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn named_indexes_reach_the_jobs_with_their_secrets() {
+        let c = config(&[
+            "--named-index",
+            "team-ml=https://ml.internal/simple",
+            "--named-index-credentials-secret",
+            "team-ml=ml-creds",
+            "--extra-index-url",
+            "https://a.internal/simple/ https://b.internal/simple/",
+        ])
+        .unwrap();
+        let team = &c.jobs.named_indexes["team-ml"];
+        assert_eq!(team.url, "https://ml.internal/simple/");
+        assert_eq!(team.credentials_secret.as_deref(), Some("ml-creds"));
+        assert!(c.named_indexes.contains_key("team-ml"));
+        assert_eq!(
+            c.jobs.extra_index_urls,
+            ["https://a.internal/simple/", "https://b.internal/simple/"],
+            "space-separated like pip's"
+        );
+        let err = config(&["--named-index-credentials-secret", "nope=x"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no --named-index nope"), "{err}");
+        let bad = Cli::try_parse_from([
+            "hermit-pex",
+            "controller",
+            "--repository",
+            "acme/tools",
+            "--builder-image",
+            "builder:1",
+            "--named-index",
+            "Bad_Name=https://x/",
+        ]);
+        let err = bad.err().expect("refused").to_string();
+        assert!(err.contains("DNS label"), "{err}");
+    }
+}
