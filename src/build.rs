@@ -31,8 +31,9 @@ pub const PEX_OPTIONS: &[&str] = &["--venv", "--no-pre-install-wheels", "--sh-bo
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
     pub pex: Pex,
-    /// Simple API root pex resolves from.
-    pub index_url: String,
+    /// The indexes pex resolves from, primary first; credentials reach pip only through the
+    /// private netrc file (`NETRC`), never an argument.
+    pub indexes: crate::pypi::Indexes,
     /// Kept between runs: locks (reused while their inputs are unchanged) and failure logs.
     pub cache_dir: PathBuf,
     /// This run's PEXs and tarballs; unique per run, so concurrent runs never collide.
@@ -206,12 +207,10 @@ pub async fn build_wheel(
     let mut args = os(&[
         "--pip-version",
         PIP_VERSION,
-        "--no-pypi",
-        "--index-url",
-        &settings.index_url,
         "--no-transitive",
         "--no-pre-install-wheels",
     ]);
+    args.extend(index_args(settings));
     if let Some(python) = tools::find_python(job.python()).await {
         args.extend([OsString::from("--python-path"), python.into()]);
     }
@@ -266,7 +265,7 @@ async fn lock_as(
     let key = input_key(&[
         &requirements.join("\n"),
         &job.python().to_string(),
-        &settings.index_url,
+        &settings.indexes.urls().join(" "),
         PIP_VERSION,
         fresh.as_deref().unwrap_or(""),
         wheel.map_or("", |w| w.sha256.as_str()),
@@ -287,7 +286,8 @@ async fn lock_as(
             "--pip-version",
             PIP_VERSION,
         ]);
-        args.extend(os(&["--no-pypi", "--index-url", &settings.index_url, "-o"]));
+        args.extend(index_args(settings));
+        args.push("-o".into());
         args.push(tmp.to_path_buf().into());
         args.extend(requirements.iter().map(OsString::from));
         if let Some(w) = wheel {
@@ -328,7 +328,7 @@ async fn lock_as(
         })?;
         tmp.persist(&path).map_err(|e| e.error)?;
     }
-    let mut lock = read(&path, &job.package, &settings.cache_dir, wheel).await?;
+    let mut lock = read(&path, &job.package, settings, wheel).await?;
     lock.wheel = wheel.cloned();
     Ok(lock)
 }
@@ -338,14 +338,16 @@ async fn lock_as(
 pub async fn read(
     path: &Path,
     package: &PackageName,
-    cache_dir: &Path,
+    settings: &BuildSettings,
     wheel: Option<&LocalWheel>,
 ) -> Result<Lock, BuildError> {
     let parsed = read_lock(path)?;
     let (size, sha256) = artifact::sha256_file(path)?;
     let scripts = match (wheel, parsed.wheel_of(package)) {
         (Some(w), _) => Some(scripts::console_scripts(std::fs::File::open(&w.path)?)?),
-        (None, Some(url)) => Some(scripts::from_wheel_url(&url, cache_dir).await?),
+        (None, Some(url)) => {
+            Some(scripts::from_wheel_url(&url, &settings.cache_dir, &settings.indexes).await?)
+        }
         (None, None) => None,
     };
     Ok(Lock {
@@ -407,13 +409,8 @@ pub async fn build_platform(
     if let Some(w) = &lock.wheel {
         args.extend(w.mapping());
     }
-    args.extend(os(&[
-        "--pip-version",
-        PIP_VERSION,
-        "--no-pypi",
-        "--index-url",
-        &settings.index_url,
-    ]));
+    args.extend(os(&["--pip-version", PIP_VERSION]));
+    args.extend(index_args(settings));
     args.extend(os(PEX_OPTIONS));
     // The shebang (and the --sh-boot script's first choice) is the version's python, which
     // Hermit's runtime dependency puts on PATH.
@@ -691,10 +688,26 @@ fn read_lock(path: &Path) -> Result<ParsedLock, BuildError> {
 }
 
 fn env(settings: &BuildSettings) -> Vec<(&'static str, OsString)> {
-    vec![
+    let mut env = vec![
         ("PEX_ROOT", settings.pex_root.clone().into()),
         ("PEX_VERBOSE", "0".into()),
-    ]
+    ];
+    // pip (through requests) reads credentials from the file NETRC names; pex passes its
+    // environment on to pip, and its own fetcher finds no ~/.netrc entry to put into a URL.
+    if let Some(netrc) = settings.indexes.netrc() {
+        env.push(("NETRC", netrc.into()));
+    }
+    env
+}
+
+/// pex's index flags: no PyPI, the primary index, then each extra one. pex merges them like
+/// pip does (the highest version wins, whichever index has it: see README on private indexes).
+fn index_args(settings: &BuildSettings) -> Vec<OsString> {
+    let mut args = os(&["--no-pypi"]);
+    for url in settings.indexes.urls() {
+        args.extend([OsString::from("--index-url"), url.into()]);
+    }
+    args
 }
 
 fn os(args: &[&str]) -> Vec<OsString> {

@@ -270,9 +270,20 @@ pub struct SyncArgs {
 
 #[derive(Args, Clone)]
 pub struct IndexArgs {
-    /// Simple API root of the package index, like pip's --index-url.
+    /// Simple API root of the package index, like pip's --index-url. Credentials for it come
+    /// from HERMIT_PEX_INDEX_USERNAME and HERMIT_PEX_INDEX_PASSWORD (or HERMIT_PEX_INDEX_TOKEN),
+    /// else ~/.netrc; a user:password in the URL is taken out of it.
     #[arg(long, env = "HERMIT_PEX_INDEX_URL", default_value = DEFAULT_INDEX_URL)]
     pub index_url: String,
+    /// Another index pex resolves from beside --index-url (repeatable; in the environment,
+    /// separated by spaces like pip's). Versions are observed on --index-url only. Its
+    /// credentials come from ~/.netrc only. See README on which index wins.
+    #[arg(
+        long = "extra-index-url",
+        env = "HERMIT_PEX_EXTRA_INDEX_URL",
+        value_delimiter = ' '
+    )]
+    pub extra_index_urls: Vec<String>,
     /// Where index pages (with their ETags) and build caches are kept.
     #[arg(long, env = "HERMIT_PEX_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -334,10 +345,27 @@ impl IndexArgs {
     }
 
     pub fn client(&self) -> anyhow::Result<IndexClient> {
-        Ok(IndexClient::new(
-            &self.index_url,
+        Ok(IndexClient::for_index(
+            self.primary()?,
             self.cache_dir().map(|d| d.join("index")),
         )?)
+    }
+
+    /// The primary index with its credentials: the URL's own, the environment's, or netrc's.
+    pub fn primary(&self) -> anyhow::Result<crate::pypi::Index> {
+        let env = crate::pypi::EnvCredentials::from_env()?;
+        Ok(crate::pypi::auth_index(&self.index_url, env.0)?)
+    }
+
+    /// Every index a build resolves from, with the private netrc file for their credentials.
+    pub fn indexes(&self) -> anyhow::Result<crate::pypi::Indexes> {
+        let extra = self
+            .extra_index_urls
+            .iter()
+            .filter(|u| !u.is_empty())
+            .map(|u| crate::pypi::auth_index(u, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::pypi::Indexes::new(self.primary()?, extra)?)
     }
 }
 

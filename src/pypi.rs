@@ -2,6 +2,7 @@
 //! (PEP 691 JSON first, PEP 503 HTML as fallback), with an on-disk HTTP cache so an unchanged
 //! project costs a 304, and retries with backoff on 5xx/429.
 
+pub mod auth;
 mod simple;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use auth::{AuthError, Credentials, EnvCredentials, Index, Indexes, PrivateNetrc};
 pub use simple::{DistFile, IndexVersion, installable_versions, version_from_filename};
 
 use crate::names::PackageName;
@@ -31,6 +33,17 @@ const USER_AGENT: &str = concat!(
 pub enum IndexError {
     #[error("{project}: no such project on {index} (HTTP 404); check `package` in the config")]
     NotFound { project: String, index: String },
+    #[error(
+        "{index}: the index refused access (HTTP {status}): {}; set {user} and {pass} (or {token}), or add the host to ~/.netrc",
+        if *.sent { "the credentials given were not accepted" } else { "it needs credentials" },
+        user = auth::USERNAME_ENV, pass = auth::PASSWORD_ENV, token = auth::TOKEN_ENV
+    )]
+    Unauthorized {
+        index: String,
+        status: u16,
+        /// Credentials were sent (and refused), as opposed to none configured.
+        sent: bool,
+    },
     #[error("{url}: the index answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url}: {message}")]
@@ -98,6 +111,8 @@ impl Default for RetryPolicy {
 pub struct IndexClient {
     http: reqwest::Client,
     index_url: Url,
+    /// Sent only to `index_url`'s origin.
+    credentials: Option<Credentials>,
     cache_dir: Option<PathBuf>,
     retry: RetryPolicy,
     counters: Arc<Counters>,
@@ -116,18 +131,17 @@ struct CacheEntry {
 impl IndexClient {
     /// `index_url` is a Simple API root like pip's `--index-url`; `cache_dir` keeps pages with
     /// their ETag/Last-Modified between runs (none: no cache).
+    /// Credentials come from the URL or the netrc file; see `for_index` for others.
     pub fn new(index_url: &str, cache_dir: Option<PathBuf>) -> Result<Self, IndexError> {
+        Self::for_index(auth_index(index_url, None)?, cache_dir)
+    }
+
+    /// An index whose credentials were resolved already (`auth_index`).
+    pub fn for_index(index: Index, cache_dir: Option<PathBuf>) -> Result<Self, IndexError> {
         let bad = |reason: String| IndexError::BadIndexUrl {
-            url: redact(index_url),
+            url: index.url.to_string(),
             reason,
         };
-        let mut url = Url::parse(index_url).map_err(|e| bad(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad("use an http:// or https:// URL".into()));
-        }
-        if !url.path().ends_with('/') {
-            url.set_path(&format!("{}/", url.path()));
-        }
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
@@ -136,7 +150,8 @@ impl IndexClient {
             .map_err(|e| bad(e.to_string()))?;
         Ok(Self {
             http,
-            index_url: url,
+            index_url: index.url,
+            credentials: index.credentials,
             cache_dir,
             retry: RetryPolicy::default(),
             counters: Arc::default(),
@@ -151,6 +166,14 @@ impl IndexClient {
     /// The index root, without credentials, for messages.
     pub fn index_url(&self) -> String {
         redact(self.index_url.as_str())
+    }
+
+    /// The index with its credentials, for the builds that resolve from it.
+    pub fn index(&self) -> Index {
+        Index {
+            url: self.index_url.clone(),
+            credentials: self.credentials.clone(),
+        }
     }
 
     pub fn stats(&self) -> IndexStats {
@@ -190,6 +213,12 @@ impl IndexClient {
             return Err(IndexError::NotFound {
                 project: name.to_string(),
                 index: self.index_url(),
+            });
+        } else if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(IndexError::Unauthorized {
+                index: self.index_url(),
+                status: status.as_u16(),
+                sent: self.credentials.is_some(),
             });
         } else if status.is_success() {
             self.counters.fetched.fetch_add(1, Ordering::Relaxed);
@@ -245,12 +274,13 @@ impl IndexClient {
         loop {
             attempt += 1;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let result = self
-                .http
-                .get(url.clone())
-                .headers(headers.clone())
-                .send()
-                .await;
+            let mut request = self.http.get(url.clone()).headers(headers.clone());
+            // Only the index's own origin: never a file host or another index. reqwest drops the
+            // header itself when a redirect leaves the host.
+            if let Some(c) = self.credentials.as_ref().filter(|_| self.same_origin(url)) {
+                request = request.basic_auth(&c.username, Some(c.password()));
+            }
+            let result = request.send().await;
             let last = attempt >= self.retry.attempts;
             let wait = match result {
                 Ok(r) if is_retryable(r.status()) && !last => {
@@ -273,6 +303,10 @@ impl IndexClient {
         }
     }
 
+    fn same_origin(&self, url: &Url) -> bool {
+        self.index_url.origin() == url.origin()
+    }
+
     fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let backoff = self
             .retry
@@ -286,6 +320,23 @@ impl IndexClient {
         let index = hex(&Sha256::digest(self.index_url.as_str().as_bytes()))[..16].to_owned();
         Some(dir.join("simple").join(index).join(format!("{name}.json")))
     }
+}
+
+/// An index URL as pip takes it, checked and with a trailing slash; a `user:password@` in it is
+/// taken out into the credentials, else `fallback` (the environment's), else the netrc entry.
+pub fn auth_index(index_url: &str, fallback: Option<Credentials>) -> Result<Index, IndexError> {
+    let bad = |reason: String| IndexError::BadIndexUrl {
+        url: redact(index_url),
+        reason,
+    };
+    let mut url = Url::parse(index_url).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("use an http:// or https:// URL".into()));
+    }
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(Index::resolve(url, fallback))
 }
 
 fn is_retryable(status: StatusCode) -> bool {

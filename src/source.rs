@@ -290,11 +290,15 @@ pub enum ObserveError {
 }
 
 impl ObserveError {
-    /// Only a change to the config helps: the project is not on the index.
-    pub fn is_not_found(&self) -> bool {
+    /// Only a change to the config helps: the project is not on the index, or the index
+    /// refuses the credentials (or their absence). Retrying soon would ask again for nothing.
+    pub fn needs_a_fix(&self) -> bool {
         matches!(
             self,
-            ObserveError::Index(crate::pypi::IndexError::NotFound { .. })
+            ObserveError::Index(
+                crate::pypi::IndexError::NotFound { .. }
+                    | crate::pypi::IndexError::Unauthorized { .. }
+            )
         )
     }
 }

@@ -7,14 +7,14 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::github::{FakeGitHub, Fault};
 use common::releases;
 use common::{Page, ReplayServer};
-use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
+use hermit_pex::controller::jobs::{JobIndex, JobSettings, PlatformTable};
 use hermit_pex::controller::limit::GlobalLimit;
 use hermit_pex::controller::reconcile::{Context, reconcile};
 use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
@@ -1600,6 +1600,113 @@ async fn a_git_source_is_listed_by_its_tags_and_its_lock_jobs_check_out_the_tag_
     let message = ready["message"].as_str().unwrap();
     assert!(
         message.starts_with("spec.source.git") && message.contains("--allow-source-repository"),
+        "{message}"
+    );
+    assert!(applied_jobs(&sent).is_empty());
+}
+
+/// An index that refuses the controller (no or wrong credentials): the resource is Stalled with
+/// a message naming the index and the variables to set, not retried as if the index were down.
+#[tokio::test]
+async fn an_index_that_refuses_access_stalls_the_resource_naming_the_variables() {
+    let (_dir, store) = store();
+    let pkg = package("");
+    let index = index().await;
+    index.state.lock().unwrap().faults = vec![(401, None)];
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), Vec::new());
+    let ctx = context(client, &index.url, store, 8);
+    let requeue = reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    assert!(
+        requeue >= Duration::from_secs(60),
+        "retried hot: {requeue:?}"
+    );
+    let status = status_of(&sent);
+    let ready = condition(status, "Ready").unwrap();
+    assert_eq!(ready["reason"], "Invalid", "{ready}");
+    assert!(condition(status, "Stalled").is_some(), "{status}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("HTTP 401") && message.contains("HERMIT_PEX_INDEX_USERNAME"),
+        "{message}"
+    );
+    assert!(!sent.iter().any(|(_, u, _)| u.contains("/jobs")));
+}
+
+/// `spec.index` names one of the operator's indexes: versions are observed there (the default
+/// index here is down), and its Jobs are made; a name the operator did not define is Invalid,
+/// naming the field and the names there are.
+#[tokio::test]
+async fn spec_index_observes_the_named_index_and_refuses_an_unknown_name() {
+    let (_dir, first) = store();
+    let team = index().await;
+    let pkg = package("index: team\n");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), Vec::new());
+    let ctx = context(client, "http://127.0.0.1:1/simple/", first, 8);
+    let named = BTreeMap::from([(
+        "team".to_owned(),
+        IndexClient::new(&team.url, None).unwrap(),
+    )]);
+    // The controller's flags give both: its own client, and the Jobs' URL and Secret.
+    let mut jobs = ctx.jobs.clone();
+    jobs.named_indexes.insert(
+        "team".into(),
+        JobIndex {
+            url: team.url.clone(),
+            credentials_secret: Some("team-creds".into()),
+        },
+    );
+    let ctx = Context {
+        targets: ctx.targets.with_indexes(named),
+        jobs,
+        ..ctx
+    };
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let made = applied_jobs(&sent);
+    let container = &made[0]["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let at = args.iter().position(|a| *a == "--index-url").unwrap();
+    assert_eq!(
+        args[at + 1],
+        team.url,
+        "the Job resolves from the named index"
+    );
+    assert!(
+        container["env"].to_string().contains("team-creds"),
+        "{container}"
+    );
+    assert!(!applied_jobs(&sent).is_empty(), "{sent:?}");
+    assert!(!team.statuses().is_empty(), "the named index was asked");
+
+    let (_dir2, second) = store();
+    let pkg = package("index: nope\n");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), Vec::new());
+    let ctx = context(client, &team.url, second, 8);
+    let named = BTreeMap::from([
+        (
+            "team".to_owned(),
+            IndexClient::new(&team.url, None).unwrap(),
+        ),
+        ("ml".to_owned(), IndexClient::new(&team.url, None).unwrap()),
+    ]);
+    let ctx = Context {
+        targets: ctx.targets.with_indexes(named),
+        ..ctx
+    };
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let status = status_of(&sent);
+    let ready = condition(status, "Ready").unwrap();
+    assert_eq!(ready["reason"], "Invalid", "{ready}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.index nope") && message.contains("ml, team"),
         "{message}"
     );
     assert!(applied_jobs(&sent).is_empty());

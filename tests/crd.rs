@@ -543,6 +543,34 @@ fn cases() -> Vec<(String, Value, Expect)> {
         with(|s| s["releases"] = json!({})),
         Bad("releases.repository"),
     );
+    for index in ["team-ml", "a", "pypi2", &"x".repeat(63)] {
+        add(
+            &format!("index {index:?}"),
+            with(|s| s["index"] = json!(index)),
+            Good,
+        );
+    }
+    for index in [
+        "Team",
+        "team_ml",
+        "-a",
+        "a-",
+        "",
+        "a.b",
+        "https://x/simple/",
+        &"x".repeat(64),
+    ] {
+        add(
+            &format!("index {index:?}"),
+            with(|s| s["index"] = json!(index)),
+            Bad("index"),
+        );
+    }
+    add(
+        "index not a string",
+        with(|s| s["index"] = json!({"url": "https://x/simple/"})),
+        Bad("index"),
+    );
     for url in [
         "http://github.com/acme/t.git",
         "--upload-pack=x",

@@ -503,6 +503,28 @@ fn every_value_reaches_the_controller() {
     assert_eq!(a.github.github_url, "https://github.example.com");
     assert_eq!(a.index.index_url, "https://pypi.example.com/simple/");
     assert_eq!(
+        a.index.extra_index_urls,
+        ["https://extra.example.com/simple/"]
+    );
+    assert_eq!(a.index_credentials_secret.as_deref(), Some("pypi-example"));
+    assert_eq!(
+        a.named_indexes,
+        [
+            (
+                "team-ml".to_owned(),
+                "https://ml.example.com/simple/".to_owned()
+            ),
+            (
+                "public-mirror".to_owned(),
+                "https://mirror.example.com/simple/".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        a.named_index_secrets,
+        [("team-ml".to_owned(), "pypi-ml".to_owned())]
+    );
+    assert_eq!(
         a.builder_image,
         "registry.example.com/tools/hermit-pex-builder:0.1.0-rc.1"
     );
@@ -1143,6 +1165,45 @@ fn the_webhook_secret_comes_from_the_named_secret_and_brings_the_service() {
 // ---------------------------------------------------------------------------------------------
 // bad values
 
+/// The index's credentials reach the controller only as references to the Secret, each key
+/// optional; the URL never carries them; the old `indexUrl` still works.
+#[test]
+fn index_credentials_are_secret_references_only() {
+    let docs = template_all_values();
+    let c = container(&docs);
+    for (var, key) in [
+        ("HERMIT_PEX_INDEX_USERNAME", "username"),
+        ("HERMIT_PEX_INDEX_PASSWORD", "password"),
+        ("HERMIT_PEX_INDEX_TOKEN", "token"),
+    ] {
+        let e = env(c, var).unwrap_or_else(|| panic!("{var} missing"));
+        assert!(e.get("value").is_none(), "{e}");
+        assert_eq!(
+            e["valueFrom"]["secretKeyRef"],
+            json!({"name": "pypi-example", "key": key, "optional": true}),
+            "the controller reads the Secret its Jobs read (--index-credentials-secret)"
+        );
+    }
+    // A named index's credentials: its own variables, from its own Secret.
+    let e = env(c, "HERMIT_PEX_INDEX_TEAM_ML_TOKEN").expect("the named index's token variable");
+    assert_eq!(
+        e["valueFrom"]["secretKeyRef"],
+        json!({"name": "pypi-ml", "key": "token", "optional": true})
+    );
+    assert!(env(c, "HERMIT_PEX_INDEX_PUBLIC_MIRROR_TOKEN").is_none());
+    let defaults = template(&[]);
+    assert!(env(container(&defaults), "HERMIT_PEX_INDEX_USERNAME").is_none());
+    assert_eq!(
+        controller(&defaults).index.index_url,
+        hermit_pex::pypi::DEFAULT_INDEX_URL
+    );
+    let old = template(&["--set", "indexUrl=https://old.example.com/simple/"]);
+    assert_eq!(
+        controller(&old).index.index_url,
+        "https://old.example.com/simple/"
+    );
+}
+
 #[test]
 fn bad_values_fail_through_the_schema() {
     let schema_error = "values don't meet the specifications of the schema";
@@ -1172,6 +1233,19 @@ fn bad_values_fail_through_the_schema() {
         ("watchNamespace=Not_A_Namespace", "/watchNamespace"),
         ("leaderElecton.enabled=true", "leaderElecton"),
         ("platforms=null", "platforms"),
+        (
+            "index.url=https://u:pw@pypi.example.com/simple/",
+            "/index/url",
+        ),
+        (
+            "index.extraUrls[0]=https://u:pw@x.example.com/simple/",
+            "/index/extraUrls",
+        ),
+        (
+            "index.credentialsSecret=Not_A_Name",
+            "/index/credentialsSecret",
+        ),
+        ("index.password=pw", "password"),
     ] {
         let err = template_fails(&base_and(&["--set", set]));
         assert!(

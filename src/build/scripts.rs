@@ -86,8 +86,12 @@ pub fn test_command(configured: &str, binaries: &[BinaryName]) -> Result<String,
 }
 
 /// The console scripts of the wheel at `url` (downloaded once into the cache).
-pub async fn from_wheel_url(url: &str, cache_dir: &Path) -> Result<Vec<String>, BuildError> {
-    let wheel = download(url, cache_dir).await?;
+pub async fn from_wheel_url(
+    url: &str,
+    cache_dir: &Path,
+    indexes: &crate::pypi::Indexes,
+) -> Result<Vec<String>, BuildError> {
+    let wheel = download(url, cache_dir, indexes).await?;
     let file = std::fs::File::open(&wheel)?;
     console_scripts(file)
 }
@@ -174,7 +178,11 @@ fn parse_entry_points(text: &str) -> Vec<String> {
 }
 
 /// The file at `url` in the cache, fetched once (by a hash of the URL).
-async fn download(url: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
+async fn download(
+    url: &str,
+    cache_dir: &Path,
+    indexes: &crate::pypi::Indexes,
+) -> Result<PathBuf, BuildError> {
     let key = crate::pypi::hex(&Sha256::digest(url.as_bytes()));
     let dir = cache_dir.join("wheels");
     let path = dir.join(&key[..32]);
@@ -188,14 +196,29 @@ async fn download(url: &str, cache_dir: &Path) -> Result<PathBuf, BuildError> {
             crate::pypi::redact(url)
         )))
     };
-    let response = reqwest::get(url).await.map_err(|e| fail(e.to_string()))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| fail(e.to_string()))?;
+    let mut request = reqwest::Client::new().get(parsed.clone());
+    // A wheel on the private index's own host needs its credentials; one elsewhere never gets them.
+    if let Some(c) = indexes.credentials_for(&parsed) {
+        request = request.basic_auth(&c.username, Some(c.password()));
+    }
+    let response = request.send().await.map_err(|e| fail(without_url(&e)))?;
     if !response.status().is_success() {
         return Err(fail(format!("HTTP {}", response.status())));
     }
-    let bytes = response.bytes().await.map_err(|e| fail(e.to_string()))?;
+    let bytes = response.bytes().await.map_err(|e| fail(without_url(&e)))?;
     crate::release::dir::atomic_write(&path, |f| std::io::Write::write_all(f, &bytes))
         .map_err(|e| fail(e.to_string()))?;
     Ok(path)
+}
+
+/// reqwest's message names the URL; ours names the redacted one already.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "");
+    }
+    s
 }
 
 fn invalid(e: zip::result::ZipError) -> BuildError {

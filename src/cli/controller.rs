@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use reqwest::Url;
 
 use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
 use crate::controller::hook::{self, HookSecret};
@@ -66,6 +67,20 @@ pub struct ControllerArgs {
     pub job_ttl_seconds: i32,
     #[command(flatten)]
     pub index: IndexArgs,
+    /// A Secret (in each PythonPackage's namespace) with optional keys `username`, `password`,
+    /// `token`: the index's credentials for build Jobs, by reference. The controller reads its
+    /// own from the HERMIT_PEX_INDEX_* variables (the chart sets them from the same Secret).
+    #[arg(long)]
+    pub index_credentials_secret: Option<String>,
+    /// Another index a PythonPackage may pick with `spec.index: NAME` (repeatable), as
+    /// NAME=URL. The controller's credentials for it: HERMIT_PEX_INDEX_<NAME>_USERNAME/_PASSWORD
+    /// or _TOKEN (NAME uppercased, '-' as '_'); the Jobs': --named-index-credentials-secret.
+    #[arg(long = "named-index", value_parser = named_value)]
+    pub named_indexes: Vec<(String, String)>,
+    /// NAME=SECRET: the Secret (in each PythonPackage's namespace; keys as for
+    /// --index-credentials-secret) with the credentials of the named index NAME.
+    #[arg(long = "named-index-credentials-secret", value_parser = named_value)]
+    pub named_index_secrets: Vec<(String, String)>,
     #[command(flatten)]
     pub github: GitHubArgs,
     /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
@@ -115,7 +130,58 @@ pub async fn controller_command(
     crate::controller::run::run(args.config(verbosity, log_format)?).await
 }
 
+/// `NAME=VALUE` with NAME a DNS label, as `spec.index` names it.
+fn named_value(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write NAME=VALUE"))?;
+    if name.len() > crate::spec::rules::MAX_INDEX_NAME_LEN
+        || !crate::spec::rules::INDEX_NAME.is_match(name)
+    {
+        return Err(format!(
+            "{name:?}: an index name is lowercase letters, digits and '-' (a DNS label)"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+type NamedIndexes = (
+    std::collections::BTreeMap<String, crate::pypi::Index>,
+    std::collections::BTreeMap<String, crate::controller::jobs::JobIndex>,
+);
+
 impl ControllerArgs {
+    /// The named indexes: for the controller with credentials from its environment, for the
+    /// Jobs as URL and Secret name.
+    fn named_indexes(&self) -> anyhow::Result<NamedIndexes> {
+        let mut clients = std::collections::BTreeMap::new();
+        let mut jobs = std::collections::BTreeMap::new();
+        for (name, url) in &self.named_indexes {
+            if Url::parse(url).is_ok_and(|u| !u.username().is_empty()) {
+                anyhow::bail!(
+                    "--named-index {name}: take the credentials out of the URL and into --named-index-credentials-secret"
+                );
+            }
+            let env = crate::pypi::EnvCredentials::for_named(name)?;
+            let index = crate::pypi::auth_index(url, env.0)?;
+            let job = crate::controller::jobs::JobIndex {
+                url: index.url.to_string(),
+                credentials_secret: None,
+            };
+            if clients.insert(name.clone(), index).is_some() {
+                anyhow::bail!("--named-index {name}: given twice");
+            }
+            jobs.insert(name.clone(), job);
+        }
+        for (name, secret) in &self.named_index_secrets {
+            let job = jobs.get_mut(name).with_context(|| {
+                format!("--named-index-credentials-secret {name}: no --named-index {name}=URL")
+            })?;
+            job.credentials_secret = Some(secret.clone());
+        }
+        Ok((clients, jobs))
+    }
+
     /// The settings these flags give; a bad file or value fails here, naming the flag.
     pub fn config(&self, verbosity: u8, log_format: LogFormat) -> anyhow::Result<Config> {
         let table = match &self.platform_table {
@@ -154,7 +220,29 @@ impl ControllerArgs {
         } else {
             None
         };
+        let index = self.index.primary()?;
+        // A Job's arguments are readable by anyone who can read Jobs: credentials go by Secret.
+        if Url::parse(&self.index.index_url).is_ok_and(|u| !u.username().is_empty())
+            || self
+                .index
+                .extra_index_urls
+                .iter()
+                .any(|u| Url::parse(u).is_ok_and(|u| !u.username().is_empty()))
+        {
+            anyhow::bail!(
+                "--index-url/--extra-index-url: take the credentials out of the URL and into the Secret named by --index-credentials-secret (keys username and password, or token); build Jobs would carry them in their arguments"
+            );
+        }
+        let extra_index_urls = self
+            .index
+            .extra_index_urls
+            .iter()
+            .filter(|u| !u.is_empty())
+            .map(|u| Ok(crate::pypi::auth_index(u, None)?.url.to_string()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (named_clients, named_jobs) = self.named_indexes()?;
         Ok(Config {
+            named_indexes: named_clients,
             namespace: self.namespace.clone(),
             store: crate::release::StoreSettings {
                 dist: cache.join("dist"),
@@ -167,7 +255,7 @@ impl ControllerArgs {
                 cache_dir: Some(cache.clone()),
                 max_view_age: Some(std::time::Duration::from_secs(30)),
             },
-            index_url: self.index.index_url.clone(),
+            index: index.clone(),
             cache_dir: cache.clone(),
             table,
             jobs: JobSettings {
@@ -176,7 +264,10 @@ impl ControllerArgs {
                 github_api_url: self.github.github_api_url.clone(),
                 github_url: self.github.github_url.clone(),
                 token_secret: (self.token_secret.clone(), self.token_key.clone()),
-                index_url: self.index.index_url.clone(),
+                index_url: index.url.to_string(),
+                extra_index_urls,
+                index_credentials_secret: self.index_credentials_secret.clone(),
+                named_indexes: named_jobs,
                 build_timeout: self.build_timeout,
                 test_timeout: self.test_timeout,
                 verbosity,
@@ -241,7 +332,82 @@ fn webhook_secret_from(value: Option<std::ffi::OsString>) -> anyhow::Result<Opti
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn config(args: &[&str]) -> anyhow::Result<Config> {
+        let argv = [
+            "hermit-pex",
+            "controller",
+            "--repository",
+            "acme/tools",
+            "--builder-image",
+            "builder:1",
+        ];
+        let cli = Cli::try_parse_from(argv.iter().chain(args)).unwrap();
+        let Command::Controller(a) = cli.command else {
+            panic!("not the controller")
+        };
+        a.config(0, LogFormat::Text)
+    }
+
     use super::*;
+
+    /// Job arguments are readable by whoever reads Jobs: a URL with credentials is refused,
+    /// and the error does not repeat them.
+    #[test]
+    fn index_urls_with_credentials_are_refused() {
+        for args in [
+            &["--index-url", "https://u:s3cret@pypi.internal/simple/"][..],
+            &["--extra-index-url", "https://u:s3cret@x.internal/simple/"],
+            &["--named-index", "team=https://u:s3cret@t.internal/simple/"],
+        ] {
+            let err = config(args).err().expect("refused").to_string();
+            assert!(
+                err.contains("credentials") && !err.contains("s3cret"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn named_indexes_reach_the_jobs_with_their_secrets() {
+        let c = config(&[
+            "--named-index",
+            "team-ml=https://ml.internal/simple",
+            "--named-index-credentials-secret",
+            "team-ml=ml-creds",
+            "--extra-index-url",
+            "https://a.internal/simple/ https://b.internal/simple/",
+        ])
+        .unwrap();
+        let team = &c.jobs.named_indexes["team-ml"];
+        assert_eq!(team.url, "https://ml.internal/simple/");
+        assert_eq!(team.credentials_secret.as_deref(), Some("ml-creds"));
+        assert!(c.named_indexes.contains_key("team-ml"));
+        assert_eq!(
+            c.jobs.extra_index_urls,
+            ["https://a.internal/simple/", "https://b.internal/simple/"],
+            "space-separated like pip's"
+        );
+        let err = config(&["--named-index-credentials-secret", "nope=x"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no --named-index nope"), "{err}");
+        let bad = Cli::try_parse_from([
+            "hermit-pex",
+            "controller",
+            "--repository",
+            "acme/tools",
+            "--builder-image",
+            "builder:1",
+            "--named-index",
+            "Bad_Name=https://x/",
+        ]);
+        let err = bad.err().expect("refused").to_string();
+        assert!(err.contains("DNS label"), "{err}");
+    }
 
     #[test]
     fn the_webhook_secret_is_off_unset_refused_empty_and_loses_a_final_newline() {

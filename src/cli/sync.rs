@@ -162,7 +162,7 @@ async fn run_step(
         .tempdir_in(cache.join("work"))?;
     let settings = BuildSettings {
         pex,
-        index_url: crate::pypi::IndexClient::new(&args.index.index_url, None)?.index_url(),
+        indexes: args.index.indexes()?,
         cache_dir: cache.clone(),
         work_dir: run_dir.path().to_owned(),
         pex_root: cache.join("pex-root"),
@@ -327,7 +327,7 @@ async fn run_sync<S: ReleaseStore>(
         store,
         settings: BuildSettings {
             pex,
-            index_url: client.index_url(),
+            indexes: args.index.indexes()?,
             cache_dir: cache.clone(),
             work_dir: run_dir.path().to_owned(),
             pex_root: cache.join("pex-root"),

@@ -145,7 +145,15 @@ pub struct JobSettings {
     pub github_url: String,
     /// The Secret and key holding the GitHub token.
     pub token_secret: (String, String),
+    /// The index, without credentials (those come from `index_credentials_secret`).
     pub index_url: String,
+    /// Indexes pex also resolves from (`--extra-index-url`), without credentials.
+    pub extra_index_urls: Vec<String>,
+    /// A Secret in the PythonPackage's namespace with optional keys `username`, `password`,
+    /// `token`: the index's credentials, given to the Job as environment variables.
+    pub index_credentials_secret: Option<String>,
+    /// The operator's other indexes by name, which a resource's `spec.index` may pick.
+    pub named_indexes: BTreeMap<String, JobIndex>,
     /// Seconds a pex run, and a build's test, may take.
     pub build_timeout: u64,
     pub test_timeout: u64,
@@ -182,6 +190,9 @@ impl JobSettings {
             github_url: "https://github.com".into(),
             token_secret: ("hermit-pex-github".into(), "token".into()),
             index_url: crate::pypi::DEFAULT_INDEX_URL.into(),
+            extra_index_urls: Vec::new(),
+            index_credentials_secret: None,
+            named_indexes: BTreeMap::new(),
             build_timeout: 1800,
             test_timeout: 300,
             verbosity: 0,
@@ -197,8 +208,34 @@ impl JobSettings {
     }
 }
 
+/// A package index as a Job uses it: its URL (no credentials) and the Secret holding them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobIndex {
+    pub url: String,
+    pub credentials_secret: Option<String>,
+}
+
+impl JobSettings {
+    /// The index `resource` builds from: the one its `spec.index` names, else the default.
+    pub fn index_for(&self, resource: &PythonPackage) -> Result<JobIndex, JobError> {
+        match &resource.spec.index {
+            None => Ok(JobIndex {
+                url: self.index_url.clone(),
+                credentials_secret: self.index_credentials_secret.clone(),
+            }),
+            Some(name) => self
+                .named_indexes
+                .get(name)
+                .cloned()
+                .ok_or_else(|| JobError::UnknownIndex(name.clone())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
+    #[error("spec.index {0}: the controller has no index of that name")]
+    UnknownIndex(String),
     #[error("the platform table has no entry for {0}: add one (a node pool, or cross: true)")]
     NoPool(Platform),
     #[error("the platform table is empty: a lock Job has nowhere to run")]
@@ -372,7 +409,16 @@ pub fn step_args(
         "--github-url".into(),
         settings.github_url.clone(),
         "--index-url".into(),
-        settings.index_url.clone(),
+        // An unknown name fails closed: an empty URL the step refuses, never the default
+        // index in its place (step_job refuses it before this).
+        settings
+            .index_for(resource)
+            .map_or_else(|_| String::new(), |i| i.url),
+    ]);
+    for url in &settings.extra_index_urls {
+        args.extend(["--extra-index-url".into(), url.clone()]);
+    }
+    args.extend([
         "--cache-dir".into(),
         "/cache".into(),
         "--build-timeout".into(),
@@ -417,6 +463,7 @@ pub fn step_job(
     let mut annotations = made_for(resource);
     annotations.insert(VERSION_ANNOTATION.to_owned(), job.version.to_string());
     annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
+    settings.index_for(resource)?;
     let args = step_args(resource, job, settings);
     let mut object = job_object(resource, name, labels, annotations, args, pool, settings)?;
     // Only the lock step checks the repository out: the builds take the wheel it uploaded.
@@ -511,29 +558,33 @@ fn job_object(
         mount_path: path.into(),
         ..VolumeMount::default()
     };
+    let mut env = vec![
+        EnvVar {
+            name: "GITHUB_TOKEN".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: token_name,
+                    key: token_key,
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "HOME".into(),
+            value: Some("/work".into()),
+            ..EnvVar::default()
+        },
+    ];
+    if let Some(secret) = &settings.index_for(resource)?.credentials_secret {
+        env.extend(index_credentials_env(secret));
+    }
     let container = Container {
         name: "build".into(),
         image: Some(settings.image.clone()),
         args: Some(args),
-        env: Some(vec![
-            EnvVar {
-                name: "GITHUB_TOKEN".into(),
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: token_name,
-                        key: token_key,
-                        optional: Some(false),
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
-            EnvVar {
-                name: "HOME".into(),
-                value: Some("/work".into()),
-                ..EnvVar::default()
-            },
-        ]),
+        env: Some(env),
         volume_mounts: Some(vec![
             mount("work", "/work"),
             mount("cache", "/cache"),
@@ -602,6 +653,32 @@ fn job_object(
         }),
         ..Job::default()
     })
+}
+
+/// The index credentials from `secret` as the variables hermit-pex reads, by reference: the
+/// values never enter the Job object. Each key is optional, so a Secret with just `token` (or
+/// just `username` and `password`) serves.
+pub fn index_credentials_env(secret: &str) -> Vec<EnvVar> {
+    use crate::pypi::auth::{PASSWORD_ENV, TOKEN_ENV, USERNAME_ENV};
+    [
+        (USERNAME_ENV, "username"),
+        (PASSWORD_ENV, "password"),
+        (TOKEN_ENV, "token"),
+    ]
+    .into_iter()
+    .map(|(name, key)| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
+    .collect()
 }
 
 fn empty_dir(name: &str) -> Volume {

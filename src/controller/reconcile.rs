@@ -122,7 +122,7 @@ async fn reconcile_package<S: ReleaseStore>(
     let store = &target.store;
 
     // Observe.
-    let (versions, mut releases) = match observe_sources(ctx, s.spec(), store).await {
+    let (versions, mut releases) = match observe_sources(ctx, &s.pkg.spec, s.spec(), store).await {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(package = %s.name(), namespace = %s.ns, problem = ?e, "cannot observe: retrying in 5 minutes");
@@ -287,6 +287,7 @@ fn validate<S>(
             .join("; ")
     })?;
     ctx.targets.source(&pkg.spec)?;
+    ctx.targets.index(&pkg.spec, &ctx.index)?;
     Ok((ctx.targets.store(&pkg.spec)?, ctx.targets.sink(&pkg.spec)?))
 }
 
@@ -314,12 +315,17 @@ fn failed_observation<'a, S>(
 /// The project's versions from the index and the package's releases from the store.
 async fn observe_sources<S: ReleaseStore>(
     ctx: &Context<S>,
+    pkg_spec: &super::resource::PythonPackageSpec,
     spec: &crate::spec::PackageSpec,
     store: &S,
 ) -> Result<(Vec<IndexVersion>, Vec<Release>), Problem> {
-    let offered = crate::source::offered(&ctx.index, spec)
+    let index = ctx
+        .targets
+        .index(pkg_spec, &ctx.index)
+        .map_err(Problem::Invalid)?;
+    let offered = crate::source::offered(index, spec)
         .await
-        .map_err(|e| match e.is_not_found() {
+        .map_err(|e| match e.needs_a_fix() {
             true => Problem::Invalid(e.to_string()),
             false => Problem::Unavailable(e.to_string()),
         })?;

@@ -52,6 +52,11 @@ pub struct PythonPackageSpec {
     /// Where manifests are committed, when not the controller's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<ManifestTarget>,
+    /// One of the package indexes the controller's operator named (`--named-index NAME=URL`),
+    /// when not the controller's default index: versions are observed there and builds
+    /// resolve from it, with that index's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 /// Config fields whose resource spelling differs: (config.yaml, PythonPackage).
@@ -61,7 +66,7 @@ pub const RENAMED_FIELDS: [(&str, &str); 3] = [
     ("partial_platforms", "partialPlatforms"),
 ];
 
-const CLUSTER_FIELDS: [&str; 4] = ["interval", "suspend", "releases", "manifests"];
+const CLUSTER_FIELDS: [&str; 5] = ["interval", "suspend", "releases", "manifests", "index"];
 
 /// A problem's field (`extra_packages[0]`) as a resource spells it (`extraPackages[0]`).
 pub fn resource_field(field: &str) -> String {
@@ -112,6 +117,9 @@ impl Serialize for PythonPackageSpec {
         if let Some(manifests) = &self.manifests {
             map.serialize_entry("manifests", manifests)?;
         }
+        if let Some(index) = &self.index {
+            map.serialize_entry("index", index)?;
+        }
         map.end()
     }
 }
@@ -132,6 +140,7 @@ impl PythonPackageSpec {
         let suspend = take(&mut fields, "suspend")?.unwrap_or(false);
         let releases = take(&mut fields, "releases")?;
         let manifests = take(&mut fields, "manifests")?;
+        let index = take(&mut fields, "index")?;
         let mut config = Map::new();
         for (key, value) in fields {
             if let Some((_, resource)) = RENAMED_FIELDS.iter().find(|(file, _)| *file == key) {
@@ -153,6 +162,7 @@ impl PythonPackageSpec {
             suspend,
             releases,
             manifests,
+            index,
         })
     }
 
@@ -180,6 +190,18 @@ impl PythonPackageSpec {
         }
         if let Some(m) = &self.manifests {
             problems.extend(m.problems());
+        }
+        if let Some(index) = &self.index
+            && (index.len() > crate::spec::rules::MAX_INDEX_NAME_LEN
+                || !crate::spec::rules::INDEX_NAME.is_match(index))
+        {
+            problems.push(Problem::new(
+                "index",
+                format!(
+                    "{} is not an index name: lowercase letters, digits and '-', at most 63",
+                    shown(index)
+                ),
+            ));
         }
         if problems.is_empty() {
             Ok(())
@@ -451,6 +473,7 @@ pub fn convert(specs: &[crate::spec::LoadedSpec], namespace: Option<&str>) -> St
             suspend: false,
             releases: None,
             manifests: None,
+            index: None,
         };
         let mut resource = PythonPackage::new(s.spec.package.as_str(), spec);
         resource.metadata.namespace = namespace.map(str::to_owned);

@@ -37,7 +37,10 @@ pub struct Config {
     pub namespace: Option<String>,
     /// The controller's release store (`repository`: its default GitHub repository).
     pub store: StoreSettings,
-    pub index_url: String,
+    /// The index the controller observes versions on, with its credentials.
+    pub index: crate::pypi::Index,
+    /// The operator's other indexes, which `spec.index` may name.
+    pub named_indexes: std::collections::BTreeMap<String, crate::pypi::Index>,
     /// Index pages with their ETags, Git checkouts, scratch space.
     pub cache_dir: PathBuf,
     pub table: PlatformTable,
@@ -224,9 +227,16 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
         .clone()
         .context("the controller needs a release repository (--repository)")?;
     let default = open_store(&repository).map_err(|e| anyhow::anyhow!("--repository {e}"))?;
+    let mut named = std::collections::BTreeMap::new();
+    for (name, index) in &config.named_indexes {
+        let cache = config.cache_dir.join("index");
+        let client = crate::pypi::IndexClient::for_index(index.clone(), Some(cache))?;
+        named.insert(name.clone(), client);
+    }
     let mut targets = Targets::new(default.store, default.repository)
         .opening_stores(config.allowed_release_repositories.clone(), open_store)
-        .allowing_sources(config.allowed_source_repositories.clone());
+        .allowing_sources(config.allowed_source_repositories.clone())
+        .with_indexes(named);
     if let Some(sink) = AnySink::remote(&config.manifest)? {
         targets = targets.with_sink(Box::new(sink));
     }
@@ -263,8 +273,8 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
         .with_context(|| format!("cannot use {} for scratch space", scratch.display()))?;
     Ok(Context {
         client,
-        index: crate::pypi::IndexClient::new(
-            &config.index_url,
+        index: crate::pypi::IndexClient::for_index(
+            config.index.clone(),
             Some(config.cache_dir.join("index")),
         )?,
         targets,

@@ -8,11 +8,12 @@
 //! A `spec.source.git` is read with the controller's (and the lock Jobs') Git credentials, so
 //! it too must be a repository the operator allowed (`--allow-source-repository`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use super::resource::{ManifestTarget, PythonPackageSpec};
 use crate::gitops::DynSink;
+use crate::pypi::IndexClient;
 
 /// A release store and the repository web URL manifests name (`repository = ...`).
 pub struct StoreTarget<S> {
@@ -34,6 +35,8 @@ pub struct Targets<S> {
     sink: Option<SharedSink>,
     open_sink: Option<OpenSink>,
     sinks: Mutex<HashMap<ManifestTarget, SharedSink>>,
+    /// The operator's named indexes a `spec.index` may pick.
+    indexes: BTreeMap<String, IndexClient>,
 }
 
 impl<S> Targets<S> {
@@ -49,7 +52,39 @@ impl<S> Targets<S> {
             sink: None,
             open_sink: None,
             sinks: Mutex::default(),
+            indexes: BTreeMap::new(),
         }
+    }
+
+    /// The indexes a resource may name in `spec.index`, by name.
+    pub fn with_indexes(mut self, indexes: BTreeMap<String, IndexClient>) -> Self {
+        self.indexes = indexes;
+        self
+    }
+
+    /// The index a resource observes: the one its `spec.index` names, else `default`. A name
+    /// the operator did not define is the resource's error (never the default in its place:
+    /// a private package looked up on a public index is how dependency confusion starts).
+    pub fn index<'a>(
+        &'a self,
+        spec: &PythonPackageSpec,
+        default: &'a IndexClient,
+    ) -> Result<&'a IndexClient, String> {
+        let Some(name) = &spec.index else {
+            return Ok(default);
+        };
+        self.indexes.get(name).ok_or_else(|| {
+            let defined: Vec<&str> = self.indexes.keys().map(String::as_str).collect();
+            format!(
+                "spec.index {name}: not an index this controller has; it has {} \
+                 (its operator defines them with --named-index, Helm: index.named)",
+                if defined.is_empty() {
+                    "none".to_owned()
+                } else {
+                    defined.join(", ")
+                }
+            )
+        })
     }
 
     /// The controller's own release store.

@@ -33,6 +33,9 @@ pub const MAX_GIT_URL_LEN: usize = 512;
 /// `manifests.branch` and `manifests.dir`.
 pub const MAX_REF_LEN: usize = 255;
 
+/// `index`: a DNS label, like the operator's index names.
+pub const MAX_INDEX_NAME_LEN: usize = 63;
+
 /// A regular expression kept as text (for the CRD) and compiled once (for the checks here).
 pub struct Pattern {
     text: &'static str,
@@ -58,6 +61,11 @@ impl Pattern {
         self.compiled.is_match(s)
     }
 }
+
+pattern!(
+    /// The name of one of the operator's package indexes (`spec.index`): a DNS label.
+    INDEX_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+);
 
 pattern!(
     /// A PEP 440 public version (no `+local`), in any of the spellings PEP 440 normalises

@@ -67,6 +67,32 @@ pub struct PypiServer {
 impl PypiServer {
     /// Serves `packages` and the pip/setuptools/wheel that pex bootstraps from the index.
     pub fn start(packages: &Path) -> Self {
+        Self::start_with(packages, &["-a", ".", "-P", "."])
+    }
+
+    /// Same, answering 401 to every listing and download without `user`:`password` (htpasswd
+    /// file written with passlib beside `packages`).
+    pub fn start_with_auth(packages: &Path, user: &str, password: &str) -> Self {
+        let htpasswd = packages.with_file_name("htpasswd.txt");
+        let out = Command::new(python())
+            .args([
+                "-c",
+                "import sys; from passlib.apache import HtpasswdFile as H; h = H(sys.argv[1], new=True); h.set_password(sys.argv[2], sys.argv[3]); h.save()",
+            ])
+            .arg(&htpasswd)
+            .args([user, password])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "cannot write htpasswd (passlib missing? run scripts/test-tools.sh): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let htpasswd = htpasswd.display().to_string();
+        Self::start_with(packages, &["-a", "download,list,update", "-P", &htpasswd])
+    }
+
+    fn start_with(packages: &Path, auth: &[&str]) -> Self {
         let bootstrap = tools_venv().parent().unwrap().join("wheels");
         let port = free_port();
         let child = Command::new(tools_venv().join("bin/pypi-server"))
@@ -77,11 +103,8 @@ impl PypiServer {
                 "-p",
                 &port.to_string(),
                 "--disable-fallback",
-                "-a",
-                ".",
-                "-P",
-                ".",
             ])
+            .args(auth)
             .arg(packages)
             .arg(&bootstrap)
             .stdout(Stdio::null())

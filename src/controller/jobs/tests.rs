@@ -206,6 +206,8 @@ fn every_setting_a_build_reads_is_in_the_job() {
         github_url: "https://ghe.example".into(),
         token_secret: ("ghe-token".into(), "pat".into()),
         index_url: "https://pypi.internal/simple/".into(),
+        extra_index_urls: vec!["https://extra.internal/simple/".into()],
+        index_credentials_secret: Some("pypi-internal".into()),
         build_timeout: 777,
         test_timeout: 55,
         verbosity: 2,
@@ -239,6 +241,10 @@ fn every_setting_a_build_reads_is_in_the_job() {
         );
         assert_eq!(step.release.github.github_url, "https://ghe.example");
         assert_eq!(step.index.index_url, "https://pypi.internal/simple/");
+        assert_eq!(
+            step.index.extra_index_urls,
+            ["https://extra.internal/simple/"]
+        );
         assert_eq!((step.build_timeout, step.test_timeout), (777, 55));
         assert_eq!(
             step.index.cache_dir.as_deref(),
@@ -269,6 +275,60 @@ fn every_setting_a_build_reads_is_in_the_job() {
         assert_eq!(step.extra_packages, ["setuptools<80.9"]);
         assert_eq!(step.config_version, Some(2));
     }
+}
+
+/// The index credentials reach a Job by reference to the Secret, each key optional (a Secret
+/// with just `token` serves), and never as a value or an argument.
+#[test]
+fn index_credentials_come_from_the_secret_by_reference_only() {
+    let s = JobSettings {
+        index_credentials_secret: Some("pypi-internal".into()),
+        ..settings()
+    };
+    let j = lock_job(&PlatformTable::default(), &s);
+    let c = &pod(&j).containers[0];
+    let env = c.env.as_ref().unwrap();
+    let refs: Vec<(String, String, String, Option<bool>)> = env
+        .iter()
+        .filter(|e| e.name.starts_with("HERMIT_PEX_INDEX_"))
+        .map(|e| {
+            assert_eq!(e.value, None, "{e:?}");
+            let r = e
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            (e.name.clone(), r.name.clone(), r.key.clone(), r.optional)
+        })
+        .collect();
+    let want = |n: &str, k: &str| {
+        (
+            n.to_owned(),
+            "pypi-internal".to_owned(),
+            k.to_owned(),
+            Some(true),
+        )
+    };
+    assert_eq!(
+        refs,
+        [
+            want("HERMIT_PEX_INDEX_USERNAME", "username"),
+            want("HERMIT_PEX_INDEX_PASSWORD", "password"),
+            want("HERMIT_PEX_INDEX_TOKEN", "token"),
+        ]
+    );
+    let args = c.args.as_ref().unwrap().join(" ");
+    assert!(
+        !args.contains("pypi-internal") && !args.contains("password"),
+        "{args}"
+    );
+
+    // Without a Secret configured the Job has no such variables.
+    let j = lock_job(&PlatformTable::default(), &settings());
+    let env = pod(&j).containers[0].env.clone().unwrap();
+    assert!(env.iter().all(|e| !e.name.starts_with("HERMIT_PEX_INDEX_")));
 }
 
 #[test]
@@ -483,5 +543,65 @@ fn only_the_lock_job_of_a_git_source_gets_the_git_secrets_and_mounts_the_key_rea
     assert!(
         !env.iter().any(|e| e.name.starts_with("HERMIT_PEX_GIT")),
         "a build takes the wheel from the release: it never reads the repository"
+    );
+}
+
+/// `spec.index` picks one of the operator's indexes: its URL in the arguments and its Secret in
+/// the environment; a name the operator did not define makes no Job at all.
+#[test]
+fn spec_index_picks_a_named_index_and_its_secret() {
+    let mut s = JobSettings {
+        index_credentials_secret: Some("default-creds".into()),
+        ..settings()
+    };
+    s.named_indexes.insert(
+        "team-ml".into(),
+        JobIndex {
+            url: "https://ml.internal/simple/".into(),
+            credentials_secret: Some("ml-creds".into()),
+        },
+    );
+    let v: Version = "0.86.2".parse().unwrap();
+    let release = ReleaseId("4242".into());
+    let job = JobFor {
+        version: &v,
+        python: PythonMinor::new(12).unwrap(),
+        release: &release,
+        step: JobStep::Lock {
+            platforms: Platform::ALL.to_vec(),
+        },
+        git: None,
+    };
+    let picked = resource(&format!("{SPEC}index: team-ml\n"));
+    let j = step_job(&picked, &job, &PlatformTable::default(), &s).unwrap();
+    let cli = parsed(&j);
+    let crate::cli::Command::Lock(a) = cli.command else {
+        panic!("not a lock step")
+    };
+    assert_eq!(a.step.index.index_url, "https://ml.internal/simple/");
+    let env = pod(&j).containers[0].env.clone().unwrap();
+    let secrets: Vec<String> = env
+        .iter()
+        .filter(|e| e.name.starts_with("HERMIT_PEX_INDEX_"))
+        .map(|e| {
+            let r = e
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            r.name.clone()
+        })
+        .collect();
+    assert_eq!(
+        secrets, ["ml-creds"; 3],
+        "the named index's Secret, not the default's"
+    );
+
+    let unknown = resource(&format!("{SPEC}index: nope\n"));
+    assert_eq!(
+        step_job(&unknown, &job, &PlatformTable::default(), &s).unwrap_err(),
+        JobError::UnknownIndex("nope".into())
     );
 }

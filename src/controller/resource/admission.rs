@@ -260,6 +260,16 @@ fn cluster_rules(props: &mut Map<String, Value>) {
         }),
     );
     set(
+        field(props, &["index"]),
+        json!({
+            "maxLength": rules::MAX_INDEX_NAME_LEN,
+            "x-kubernetes-validations": [rule(
+                format!("self.matches({})", cel_string(rules::INDEX_NAME.as_str())),
+                "index must be the name of one of the operator's indexes: lowercase letters, digits and '-'",
+            )],
+        }),
+    );
+    set(
         field(props, &["releases", "properties", "repository"]),
         json!({
             "maxLength": rules::MAX_RELEASE_REPOSITORY_LEN,

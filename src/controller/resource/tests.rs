@@ -209,6 +209,7 @@ fn converted_example_configs_round_trip() {
         suspend: false,
         releases: None,
         manifests: None,
+        index: None,
     };
     let value = serde_json::to_value(&no_binaries).unwrap();
     assert!(value.get("binaries").is_none(), "left out, not []: {value}");
