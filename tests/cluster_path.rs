@@ -313,3 +313,116 @@ fn a_versions_jobs_run_at_once_as_processes_and_make_one_release_published_and_l
     }
     drop(server);
 }
+
+/// A Git-source version through the cluster path: the controller lists the repository's tags,
+/// makes the draft and the lock Job; the lock Job, as a process with its own arguments, checks
+/// the tag out, builds the wheel, locks and (the project being pure) builds every platform;
+/// the next reconcile publishes and lists it, with the tag's commit in the build info.
+#[test]
+fn a_git_tag_goes_from_the_controllers_lock_job_to_a_published_listed_release() {
+    let python_dir = python312_dir();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("hello-tool");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let commit = tag_release(&repo, "1.0.0", "v1.0.0", true);
+    let url = format!("file://{}", repo.display());
+    // No project on the index: only what the build backend needs (pypiserver falls back to PyPI).
+    let index_dir = work.path().join("index");
+    make_wheel(&index_dir, "unrelated", "1.0", &[]);
+    let server = PypiServer::start(&index_dir);
+    let fake = rt.block_on(FakeGitHub::start("owner", "repo", TOKEN));
+    let store = {
+        let mut config = GitHubConfig::new("owner", "repo");
+        config.api_url = fake.api_url.clone();
+        config.cache_dir = Some(work.path().join("controller"));
+        config.write_interval = Duration::ZERO;
+        config.max_view_age = Some(Duration::from_secs(30));
+        let _in_runtime = rt.enter();
+        Arc::new(GitHubStore::new(config, Token::new(TOKEN)).unwrap())
+    };
+    let hermit_dir = work.path().join("hermit");
+    let spec: PythonPackageSpec = serde_norway::from_str(&format!(
+        "package: hello-tool\nsource: {{git: \"{url}\", subdirectory: tools/hello}}\n\
+         versions:\n  - {{version: \"1.0.0\", python: \"3.12\"}}\n"
+    ))
+    .unwrap();
+    let mut pkg = PythonPackage::new("hello-tool", spec);
+    pkg.metadata.namespace = Some("tools".into());
+    pkg.metadata.uid = Some("uid-2".into());
+    pkg.metadata.generation = Some(1);
+    let reconcile_seeing = |jobs: Vec<Value>| {
+        let _in_runtime = rt.enter();
+        let (client, server_task) = api_server(pkg.clone(), jobs);
+        let ctx = Context {
+            client,
+            index: IndexClient::new(&server.url, None).unwrap(),
+            targets: Targets::new(store.clone(), None)
+                .allowing_sources(vec![url.clone()])
+                .with_sink(Box::new(DirSink {
+                    dir: hermit_dir.clone(),
+                })),
+            table: PlatformTable::default(),
+            jobs: JobSettings {
+                github_api_url: fake.api_url.clone(),
+                index_url: server.url.clone(),
+                ..JobSettings::new("builder", "owner/repo")
+            },
+            per_package: 8,
+            limit: None,
+            recorder: None,
+            metrics: Arc::default(),
+            now: || serde_json::from_value(json!("2026-12-01T10:00:00Z")).unwrap(),
+            scratch: work.path().to_owned(),
+            packages: None,
+        };
+        rt.block_on(async {
+            reconcile(Arc::new(pkg.clone()), Arc::new(ctx))
+                .await
+                .unwrap();
+            server_task.await.unwrap()
+        })
+    };
+    let cache = repo_root().join("target/test-cache");
+
+    let sent = reconcile_seeing(vec![]);
+    let lock = applied_jobs(&sent);
+    assert_eq!(lock.len(), 1, "{sent:?}");
+    finish(run_job(&lock[0], &cache, &python_dir));
+
+    // Pure: the lock Job built every platform; the next look publishes and lists it.
+    let sent = reconcile_seeing(vec![listed(&lock[0], true)]);
+    assert!(applied_jobs(&sent).is_empty(), "no build Jobs: {sent:?}");
+    let releases = fake.releases();
+    assert_eq!(releases.len(), 1);
+    let release = &releases[0];
+    assert!(!release.draft, "published: {sent:?}");
+    let names: Vec<&str> = release.assets.iter().map(|a| a.name.as_str()).collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("hello_tool-1.0.0-") && n.ends_with(".whl")),
+        "the wheel the lock Job built: {names:?}"
+    );
+    assert_eq!(names.iter().filter(|n| n.ends_with(".tar.gz")).count(), 4);
+    let body = release.body.as_deref().unwrap();
+    let info = body
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .unwrap();
+    let info: Value = serde_json::from_str(info).unwrap();
+    assert_eq!(
+        info["inputs"]["source"]["commit"],
+        commit.as_str(),
+        "{info}"
+    );
+    assert_eq!(info["inputs"]["source"]["tag"], "v1.0.0");
+    let manifest = std::fs::read_to_string(hermit_dir.join("hello-tool.hcl")).unwrap();
+    assert!(manifest.contains("version \"1.0.0\""), "{manifest}");
+    drop(server);
+}

@@ -302,6 +302,31 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Commits the project `hello-tool` (console script `hello`, in `tools/hello`) at `version`
+/// and tags it; the commit.
+pub fn tag_release(repo: &Path, version: &str, tag: &str, annotated: bool) -> String {
+    let project = repo.join("tools/hello");
+    write(
+        &project.join("pyproject.toml"),
+        &format!(
+            "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
+             [project]\nname = \"hello-tool\"\nversion = \"{version}\"\n\n[project.scripts]\nhello = \"hello:main\"\n"
+        ),
+    );
+    write(
+        &project.join("hello/__init__.py"),
+        &format!("def main():\n    print('hello {version}')\n"),
+    );
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", &format!("release {version}")]);
+    if annotated {
+        git(repo, &["tag", "-a", tag, "-m", tag]);
+    } else {
+        git(repo, &["tag", tag]);
+    }
+    git(repo, &["rev-parse", "HEAD"])
+}
+
 pub fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
