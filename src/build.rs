@@ -12,7 +12,7 @@ pub mod tools;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use pep440_rs::Version;
 use serde::Deserialize;
@@ -21,12 +21,8 @@ use sha2::{Digest, Sha256};
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::release::VersionInputs;
 pub use crate::release::{BuildInfo, LockRecord, PlatformBuild, Target, TestOutcome};
+pub use tools::{PEX_OPTIONS, now};
 use tools::{PIP_VERSION, Pex, ToolError};
-
-/// The PEX options, chosen by measurement (see README "PEX options"): `--venv` with `--sh-boot`
-/// gives the fastest warm start (0.41 s for `black --version` against 1.06–1.34 s for zipapp
-/// modes); `--no-pre-install-wheels` builds in seconds from the lock.
-pub const PEX_OPTIONS: &[&str] = &["--venv", "--no-pre-install-wheels", "--sh-boot"];
 
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
@@ -721,12 +717,6 @@ fn input_key(parts: &[&str]) -> String {
         h.update([0]);
     }
     crate::pypi::hex(&h.finalize())
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

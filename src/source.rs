@@ -7,18 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pep440_rs::Version;
-use serde::{Deserialize, Serialize};
+
+pub mod tag;
+
+pub use tag::GitTag;
 
 use crate::build::tools;
 use crate::pypi::IndexVersion;
 use crate::spec::GitSource;
-
-/// The tag a version comes from, and the commit it pointed at when seen.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct GitTag {
-    pub tag: String,
-    pub commit: String,
-}
 
 /// A repository's versions.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -10,6 +10,18 @@ use tokio::process::Command;
 
 use crate::names::PythonMinor;
 
+/// The PEX options, chosen by measurement (see README "PEX options"): `--venv` with `--sh-boot`
+/// gives the fastest warm start (0.41 s for `black --version` against 1.06–1.34 s for zipapp
+/// modes); `--no-pre-install-wheels` builds in seconds from the lock.
+pub const PEX_OPTIONS: &[&str] = &["--venv", "--no-pre-install-wheels", "--sh-boot"];
+
+/// Seconds since the epoch, for build info.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The pex release hermit-pex is tested with; a lock records it too.
 pub const PEX_VERSION: &str = "2.105.2";
 /// The pip pex resolves with: the newest one that supports every python we build for (3.8–3.14).

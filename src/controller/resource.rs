@@ -356,7 +356,7 @@ impl ManifestTarget {
                 "dir",
                 dir,
                 rules::MAX_REF_LEN,
-                crate::controller::targets::is_relative_inside(dir),
+                crate::spec::rules::is_relative_inside(dir),
                 "leaves the repository: write a relative path inside it, without a leading '/' or '..'",
             );
         }

@@ -225,11 +225,7 @@ fn opened_once<K: Clone + Eq + std::hash::Hash, V: Clone>(
     Ok(v)
 }
 
-/// A relative path that stays inside its root: no leading `/` or `\\`, no `..` component, no
-/// control character; the CRD checks `spec.manifests.dir` with the same pattern.
-pub fn is_relative_inside(dir: &str) -> bool {
-    !crate::spec::rules::BAD_DIR.is_match(dir)
-}
+use crate::spec::rules::is_relative_inside;
 
 #[cfg(test)]
 mod tests {

@@ -52,7 +52,7 @@ impl AnySink {
                     s.author
                 ))
             })?;
-        if !crate::controller::targets::is_relative_inside(&s.dir) {
+        if !crate::spec::rules::is_relative_inside(&s.dir) {
             return Err(invalid(format!(
                 "--manifest-dir {:?}: write a path inside the repository (no leading /, no ..)",
                 s.dir

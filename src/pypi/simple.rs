@@ -28,7 +28,7 @@ pub struct IndexVersion {
     /// From the version's files, when they declare one.
     pub requires_python: Option<VersionSpecifiers>,
     /// For a version from a Git repository: its tag and commit.
-    pub git: Option<crate::source::GitTag>,
+    pub git: Option<crate::source::tag::GitTag>,
 }
 
 impl IndexVersion {

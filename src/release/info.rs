@@ -115,13 +115,13 @@ impl BuildInfo {
             locked: None,
             pex_version: crate::build::tools::PEX_VERSION.into(),
             pip_version: crate::build::tools::PIP_VERSION.into(),
-            pex_options: crate::build::PEX_OPTIONS
+            pex_options: crate::build::tools::PEX_OPTIONS
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
             platforms: BTreeMap::new(),
             missing: BTreeMap::new(),
-            built_at: crate::build::now(),
+            built_at: crate::build::tools::now(),
         }
     }
 

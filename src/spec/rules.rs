@@ -118,6 +118,12 @@ pattern!(
     BAD_DIR = r"^[/\\]|(^|[/\\])\.\.([/\\]|$)|\p{Cc}"
 );
 
+/// A relative path that stays inside its root: no leading `/` or `\\`, no `..` component, no
+/// control character; the CRD checks `spec.manifests.dir` with the same pattern.
+pub fn is_relative_inside(dir: &str) -> bool {
+    !BAD_DIR.is_match(dir)
+}
+
 /// Characters, as Kubernetes counts `maxLength` (code points, not bytes).
 pub fn length(s: &str) -> usize {
     s.chars().count()
