@@ -147,13 +147,92 @@ fn python312_dir() -> PathBuf {
     python.parent().unwrap().to_owned()
 }
 
+/// The controller's side of the cluster path: the GitHub stand-in and the controller's store
+/// on it, the index, the manifest directory; it reconciles a resource seeing the Jobs it is
+/// given, through the mocked API server.
+struct Controller {
+    fake: FakeGitHub,
+    store: Arc<GitHubStore>,
+    index_url: String,
+    hermit_dir: PathBuf,
+    scratch: PathBuf,
+    allowed_sources: Vec<String>,
+    /// Last: the stand-in and the store's client go before their runtime.
+    rt: tokio::runtime::Runtime,
+}
+
+impl Controller {
+    fn new(work: &Path, index_url: &str) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let fake = rt.block_on(FakeGitHub::start("owner", "repo", TOKEN));
+        let store = {
+            let mut config = GitHubConfig::new("owner", "repo");
+            config.api_url = fake.api_url.clone();
+            config.cache_dir = Some(work.join("controller"));
+            config.write_interval = Duration::ZERO;
+            config.max_view_age = Some(Duration::from_secs(30));
+            let _in_runtime = rt.enter(); // the client spawns its connection pool
+            Arc::new(GitHubStore::new(config, Token::new(TOKEN)).unwrap())
+        };
+        Self {
+            rt,
+            fake,
+            store,
+            index_url: index_url.to_owned(),
+            hermit_dir: work.join("hermit"),
+            scratch: work.to_owned(),
+            allowed_sources: Vec::new(),
+        }
+    }
+
+    fn reconcile_seeing(&self, pkg: &PythonPackage, jobs: Vec<Value>) -> Vec<Sent> {
+        let _in_runtime = self.rt.enter();
+        let (client, server_task) = api_server(pkg.clone(), jobs);
+        let ctx = Context {
+            client,
+            index: IndexClient::new(&self.index_url, None).unwrap(),
+            targets: Targets::new(self.store.clone(), None)
+                .allowing_sources(self.allowed_sources.clone())
+                .with_sink(Box::new(DirSink {
+                    dir: self.hermit_dir.clone(),
+                })),
+            table: PlatformTable::default(),
+            jobs: JobSettings {
+                github_api_url: self.fake.api_url.clone(),
+                index_url: self.index_url.clone(),
+                ..JobSettings::new("builder", "owner/repo")
+            },
+            per_package: 8,
+            limit: None,
+            recorder: None,
+            metrics: Arc::default(),
+            now: || serde_json::from_value(json!("2026-12-01T10:00:00Z")).unwrap(),
+            scratch: self.scratch.clone(),
+            packages: None,
+        };
+        self.rt.block_on(async {
+            reconcile(Arc::new(pkg.clone()), Arc::new(ctx))
+                .await
+                .unwrap();
+            server_task.await.unwrap()
+        })
+    }
+}
+
+/// The build info in a release's body.
+fn build_info_in(body: &str) -> &str {
+    body.split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the body holds the build info")
+}
+
 #[test]
 fn a_versions_jobs_run_at_once_as_processes_and_make_one_release_published_and_listed_once() {
     let python_dir = python312_dir();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let work = tempfile::tempdir().unwrap();
     // A package with a native dependency that has a wheel for every platform: not pure, so
     // one lock Job, then one build Job per platform.
@@ -168,48 +247,10 @@ fn a_versions_jobs_run_at_once_as_processes_and_make_one_release_published_and_l
     }
     make_wheel(&index_dir, "tool", "1.0", &["--requires", "native-dep"]);
     let server = PypiServer::start(&index_dir);
-    let fake = rt.block_on(FakeGitHub::start("owner", "repo", TOKEN));
-    let store = {
-        let mut config = GitHubConfig::new("owner", "repo");
-        config.api_url = fake.api_url.clone();
-        config.cache_dir = Some(work.path().join("controller"));
-        config.write_interval = Duration::ZERO;
-        config.max_view_age = Some(Duration::from_secs(30));
-        let _in_runtime = rt.enter(); // the client spawns its connection pool
-        Arc::new(GitHubStore::new(config, Token::new(TOKEN)).unwrap())
-    };
-    let hermit_dir = work.path().join("hermit");
+    let controller = Controller::new(work.path(), &server.url);
+    let (fake, hermit_dir) = (&controller.fake, &controller.hermit_dir);
     let pkg = resource();
-    let reconcile_seeing = |jobs: Vec<Value>| {
-        let _in_runtime = rt.enter();
-        let (client, server_task) = api_server(pkg.clone(), jobs);
-        let ctx = Context {
-            client,
-            index: IndexClient::new(&server.url, None).unwrap(),
-            targets: Targets::new(store.clone(), None).with_sink(Box::new(DirSink {
-                dir: hermit_dir.clone(),
-            })),
-            table: PlatformTable::default(),
-            jobs: JobSettings {
-                github_api_url: fake.api_url.clone(),
-                index_url: server.url.clone(),
-                ..JobSettings::new("builder", "owner/repo")
-            },
-            per_package: 8,
-            limit: None,
-            recorder: None,
-            metrics: Arc::default(),
-            now: || serde_json::from_value(json!("2026-12-01T10:00:00Z")).unwrap(),
-            scratch: work.path().to_owned(),
-            packages: None,
-        };
-        rt.block_on(async {
-            reconcile(Arc::new(pkg.clone()), Arc::new(ctx))
-                .await
-                .unwrap();
-            server_task.await.unwrap()
-        })
-    };
+    let reconcile_seeing = |jobs: Vec<Value>| controller.reconcile_seeing(&pkg, jobs);
     let cache = repo_root().join("target/test-cache");
 
     // The controller makes the draft and one lock Job for it.
@@ -276,12 +317,7 @@ fn a_versions_jobs_run_at_once_as_processes_and_make_one_release_published_and_l
         .filter(|(m, p, _)| m == "PATCH" && p.ends_with(&format!("/releases/{}", release.id)))
         .count();
     assert_eq!(publishes, 2, "the lock recorded, then one publish");
-    let body = release.body.as_deref().unwrap();
-    let info = body
-        .split("```json\n")
-        .nth(1)
-        .and_then(|b| b.split("\n```").next())
-        .unwrap();
+    let info = build_info_in(release.body.as_deref().unwrap());
     let info: hermit_pex::release::BuildInfo = serde_json::from_str(info).unwrap();
     let lock_sha = &info.locked.as_ref().unwrap().sha256;
     assert_eq!(info.platforms.len(), 4);
@@ -321,10 +357,6 @@ fn a_versions_jobs_run_at_once_as_processes_and_make_one_release_published_and_l
 #[test]
 fn a_git_tag_goes_from_the_controllers_lock_job_to_a_published_listed_release() {
     let python_dir = python312_dir();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("hello-tool");
     std::fs::create_dir_all(&repo).unwrap();
@@ -335,17 +367,9 @@ fn a_git_tag_goes_from_the_controllers_lock_job_to_a_published_listed_release() 
     let index_dir = work.path().join("index");
     make_wheel(&index_dir, "unrelated", "1.0", &[]);
     let server = PypiServer::start(&index_dir);
-    let fake = rt.block_on(FakeGitHub::start("owner", "repo", TOKEN));
-    let store = {
-        let mut config = GitHubConfig::new("owner", "repo");
-        config.api_url = fake.api_url.clone();
-        config.cache_dir = Some(work.path().join("controller"));
-        config.write_interval = Duration::ZERO;
-        config.max_view_age = Some(Duration::from_secs(30));
-        let _in_runtime = rt.enter();
-        Arc::new(GitHubStore::new(config, Token::new(TOKEN)).unwrap())
-    };
-    let hermit_dir = work.path().join("hermit");
+    let mut controller = Controller::new(work.path(), &server.url);
+    controller.allowed_sources = vec![url.clone()];
+    let (fake, hermit_dir) = (&controller.fake, &controller.hermit_dir);
     let spec: PythonPackageSpec = serde_norway::from_str(&format!(
         "package: hello-tool\nsource: {{git: \"{url}\", subdirectory: tools/hello}}\n\
          versions:\n  - {{version: \"1.0.0\", python: \"3.12\"}}\n"
@@ -355,38 +379,7 @@ fn a_git_tag_goes_from_the_controllers_lock_job_to_a_published_listed_release() 
     pkg.metadata.namespace = Some("tools".into());
     pkg.metadata.uid = Some("uid-2".into());
     pkg.metadata.generation = Some(1);
-    let reconcile_seeing = |jobs: Vec<Value>| {
-        let _in_runtime = rt.enter();
-        let (client, server_task) = api_server(pkg.clone(), jobs);
-        let ctx = Context {
-            client,
-            index: IndexClient::new(&server.url, None).unwrap(),
-            targets: Targets::new(store.clone(), None)
-                .allowing_sources(vec![url.clone()])
-                .with_sink(Box::new(DirSink {
-                    dir: hermit_dir.clone(),
-                })),
-            table: PlatformTable::default(),
-            jobs: JobSettings {
-                github_api_url: fake.api_url.clone(),
-                index_url: server.url.clone(),
-                ..JobSettings::new("builder", "owner/repo")
-            },
-            per_package: 8,
-            limit: None,
-            recorder: None,
-            metrics: Arc::default(),
-            now: || serde_json::from_value(json!("2026-12-01T10:00:00Z")).unwrap(),
-            scratch: work.path().to_owned(),
-            packages: None,
-        };
-        rt.block_on(async {
-            reconcile(Arc::new(pkg.clone()), Arc::new(ctx))
-                .await
-                .unwrap();
-            server_task.await.unwrap()
-        })
-    };
+    let reconcile_seeing = |jobs: Vec<Value>| controller.reconcile_seeing(&pkg, jobs);
     let cache = repo_root().join("target/test-cache");
 
     let sent = reconcile_seeing(vec![]);
@@ -409,12 +402,7 @@ fn a_git_tag_goes_from_the_controllers_lock_job_to_a_published_listed_release() 
         "the wheel the lock Job built: {names:?}"
     );
     assert_eq!(names.iter().filter(|n| n.ends_with(".tar.gz")).count(), 4);
-    let body = release.body.as_deref().unwrap();
-    let info = body
-        .split("```json\n")
-        .nth(1)
-        .and_then(|b| b.split("\n```").next())
-        .unwrap();
+    let info = build_info_in(release.body.as_deref().unwrap());
     let info: Value = serde_json::from_str(info).unwrap();
     assert_eq!(
         info["inputs"]["source"]["commit"],

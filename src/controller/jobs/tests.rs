@@ -55,6 +55,16 @@ fn job(platform: Platform) -> Job {
 }
 
 fn lock_job(table: &PlatformTable, settings: &JobSettings) -> Job {
+    lock_job_of(&resource(SPEC), None, table, settings).unwrap()
+}
+
+/// The lock Job of 0.86.2 of `r` (from `git`, when a Git source's).
+fn lock_job_of(
+    r: &PythonPackage,
+    git: Option<&crate::source::GitTag>,
+    table: &PlatformTable,
+    settings: &JobSettings,
+) -> Result<Job, JobError> {
     let v: Version = "0.86.2".parse().unwrap();
     let release = ReleaseId("4242".into());
     let job = JobFor {
@@ -64,9 +74,9 @@ fn lock_job(table: &PlatformTable, settings: &JobSettings) -> Job {
         step: JobStep::Lock {
             platforms: Platform::ALL.to_vec(),
         },
-        git: None,
+        git,
     };
-    step_job(&resource(SPEC), &job, table, settings).unwrap()
+    step_job(r, &job, table, settings)
 }
 
 fn args(job: &Job) -> Vec<String> {
@@ -477,22 +487,11 @@ fn only_the_lock_job_of_a_git_source_gets_the_git_secrets_and_mounts_the_key_rea
         },
         ..settings()
     };
-    let v: Version = "0.86.2".parse().unwrap();
-    let release = ReleaseId("4242".into());
     let tag = crate::source::GitTag {
         tag: "v0.86.2".into(),
         commit: "c0ffee".into(),
     };
-    let lock = JobFor {
-        version: &v,
-        python: PythonMinor::new(12).unwrap(),
-        release: &release,
-        step: JobStep::Lock {
-            platforms: vec![Platform::ALL[0]],
-        },
-        git: Some(&tag),
-    };
-    let lock = step_job(&r, &lock, &PlatformTable::default(), &settings).unwrap();
+    let lock = lock_job_of(&r, Some(&tag), &PlatformTable::default(), &settings).unwrap();
     let spec = pod(&lock);
     let env = spec.containers[0].env.as_ref().unwrap();
     let token = env
@@ -532,7 +531,7 @@ fn only_the_lock_job_of_a_git_source_gets_the_git_secrets_and_mounts_the_key_rea
 
     let build = build_job(
         &r,
-        &v,
+        &"0.86.2".parse().unwrap(),
         PythonMinor::new(12).unwrap(),
         Platform::ALL[1],
         &PlatformTable::default(),
@@ -561,19 +560,8 @@ fn spec_index_picks_a_named_index_and_its_secret() {
             credentials_secret: Some("ml-creds".into()),
         },
     );
-    let v: Version = "0.86.2".parse().unwrap();
-    let release = ReleaseId("4242".into());
-    let job = JobFor {
-        version: &v,
-        python: PythonMinor::new(12).unwrap(),
-        release: &release,
-        step: JobStep::Lock {
-            platforms: Platform::ALL.to_vec(),
-        },
-        git: None,
-    };
     let picked = resource(&format!("{SPEC}index: team-ml\n"));
-    let j = step_job(&picked, &job, &PlatformTable::default(), &s).unwrap();
+    let j = lock_job_of(&picked, None, &PlatformTable::default(), &s).unwrap();
     let cli = parsed(&j);
     let crate::cli::Command::Lock(a) = cli.command else {
         panic!("not a lock step")
@@ -601,7 +589,7 @@ fn spec_index_picks_a_named_index_and_its_secret() {
 
     let unknown = resource(&format!("{SPEC}index: nope\n"));
     assert_eq!(
-        step_job(&unknown, &job, &PlatformTable::default(), &s).unwrap_err(),
+        lock_job_of(&unknown, None, &PlatformTable::default(), &s).unwrap_err(),
         JobError::UnknownIndex("nope".into())
     );
 }
