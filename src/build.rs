@@ -94,6 +94,16 @@ pub enum BuildError {
     /// The config names binaries the package does not have, or its test is not one of them.
     #[error("{0}")]
     Binaries(String),
+    /// A Git tag whose project builds another distribution or version than the tag says.
+    #[error(
+        "{tag}: the tag builds {built}, not {package} {version}: fix the project's name or version, or the tag"
+    )]
+    TagMismatch {
+        tag: String,
+        built: String,
+        package: PackageName,
+        version: Version,
+    },
     /// No rebuild helps: a dependency has nothing to install for this platform.
     #[error("{message}")]
     NoWheel { platform: Platform, message: String },
@@ -231,15 +241,12 @@ pub async fn build_wheel(
     let same_name = crate::names::normalize(dist) == job.package.as_str();
     let same_version = version.parse::<Version>().ok().as_ref() == Some(&job.version);
     if !same_name || !same_version {
-        return Err(BuildError::Binaries(format!(
-            "{}: the tag builds {dist} {version}, not {} {}: fix the project's name or version, or the tag",
-            job.inputs
-                .source
-                .as_ref()
-                .map_or(String::new(), |s| s.tag.clone()),
-            job.package,
-            job.version
-        )));
+        return Err(BuildError::TagMismatch {
+            tag: (job.inputs.source.as_ref()).map_or(String::new(), |s| s.tag.clone()),
+            built: format!("{dist} {version}"),
+            package: job.package.clone(),
+            version: job.version.clone(),
+        });
     }
     let (size, sha256) = artifact::sha256_file(&path)?;
     Ok(LocalWheel { path, sha256, size })

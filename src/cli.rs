@@ -345,8 +345,13 @@ impl IndexArgs {
     }
 
     pub fn client(&self) -> anyhow::Result<IndexClient> {
+        self.client_for(self.primary()?)
+    }
+
+    /// The client of `primary` (resolved already, e.g. by [`IndexArgs::indexes`]).
+    pub fn client_for(&self, primary: crate::pypi::Index) -> anyhow::Result<IndexClient> {
         Ok(IndexClient::for_index(
-            self.primary()?,
+            primary,
             self.cache_dir().map(|d| d.join("index")),
         )?)
     }
@@ -456,6 +461,18 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Says which of a Git source's tags are not versions (they are not built).
+pub fn say_skipped_tags(s: &LoadedSpec, offered: &crate::source::Offered) {
+    if !offered.skipped_tags.is_empty() {
+        eprintln!(
+            "{}: {} tags are not versions and were skipped: {}",
+            s.spec.package,
+            offered.skipped_tags.len(),
+            offered.skipped_tags.join(", ")
+        );
+    }
+}
+
 /// Asks every package's source (the index, or its Git repository) for its versions, a few at a
 /// time, keeping the input order.
 pub async fn observe_versions(
@@ -508,14 +525,7 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
                     &[],
                     &args.select.options(),
                 );
-                if !project.skipped_tags.is_empty() {
-                    eprintln!(
-                        "{}: {} tags are not versions and were skipped: {}",
-                        s.spec.package,
-                        project.skipped_tags.len(),
-                        project.skipped_tags.join(", ")
-                    );
-                }
+                say_skipped_tags(s, &project);
                 plans.push((s, project.not_modified, p));
             }
             Err(e) => index_errors.push(JsonError {

@@ -12,7 +12,7 @@
 //! - publish: merge the records into the build info, check it is complete and agrees with the
 //!   assets, and make the release public with it in one write.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::build::{self, BuildError, BuildSettings, Built, Lock, VersionJob};
 use crate::names::Platform;
@@ -58,6 +58,7 @@ impl StepError {
         match self {
             StepError::Build(BuildError::Lock { .. }) => "LockFailed",
             StepError::Build(BuildError::Binaries(_)) => "InvalidBinaries",
+            StepError::Build(BuildError::TagMismatch { .. }) => "TagVersionMismatch",
             StepError::Build(BuildError::NoWheel { .. }) => "NoWheelForPlatform",
             StepError::Build(BuildError::TestFailed { .. }) => "TestFailed",
             StepError::Build(_) => "BuildFailed",
@@ -197,72 +198,50 @@ impl<S: ReleaseStore> Steps<'_, S> {
                 release.tag
             ))
         })?;
-        let dir = self.settings.cache_dir.join("locks").join("by-sha256");
-        let path = dir.join(format!("{}.json", record.sha256));
-        let cached = build::artifact::sha256_file(&path).is_ok_and(|(_, sha)| sha == record.sha256);
-        if !cached {
-            std::fs::create_dir_all(&dir).map_err(BuildError::Io)?;
-            let scratch = tempfile::Builder::new()
-                .prefix(".lock-")
-                .tempdir_in(&dir)
-                .map_err(BuildError::Io)?;
-            let into = scratch.path().join("lock.json");
-            let got = self
-                .store
-                .fetch(release, &lock_asset(&job.package), &into)
-                .await
-                .map_err(StepError::store("fetch the lock"))?;
-            let (_, sha) = build::artifact::sha256_file(&got).map_err(BuildError::Io)?;
-            if sha != record.sha256 {
-                return Err(StepError::Mismatch(format!(
-                    "{}: the lock asset's sha256 is {sha}, the build info says {}",
-                    release.tag, record.sha256
-                )));
-            }
-            std::fs::copy(&got, &path).map_err(BuildError::Io)?;
-        }
+        let path = self
+            .cached_asset(release, &lock_asset(&job.package), &record.sha256)
+            .await?;
         let wheel = match &record.wheel {
-            Some(w) => Some(
-                self.cached_asset(release, &w.asset, &w.sha256, w.size)
-                    .await?,
-            ),
+            Some(w) => Some(build::LocalWheel {
+                path: self.cached_asset(release, &w.asset, &w.sha256).await?,
+                sha256: w.sha256.clone(),
+                size: w.size,
+            }),
             None => None,
         };
         Ok((build::LockFile { path, wheel }, record))
     }
 
-    /// An asset of the release with a known digest, in a directory of its own in the cache.
+    /// An asset of the release with the digest its build info names, from the cache (a
+    /// directory per digest, so that the file keeps its name) or fetched into it.
     async fn cached_asset(
         &self,
         release: &Release,
         asset: &str,
         sha256: &str,
-        size: u64,
-    ) -> Result<build::LocalWheel, StepError> {
+    ) -> Result<PathBuf, StepError> {
         let dir = self.settings.cache_dir.join("assets").join(sha256);
         let path = dir.join(asset);
-        let ok = |p: &Path| build::artifact::sha256_file(p).is_ok_and(|(_, d)| d == sha256);
-        if !ok(&path) {
-            std::fs::create_dir_all(&dir).map_err(BuildError::Io)?;
-            let scratch = tempfile::tempdir_in(&dir).map_err(BuildError::Io)?;
-            let got = self
-                .store
-                .fetch(release, asset, &scratch.path().join(asset))
-                .await
-                .map_err(StepError::store(format!("fetch {asset}")))?;
-            if !ok(&got) {
-                return Err(StepError::Mismatch(format!(
-                    "{}: {asset} is not the one the build info names (sha256 {sha256})",
-                    release.tag
-                )));
-            }
-            std::fs::copy(&got, &path).map_err(BuildError::Io)?;
+        let digest = |p: &Path| build::artifact::sha256_file(p).map(|(_, d)| d);
+        if digest(&path).is_ok_and(|d| d == sha256) {
+            return Ok(path);
         }
-        Ok(build::LocalWheel {
-            path,
-            sha256: sha256.to_owned(),
-            size,
-        })
+        std::fs::create_dir_all(&dir).map_err(BuildError::Io)?;
+        let scratch = tempfile::tempdir_in(&dir).map_err(BuildError::Io)?;
+        let got = self
+            .store
+            .fetch(release, asset, &scratch.path().join(asset))
+            .await
+            .map_err(StepError::store(format!("fetch {asset}")))?;
+        let got_sha = digest(&got).map_err(BuildError::Io)?;
+        if got_sha != sha256 {
+            return Err(StepError::Mismatch(format!(
+                "{}: the asset {asset}'s sha256 is {got_sha}, the build info says {sha256}",
+                release.tag
+            )));
+        }
+        std::fs::copy(&got, &path).map_err(BuildError::Io)?;
+        Ok(path)
     }
 
     /// Builds one platform from the recorded lock, tests it when it was built on its own
@@ -280,11 +259,9 @@ impl<S: ReleaseStore> Steps<'_, S> {
         let retry = release.asset_named(&missing).is_some();
         let fresh;
         let (lock, lock_sha256) = if retry {
-            fresh = self.relock(job, record, lock.wheel.as_ref()).await?.file();
-            let sha = build::artifact::sha256_file(&fresh.path)
-                .map_err(BuildError::Io)?
-                .1;
-            (&fresh, sha)
+            let relocked = self.relock(job, record, lock.wheel.as_ref()).await?;
+            fresh = relocked.file();
+            (&fresh, relocked.sha256)
         } else {
             (lock, record.sha256.clone())
         };

@@ -110,9 +110,8 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct IndexClient {
     http: reqwest::Client,
-    index_url: Url,
-    /// Sent only to `index_url`'s origin.
-    credentials: Option<Credentials>,
+    /// The index's URL and its credentials, sent only to its origin.
+    index: Index,
     cache_dir: Option<PathBuf>,
     retry: RetryPolicy,
     counters: Arc<Counters>,
@@ -150,8 +149,7 @@ impl IndexClient {
             .map_err(|e| bad(e.to_string()))?;
         Ok(Self {
             http,
-            index_url: index.url,
-            credentials: index.credentials,
+            index,
             cache_dir,
             retry: RetryPolicy::default(),
             counters: Arc::default(),
@@ -165,15 +163,12 @@ impl IndexClient {
 
     /// The index root, without credentials, for messages.
     pub fn index_url(&self) -> String {
-        redact(self.index_url.as_str())
+        redact(self.index.url.as_str())
     }
 
     /// The index with its credentials, for the builds that resolve from it.
     pub fn index(&self) -> Index {
-        Index {
-            url: self.index_url.clone(),
-            credentials: self.credentials.clone(),
-        }
+        self.index.clone()
     }
 
     pub fn stats(&self) -> IndexStats {
@@ -189,7 +184,8 @@ impl IndexClient {
     /// Lists a project's files. An unchanged page costs a conditional request answered by 304.
     pub async fn project(&self, name: &PackageName) -> Result<ProjectFiles, IndexError> {
         let url =
-            self.index_url
+            self.index
+                .url
                 .join(&format!("{name}/"))
                 .map_err(|e| IndexError::BadIndexUrl {
                     url: self.index_url(),
@@ -218,7 +214,7 @@ impl IndexClient {
             return Err(IndexError::Unauthorized {
                 index: self.index_url(),
                 status: status.as_u16(),
-                sent: self.credentials.is_some(),
+                sent: self.index.credentials.is_some(),
             });
         } else if status.is_success() {
             self.counters.fetched.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +273,9 @@ impl IndexClient {
             let mut request = self.http.get(url.clone()).headers(headers.clone());
             // Only the index's own origin: never a file host or another index. reqwest drops the
             // header itself when a redirect leaves the host.
-            if let Some(c) = self.credentials.as_ref().filter(|_| self.same_origin(url)) {
+            if let Some(c) =
+                (self.index.credentials.as_ref()).filter(|_| self.index.same_origin(url))
+            {
                 request = request.basic_auth(&c.username, Some(c.password()));
             }
             let result = request.send().await;
@@ -303,10 +301,6 @@ impl IndexClient {
         }
     }
 
-    fn same_origin(&self, url: &Url) -> bool {
-        self.index_url.origin() == url.origin()
-    }
-
     fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let backoff = self
             .retry
@@ -317,7 +311,7 @@ impl IndexClient {
 
     fn cache_file(&self, name: &PackageName) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        let index = hex(&Sha256::digest(self.index_url.as_str().as_bytes()))[..16].to_owned();
+        let index = hex(&Sha256::digest(self.index.url.as_str().as_bytes()))[..16].to_owned();
         Some(dir.join("simple").join(index).join(format!("{name}.json")))
     }
 }

@@ -137,6 +137,10 @@ fn sync_builds_each_tag_from_a_clean_checkout_and_records_its_commit_and_wheel()
         &["sync", "--index-url", &index.url, "--cache-dir", &cache],
     );
     assert_eq!(code, 1, "v1.2.0 builds 1.1.9: {stderr}");
+    assert!(
+        stderr.contains("1 tags are not versions and were skipped: vnext"),
+        "sync says so too: {stderr}"
+    );
     let line = stderr
         .lines()
         .find(|l| l.starts_with("hello-tool 1.2.0") && l.contains("FAILED"))

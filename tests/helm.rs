@@ -1454,7 +1454,12 @@ fn the_builder_image_runs_what_a_build_job_asks() {
             step: step.clone(),
             git: None,
         };
-        let args = step_args(&resource, &what, &settings);
+        let args = step_args(
+            &resource,
+            &what,
+            &settings,
+            &settings.index_for(&resource).unwrap(),
+        );
         let argv: Vec<String> = entry[1..].iter().cloned().chain(args).collect();
         let (step_args, platforms) = match cli(&argv).command {
             Cmd::Build(b) => (b.step, vec![b.platform]),

@@ -135,9 +135,7 @@ fn named_value(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: write NAME=VALUE"))?;
-    if name.len() > crate::spec::rules::MAX_INDEX_NAME_LEN
-        || !crate::spec::rules::INDEX_NAME.is_match(name)
-    {
+    if !crate::spec::rules::is_dns_label(name) {
         return Err(format!(
             "{name:?}: an index name is lowercase letters, digits and '-' (a DNS label)"
         ));

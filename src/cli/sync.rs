@@ -264,7 +264,8 @@ async fn run_sync<S: ReleaseStore>(
     for e in &invalid {
         eprintln!("error: {e}");
     }
-    let client = args.index.client()?;
+    let indexes = args.index.indexes()?;
+    let client = args.index.client_for(indexes.primary.clone())?;
     let observed = crate::cli::observe_versions(&client, &specs).await;
     let mut failed = !invalid.is_empty();
     let mut plans = Vec::new();
@@ -279,6 +280,7 @@ async fn run_sync<S: ReleaseStore>(
                 continue;
             }
         };
+        crate::cli::say_skipped_tags(spec, &project);
         match store.releases(&spec.spec.package).await {
             Ok(releases) => {
                 let versions = project.versions;
@@ -327,7 +329,7 @@ async fn run_sync<S: ReleaseStore>(
         store,
         settings: BuildSettings {
             pex,
-            indexes: args.index.indexes()?,
+            indexes,
             cache_dir: cache.clone(),
             work_dir: run_dir.path().to_owned(),
             pex_root: cache.join("pex-root"),

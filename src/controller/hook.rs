@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
 use super::resource::PythonPackage;
+use crate::spec::rules::is_dns_label;
 
 /// The environment variable that holds the secret; set, it turns the receiver on.
 pub const SECRET_ENV: &str = "HERMIT_PEX_WEBHOOK_SECRET";
@@ -131,17 +132,6 @@ pub fn event(headers: &HeaderMap, body: &[u8]) -> Option<Event> {
             _ => "an event without X-GitHub-Event".to_owned(),
         }),
     })
-}
-
-/// A Kubernetes namespace: an RFC 1123 label.
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
 }
 
 /// A resource name: an RFC 1123 subdomain (labels joined by dots, at most 253 characters).

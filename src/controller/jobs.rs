@@ -344,6 +344,7 @@ pub fn step_args(
     resource: &PythonPackage,
     job: &JobFor<'_>,
     settings: &JobSettings,
+    index: &JobIndex,
 ) -> Vec<String> {
     let spec = &resource.spec.package;
     let mut args: Vec<String> = vec![
@@ -409,11 +410,7 @@ pub fn step_args(
         "--github-url".into(),
         settings.github_url.clone(),
         "--index-url".into(),
-        // An unknown name fails closed: an empty URL the step refuses, never the default
-        // index in its place (step_job refuses it before this).
-        settings
-            .index_for(resource)
-            .map_or_else(|_| String::new(), |i| i.url),
+        index.url.clone(),
     ]);
     for url in &settings.extra_index_urls {
         args.extend(["--extra-index-url".into(), url.clone()]);
@@ -463,9 +460,13 @@ pub fn step_job(
     let mut annotations = made_for(resource);
     annotations.insert(VERSION_ANNOTATION.to_owned(), job.version.to_string());
     annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
-    settings.index_for(resource)?;
-    let args = step_args(resource, job, settings);
+    // An unknown spec.index fails closed: no Job, never the default index in its place.
+    let index = settings.index_for(resource)?;
+    let args = step_args(resource, job, settings, &index);
     let mut object = job_object(resource, name, labels, annotations, args, pool, settings)?;
+    if let Some(secret) = &index.credentials_secret {
+        container_env(&mut object).extend(index_credentials_env(secret));
+    }
     // Only the lock step checks the repository out: the builds take the wheel it uploaded.
     if resource.spec.package.source.is_some() && matches!(job.step, JobStep::Lock { .. }) {
         with_git_credentials(&mut object, &settings.git);
@@ -482,18 +483,7 @@ fn with_git_credentials(job: &mut Job, git: &GitCredentials) {
     let container = &mut pod.containers[0];
     let env = container.env.get_or_insert_with(Vec::new);
     if let Some((name, key)) = &git.token_secret {
-        env.push(EnvVar {
-            name: "HERMIT_PEX_GIT_TOKEN".into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: name.clone(),
-                    key: key.clone(),
-                    optional: Some(false),
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        });
+        env.push(secret_env("HERMIT_PEX_GIT_TOKEN", name, key, false));
     }
     let Some(secret) = &git.ssh_key_secret else {
         return;
@@ -558,28 +548,14 @@ fn job_object(
         mount_path: path.into(),
         ..VolumeMount::default()
     };
-    let mut env = vec![
-        EnvVar {
-            name: "GITHUB_TOKEN".into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: token_name,
-                    key: token_key,
-                    optional: Some(false),
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        },
+    let env = vec![
+        secret_env("GITHUB_TOKEN", &token_name, &token_key, false),
         EnvVar {
             name: "HOME".into(),
             value: Some("/work".into()),
             ..EnvVar::default()
         },
     ];
-    if let Some(secret) = &settings.index_for(resource)?.credentials_secret {
-        env.extend(index_credentials_env(secret));
-    }
     let container = Container {
         name: "build".into(),
         image: Some(settings.image.clone()),
@@ -658,7 +634,7 @@ fn job_object(
 /// The index credentials from `secret` as the variables hermit-pex reads, by reference: the
 /// values never enter the Job object. Each key is optional, so a Secret with just `token` (or
 /// just `username` and `password`) serves.
-pub fn index_credentials_env(secret: &str) -> Vec<EnvVar> {
+fn index_credentials_env(secret: &str) -> Vec<EnvVar> {
     use crate::pypi::auth::{PASSWORD_ENV, TOKEN_ENV, USERNAME_ENV};
     [
         (USERNAME_ENV, "username"),
@@ -666,19 +642,36 @@ pub fn index_credentials_env(secret: &str) -> Vec<EnvVar> {
         (TOKEN_ENV, "token"),
     ]
     .into_iter()
-    .map(|(name, key)| EnvVar {
-        name: name.into(),
+    .map(|(name, key)| secret_env(name, secret, key, true))
+    .collect()
+}
+
+/// The variable `var` from the key `key` of the Secret `secret`, by reference: the value
+/// never enters the Job object.
+fn secret_env(var: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: var.into(),
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
                 name: secret.into(),
                 key: key.into(),
-                optional: Some(true),
+                optional: Some(optional),
             }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
-    })
-    .collect()
+    }
+}
+
+/// The build container's environment.
+fn container_env(job: &mut Job) -> &mut Vec<EnvVar> {
+    job.spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .expect("job_object makes a pod template")
+        .containers[0]
+        .env
+        .get_or_insert_with(Vec::new)
 }
 
 fn empty_dir(name: &str) -> Volume {

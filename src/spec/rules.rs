@@ -118,6 +118,11 @@ pattern!(
     BAD_DIR = r"^[/\\]|(^|[/\\])\.\.([/\\]|$)|\p{Cc}"
 );
 
+/// A DNS label (RFC 1123), as Kubernetes names namespaces and the operator names its indexes.
+pub fn is_dns_label(s: &str) -> bool {
+    s.len() <= MAX_INDEX_NAME_LEN && INDEX_NAME.is_match(s)
+}
+
 /// A relative path that stays inside its root: no leading `/` or `\\`, no `..` component, no
 /// control character; the CRD checks `spec.manifests.dir` with the same pattern.
 pub fn is_relative_inside(dir: &str) -> bool {
