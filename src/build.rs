@@ -47,6 +47,9 @@ pub struct VersionJob {
     pub package: PackageName,
     pub version: Version,
     pub inputs: VersionInputs,
+    /// The platforms the config wants: a version is published once each is built or cannot
+    /// exist.
+    pub platforms: Vec<Platform>,
 }
 
 impl VersionJob {
@@ -59,6 +62,7 @@ impl VersionJob {
             package: spec.package.clone(),
             version: iv.version.clone(),
             inputs: crate::plan::inputs(spec, iv, python),
+            platforms: spec.platforms(),
         }
     }
 
@@ -248,7 +252,7 @@ pub async fn build_wheel(
             version: job.version.clone(),
         });
     }
-    let (size, sha256) = artifact::sha256_file(&path)?;
+    let (size, sha256) = crate::digest::sha256_file(&path)?;
     Ok(LocalWheel { path, sha256, size })
 }
 
@@ -345,7 +349,7 @@ pub async fn read(
     wheel: Option<&LocalWheel>,
 ) -> Result<Lock, BuildError> {
     let parsed = read_lock(path)?;
-    let (size, sha256) = artifact::sha256_file(path)?;
+    let (size, sha256) = crate::digest::sha256_file(path)?;
     let scripts = match (wheel, parsed.wheel_of(package)) {
         (Some(w), _) => Some(scripts::console_scripts(std::fs::File::open(&w.path)?)?),
         (None, Some(url)) => {
@@ -470,7 +474,7 @@ pub async fn build_platform(
     } else {
         (record.binaries.clone(), record.test.clone())
     };
-    let build = pack(job, platform, &pex_path, &binaries, target, &dir)?;
+    let build = pack(job, platform, &pex_path, &binaries, target, &dir).await?;
     Ok(Built {
         build,
         pex: pex_path,
@@ -489,7 +493,7 @@ pub struct Built {
 }
 
 /// Packs an already built PEX for another platform (pure Python builds).
-pub fn reuse_for(
+pub async fn reuse_for(
     job: &VersionJob,
     built: &Built,
     platform: Platform,
@@ -504,14 +508,16 @@ pub fn reuse_for(
         &built.binaries,
         Target::Universal,
         &dir,
-    )?;
+    )
+    .await?;
     Ok(Built {
         build,
         ..built.clone()
     })
 }
 
-fn pack(
+/// Packs the tarball (tar, gzip and sha256 of a PEX of up to 200 MB: on the blocking pool).
+async fn pack(
     job: &VersionJob,
     platform: Platform,
     pex: &Path,
@@ -521,7 +527,15 @@ fn pack(
 ) -> Result<PlatformBuild, BuildError> {
     let asset = job.package.asset_name(platform);
     let tarball = dir.join(&asset);
-    let (size, sha256) = artifact::write_tarball(&tarball, &job.package, pex, binaries)?;
+    let (out, package, pex, binaries) = (
+        tarball.clone(),
+        job.package.clone(),
+        pex.to_owned(),
+        binaries.to_vec(),
+    );
+    let (size, sha256) =
+        crate::blocking::run(move || artifact::write_tarball(&out, &package, &pex, &binaries))
+            .await?;
     Ok(PlatformBuild {
         asset,
         size,
@@ -723,7 +737,7 @@ fn input_key(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0]);
     }
-    crate::pypi::hex(&h.finalize())
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]

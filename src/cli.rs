@@ -2,6 +2,7 @@
 //! calls the core, and prints; problems are reported per package and the run goes on.
 
 pub mod controller;
+pub(crate) mod step;
 pub(crate) mod sync;
 
 use std::io::Write;
@@ -388,8 +389,8 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Plan(args) => plan_command(args).await,
             Command::Sync(args) => sync::sync_command(*args).await,
-            Command::Lock(args) => sync::lock_command(*args).await,
-            Command::Build(args) => sync::build_command(*args).await,
+            Command::Lock(args) => step::lock_command(*args).await,
+            Command::Build(args) => step::build_command(*args).await,
             Command::Controller(args) => {
                 controller::controller_command(*args, cli.verbose, cli.log_format).await
             }

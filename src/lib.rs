@@ -3,18 +3,20 @@
 //! A pure planner (`plan`) sits at the centre; `pypi` observes the index; the executors at the
 //! edges build, release and write manifests.
 
+pub mod blocking;
 pub mod build;
 pub mod cli;
 pub mod controller;
+pub mod digest;
 pub mod github;
 pub mod gitops;
 pub mod hermit;
-pub mod local;
 pub mod names;
-pub mod pipeline;
 pub mod plan;
 pub mod pypi;
 pub mod release;
 pub mod source;
 pub mod spec;
+pub mod step;
+pub mod sync;
 pub mod verify;

@@ -17,7 +17,6 @@ use crate::hermit::CompleteVersion;
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::pypi::IndexVersion;
 use crate::release::info::SourceRecord;
-use crate::release::info::{missing_asset, record_asset};
 use crate::release::{Release, ReleaseId, ReleaseState, TestOutcome, VersionInputs};
 use crate::spec::PackageSpec;
 
@@ -386,13 +385,8 @@ fn plan_draft(
     let platforms = spec.platforms();
     let mut running = lock_state == Some(&WorkState::Running);
     for &p in &platforms {
-        let built = keep.asset(&spec.package, p).is_some_and(|a| a.is_present())
-            && keep
-                .asset_named(&record_asset(&spec.package, p))
-                .is_some_and(|a| a.is_present());
-        let missing = keep
-            .asset_named(&missing_asset(&spec.package, p))
-            .is_some_and(|a| a.is_present());
+        let built = keep.has_built(&spec.package, p);
+        let missing = keep.has_missing(&spec.package, p);
         if built {
             vp.done.push(p);
             continue;

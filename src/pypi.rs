@@ -13,7 +13,6 @@ use std::time::Duration;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use auth::{AuthError, Credentials, EnvCredentials, Index, Indexes, PrivateNetrc};
 pub use simple::{DistFile, IndexVersion, installable_versions, version_from_filename};
@@ -311,7 +310,7 @@ impl IndexClient {
 
     fn cache_file(&self, name: &PackageName) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        let index = hex(&Sha256::digest(self.index.url.as_str().as_bytes()))[..16].to_owned();
+        let index = crate::digest::sha256_hex(self.index.url.as_str())[..16].to_owned();
         Some(dir.join("simple").join(index).join(format!("{name}.json")))
     }
 }
@@ -428,10 +427,6 @@ pub fn redact(url: &str) -> String {
         Ok(u) => u.to_string(),
         Err(_) => url.split('@').next_back().unwrap_or(url).to_owned(),
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -92,6 +92,19 @@ impl Release {
         self.asset_named(&package.asset_name(platform))
     }
 
+    /// The platform counts as built: its tarball and its record are both there (the record
+    /// goes up second, so a run killed in between builds the platform again).
+    pub fn has_built(&self, package: &PackageName, platform: Platform) -> bool {
+        let present = |name: &str| self.asset_named(name).is_some_and(Asset::is_present);
+        present(&package.asset_name(platform)) && present(&info::record_asset(package, platform))
+    }
+
+    /// The platform is recorded as impossible (no wheel of a dependency for it).
+    pub fn has_missing(&self, package: &PackageName, platform: Platform) -> bool {
+        self.asset_named(&info::missing_asset(package, platform))
+            .is_some_and(Asset::is_present)
+    }
+
     pub fn has_complete(&self, package: &PackageName, platform: Platform) -> bool {
         self.asset(package, platform)
             .is_some_and(Asset::is_complete)

@@ -344,7 +344,7 @@ fn a_versions_jobs_run_at_once_as_processes_and_make_one_release_published_and_l
         let bytes = fake.asset_bytes(&release.tag, name).unwrap();
         let path = work.path().join("check");
         std::fs::write(&path, bytes).unwrap();
-        let (_, actual) = hermit_pex::build::artifact::sha256_file(&path).unwrap();
+        let (_, actual) = hermit_pex::digest::sha256_file(&path).unwrap();
         assert_eq!(actual, digest, "{url}");
     }
     drop(server);

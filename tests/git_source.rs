@@ -174,7 +174,7 @@ fn sync_builds_each_tag_from_a_clean_checkout_and_records_its_commit_and_wheel()
             asset.starts_with(&format!("hello_tool-{version}-")),
             "{info}"
         );
-        let (_, sha) = hermit_pex::build::artifact::sha256_file(&release.join(asset)).unwrap();
+        let (_, sha) = hermit_pex::digest::sha256_file(&release.join(asset)).unwrap();
         assert_eq!(
             wheel["sha256"],
             sha.as_str(),

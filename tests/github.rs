@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::github::{FakeGitHub, Fault};
 use common::*;
-use hermit_pex::build::artifact::sha256_file;
+use hermit_pex::digest::sha256_file;
 use hermit_pex::hermit;
 use hermit_pex::names::{PackageName, Platform, PythonMinor};
 use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};

@@ -179,7 +179,7 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
     );
     for (url, digest) in &existing.sha256sums {
         let path = url.strip_prefix("file://").unwrap();
-        let (_, actual) = hermit_pex::build::artifact::sha256_file(Path::new(path)).unwrap();
+        let (_, actual) = hermit_pex::digest::sha256_file(Path::new(path)).unwrap();
         assert_eq!(&actual, digest, "{url}");
     }
 

@@ -2,11 +2,10 @@
 //! byte-for-byte reproducible, with its sha256.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use flate2::{Compression, GzBuilder};
-use sha2::{Digest, Sha256};
 
 use crate::names::{BinaryName, PackageName};
 
@@ -80,29 +79,12 @@ pub fn write_tarball(
     let mut file = tar.into_inner()?.finish()?;
     file.flush()?;
     drop(file);
-    sha256_file(out)
+    crate::digest::sha256_file(out)
 }
 
 enum Entry<'a> {
     Text(String),
     File(&'a Path),
-}
-
-/// (size, lowercase hex sha256) of a file, streamed.
-pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, crate::pypi::hex(&hasher.finalize())))
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use pep440_rs::Version;
-use sha2::{Digest, Sha256};
 
 use super::BuildError;
 use crate::names::{BinaryName, PackageName};
@@ -183,7 +182,7 @@ async fn download(
     cache_dir: &Path,
     indexes: &crate::pypi::Indexes,
 ) -> Result<PathBuf, BuildError> {
-    let key = crate::pypi::hex(&Sha256::digest(url.as_bytes()));
+    let key = crate::digest::sha256_hex(url);
     let dir = cache_dir.join("wheels");
     let path = dir.join(&key[..32]);
     if path.is_file() {

@@ -18,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::resource::PythonPackage;
 use crate::names::{Arch, Os, Platform, PythonMinor};
@@ -267,7 +266,7 @@ fn dns_name(full: &str, version: &Version) -> String {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '.');
     if name.len() > 63 || !exact {
-        let hash = crate::pypi::hex(&Sha256::digest(full.as_bytes()));
+        let hash = crate::digest::sha256_hex(full);
         name = format!(
             "{}-{}",
             name[..name.len().min(52)].trim_end_matches('-'),

@@ -31,6 +31,7 @@ use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, Step, VersionPlan, WorkKind, WorkState, plan};
 use crate::pypi::IndexVersion;
 use crate::release::{Release, ReleaseId, ReleaseStore};
+use crate::step::{Done, PublishError, StepError, StepRunner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -435,18 +436,15 @@ async fn discard_drafts<S: ReleaseStore>(
     plan: &Plan,
 ) -> bool {
     let mut discarded = Vec::new();
+    let runner = runner(ctx, store);
     for (vp, step) in plan.steps() {
         let Step::Discard { release, why } = step else {
             continue;
         };
-        let Ok(r) = store.release(s.name(), release).await else {
-            continue; // gone already
-        };
-        match store.delete_draft(&r).await {
-            Ok(()) => {
-                tracing::info!(package = %s.name(), version = %vp.version, %release, %why, "discarded a draft");
-                discarded.push(format!("{} ({release}): {why}", vp.version));
-            }
+        let job = VersionJob::new(s.spec(), &IndexVersion::new(vp.version.clone()), vp.python);
+        match runner.run(&job, step, &[]).await {
+            Ok(_) => discarded.push(format!("{} ({release}): {why}", vp.version)),
+            // Gone already, or refused: the next reconcile plans it again.
             Err(e) => {
                 tracing::warn!(package = %s.name(), version = %vp.version, %release, error = %e, "cannot discard a draft")
             }
@@ -480,25 +478,26 @@ async fn publish_complete<S: ReleaseStore>(
         let Step::Publish { release } = step else {
             continue;
         };
-        let Ok(r) = store.release(s.name(), release).await else {
-            continue;
-        };
-        let scratch = tempfile::tempdir_in(&ctx.scratch).or_else(|_| tempfile::tempdir());
-        let result = match &scratch {
-            Ok(dir) => crate::pipeline::publish(store, &r, &s.spec().platforms(), dir.path()).await,
-            Err(e) => Err(crate::pipeline::PublishError::Record {
+        let job = VersionJob::new(s.spec(), &IndexVersion::new(vp.version.clone()), vp.python);
+        let result = match tempfile::tempdir_in(&ctx.scratch).or_else(|_| tempfile::tempdir()) {
+            Ok(dir) => {
+                let runner = StepRunner {
+                    scratch: dir.path(),
+                    ..runner(ctx, store)
+                };
+                runner.run(&job, step, &[]).await
+            }
+            Err(e) => Err(StepError::Publish(PublishError::Record {
                 asset: "(scratch)".into(),
                 message: e.to_string(),
-            }),
+            })),
         };
         match result {
-            Ok(info) => {
-                tracing::info!(package = %s.name(), version = %vp.version, %release, missing = ?info.missing.keys().collect::<Vec<_>>(), "published");
-                published.push(vp.version.to_string());
-            }
+            Ok(_) => published.push(vp.version.to_string()),
             Err(e) => {
-                use crate::pipeline::PublishError as P;
-                let permanent = matches!(e, P::Incomplete(_) | P::Record { .. });
+                use PublishError as P;
+                let permanent =
+                    matches!(e, StepError::Publish(P::Incomplete(_) | P::Record { .. }));
                 tracing::warn!(package = %s.name(), version = %vp.version, %release, error = %e, permanent, "not published");
                 failed.push(format!("{}: {e}", vp.version));
                 trouble.push(Trouble {
@@ -640,7 +639,7 @@ async fn start_jobs<S: ReleaseStore>(
         }
         let release = match release {
             Some(r) => r,
-            None => match create_release(s, store, versions, vp).await {
+            None => match create_release(ctx, s, store, versions, vp).await {
                 Ok(r) => r,
                 Err(e) => {
                     trouble.push(Trouble {
@@ -721,6 +720,7 @@ async fn start_jobs<S: ReleaseStore>(
 
 /// Makes the version's draft: the one release its Jobs will upload to.
 async fn create_release<S: ReleaseStore>(
+    ctx: &Context<S>,
     s: &Subject<'_>,
     store: &S,
     versions: &[IndexVersion],
@@ -731,15 +731,23 @@ async fn create_release<S: ReleaseStore>(
         .find(|iv| iv.version == vp.version)
         .ok_or_else(|| format!("{} is no longer a version of the source", vp.version))?;
     let job = VersionJob::new(s.spec(), iv, vp.python);
-    match store.create(&job.info()).await {
-        Ok(r) => {
-            tracing::info!(package = %s.name(), version = %vp.version, release = %r.id, "created the draft release");
-            Ok(r.id)
-        }
+    match runner(ctx, store).run(&job, &Step::Create, &[]).await {
+        Ok(Done::Created(r)) => Ok(r.id),
+        Ok(_) => unreachable!("a create step creates"),
         Err(e) => {
             tracing::warn!(package = %s.name(), version = %vp.version, error = %e, "cannot create the draft release");
             Err(format!("cannot create the release of {}: {e}", vp.version))
         }
+    }
+}
+
+/// The runner of the release steps: the controller builds nothing in its own process.
+fn runner<'a, S>(ctx: &'a Context<S>, store: &'a S) -> StepRunner<'a, S> {
+    StepRunner {
+        store,
+        settings: None,
+        scratch: &ctx.scratch,
+        say: &|line| tracing::debug!("{line}"),
     }
 }
 

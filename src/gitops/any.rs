@@ -61,10 +61,7 @@ impl AnySink {
         let dir = s.dir.trim_matches('/').to_owned();
         if let Some(url) = &s.git {
             // One checkout per target: two sinks never share a working tree.
-            let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
-                "{url}\n{}\n{dir}",
-                s.branch
-            )));
+            let key = crate::digest::sha256_hex(format!("{url}\n{}\n{dir}", s.branch));
             return Ok(Some(Self::Git(GitSink::new(GitSinkConfig {
                 url: url.clone(),
                 branch: s.branch.clone(),

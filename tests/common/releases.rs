@@ -29,7 +29,7 @@ pub async fn put<S: ReleaseStore>(
 ) -> (u64, String) {
     let path = dir.join(format!("{}-{name}", release.id.0.replace('/', "_")));
     std::fs::write(&path, content).unwrap();
-    let (size, sha256) = hermit_pex::build::artifact::sha256_file(&path).unwrap();
+    let (size, sha256) = hermit_pex::digest::sha256_file(&path).unwrap();
     store
         .upload(
             release,
