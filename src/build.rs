@@ -8,7 +8,6 @@
 pub mod artifact;
 pub mod complete_platform;
 pub mod scripts;
-pub mod tools;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,8 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::release::VersionInputs;
 pub use crate::release::{BuildInfo, LockRecord, PlatformBuild, Target, TestOutcome};
-pub use tools::{PEX_OPTIONS, now};
-use tools::{PIP_VERSION, Pex, ToolError};
+use crate::tools::{self, PIP_VERSION, Pex, ToolError};
+pub use crate::tools::{PEX_OPTIONS, now};
 
 #[derive(Debug, Clone)]
 pub struct BuildSettings {

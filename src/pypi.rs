@@ -15,7 +15,7 @@ use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
 pub use auth::{AuthError, Credentials, EnvCredentials, Index, Indexes, PrivateNetrc};
-pub use simple::{DistFile, IndexVersion, installable_versions, version_from_filename};
+pub use simple::{DistFile, GitTag, IndexVersion, installable_versions, version_from_filename};
 
 use crate::names::PackageName;
 

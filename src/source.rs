@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use pep440_rs::Version;
 
-pub mod tag;
+pub use crate::pypi::GitTag;
 
-pub use tag::GitTag;
-
-use crate::build::tools;
 use crate::pypi::IndexVersion;
 use crate::spec::GitSource;
+use crate::tools;
 
 /// A repository's versions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -192,7 +190,10 @@ pub fn credentials_from(
         && !token.is_empty()
         && url.starts_with("https://")
     {
-        let basic = crate::gitops::base64(format!("x-access-token:{token}").as_bytes());
+        let basic = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("x-access-token:{token}"),
+        );
         env.push(("GIT_CONFIG_COUNT", "1".into()));
         env.push(("GIT_CONFIG_KEY_0", "http.extraHeader".into()));
         env.push((

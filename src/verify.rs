@@ -6,9 +6,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::build::tools;
 use crate::digest::sha256_file;
 use crate::names::{BinaryName, PythonMinor};
+use crate::tools;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

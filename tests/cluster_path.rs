@@ -140,9 +140,7 @@ fn finish(child: std::process::Child) -> String {
 fn python312_dir() -> PathBuf {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
-            "3.12".parse().unwrap(),
-        ))
+        .block_on(hermit_pex::tools::find_python("3.12".parse().unwrap()))
         .expect("CPython 3.12");
     python.parent().unwrap().to_owned()
 }

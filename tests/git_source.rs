@@ -197,9 +197,7 @@ fn sync_builds_each_tag_from_a_clean_checkout_and_records_its_commit_and_wheel()
         assert!(status.success());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let python = rt
-            .block_on(hermit_pex::build::tools::find_python(
-                "3.12".parse().unwrap(),
-            ))
+            .block_on(hermit_pex::tools::find_python("3.12".parse().unwrap()))
             .unwrap();
         let out = Command::new(unpacked.path().join("hello"))
             .env(

@@ -514,7 +514,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
 fn python312_on_path() -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
+        .block_on(hermit_pex::tools::find_python(
             PythonMinor::new(12).unwrap(),
         ))
         .unwrap();

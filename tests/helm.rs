@@ -1494,7 +1494,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
     // pex as the build expects it, and every CPython minor from 3.9 to 3.14 on PATH.
     assert_eq!(
         arg_default(&stages["pythons"], "PEX_VERSION"),
-        hermit_pex::build::tools::PEX_VERSION
+        hermit_pex::tools::PEX_VERSION
     );
     for stage in ["pythons", "builder"] {
         let pythons: Vec<&str> = arg_default(&stages[stage], "PYTHONS").split(' ').collect();

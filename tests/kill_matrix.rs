@@ -30,9 +30,7 @@ impl Points {
 fn python312_on_path() -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
-            "3.12".parse().unwrap(),
-        ))
+        .block_on(hermit_pex::tools::find_python("3.12".parse().unwrap()))
         .expect("CPython 3.12");
     format!("{}:/usr/bin:/bin", python.parent().unwrap().display())
 }

@@ -86,7 +86,7 @@ const TINY_FLAGS: &[&str] = &["--script", "tiny-tool", "--script", "tiny-admin"]
 fn python312_dir() -> PathBuf {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
+        .block_on(hermit_pex::tools::find_python(
             PythonMinor::new(12).unwrap(),
         ))
         .expect("CPython 3.12");
@@ -544,7 +544,7 @@ fn a_python_the_host_lacks_is_built_from_complete_platforms_and_says_so() {
     .unwrap();
     assert_eq!(info["python"], "3.14");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let local = rt.block_on(hermit_pex::build::tools::find_python(
+    let local = rt.block_on(hermit_pex::tools::find_python(
         PythonMinor::new(14).unwrap(),
     ));
     let host = info["platforms"]["linux-amd64"]["target"].as_str().unwrap();

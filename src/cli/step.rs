@@ -80,7 +80,7 @@ async fn run_step(
                 .unwrap_or_default())
         );
     }
-    let pex = crate::build::tools::Pex::locate(&cache).await?;
+    let pex = crate::tools::Pex::locate(&cache).await?;
     std::fs::create_dir_all(cache.join("work"))?;
     let run_dir = tempfile::Builder::new()
         .prefix("run-")

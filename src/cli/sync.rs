@@ -110,11 +110,11 @@ async fn run_sync<S: ReleaseStore>(
     let total_builds: usize = plans.iter().map(|(_, _, p)| p.builds()).sum();
     let cache = cache_dir(args);
     let pex = if total_builds > 0 {
-        crate::build::tools::Pex::locate(&cache)
+        crate::tools::Pex::locate(&cache)
             .await
             .context("pex is needed to build")?
     } else {
-        crate::build::tools::Pex {
+        crate::tools::Pex {
             bin_dir: PathBuf::new(),
         }
     };

@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::{
     CommitOutcome, ManifestSink, Render, SinkError, commit_message, read_optional, render_all,
 };
-use crate::build::tools::{self, ToolError};
 use crate::names::PackageName;
+use crate::tools::{self, ToolError};
 
 #[derive(Debug, Clone)]
 pub struct GitSinkConfig {

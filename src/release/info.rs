@@ -113,15 +113,15 @@ impl BuildInfo {
             requirements: inputs.requirements.clone(),
             inputs: Some(inputs),
             locked: None,
-            pex_version: crate::build::tools::PEX_VERSION.into(),
-            pip_version: crate::build::tools::PIP_VERSION.into(),
-            pex_options: crate::build::tools::PEX_OPTIONS
+            pex_version: crate::tools::PEX_VERSION.into(),
+            pip_version: crate::tools::PIP_VERSION.into(),
+            pex_options: crate::tools::PEX_OPTIONS
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
             platforms: BTreeMap::new(),
             missing: BTreeMap::new(),
-            built_at: crate::build::tools::now(),
+            built_at: crate::tools::now(),
         }
     }
 

@@ -67,11 +67,11 @@ pub async fn run(
         |n| n.to_string_lossy().into(),
     );
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        // git and pex have no use for the webhook secret: keep it out of their environment.
-        .env_remove(crate::controller::hook::SECRET_ENV)
-        .stdin(Stdio::null())
+    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+    for name in crate::credentials::WITHHELD_FROM_CHILDREN {
+        cmd.env_remove(name);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
