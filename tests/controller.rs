@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::github::{FakeGitHub, Fault};
+use common::kube_api::{Sent, node};
 use common::releases;
 use common::{Page, ReplayServer};
 use hermit_pex::controller::jobs::{JobIndex, JobSettings, PlatformTable};
@@ -24,69 +25,24 @@ use hermit_pex::pypi::IndexClient;
 use hermit_pex::release::dir::DirStore;
 use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};
 use hermit_pex::release::{Release, ReleaseState, ReleaseStore};
-use http::{Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 
-/// A request the controller sent: method, path and query, JSON body.
-type Sent = (String, String, Value);
-
-/// A mocked API server: `reply` answers each (method, path and query, body) with a status
-/// code and a JSON body; every request is recorded until the client is dropped.
-fn mock_api(
-    reply: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + 'static,
-) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(svc, "default");
-    let task = tokio::spawn(async move {
-        let mut sent = Vec::new();
-        while let Some((request, respond)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let (status, answer) = reply(&method, &uri, &body);
-            sent.push((method, uri, body));
-            respond.send_response(
-                Response::builder()
-                    .status(status)
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-        sent
-    });
-    (client, task)
-}
-
-/// Serves the controller: lists `jobs`, `nodes` and `pods`, echoes applied objects.
+/// The mocked API server with this file's namespace.
 fn api_server(
     pkg: PythonPackage,
     jobs: Vec<Value>,
     nodes: Vec<Value>,
     pods: Vec<Value>,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
-    mock_api(move |method, uri, body| {
-        let list = |kind: &str, items: &Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items});
-        let reply = if method == "GET" && uri.starts_with("/api/v1/nodes") {
-            list("NodeList", &nodes)
-        } else if method == "GET" && uri.contains("/pods") {
-            list("PodList", &pods)
-        } else if method == "GET" && uri.contains("/jobs") {
-            json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": jobs})
-        } else if method == "DELETE" {
-            json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
-        } else if uri.contains("/status") {
-            let mut object = serde_json::to_value(&pkg).unwrap();
-            object["status"] = body["status"].clone();
-            object
-        } else {
-            body.clone()
-        };
-        (200, reply)
-    })
+    common::kube_api::api_server("default", pkg, jobs, nodes, pods)
+}
+
+fn mock_api(
+    reply: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + 'static,
+) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
+    common::kube_api::mock_api("default", reply)
 }
 
 fn package(extra: &str) -> PythonPackage {
@@ -144,14 +100,6 @@ fn context<S>(client: kube::Client, index_url: &str, store: S, per_package: usiz
         scratch: std::env::temp_dir(),
         packages: None,
     }
-}
-
-fn node(name: &str, arch: &str, ready: bool) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
-        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
-    })
 }
 
 async fn run(

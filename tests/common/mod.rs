@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 pub mod github;
 pub mod hermit_resolve;
+pub mod kube_api;
 pub mod releases;
 
 use std::collections::HashMap;
