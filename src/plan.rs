@@ -105,12 +105,32 @@ pub enum VersionStatus {
     Blocked,
 }
 
-/// Why a version or one of its platforms is stuck.
+/// What went wrong for a version, or for one of its platforms: the one failure record of the
+/// planner (what blocks a version), `sync` (what it reports) and the controller (its status
+/// shows them as `FailureRecord`s).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Blocker {
+pub struct Failure {
+    pub version: Version,
     pub platform: Option<Platform>,
+    /// A short CamelCase reason, as Kubernetes conditions have.
     pub reason: String,
     pub message: String,
+}
+
+impl Failure {
+    pub fn new(
+        version: &Version,
+        platform: Option<Platform>,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            version: version.clone(),
+            platform,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,7 +153,7 @@ pub struct VersionPlan {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub waiting: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub blockers: Vec<Blocker>,
+    pub blockers: Vec<Failure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// A published version's Git tag now points elsewhere: said, never rebuilt.
@@ -544,11 +564,8 @@ fn moved_tag(published: &Release, iv: &IndexVersion) -> Option<String> {
 }
 
 fn block(vp: &mut VersionPlan, platform: Option<Platform>, reason: &str, message: &str) {
-    vp.blockers.push(Blocker {
-        platform,
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-    });
+    let failure = Failure::new(&vp.version, platform, reason, message);
+    vp.blockers.push(failure);
 }
 
 /// The platforms this run may build: the config's, narrowed by `--platforms`.

@@ -18,7 +18,7 @@ use crate::build::{BuildSettings, VersionJob};
 use crate::gitops::{CommitOutcome, ManifestSink, SinkError};
 use crate::hermit::CompleteVersion;
 use crate::names::{PackageName, Platform};
-use crate::plan::{Plan, PlanOptions, Step, Tried, VersionPlan, plan_version};
+use crate::plan::{Failure, Plan, PlanOptions, Step, Tried, VersionPlan, plan_version};
 use crate::pypi::IndexVersion;
 use crate::release::{Release, ReleaseStore};
 use crate::spec::LoadedSpec;
@@ -43,14 +43,6 @@ pub struct SyncRun<'a, S> {
     pub progress: Progress,
 }
 
-/// A (version, platform) that did not make it, and why.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub version: Version,
-    pub platform: Option<Platform>,
-    pub message: String,
-}
-
 #[derive(Debug, Default)]
 pub struct PackageOutcome {
     pub built: usize,
@@ -68,13 +60,15 @@ struct VersionOutcome {
 /// Why a version stopped: the step that failed, on which platform.
 struct Halt {
     platform: Option<Platform>,
+    reason: &'static str,
     message: String,
 }
 
 impl Halt {
-    fn version(message: impl ToString) -> Self {
+    fn version(reason: &'static str, message: impl ToString) -> Self {
         Self {
             platform: None,
+            reason,
             message: message.to_string(),
         }
     }
@@ -84,6 +78,7 @@ impl From<StepError> for Halt {
     fn from(e: StepError) -> Self {
         Self {
             platform: e.platform(),
+            reason: e.reason(),
             message: e.to_string(),
         }
     }
@@ -100,12 +95,8 @@ struct VersionRun<'r, 'a, S> {
 }
 
 impl<S: ReleaseStore> VersionRun<'_, '_, S> {
-    fn fail(&mut self, platform: Option<Platform>, message: String) {
-        let f = Failure {
-            version: self.iv.version.clone(),
-            platform,
-            message,
-        };
+    fn fail(&mut self, platform: Option<Platform>, reason: &str, message: String) {
+        let f = Failure::new(&self.iv.version, platform, reason, message);
         self.sync.report(&self.spec.package, &f);
         self.out.failures.push(f);
     }
@@ -125,7 +116,10 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
             let releases = match store.releases(&self.spec.package).await {
                 Ok(rs) => rs,
                 Err(e) if round > 0 => {
-                    return Err(Halt::version(format!("cannot read releases: {e}")));
+                    return Err(Halt::version(
+                        "ReleaseStoreFailed",
+                        format!("cannot read releases: {e}"),
+                    ));
                 }
                 Err(_) => Vec::new(),
             };
@@ -142,10 +136,10 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
                 return Ok(vp);
             }
             if round >= MAX_ROUNDS {
-                return Err(Halt::version(format!(
-                    "still has steps after {MAX_ROUNDS} rounds: {:?}",
-                    vp.steps
-                )));
+                return Err(Halt::version(
+                    "NotSettled",
+                    format!("still has steps after {MAX_ROUNDS} rounds: {:?}", vp.steps),
+                ));
             }
             self.step(&vp, &releases).await?;
         }
@@ -223,7 +217,7 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
                         self.say(e.to_string());
                         Ok(())
                     }
-                    Err(e) => Err(Halt::version(e)),
+                    Err(e) => Err(Halt::from(e)),
                 }
             }
         }
@@ -242,10 +236,11 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
                 Ok(PlatformOutcome::AlreadyBuilt) => {}
                 Ok(PlatformOutcome::Missing(why)) => self.fail(
                     Some(p),
+                    "NoWheelForPlatform",
                     format!("{why}; recorded: the version is released for the other platforms"),
                 ),
                 Err(e) if failed.is_none() => failed = Some(Halt::from(e)),
-                Err(e) => self.fail(Some(p), e.to_string()),
+                Err(e) => self.fail(Some(p), e.reason(), e.to_string()),
             }
         }
         failed.map_or(Ok(()), Err)
@@ -285,25 +280,17 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
     }
 
     fn blocked(&self, package: &PackageName, vp: &VersionPlan) -> Vec<Failure> {
-        vp.blockers
-            .iter()
-            .map(|b| {
-                let f = Failure {
-                    version: vp.version.clone(),
-                    platform: b.platform,
-                    message: format!("{}: {}", b.reason, b.message),
-                };
-                self.report(package, &f);
-                f
-            })
-            .collect()
+        for f in &vp.blockers {
+            self.report(package, f);
+        }
+        vp.blockers.clone()
     }
 
     fn report(&self, package: &PackageName, f: &Failure) {
         let on = f.platform.map_or_else(String::new, |p| format!(" {p}"));
         self.progress.line(format!(
-            "{package} {}{on}: FAILED: {}",
-            f.version, f.message
+            "{package} {}{on}: FAILED ({}): {}",
+            f.version, f.reason, f.message
         ));
     }
 
@@ -331,11 +318,16 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
         };
         match run.rounds(first).await {
             Ok(settled) => {
-                for b in &settled.blockers {
-                    run.fail(b.platform, format!("{}: {}", b.reason, b.message));
+                for f in settled.blockers {
+                    run.sync.report(&s.package, &f);
+                    run.out.failures.push(f);
                 }
             }
-            Err(Halt { platform, message }) => run.fail(platform, message),
+            Err(Halt {
+                platform,
+                reason,
+                message,
+            }) => run.fail(platform, reason, message),
         }
         run.out
     }
@@ -384,11 +376,12 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
                                 s.package, c.version
                             )),
                             Verdict::Failed(why) => {
-                                failures.push(Failure {
-                                    version: c.version.clone(),
-                                    platform: Some(host),
-                                    message: format!("left out of the manifest: {why}"),
-                                });
+                                failures.push(Failure::new(
+                                    &c.version,
+                                    Some(host),
+                                    "TestFailed",
+                                    format!("left out of the manifest: {why}"),
+                                ));
                                 continue;
                             }
                         }
