@@ -1711,3 +1711,69 @@ async fn spec_index_observes_the_named_index_and_refuses_an_unknown_name() {
     );
     assert!(applied_jobs(&sent).is_empty());
 }
+
+/// Two versions released and committed one after the other, minutes apart at most, through
+/// one recorder (as in the controller process): each decision is its own event with its own
+/// note, not a count on the first one's (kube folds events of one reason and action).
+#[tokio::test]
+async fn each_versions_release_and_commit_is_its_own_event() {
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.0"], &Platform::ALL).await;
+    drafts(dir.path(), &store, &["1.1"], &Platform::ALL[..3]).await;
+    let (bare, sink) = git_sink(dir.path());
+    let index = index().await;
+    let pkg = package("");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    let ctx = Arc::new(ctx);
+    let once = || async {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            reconcile(Arc::new(pkg.clone()), ctx.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    };
+    once().await; // 1.0 released and committed; 1.1 waits for darwin-arm64
+    let r = DirStore::new(dir.path().join("releases"), None).unwrap();
+    let draft = r
+        .release(
+            &pkg_name(),
+            &hermit_pex::release::ReleaseId("tool-v1.1".into()),
+        )
+        .await
+        .unwrap();
+    releases::build(&r, &draft, dir.path(), &Platform::ALL[3..]).await;
+    once().await; // 1.1 released and committed
+    drop(ctx);
+    let sent = server.await.unwrap();
+
+    let notes = |reason: &str| -> Vec<String> {
+        events(&sent, reason)
+            .iter()
+            .map(|e| e["note"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(notes("Released"), ["released 1.0", "released 1.1"]);
+    let log = git_log(&bare);
+    let sha = |i: usize| log[i].split_once(' ').unwrap().0.to_owned();
+    assert_eq!(
+        notes("ManifestCommitted"),
+        [
+            format!("committed {} (+1.0)", sha(1)),
+            format!("committed {} (+1.1)", sha(0))
+        ]
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(m, u, _)| m == "PATCH" && u.contains("/events/")),
+        "no event became a count on an earlier one"
+    );
+}
