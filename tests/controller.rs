@@ -781,6 +781,52 @@ async fn the_global_limit_counts_every_packages_jobs() {
     );
 }
 
+/// A package that left work for lack of a slot waits in the limit's queue (a finished Job
+/// wakes it); once nothing is left for it to start, it leaves the queue.
+#[tokio::test]
+#[ignore = "needs the one set_waiting line in reconcile.rs (controller-fixes report)"]
+async fn a_package_without_a_free_slot_waits_in_the_queue_until_its_jobs_are_made() {
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.1"], &[]).await;
+    let (view, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for n in 0..5 {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(running_job(
+            "other", n,
+        )));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let limit = GlobalLimit::new(7, view);
+    let index = index().await;
+    let pkg = one_version();
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.limit = Some(limit.clone());
+    reconcile_with(pkg.clone(), ctx).await;
+    let sent = server.await.unwrap();
+    assert_eq!(applied_jobs(&sent).len(), 2, "2 of 4: the limit is 7");
+    let me = kube::runtime::reflector::ObjectRef::new("tool").within("default");
+    assert_eq!(limit.waiters(), [me]);
+
+    // Its four build Jobs run (the other two were made after a slot freed).
+    let release = made[0].id.to_string();
+    let jobs = Platform::ALL
+        .iter()
+        .map(|p| job("1.1", &p.to_string(), &release, 2, "running"))
+        .collect();
+    let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    ctx.limit = Some(limit.clone());
+    reconcile_with(pkg, ctx).await;
+    assert!(applied_jobs(&server.await.unwrap()).is_empty());
+    assert!(limit.waiters().is_empty(), "nothing left to start");
+}
+
 /// A bare repository with one commit on main, and a GitSink over it.
 fn git_sink(dir: &std::path::Path) -> (std::path::PathBuf, hermit_pex::gitops::git::GitSink) {
     std::fs::create_dir_all(dir).unwrap();
