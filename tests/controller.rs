@@ -1823,3 +1823,96 @@ async fn each_versions_release_and_commit_is_its_own_event() {
         "no event became a count on an earlier one"
     );
 }
+
+/// A published release whose linux-amd64 tarball was swapped for other bytes (its digest in
+/// the store updated to match, as an attacker would): that platform is not listed; the status
+/// records the mismatch naming both digests, with a warning event once.
+#[tokio::test]
+async fn a_published_asset_that_is_not_what_was_built_is_reported_and_not_listed() {
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.1"], &Platform::ALL).await;
+    let index = index().await;
+    let pkg = one_version();
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    reconcile_with(pkg.clone(), context(client, &index.url, store, 8)).await;
+    assert_eq!(events(&server.await.unwrap(), "Released").len(), 1);
+
+    let release = dir.path().join("releases/tool-v1.1");
+    let tarball = release.join("tool-linux-amd64.tar.gz");
+    let built = hermit_pex::build::artifact::sha256_file(&tarball)
+        .unwrap()
+        .1;
+    std::fs::write(&tarball, b"other bytes entirely").unwrap();
+    let (size, swapped) = hermit_pex::build::artifact::sha256_file(&tarball).unwrap();
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(release.join("release.json")).unwrap()).unwrap();
+    file["assets"]["tool-linux-amd64.tar.gz"] = json!([size, swapped]);
+    std::fs::write(release.join("release.json"), file.to_string()).unwrap();
+
+    let (bare, sink) = git_sink(dir.path());
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg.clone(), ctx).await;
+    let sent = server.await.unwrap();
+    let status = status_of(&sent).clone();
+    let record = status["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "AssetMismatch")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(record["platform"], "linux-amd64");
+    let message = record["message"].as_str().unwrap();
+    assert!(
+        message.contains(&built) && message.contains(&swapped),
+        "{message}"
+    );
+    assert_eq!(condition(&status, "Ready").unwrap()["status"], "False");
+    let warned = events(&sent, "AssetMismatch");
+    assert_eq!(warned.len(), 1);
+    assert_eq!(warned[0]["type"], "Warning");
+    assert!(warned[0]["note"].as_str().unwrap().contains(&swapped));
+
+    let text = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["--git-dir", bare.to_str().unwrap(), "show", "main:tool.hcl"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!text.contains(&swapped), "{text}");
+    let r = common::hermit_resolve::resolve(&text, "1.1", "linux", "amd64").unwrap();
+    assert!(r.source.is_none(), "linux-amd64 not listed: {text}");
+    let r = common::hermit_resolve::resolve(&text, "1.1", "darwin", "arm64").unwrap();
+    assert!(r.source.is_some(), "the others are: {text}");
+
+    // The same state again: the record stays, the warning is not sent again.
+    let mut pkg = pkg;
+    pkg.status = Some(serde_json::from_value(status).unwrap());
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    let (_, sink) = git_sink(&dir.path().join("again"));
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg, ctx).await;
+    assert!(events(&server.await.unwrap(), "AssetMismatch").is_empty());
+}
