@@ -672,6 +672,7 @@ mod tests {
             "no slot is free yet"
         );
 
+        let finished = std::time::Instant::now();
         events
             .send(Ok(Event::Apply(job(serde_json::json!({"succeeded": 1})))))
             .unwrap();
@@ -680,6 +681,8 @@ mod tests {
             "c",
             "the oldest"
         );
+        // Was up to the 60 s fallback requeue.
+        println!("woken {:?} after the Job finished", finished.elapsed());
         assert!(
             next(&mut reconciled, 1).await.is_err(),
             "one slot, one package"
