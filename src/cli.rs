@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, VersionStatus, plan};
 use crate::pypi::{DEFAULT_INDEX_URL, IndexClient, IndexStats};
-use crate::release::Release;
+use crate::release::{Release, ReleaseStore};
 use crate::spec::{self, LoadedSpec, SpecError};
 
 #[derive(Parser)]
@@ -44,7 +44,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Show what would be built: versions, python, platforms, and what is already done.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Build what is missing, release it, and write Hermit manifests (the embedded default).
     Sync(Box<SyncArgs>),
     /// Resolve one version and record its lock in its draft release (pure Python: build every
@@ -333,6 +333,9 @@ pub struct PlanArgs {
     pub index: IndexArgs,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Where `sync` keeps releases: what is released there is shown as done.
+    #[command(flatten)]
+    pub release: ReleaseArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -387,7 +390,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Plan(args) => plan_command(args).await,
+            Command::Plan(args) => plan_command(*args).await,
             Command::Sync(args) => sync::sync_command(*args).await,
             Command::Lock(args) => step::lock_command(*args).await,
             Command::Build(args) => step::build_command(*args).await,
@@ -512,11 +515,27 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (specs, invalid) = load_specs(&args.paths)?;
     let client = args.index.client()?;
     let observed = observe_versions(&client, &specs).await;
-    let releases: Vec<Release> = Vec::new(); // no release store is consulted by `plan` yet
+    // The stores `sync` uses, with its flags: what is released there is done.
+    let store =
+        crate::release::AnyStore::open_existing(&args.release.settings(args.index.cache_dir()))?;
 
     let mut plans = Vec::new();
     let mut index_errors = Vec::new();
     for (s, result) in specs.iter().zip(observed) {
+        let releases: Vec<Release> = match &store {
+            Some(store) => match store.releases(&s.spec.package).await {
+                Ok(r) => r,
+                Err(e) => {
+                    index_errors.push(JsonError {
+                        file: s.file.display().to_string(),
+                        field: "releases".into(),
+                        message: format!("cannot read releases: {e}"),
+                    });
+                    continue;
+                }
+            },
+            None => Vec::new(),
+        };
         match result {
             Ok(project) => {
                 let p = plan(

@@ -638,32 +638,100 @@ pub struct Listable {
     pub tried: Tried,
 }
 
+/// A platform whose asset is not what was built and tested: the store's digest (or size) of
+/// the asset differs from the build info's. It is never listed, and always reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetMismatch {
+    pub version: Version,
+    pub platform: Platform,
+    /// The build info's sha256 and size: what was built and tested.
+    pub built: String,
+    pub built_size: u64,
+    /// The store's sha256 of the asset as it is now (`None`: the store cannot tell), and size.
+    pub asset: Option<String>,
+    pub asset_size: u64,
+}
+
+impl AssetMismatch {
+    /// What is wrong, without the platform (for a line that names it already).
+    pub fn why(&self) -> String {
+        format!(
+            "the asset (sha256 {}, {} bytes) is not what was built and tested (sha256 {}, {} bytes): not listed",
+            self.asset.as_deref().unwrap_or("unknown"),
+            self.asset_size,
+            self.built,
+            self.built_size
+        )
+    }
+}
+
+impl std::fmt::Display for AssetMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.platform, self.why())
+    }
+}
+
+/// What the manifest may list, and the platforms left out because their asset is not the
+/// one built (each a failure for the caller to report).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub versions: Vec<Listable>,
+    pub mismatches: Vec<AssetMismatch>,
+}
+
 /// The published versions a manifest may list: every platform of the config built (or, with
-/// `partial_platforms`, recorded as impossible), with digests, and how they were tested.
-pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
+/// `partial_platforms`, recorded as impossible or left out for a mismatch), with digests,
+/// and how they were tested. A listed digest is the build info's, and the asset's must be
+/// the same, as must its size (all a store that does not know digests can check); a release
+/// without any build info (made by an older hermit-pex) is listed with its assets' digests.
+pub fn listing(spec: &PackageSpec, releases: &[Release]) -> Listing {
     let platforms = spec.platforms();
-    releases
+    let mut mismatches = Vec::new();
+    let versions = releases
         .iter()
         .filter(|r| r.state == ReleaseState::Published)
         .filter_map(|r| {
             let info = r.info.as_ref();
             let mut sha256 = BTreeMap::new();
+            // Every platform is looked at, so each mismatch is reported.
+            let mut complete = true;
             for &p in &platforms {
                 let recorded = info.and_then(|i| i.platforms.get(&p));
-                let asset = r.asset(&spec.package, p).filter(|a| a.is_present());
-                let digest = asset
-                    .and_then(|a| a.sha256.clone())
-                    .or_else(|| recorded.map(|b| b.sha256.clone()));
+                let asset = r.asset(&spec.package, p);
+                let differs = |b: &crate::release::PlatformBuild, a: &crate::release::Asset| {
+                    a.size != b.size || a.sha256.as_ref().is_some_and(|d| *d != b.sha256)
+                };
+                let mut mismatched = false;
+                let digest = match (recorded, asset) {
+                    (Some(b), Some(a)) if differs(b, a) => {
+                        mismatches.push(AssetMismatch {
+                            version: r.version.clone(),
+                            platform: p,
+                            built: b.sha256.clone(),
+                            built_size: b.size,
+                            asset: a.sha256.clone(),
+                            asset_size: a.size,
+                        });
+                        mismatched = true;
+                        None
+                    }
+                    (_, None) => None,
+                    (_, Some(a)) if !a.is_present() => None,
+                    (Some(b), Some(_)) => Some(b.sha256.clone()),
+                    (None, Some(a)) if info.is_none() => a.sha256.clone(),
+                    // Built since it was published and not yet in the build info.
+                    (None, Some(_)) => None,
+                };
+                let missing = info.is_some_and(|i| i.missing.contains_key(&p));
                 match digest {
                     Some(d) if crate::release::is_sha256_hex(&d) => {
                         sha256.insert(p, d);
                     }
-                    _ if spec.partial_platforms()
-                        && info.is_some_and(|i| i.missing.contains_key(&p)) => {}
-                    _ => return None,
+                    _ if spec.partial_platforms() && (missing || mismatched) => {}
+                    _ => complete = false,
                 }
             }
-            if sha256.is_empty() {
+            if !complete || sha256.is_empty() {
                 return None;
             }
             let python = r.python().or_else(|| spec.python_for(&r.version))?;
@@ -671,6 +739,8 @@ pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
                 .and_then(|i| i.locked.as_ref().map(|l| l.binaries.clone()))
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| spec.binaries.clone());
+            // A test passed on a platform left out says nothing of the listed bytes.
+            let tried = tried(info, &sha256.keys().copied().collect::<Vec<_>>());
             Some(Listable {
                 complete: CompleteVersion {
                     version: r.version.clone(),
@@ -678,10 +748,19 @@ pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
                     sha256,
                     binaries,
                 },
-                tried: tried(info, &platforms),
+                tried,
             })
         })
-        .collect()
+        .collect();
+    Listing {
+        versions,
+        mismatches,
+    }
+}
+
+/// The versions of [`listing`] alone: mismatched platforms are left out, unreported.
+pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
+    listing(spec, releases).versions
 }
 
 fn tried(info: Option<&crate::release::BuildInfo>, platforms: &[Platform]) -> Tried {

@@ -351,9 +351,18 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
             .releases(&s.package)
             .await
             .map_err(|e| e.to_string())?;
+        let listing = crate::plan::listing(s, &releases);
+        // A published asset that is not what was built and tested is never listed.
+        let mut failures: Vec<Failure> = listing
+            .mismatches
+            .iter()
+            .map(|m| {
+                let why = format!("left out of the manifest: {}", m.why());
+                Failure::new(&m.version, Some(m.platform), "AssetMismatch", why)
+            })
+            .collect();
         let mut complete = Vec::new();
-        let mut failures = Vec::new();
-        for l in crate::plan::listable(s, &releases) {
+        for l in listing.versions {
             let c = l.complete;
             match l.tried {
                 Tried::Passed => {}

@@ -729,6 +729,51 @@ async fn the_global_limit_counts_every_packages_jobs() {
     );
 }
 
+/// A package that left work for lack of a slot waits in the limit's queue (a finished Job
+/// wakes it); once nothing is left for it to start, it leaves the queue.
+#[tokio::test]
+async fn a_package_without_a_free_slot_waits_in_the_queue_until_its_jobs_are_made() {
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.1"], &[]).await;
+    let (view, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for n in 0..5 {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(running_job(
+            "other", n,
+        )));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let limit = GlobalLimit::new(7, view);
+    let index = index().await;
+    let pkg = one_version();
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.limit = Some(limit.clone());
+    reconcile_with(pkg.clone(), ctx).await;
+    let sent = server.await.unwrap();
+    assert_eq!(applied_jobs(&sent).len(), 2, "2 of 4: the limit is 7");
+    let me = kube::runtime::reflector::ObjectRef::new("tool").within("default");
+    assert_eq!(limit.waiters(), [me]);
+
+    // Its four build Jobs run (the other two were made after a slot freed).
+    let release = made[0].id.to_string();
+    let jobs = Platform::ALL
+        .iter()
+        .map(|p| job("1.1", &p.to_string(), &release, 2, "running"))
+        .collect();
+    let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    ctx.limit = Some(limit.clone());
+    reconcile_with(pkg, ctx).await;
+    assert!(applied_jobs(&server.await.unwrap()).is_empty());
+    assert!(limit.waiters().is_empty(), "nothing left to start");
+}
+
 /// A bare repository with one commit on main, and a GitSink over it.
 fn git_sink(dir: &std::path::Path) -> (std::path::PathBuf, hermit_pex::gitops::git::GitSink) {
     std::fs::create_dir_all(dir).unwrap();
@@ -1658,4 +1703,161 @@ async fn spec_index_observes_the_named_index_and_refuses_an_unknown_name() {
         "{message}"
     );
     assert!(applied_jobs(&sent).is_empty());
+}
+
+/// Two versions released and committed one after the other, minutes apart at most, through
+/// one recorder (as in the controller process): each decision is its own event with its own
+/// note, not a count on the first one's (kube folds events of one reason and action).
+#[tokio::test]
+async fn each_versions_release_and_commit_is_its_own_event() {
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.0"], &Platform::ALL).await;
+    drafts(dir.path(), &store, &["1.1"], &Platform::ALL[..3]).await;
+    let (bare, sink) = git_sink(dir.path());
+    let index = index().await;
+    let pkg = package("");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    let ctx = Arc::new(ctx);
+    let once = || async {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            reconcile(Arc::new(pkg.clone()), ctx.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    };
+    once().await; // 1.0 released and committed; 1.1 waits for darwin-arm64
+    let r = DirStore::new(dir.path().join("releases"), None).unwrap();
+    let draft = r
+        .release(
+            &pkg_name(),
+            &hermit_pex::release::ReleaseId("tool-v1.1".into()),
+        )
+        .await
+        .unwrap();
+    releases::build(&r, &draft, dir.path(), &Platform::ALL[3..]).await;
+    once().await; // 1.1 released and committed
+    drop(ctx);
+    let sent = server.await.unwrap();
+
+    let notes = |reason: &str| -> Vec<String> {
+        events(&sent, reason)
+            .iter()
+            .map(|e| e["note"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(notes("Released"), ["released 1.0", "released 1.1"]);
+    let log = git_log(&bare);
+    let sha = |i: usize| log[i].split_once(' ').unwrap().0.to_owned();
+    assert_eq!(
+        notes("ManifestCommitted"),
+        [
+            format!("committed {} (+1.0)", sha(1)),
+            format!("committed {} (+1.1)", sha(0))
+        ]
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(m, u, _)| m == "PATCH" && u.contains("/events/")),
+        "no event became a count on an earlier one"
+    );
+}
+
+/// A published release whose linux-amd64 tarball was swapped for other bytes (its digest in
+/// the store updated to match, as an attacker would): that platform is not listed; the status
+/// records the mismatch naming both digests, with a warning event once.
+#[tokio::test]
+async fn a_published_asset_that_is_not_what_was_built_is_reported_and_not_listed() {
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.1"], &Platform::ALL).await;
+    let index = index().await;
+    let pkg = one_version();
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    reconcile_with(pkg.clone(), context(client, &index.url, store, 8)).await;
+    assert_eq!(events(&server.await.unwrap(), "Released").len(), 1);
+
+    let release = dir.path().join("releases/tool-v1.1");
+    let tarball = release.join("tool-linux-amd64.tar.gz");
+    let built = hermit_pex::digest::sha256_file(&tarball).unwrap().1;
+    std::fs::write(&tarball, b"other bytes entirely").unwrap();
+    let (size, swapped) = hermit_pex::digest::sha256_file(&tarball).unwrap();
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(release.join("release.json")).unwrap()).unwrap();
+    file["assets"]["tool-linux-amd64.tar.gz"] = json!([size, swapped]);
+    std::fs::write(release.join("release.json"), file.to_string()).unwrap();
+
+    let (bare, sink) = git_sink(dir.path());
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg.clone(), ctx).await;
+    let sent = server.await.unwrap();
+    let status = status_of(&sent).clone();
+    let record = status["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "AssetMismatch")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(record["platform"], "linux-amd64");
+    let message = record["message"].as_str().unwrap();
+    assert!(
+        message.contains(&built) && message.contains(&swapped),
+        "{message}"
+    );
+    assert_eq!(condition(&status, "Ready").unwrap()["status"], "False");
+    let warned = events(&sent, "AssetMismatch");
+    assert_eq!(warned.len(), 1);
+    assert_eq!(warned[0]["type"], "Warning");
+    assert!(warned[0]["note"].as_str().unwrap().contains(&swapped));
+
+    let text = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["--git-dir", bare.to_str().unwrap(), "show", "main:tool.hcl"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!text.contains(&swapped), "{text}");
+    let r = common::hermit_resolve::resolve(&text, "1.1", "linux", "amd64").unwrap();
+    assert!(r.source.is_none(), "linux-amd64 not listed: {text}");
+    let r = common::hermit_resolve::resolve(&text, "1.1", "darwin", "arm64").unwrap();
+    assert!(r.source.is_some(), "the others are: {text}");
+
+    // The same state again: the record stays, the warning is not sent again.
+    let mut pkg = pkg;
+    pkg.status = Some(serde_json::from_value(status).unwrap());
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    let (_, sink) = git_sink(&dir.path().join("again"));
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg, ctx).await;
+    assert!(events(&server.await.unwrap(), "AssetMismatch").is_empty());
 }

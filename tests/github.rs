@@ -643,6 +643,53 @@ fn sync_publishes_to_github_and_the_manifest_uses_download_urls() {
     drop(server);
 }
 
+/// `sync --manifest-github`: the run's closing `github:` line counts the manifest sink's
+/// requests and retries too (releases in a directory here, so they are the only ones).
+#[test]
+fn the_closing_github_line_counts_the_manifest_sinks_requests_and_retries() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeGitHub::start("owner", "repo", TOKEN));
+    fake.inject(Fault::Status {
+        method: "GET",
+        path_contains: "/contents/",
+        status: 502,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let index = work.path().join("index");
+    make_wheel(&index, "tool", "1.0", &[]);
+    let server = PypiServer::start(&index);
+    // Nothing to build (no version at or above 9.0): only the manifest is looked at.
+    write(
+        &work.path().join("python/tool/config.yaml"),
+        "package: tool\nbinaries: [tool]\nversions:\n  - version: \"9.0\"\n    python: \"3.12\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+        .args(["sync", "--no-cache", "--index-url", &server.url])
+        .args(["--manifest-github", "owner/repo", "--github-api-url"])
+        .arg(&fake.api_url)
+        .current_dir(work.path())
+        .env("GITHUB_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let sent = fake.requests().len();
+    assert!(
+        sent >= 3,
+        "the branch, its commit, the manifest twice: {sent}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "github: {sent} requests (0 list, 0 of them unchanged 304; 0 writes: 0 create, 0 update, 0 upload, 0 delete; {sent} for manifests), 1 retries, 0 rate-limit waits"
+        )),
+        "{stderr}"
+    );
+    drop(server);
+}
+
 /// A long-running controller must see what its build Jobs upload from elsewhere.
 #[tokio::test]
 async fn a_store_with_a_view_age_sees_uploads_made_by_others() {

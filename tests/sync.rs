@@ -668,3 +668,87 @@ fn lock_and_build_write_into_the_draft_they_are_given_and_nothing_else() {
         "{stderr}"
     );
 }
+
+/// A published release whose linux-amd64 tarball was swapped for other bytes, its digest in
+/// release.json updated as an attacker would: that platform is not listed, the run fails, and
+/// the line names the platform and both digests.
+#[test]
+fn a_published_tarball_with_other_bytes_than_were_built_is_not_listed() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let (code, _, stderr) = s.sync(&["--hermit-dir", "before"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let dir = s.release_dir("tiny-tool-v1.0");
+    let tarball = dir.join("tiny-tool-linux-amd64.tar.gz");
+    let (_, built) = hermit_pex::digest::sha256_file(&tarball).unwrap();
+    std::fs::write(&tarball, b"#!/bin/sh\necho not what was built\n").unwrap();
+    let (size, swapped) = hermit_pex::digest::sha256_file(&tarball).unwrap();
+    let mut release = s.release_json("tiny-tool-v1.0");
+    release["assets"]["tiny-tool-linux-amd64.tar.gz"] = serde_json::json!([size, swapped]);
+    std::fs::write(dir.join("release.json"), release.to_string()).unwrap();
+
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("tiny-tool 1.0 linux-amd64: left out of the manifest"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains(&built) && line.contains(&swapped), "{line}");
+    let text = s
+        .manifest("tiny-tool")
+        .expect("written for the other platforms");
+    assert!(!text.contains(&swapped), "{text}");
+    let resolve = |os: &str, arch: &str| {
+        common::hermit_resolve::resolve(&text, "1.0", os, arch)
+            .unwrap()
+            .source
+    };
+    assert_eq!(resolve("linux", "amd64"), None, "{text}");
+    assert!(resolve("darwin", "arm64").is_some(), "{text}");
+}
+
+/// `plan` reads the release store `sync` writes, with the same flags: after a sync it says
+/// released; another `--dist` (empty) says new build and is not made.
+#[test]
+fn plan_shows_what_sync_released() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let plan = |extra: &[&str]| {
+        let cache = shared_cache().display().to_string();
+        let mut args = vec!["plan", "--index-url", &s.url, "--cache-dir", &cache];
+        args.extend(extra);
+        hermit_pex(&args, s.path())
+    };
+    let (code, stdout, stderr) = plan(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 versions: 0 released"), "{stdout}");
+    assert!(!s.path().join("dist").exists(), "plan makes nothing");
+
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = plan(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1.0"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("released   linux-amd64 linux-arm64 darwin-amd64 darwin-arm64"),
+        "{line}"
+    );
+    assert!(
+        stdout.contains("1 versions: 1 released, 0 to publish, 0 builds planned"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = plan(&["--format", "json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["packages"][0]["plan"]["versions"][0]["status"],
+        "released"
+    );
+
+    let (code, stdout, stderr) = plan(&["--dist", "elsewhere"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("new"), "{stdout}");
+    assert!(!s.path().join("elsewhere").exists());
+}

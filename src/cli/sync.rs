@@ -26,10 +26,15 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
     let store = AnyStore::open(&args.release.settings(args.index.cache_dir()))?;
     let code = run_sync(&args, &store, store.repository_url(), &sink).await;
     store.finish().await;
-    if let Some(s) = store.github_stats() {
+    // One line for every GitHub request of the run: the release store's and the manifest
+    // sink's (its requests counted apart, their retries and waits together).
+    let manifests = sink.github_stats();
+    if store.github_stats().is_some() || manifests.is_some() {
+        let s = store.github_stats().unwrap_or_default();
+        let m = manifests.unwrap_or_default();
         eprintln!(
-            "github: {} requests ({} list, {} of them unchanged 304; {} writes: {} create, {} update, {} upload, {} delete), {} retries, {} rate-limit waits",
-            s.requests(),
+            "github: {} requests ({} list, {} of them unchanged 304; {} writes: {} create, {} update, {} upload, {} delete; {} for manifests), {} retries, {} rate-limit waits",
+            s.requests() + m.requests,
             s.list,
             s.not_modified,
             s.writes(),
@@ -37,8 +42,9 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
             s.update,
             s.upload,
             s.delete,
-            s.retries,
-            s.rate_limit_waits
+            m.requests,
+            s.retries + m.retries,
+            s.rate_limit_waits + m.rate_limit_waits
         );
     }
     code

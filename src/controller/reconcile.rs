@@ -152,6 +152,11 @@ async fn reconcile_package<S: ReleaseStore>(
             done.manifest = manifest(ctx, &s, &target, sink, &world, &mut done.trouble).await;
         }
     }
+    if let Some(limit) = &ctx.limit {
+        // A package that found no free slot is woken when another package's Job finishes.
+        let me = kube::runtime::reflector::ObjectRef::from_obj(pkg);
+        limit.set_waiting(me, done.waiting_for_slots);
+    }
     apply::report_new_failures(ctx, pkg, &world.jobs).await;
     write_status(ctx, &s, status(ctx, &s, &plan, &world, &no_node, &done)).await?;
     Ok(requeue(&plan, &world, &done, &s))

@@ -94,6 +94,17 @@ impl AnySink {
     }
 }
 
+impl AnySink {
+    /// What the GitHub manifest sink's requests cost, for the run's last line (`None`: the
+    /// sink is not GitHub's API).
+    pub fn github_stats(&self) -> Option<super::github::GitHubSinkStats> {
+        match self {
+            AnySink::GitHub(k) => Some(k.stats()),
+            AnySink::Dir(_) | AnySink::Git(_) => None,
+        }
+    }
+}
+
 impl ManifestSink for AnySink {
     async fn commit(
         &self,

@@ -53,6 +53,15 @@ impl GitHubSinkConfig {
     }
 }
 
+/// Requests of the GitHub manifest sink: sent (retries included), retried, and waits for a
+/// rate limit to reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GitHubSinkStats {
+    pub requests: u64,
+    pub retries: u64,
+    pub rate_limit_waits: u64,
+}
+
 pub struct GitHubSink {
     api: Api,
     config: GitHubSinkConfig,
@@ -88,6 +97,16 @@ impl GitHubSink {
     /// Requests sent so far (retries included).
     pub fn requests(&self) -> u64 {
         self.api.counts().0
+    }
+
+    /// What the sink's requests cost so far, for a run's last line.
+    pub fn stats(&self) -> GitHubSinkStats {
+        let (requests, retries, rate_limit_waits) = self.api.counts();
+        GitHubSinkStats {
+            requests,
+            retries,
+            rate_limit_waits,
+        }
     }
 
     fn repo_url(&self) -> String {
