@@ -10,6 +10,7 @@ pub mod github;
 pub mod gitops;
 pub mod hermit;
 pub mod local;
+pub mod lock;
 pub mod names;
 pub mod pipeline;
 pub mod plan;
