@@ -191,30 +191,57 @@ async fn resolve(
     lines.push('\n');
     tokio::fs::write(&requirements, lines).await?;
     let output = work.path().join("pylock.toml");
+    let constraints = work.path().join("constraints.txt");
     let interpreter = tools::find_python(req.python).await;
-    let compile = uv::Compile {
-        requirements: &requirements,
-        output: &output,
-        python: req.python,
-        interpreter: interpreter.as_deref(),
-        indexes: &settings.indexes,
-        find_links: req.project_wheel.and_then(Path::parent),
-        cache_dir: &settings.cache_dir.join("uv"),
-        refresh: fresh,
-    };
-    settings
-        .uv
-        .compile(&compile, settings.timeout)
-        .await
-        .map_err(|source| LockError::Resolve {
-            requirements: req.requirements.join(" "),
+    // Pins of yanked releases a dependency asks for exactly, added one round at a time (the
+    // next may show only once the first is allowed).
+    let mut yanked: Vec<String> = Vec::new();
+    loop {
+        if !yanked.is_empty() {
+            tokio::fs::write(&constraints, yanked.join("\n") + "\n").await?;
+        }
+        let compile = uv::Compile {
+            requirements: &requirements,
+            output: &output,
             python: req.python,
-            source,
-        })?;
+            interpreter: interpreter.as_deref(),
+            indexes: &settings.indexes,
+            constraints: (!yanked.is_empty()).then_some(constraints.as_path()),
+            find_links: req.project_wheel.and_then(Path::parent),
+            cache_dir: &settings.cache_dir.join("uv"),
+            refresh: fresh,
+        };
+        match settings.uv.compile(&compile, settings.timeout).await {
+            Ok(()) => break,
+            Err(source) => {
+                let more: Vec<String> = match &source {
+                    ToolError::Failed { output, .. } if yanked.len() < MAX_YANKED => {
+                        uv::yanked_pins(output)
+                            .into_iter()
+                            .filter(|p| !yanked.contains(p))
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                if more.is_empty() {
+                    return Err(LockError::Resolve {
+                        requirements: req.requirements.join(" "),
+                        python: req.python,
+                        source,
+                    });
+                }
+                tracing::info!(pins = ?more, "allowing yanked releases a dependency pins exactly");
+                yanked.extend(more);
+            }
+        }
+    }
     read(&output).await?;
     tokio::fs::rename(&output, path).await?;
     Ok(())
 }
+
+/// Yanked releases allowed for one lock, at most: each costs a uv run.
+const MAX_YANKED: usize = 8;
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut h = Sha256::new();
@@ -266,7 +293,7 @@ impl Decision {
 }
 
 /// Chooses every wanted platform's files, decides purity, and reads the console scripts of
-/// every distribution the ready platforms install (one wheel of each, fetched into the cache)
+/// every distribution a wanted platform installs (one wheel of each, fetched into the cache)
 /// to decide the launchers. The platforms' own wheels are fetched by their builds
 /// (`Fetcher::fetch_all` of `choices.files(platform)`), on whichever machine builds them.
 pub async fn decide(
@@ -289,9 +316,10 @@ pub async fn decide(
             (f, p)
         })
         .collect();
-    let environments: Vec<_> = choices
-        .ready()
-        .map(|(p, _)| choose::marker_environment(p, wanted.python))
+    let environments: Vec<_> = wanted
+        .platforms
+        .iter()
+        .map(|p| choose::marker_environment(*p, wanted.python))
         .collect();
     let top = wanted.package.clone();
     let scripts = tokio::task::spawn_blocking(move || {

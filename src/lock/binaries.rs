@@ -9,54 +9,54 @@ use std::path::PathBuf;
 use pep440_rs::Version;
 use pep508_rs::MarkerEnvironment;
 
-use super::choose::Choices;
+use super::choose::{Choices, Target};
 use super::dist_info::{self, DistInfoError};
 use super::pylock::{File, Pylock};
 use crate::names::{BinaryName, PackageName};
 use crate::spec::rules::collides_with_pex;
 
-/// One wheel of each distribution the ready platforms install, to read its scripts from
-/// (a distribution's scripts do not depend on the platform): a chosen `none-any` wheel, else
-/// the smallest chosen wheel, else any wheel of it in the lock. Distributions with no wheel
-/// at all (sdist only) are returned apart: their scripts are known once built.
+/// One wheel of each distribution a wanted platform installs (its marker holds there), to read
+/// its scripts from: a distribution's scripts do not depend on the platform, and a missing
+/// platform's distributions count too (the launchers are decided even when no platform can
+/// be built yet). Preferred: a wheel some platform chose (its build fetches it anyway), then a
+/// `none-any` one, then the smallest. Distributions with no wheel at all (sdist only) are
+/// returned apart: their scripts are known once built.
 pub fn script_sources(lock: &Pylock, choices: &Choices) -> (Vec<File>, BTreeSet<PackageName>) {
-    // (not none-any, size, name): the lowest is read.
-    let rank = |f: &File, none_any: bool| (!none_any, f.size.unwrap_or(u64::MAX), f.name.clone());
-    let mut best: BTreeMap<PackageName, (File, bool)> = BTreeMap::new();
-    let mut sdist_only: BTreeSet<PackageName> = BTreeSet::new();
-    let mut offer = |name: &PackageName, file: &File, none_any: bool| {
-        let better = best
-            .get(name)
-            .is_none_or(|(b, b_pure)| rank(file, none_any) < rank(b, *b_pure));
-        if better {
-            best.insert(name.clone(), (file.clone(), none_any));
+    let chosen: BTreeSet<&str> = choices
+        .ready()
+        .flat_map(|(_, files)| files.iter().map(|c| c.file.sha256.as_str()))
+        .collect();
+    let targets: Vec<Target> = choices
+        .platforms
+        .keys()
+        .map(|p| Target::new(*p, choices.python))
+        .collect();
+    let mut files = Vec::new();
+    let mut sdist_only = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for package in lock
+        .packages
+        .iter()
+        .filter(|p| targets.iter().any(|t| t.applies(p.marker.as_ref())))
+    {
+        if !seen.insert(&package.name) {
+            continue;
         }
-    };
-    for (_, files) in choices.ready() {
-        for c in files {
-            match &c.wheel {
-                Some(w) => offer(&c.name, &c.file, w.is_none_any()),
-                None => {
-                    sdist_only.insert(c.name.clone());
-                }
+        let best = package.wheels.iter().min_by_key(|w| {
+            (
+                !chosen.contains(w.file.sha256.as_str()),
+                !w.tags.is_none_any(),
+                w.file.size.unwrap_or(u64::MAX),
+                &w.file.name,
+            )
+        });
+        match best {
+            Some(w) => files.push(w.file.clone()),
+            None => {
+                sdist_only.insert(package.name.clone());
             }
         }
     }
-    // Chosen as an sdist here, but a wheel for another platform names the same scripts.
-    sdist_only.retain(|name| {
-        let mut found = false;
-        for w in lock
-            .packages
-            .iter()
-            .filter(|p| &p.name == name)
-            .flat_map(|p| &p.wheels)
-        {
-            offer(name, &w.file, w.tags.is_none_any());
-            found = true;
-        }
-        !found
-    });
-    let files = best.into_values().map(|(f, _)| f).collect();
     (files, sdist_only)
 }
 
@@ -68,12 +68,12 @@ pub struct Scripts {
     pub by_distribution: BTreeMap<PackageName, Vec<String>>,
     /// Distributions locked as sdists only: scripts unknown until built.
     pub unread: BTreeSet<PackageName>,
-    /// The top-level distribution's direct requirements that apply on some ready platform.
+    /// The top-level distribution's direct requirements that apply on some wanted platform.
     pub direct: BTreeSet<PackageName>,
 }
 
 /// Reads the scripts of each wheel in `wheels` (file, path on disk), and the top-level
-/// distribution's requirements evaluated in `environments` (the ready platforms'). Blocking.
+/// distribution's requirements evaluated in `environments` (the wanted platforms'). Blocking.
 pub fn read_scripts(
     top: &PackageName,
     wheels: &[(File, PathBuf)],

@@ -99,6 +99,8 @@ pub struct Compile<'a> {
     /// A CPython of that minor, when there is one here: uv builds sdists' metadata with it.
     pub interpreter: Option<&'a Path>,
     pub indexes: &'a Indexes,
+    /// A constraints file: `name==version` pins of yanked releases a dependency pins exactly.
+    pub constraints: Option<&'a Path>,
     /// A directory of wheels beside the indexes (a Git source's own wheel).
     pub find_links: Option<&'a Path>,
     /// uv's own cache (HTTP responses, built metadata).
@@ -142,6 +144,9 @@ pub fn compile_args(c: &Compile<'_>) -> Vec<OsString> {
     for extra in &c.indexes.extra {
         args.extend(["--extra-index-url".into(), extra.url.to_string().into()]);
     }
+    if let Some(file) = c.constraints {
+        args.extend([OsString::from("--constraints"), file.into()]);
+    }
     if let Some(dir) = c.find_links {
         args.extend([OsString::from("--find-links"), dir.into()]);
     }
@@ -157,10 +162,40 @@ pub fn compile_args(c: &Compile<'_>) -> Vec<OsString> {
     args
 }
 
+/// The `name==version` pins uv refused because the release is yanked ("Because
+/// configargparse==1.7 was yanked (reason: …) and aider-chat==0.83.1 depends on
+/// configargparse==1.7"). uv takes a yanked release only when asked for it by name (a
+/// requirement or a constraint); pip and pex, following PEP 592, take it for an exact pin.
+/// Each pin is checked (a project name and a PEP 440 version) before it reaches a file.
+pub fn yanked_pins(output: &str) -> Vec<String> {
+    let mut pins: Vec<String> = output
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(3)
+        .filter(|w| w[1] == "was" && w[2] == "yanked")
+        .filter_map(|w| {
+            let (name, version) = w[0].split_once("==")?;
+            let name = crate::names::PackageName::new(name).ok()?;
+            let version: pep440_rs::Version = version.parse().ok()?;
+            Some(format!("{name}=={version}"))
+        })
+        .collect();
+    pins.sort();
+    pins.dedup();
+    pins
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pypi::{Credentials, Index};
+
+    #[test]
+    fn yanked_pins_are_read_from_uvs_explanation() {
+        let out = "error: No solution found when resolving dependencies\n  cause: Because configargparse==1.7 was yanked (reason: incorrect metadata related to supported python versions) and aider-chat==0.83.1 depends on configargparse==1.7, we can conclude that aider-chat==0.83.1 cannot be used.\n  And because other==2.0\nwas yanked and $(evil)==1 was yanked";
+        assert_eq!(yanked_pins(out), ["configargparse==1.7", "other==2.0"]);
+        assert!(yanked_pins("error: no such version").is_empty());
+    }
 
     #[test]
     fn credentials_never_reach_the_arguments() {
@@ -179,6 +214,7 @@ mod tests {
             python: PythonMinor::new(12).unwrap(),
             interpreter: None,
             indexes: &indexes,
+            constraints: Some(Path::new("/w/constraints.txt")),
             find_links: Some(Path::new("/w/wheels")),
             cache_dir: Path::new("/c/uv"),
             refresh: true,
@@ -193,7 +229,7 @@ mod tests {
             "pip compile --no-config --no-python-downloads",
             "--universal --python-version 3.12 --generate-hashes --format pylock.toml",
             "--index-url https://pypi.internal/simple/ --extra-index-url https://mirror.example/simple/",
-            "--find-links /w/wheels",
+            "--constraints /w/constraints.txt --find-links /w/wheels",
             "--cache-dir /c/uv --refresh -o /w/pylock.toml /w/requirements.in",
         ] {
             assert!(line.contains(want), "{want}\nnot in {line}");
