@@ -118,7 +118,11 @@ pub async fn read(path: &Path) -> Result<Locked, LockError> {
 
 fn read_blocking(path: &Path) -> Result<Locked, LockError> {
     let bytes = std::fs::read(path)?;
-    let text = String::from_utf8(bytes.clone()).map_err(|_| LockError::Invalid {
+    let (sha256, size) = (
+        crate::pypi::hex(&Sha256::digest(&bytes)),
+        bytes.len() as u64,
+    );
+    let text = String::from_utf8(bytes).map_err(|_| LockError::Invalid {
         path: path.display().to_string(),
         source: PylockError::Syntax {
             line: 0,
@@ -131,8 +135,8 @@ fn read_blocking(path: &Path) -> Result<Locked, LockError> {
     })?;
     Ok(Locked {
         path: path.to_owned(),
-        sha256: crate::pypi::hex(&Sha256::digest(&bytes)),
-        size: bytes.len() as u64,
+        sha256,
+        size,
         pylock,
     })
 }

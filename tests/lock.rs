@@ -578,8 +578,10 @@ async fn a_yanked_release_a_dependency_pins_exactly_is_locked() {
 }
 
 /// The test venv's uv is the one the lock pins.
-#[test]
-fn the_test_tools_pin_the_locks_uv() {
+#[tokio::test]
+async fn the_test_tools_pin_the_locks_uv() {
+    let uv = Uv { path: common::uv() };
+    assert_eq!(uv.version().await.as_deref(), Some(lock::UV_VERSION));
     let tools = std::fs::read_to_string(common::repo_root().join("scripts/test-tools.sh")).unwrap();
     let pin = format!("uv=={}", lock::UV_VERSION);
     assert!(
@@ -735,4 +737,33 @@ async fn pypi_aider_chat_needs_an_sdist_built_natively() {
             .any(|c| c.is_sdist() && c.name.as_str() == "pyperclip")
     );
     assert_eq!(native.ready().count(), 1);
+}
+
+/// uv installs itself on first use under the cache (`pip install uv==<pin>` into a venv made by
+/// a CPython found here), and is found there the second time. Needs pypi.org and no
+/// HERMIT_PEX_UV: `env -u HERMIT_PEX_UV cargo test --test lock uv_installs -- --ignored`.
+#[tokio::test]
+#[ignore = "needs pypi.org and HERMIT_PEX_UV unset"]
+async fn uv_installs_itself_on_first_use() {
+    assert!(
+        std::env::var_os("HERMIT_PEX_UV").is_none(),
+        "unset HERMIT_PEX_UV for this test"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let uv = Uv::locate(dir.path()).await.unwrap();
+    eprintln!("installed in {:.2?}", start.elapsed());
+    assert_eq!(
+        uv.path,
+        dir.path()
+            .join(format!("tools/uv-{}/bin/uv", lock::UV_VERSION))
+    );
+    assert_eq!(uv.version().await.as_deref(), Some(lock::UV_VERSION));
+    let start = Instant::now();
+    let again = Uv::locate(dir.path()).await.unwrap();
+    assert_eq!(again.path, uv.path);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "found, not installed again"
+    );
 }

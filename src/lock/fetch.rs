@@ -56,6 +56,8 @@ pub enum FetchError {
         file: String,
         source: std::io::Error,
     },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
 }
 
 /// What a fetcher did, for tests and progress lines.
@@ -97,11 +99,7 @@ impl Fetcher {
             .user_agent(crate::pypi::USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| FetchError::Transport {
-                file: String::new(),
-                url: String::new(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| FetchError::Client(e.to_string()))?;
         Ok(Self {
             http,
             indexes,
