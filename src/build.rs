@@ -396,6 +396,7 @@ pub fn lock_record(job: &VersionJob, lock: &Lock) -> Result<LockRecord, BuildErr
                 sha256: w.sha256.clone(),
                 size: w.size,
             }),
+        ..Default::default()
     })
 }
 

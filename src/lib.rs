@@ -12,6 +12,7 @@ pub mod digest;
 pub mod github;
 pub mod gitops;
 pub mod hermit;
+pub mod lock;
 pub mod names;
 pub mod plan;
 pub mod pypi;

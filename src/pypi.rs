@@ -22,7 +22,7 @@ use crate::names::PackageName;
 pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple/";
 
 const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
-const USER_AGENT: &str = concat!(
+pub const USER_AGENT: &str = concat!(
     "hermit-pex/",
     env!("CARGO_PKG_VERSION"),
     " (+https://github.com/hermit-pex)"

@@ -67,11 +67,20 @@ pub async fn run(
         |n| n.to_string_lossy().into(),
     );
     let mut cmd = Command::new(program);
-    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+    // uv is configured by its arguments alone: a UV_* variable of the caller's environment
+    // (UV_INDEX, UV_CONSTRAINT, UV_EXCLUDE_NEWER, ...) would change what it resolves. pex and
+    // git read none of them.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("UV_")) {
+            cmd.env_remove(key);
+        }
+    }
     for name in crate::credentials::WITHHELD_FROM_CHILDREN {
         cmd.env_remove(name);
     }
-    cmd.stdin(Stdio::null())
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -164,6 +173,15 @@ async fn version_of(pex: &Path) -> Option<String> {
 }
 
 async fn install(venv: &Path) -> Result<(), ToolError> {
+    tracing::info!(venv = %venv.display(), "installing pex {PEX_VERSION}");
+    install_venv(venv, &format!("pex=={PEX_VERSION}"))
+        .await
+        .map_err(ToolError::Install)
+}
+
+/// A fresh venv at `venv` (whatever was there is removed) with `requirement` pip-installed
+/// into it, made by the newest CPython found here; the error says what failed.
+pub async fn install_venv(venv: &Path, requirement: &str) -> Result<(), String> {
     // Any CPython that really runs will do (a pyenv shim on PATH may not).
     let mut python = None;
     for minor in PythonMinor::SUPPORTED.rev() {
@@ -172,10 +190,8 @@ async fn install(venv: &Path) -> Result<(), ToolError> {
             break;
         }
     }
-    let python = python.ok_or_else(|| {
-        ToolError::Install("no CPython 3.8 or newer found to create its venv".into())
-    })?;
-    tracing::info!(venv = %venv.display(), "installing pex {PEX_VERSION}");
+    let python =
+        python.ok_or_else(|| "no CPython 3.8 or newer found to create its venv".to_owned())?;
     let _ = std::fs::remove_dir_all(venv);
     let long = Duration::from_secs(600);
     run(
@@ -185,19 +201,19 @@ async fn install(venv: &Path) -> Result<(), ToolError> {
         long,
     )
     .await
-    .map_err(|e| ToolError::Install(e.to_string()))?;
+    .map_err(|e| e.to_string())?;
     let pip = venv.join("bin/pip");
     let args: Vec<OsString> = [
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        &format!("pex=={PEX_VERSION}"),
+        requirement,
     ]
     .map(Into::into)
     .to_vec();
     run(&pip, &args, &[], long)
         .await
-        .map_err(|e| ToolError::Install(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

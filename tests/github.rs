@@ -454,6 +454,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
                 binaries: vec![],
                 test: String::new(),
                 wheel: None,
+                ..Default::default()
             });
             let lock = upload(
                 hermit_pex::release::info::lock_asset(package),

@@ -1496,6 +1496,11 @@ fn the_builder_image_runs_what_a_build_job_asks() {
         arg_default(&stages["pythons"], "PEX_VERSION"),
         hermit_pex::tools::PEX_VERSION
     );
+    // uv as the lock expects it.
+    assert_eq!(
+        arg_default(&stages["pythons"], "UV_VERSION"),
+        hermit_pex::lock::UV_VERSION
+    );
     for stage in ["pythons", "builder"] {
         let pythons: Vec<&str> = arg_default(&stages[stage], "PYTHONS").split(' ').collect();
         for minor in 9..=14 {
@@ -1507,6 +1512,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
     }
     let envs = instruction(builder, "ENV").join(" ");
     assert!(envs.contains("HERMIT_PEX_PEX=/opt/pex/bin/pex"), "{envs}");
+    assert!(envs.contains("HERMIT_PEX_UV=/usr/local/bin/uv"), "{envs}");
     assert!(envs.contains("HOME=/work"), "{envs}");
     assert!(
         instruction(builder, "COPY").contains(&"--from=pythons /opt/bin/ /usr/local/bin/"),

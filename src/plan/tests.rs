@@ -73,6 +73,7 @@ fn locked(mut r: Release, pure: bool) -> Release {
         binaries: vec![crate::names::BinaryName::new("tiny-tool").unwrap()],
         test: "tiny-tool --help".into(),
         wheel: None,
+        ..Default::default()
     });
     r
 }

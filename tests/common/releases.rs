@@ -64,6 +64,7 @@ pub async fn lock<S: ReleaseStore>(
         binaries: vec![BinaryName::new(package.as_str()).unwrap()],
         test: format!("{package} --help"),
         wheel: None,
+        ..Default::default()
     });
     store.record(release, &info).await.unwrap();
     store.release(&package, &release.id).await.unwrap()

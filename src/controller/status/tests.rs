@@ -54,6 +54,7 @@ fn release(version: &str, state: ReleaseState, platforms: &[Platform]) -> Releas
         binaries: vec![],
         test: "tool --help".into(),
         wheel: None,
+        ..Default::default()
     });
     let mut assets = vec![asset(lock_asset(&package))];
     for p in platforms {
