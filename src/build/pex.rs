@@ -66,6 +66,20 @@ from pex.bin.pex import main
 main(sys.argv[1:])
 ";
 
+/// The options every PEX of a version is built with, whatever its platform, for its build info:
+/// [`PEX_OPTIONS`], the interpreter constraint and the shebang. Per platform come only the
+/// `--complete-platform` file and the `--runtime-pex-root` of its OS ([`runtime_pex_root`]).
+pub fn version_options(python: PythonMinor) -> Vec<String> {
+    let mut options: Vec<String> = PEX_OPTIONS.iter().map(|o| o.to_string()).collect();
+    options.extend([
+        "--interpreter-constraint".to_owned(),
+        format!("CPython=={python}.*"),
+        "--python-shebang".to_owned(),
+        format!("/usr/bin/env python{python}"),
+    ]);
+    options
+}
+
 /// The arguments of one build after the driver: the same for every platform but for the complete
 /// platform file and the runtime PEX root of its OS. Wheels are passed sorted by file name, so
 /// the order they were found in does not matter.
@@ -82,18 +96,14 @@ pub fn pex_args(
         args.extend(["--pre-resolved-dists".into(), wheel.into()]);
     }
     args.extend(["--complete-platform".into(), complete_platform.into()]);
-    args.extend(PEX_OPTIONS.iter().map(OsString::from));
+    args.extend(version_options(spec.python).into_iter().map(OsString::from));
     args.extend(
         [
-            "--interpreter-constraint".to_owned(),
-            format!("CPython=={}.*", spec.python),
-            "--python-shebang".to_owned(),
-            format!("/usr/bin/env python{}", spec.python),
-            "--runtime-pex-root".to_owned(),
-            runtime_pex_root(spec.platform.os).to_owned(),
+            "--runtime-pex-root",
+            runtime_pex_root(spec.platform.os),
             // Nothing is resolved: no index is needed, none is asked.
-            "--no-pypi".to_owned(),
-            "-o".to_owned(),
+            "--no-pypi",
+            "-o",
         ]
         .map(OsString::from),
     );
@@ -131,22 +141,36 @@ pub async fn build_pex(
             w.display()
         )));
     }
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let cp = super::write_complete_platform(dir, spec.platform, spec.python)?;
-    // Written under another name and renamed: a PEX at `out` is always a whole one.
-    let partial = tempfile::Builder::new()
-        .prefix(".pex-")
-        .suffix(".partial")
-        .tempfile_in(dir)?
-        .into_temp_path();
+    // The complete platform beside the PEX, and a name to build it under (renamed when
+    // whole): small file work, off the runtime's threads.
+    let (cp, partial) = {
+        let (out, spec) = (out.to_owned(), spec.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let dir = out
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let cp = super::write_complete_platform(dir, spec.platform, spec.python)?;
+            let partial = tempfile::Builder::new()
+                .prefix(".pex-")
+                .suffix(".partial")
+                .tempfile_in(dir)?
+                .into_temp_path();
+            Ok((cp, partial))
+        })
+        .await
+        .map_err(std::io::Error::other)??
+    };
     let mut args: Vec<OsString> = vec!["-I".into(), "-c".into(), DRIVER.into()];
     args.extend(pex_args(wheels, spec, &cp, &partial));
     let python = settings.pex.python().map_err(|e| failed(e.to_string()))?;
-    tools::run(&python, &args, &super::env(settings), settings.timeout)
+    // Nothing to fetch, so no index credentials (NETRC) either.
+    let env = [
+        ("PEX_ROOT", settings.pex_root.clone().into()),
+        ("PEX_VERBOSE", "0".into()),
+    ];
+    tools::run(&python, &args, &env, settings.timeout)
         .await
         .map_err(|e| failed(format!("pex --pre-resolved-dists failed: {e}")))?;
     partial.persist(out).map_err(|e| e.error)?;
@@ -233,7 +257,7 @@ fn file_name(p: &Path) -> String {
 /// have one: without it the directory also hashes the path of whichever interpreter ran the PEX.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledVenv {
-    /// The runtime PEX root when `PEX_ROOT` is unset: `~/…` or an absolute path.
+    /// The runtime PEX root when `PEX_ROOT` is unset: `~/…`.
     pub default_root: String,
     /// Below the PEX root: `venvs/<n>/<pex hash>/<venv hash>`.
     pub path: String,
@@ -282,21 +306,19 @@ impl InstalledVenv {
     /// The shell expression of the venv directory: the PEX's own boot's, with `$HOME` for `~`.
     /// Only validated text is in it.
     pub fn shell_expr(&self) -> String {
-        let root = match self.default_root.strip_prefix("~/") {
-            Some(rest) => format!("$HOME/{rest}"),
-            None => self.default_root.clone(),
-        };
-        format!("${{PEX_ROOT:-{root}}}/{}", self.path)
+        let rest = self.default_root.trim_start_matches("~/");
+        format!("${{PEX_ROOT:-$HOME/{rest}}}/{}", self.path)
     }
 }
 
 /// The `/bin/sh` header pex writes is about 5 KB.
 const HEADER_MAX: usize = 64 * 1024;
 
-/// `~/` or `/`, then path segments of `[A-Za-z0-9._-]`, none of them `.` or `..`.
+/// `~/`, then path segments of `[A-Za-z0-9._-]`, none of them `.` or `..`. An absolute root
+/// is refused: in a PEX built without `--runtime-pex-root` it is the build machine's cache,
+/// which a launcher must not carry further.
 fn valid_root(root: &str) -> bool {
-    let rest = root.strip_prefix("~/").or_else(|| root.strip_prefix('/'));
-    rest.is_some_and(|rest| {
+    root.strip_prefix("~/").is_some_and(|rest| {
         rest.split('/').all(|seg| {
             !seg.is_empty()
                 && seg != "."
@@ -491,6 +513,10 @@ pub(crate) mod tests {
             assert!(joined.contains(want), "{want:?} not in {joined}");
         }
         assert_eq!(linux.last().unwrap(), "b==1");
+        assert!(
+            joined.contains(&version_options(py(12)).join(" ")),
+            "{joined}"
+        );
         for (p, args) in Platform::ALL.iter().zip(&all) {
             let root = runtime_pex_root(p.os);
             let expect: Vec<String> = linux
@@ -519,9 +545,16 @@ pub(crate) mod tests {
             v.shell_expr(),
             format!("${{PEX_ROOT:-$HOME/.cache/pex}}/{good}")
         );
-        assert!(InstalledVenv::from_header(&header("/opt/pex-root", &good, "1")).is_some());
         assert!(InstalledVenv::from_header(&header("~/.cache/pex", &good, "")).is_none());
-        for bad_root in ["~/$(id)", "~/a b", "relative", "~/../x", "~/a//b", "/a/./b"] {
+        for bad_root in [
+            "~/$(id)",
+            "~/a b",
+            "relative",
+            "~/../x",
+            "~/a//b",
+            "~/a/./b",
+            "/tmp/build-cache/pex",
+        ] {
             assert!(
                 InstalledVenv::from_header(&header(bad_root, &good, "1")).is_none(),
                 "{bad_root}"
