@@ -63,14 +63,28 @@ EOF
 chmod 755 "$scratch/x/black-old"
 
 export PATH="$(dirname "$py312"):$PATH"
-export PEX_ROOT="$scratch/pex-root-warm"
-rm -rf "$PEX_ROOT"
-T=0
-run() { # microseconds of one run, in T
-  local t0=$EPOCHREALTIME
+# A PEX_ROOT as short as a user's ~/.cache/pex: pex writes the venv's scripts with a python
+# shebang only while it fits in 128 bytes, else through a /bin/sh redirector (one more exec).
+PEX_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/hpb.XXXXXX")
+export PEX_ROOT
+trap 'rm -rf "$PEX_ROOT"' EXIT
+T=0 C=0
+child_cpu() { # CPU of every child so far (user+sys, ms), in CPU; `times` runs in this shell
+  local u s
+  times >"$scratch/times"
+  { read -r _; read -r u s; } <"$scratch/times"
+  CPU=0
+  for t in "$u" "$s"; do
+    local sec=${t#*m}; sec=${sec%s}
+    CPU=$(( CPU + ${t%%m*} * 60000 + 10#${sec/./} ))
+  done
+}
+run() { # wall microseconds of one run in T, its CPU milliseconds in C
+  child_cpu; local c0=$CPU t0=$EPOCHREALTIME
   "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
   local t1=$EPOCHREALTIME
-  T=$(( ${t1/./} - ${t0/./} ))
+  child_cpu
+  T=$(( ${t1/./} - ${t0/./} )) C=$(( CPU - c0 ))
 }
 names=(launcher old venv)
 cmds=("$scratch/x/black" "$scratch/x/black-old" "$scratch/plain/bin/black")
@@ -78,12 +92,13 @@ cmds=("$scratch/x/black" "$scratch/x/black-old" "$scratch/plain/bin/black")
 for _ in 1 2 3; do for c in "${cmds[@]}"; do run "$c" --version; done; done
 PEX_VERBOSE=1 "$scratch/x/black" --version 2>&1 >/dev/null | grep -q directly \
   || { echo "the launcher did not take its direct path" >&2; exit 1; }
-declare -A times
+declare -A times cpu
 for ((i = 0; i < rounds; i++)); do
   for ((j = 0; j < 3; j++)); do
     k=$(( (i + j) % 3 ))
     run "${cmds[$k]}" --version
     times[${names[$k]}]+="$T "
+    cpu[${names[$k]}]+="$(( C * 1000 )) "
   done
 done
 stats() { # median and mean in ms of the microsecond list $1
@@ -91,17 +106,20 @@ stats() { # median and mean in ms of the microsecond list $1
     m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f %.1f", m/1000, s/NR/1000 }'
 }
 read -r venv_med venv_mean <<<"$(stats "${times[venv]}")"
-echo "black --version, warm, $rounds rounds interleaved (ms)"
-printf '  %-9s %8s %8s %14s %12s\n' "" median mean "median/venv" "mean/venv"
+read -r _ venv_cpu <<<"$(stats "${cpu[venv]}")"
+echo "black --version, warm, $rounds rounds interleaved (wall ms; CPU = user+sys ms, mean)"
+printf '  %-9s %8s %8s %14s %12s %8s %10s\n' "" median mean "median/venv" "mean/venv" cpu "cpu/venv"
 for name in "${names[@]}"; do
   read -r med mean <<<"$(stats "${times[$name]}")"
-  printf '  %-9s %8.1f %8.1f %13.3fx %11.3fx\n' "$name" "$med" "$mean" \
-    "$(echo "$med / $venv_med" | bc -l)" "$(echo "$mean / $venv_mean" | bc -l)"
+  read -r _ c <<<"$(stats "${cpu[$name]}")"
+  printf '  %-9s %8.1f %8.1f %13.3fx %11.3fx %8.1f %9.3fx\n' "$name" "$med" "$mean" \
+    "$(echo "$med / $venv_med" | bc -l)" "$(echo "$mean / $venv_mean" | bc -l)" \
+    "$c" "$(echo "$c / $venv_cpu" | bc -l)"
 done
 
 first="" second=""
 for ((i = 0; i < firsts; i++)); do
-  d="$scratch/first-$i"; rm -rf "$d"; mkdir -p "$d"
+  d=$(mktemp -d "${TMPDIR:-/tmp}/hpf.XXXXXX")
   tar xzf "$tarball" -C "$d"
   PEX_ROOT="$d/pex-root" run "$d/black" --version; first+="$T "
   PEX_ROOT="$d/pex-root" run "$d/black" --version; second+="$T "

@@ -12,8 +12,11 @@
 //!   interpreter ran it, so its `/bin/sh` boot and our launcher find it again ([`InstalledVenv`]);
 //! - `--python-shebang "/usr/bin/env python3.X"`: the interpreter Hermit's runtime dependency
 //!   puts on PATH, tried first;
-//! - `--runtime-pex-root`: pex's default cache directory of the target OS, so the build's own
-//!   PEX_ROOT or XDG_CACHE_HOME never ends up in the PEX.
+//! - `--runtime-pex-root ~/.cache/pex`, so the build's own PEX_ROOT or XDG_CACHE_HOME never
+//!   ends up in the PEX ([`RUNTIME_PEX_ROOT`]).
+//!
+//! Only the complete platform differs between platforms: a pure version's PEXs are the same
+//! bytes on all four.
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -23,7 +26,7 @@ use serde::Deserialize;
 
 use super::tools::{self, PEX_OPTIONS, PIP_VERSION};
 use super::{BuildError, BuildSettings};
-use crate::names::{Os, Platform, PythonMinor};
+use crate::names::{Platform, PythonMinor};
 
 /// What one platform's PEX is built for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,15 +38,12 @@ pub struct PexSpec {
     pub requirements: Vec<String>,
 }
 
-/// The PEX_ROOT a PEX uses at run time when `PEX_ROOT` is not set: pex's own default on that OS
-/// (`~/.cache/pex` on Linux, `~/Library/Caches/pex` on macOS), written without the build
-/// machine's home or cache directory.
-pub fn runtime_pex_root(os: Os) -> &'static str {
-    match os {
-        Os::Linux => "~/.cache/pex",
-        Os::Darwin => "~/Library/Caches/pex",
-    }
-}
+/// The PEX_ROOT a PEX uses at run time when `PEX_ROOT` is not set, written without the build
+/// machine's home or cache directory. pex's own default on Linux; on macOS pex would pick
+/// `~/Library/Caches/pex`, but one root for every OS keeps the options of all platforms the
+/// same, and with them a pure version's one PEX (which serves every platform) and its
+/// platform builds alike.
+pub const RUNTIME_PEX_ROOT: &str = "~/.cache/pex";
 
 /// pex's CLI with its search for local interpreters turned off. pex writes
 /// `--interpreter-constraint` into PEX-INFO only after finding a local interpreter that meets it,
@@ -67,8 +67,8 @@ main(sys.argv[1:])
 ";
 
 /// The options every PEX of a version is built with, whatever its platform, for its build info:
-/// [`PEX_OPTIONS`], the interpreter constraint and the shebang. Per platform come only the
-/// `--complete-platform` file and the `--runtime-pex-root` of its OS ([`runtime_pex_root`]).
+/// [`PEX_OPTIONS`], the interpreter constraint, the shebang and the runtime PEX root. Per
+/// platform comes only the `--complete-platform` file.
 pub fn version_options(python: PythonMinor) -> Vec<String> {
     let mut options: Vec<String> = PEX_OPTIONS.iter().map(|o| o.to_string()).collect();
     options.extend([
@@ -76,12 +76,14 @@ pub fn version_options(python: PythonMinor) -> Vec<String> {
         format!("CPython=={python}.*"),
         "--python-shebang".to_owned(),
         format!("/usr/bin/env python{python}"),
+        "--runtime-pex-root".to_owned(),
+        RUNTIME_PEX_ROOT.to_owned(),
     ]);
     options
 }
 
 /// The arguments of one build after the driver: the same for every platform but for the complete
-/// platform file and the runtime PEX root of its OS. Wheels are passed sorted by file name, so
+/// platform file. Wheels are passed sorted by file name, so
 /// the order they were found in does not matter.
 pub fn pex_args(
     wheels: &[PathBuf],
@@ -99,8 +101,6 @@ pub fn pex_args(
     args.extend(version_options(spec.python).into_iter().map(OsString::from));
     args.extend(
         [
-            "--runtime-pex-root",
-            runtime_pex_root(spec.platform.os),
             // Nothing is resolved: no index is needed, none is asked.
             "--no-pypi",
             "-o",
@@ -360,7 +360,7 @@ fn pex_info(pex: &Path) -> std::io::Result<PexInfo> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::names::Arch;
+    use crate::names::{Arch, Os};
     use std::process::Command;
     use std::time::Duration;
 
@@ -518,17 +518,8 @@ pub(crate) mod tests {
             "{joined}"
         );
         for (p, args) in Platform::ALL.iter().zip(&all) {
-            let root = runtime_pex_root(p.os);
-            let expect: Vec<String> = linux
-                .iter()
-                .map(|a| match a.as_str() {
-                    "~/.cache/pex" => root.to_owned(),
-                    _ => a.clone(),
-                })
-                .collect();
-            assert_eq!(args, &expect, "{p}");
+            assert_eq!(args, linux, "{p}");
         }
-        assert_eq!(runtime_pex_root(Os::Darwin), "~/Library/Caches/pex");
     }
 
     #[test]
@@ -603,7 +594,7 @@ pub(crate) mod tests {
         std::fs::set_permissions(bin.join("python"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
         settings.pex.bin_dir = bin;
-        let mut infos = Vec::new();
+        let mut pexs = Vec::new();
         for platform in Platform::ALL {
             let out = scratch.path().join(format!("out/{platform}/tiny-tool.pex"));
             let spec = tiny_spec(platform, py(12));
@@ -624,12 +615,8 @@ pub(crate) mod tests {
             );
             let venv = InstalledVenv::of(&out).unwrap();
             assert!(venv.is_some(), "{platform}: no installed venv found");
-            assert_eq!(
-                venv.unwrap().default_root,
-                runtime_pex_root(platform.os),
-                "{platform}"
-            );
-            let mut info = read_pex_info(&out);
+            assert_eq!(venv.unwrap().default_root, RUNTIME_PEX_ROOT, "{platform}");
+            let info = read_pex_info(&out);
             assert_eq!(
                 info["interpreter_constraints"],
                 serde_json::json!(["CPython==3.12.*"]),
@@ -647,13 +634,14 @@ pub(crate) mod tests {
                     "tiny_tool-1.0-py3-none-any.whl"
                 ]
             );
-            // What may differ between platforms: the runtime root, and the hash of it all.
-            let obj = info.as_object_mut().unwrap();
-            obj.remove("pex_hash");
-            obj.remove("pex_root");
-            infos.push(info);
+            assert_eq!(info["pex_root"], RUNTIME_PEX_ROOT);
+            pexs.push(std::fs::read(&out).unwrap());
         }
-        assert!(infos.windows(2).all(|w| w[0] == w[1]), "{infos:#?}");
+        // Pure wheels: the four PEXs are one, so one PEX may serve every platform.
+        assert!(
+            pexs.windows(2).all(|w| w[0] == w[1]),
+            "the platforms' PEXs differ"
+        );
     }
 
     #[tokio::test]
