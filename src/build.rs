@@ -7,6 +7,7 @@
 
 pub mod artifact;
 pub mod complete_platform;
+pub mod pex;
 pub mod scripts;
 
 use std::ffi::OsString;

@@ -45,6 +45,10 @@ pub enum ToolError {
     },
     #[error("cannot install pex {PEX_VERSION}: {0}")]
     Install(String),
+    #[error(
+        "{pex}: no python beside it to run pex with: HERMIT_PEX_PEX must be the pex of a virtualenv (…/bin/pex)"
+    )]
+    NoPython { pex: String },
 }
 
 /// Output of a finished program.
@@ -136,6 +140,22 @@ impl Pex {
 
     pub fn pex3(&self) -> PathBuf {
         self.bin_dir.join("pex3")
+    }
+
+    /// The python of pex's virtualenv, for running pex as a library (`build::pex`): beside
+    /// `pex`, or beside the file `pex` links to (`/opt/bin/pex` → `/opt/pex/bin/pex`).
+    pub fn python(&self) -> Result<PathBuf, ToolError> {
+        let beside = self.bin_dir.join("python");
+        if is_executable(&beside) {
+            return Ok(beside);
+        }
+        std::fs::canonicalize(self.pex())
+            .ok()
+            .map(|real| real.with_file_name("python"))
+            .filter(|p| is_executable(p))
+            .ok_or_else(|| ToolError::NoPython {
+                pex: self.pex().display().to_string(),
+            })
     }
 
     /// `HERMIT_PEX_PEX` (path to a pex executable), else a `pex` of the pinned version on
