@@ -267,6 +267,104 @@ pub struct SyncArgs {
     /// Stop a build's test command after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = timeout_seconds)]
     pub test_timeout: u64,
+    #[command(flatten)]
+    pub wheel_index: WheelIndexArgs,
+}
+
+/// Where the PEP 503 index of the wheels hermit-pex publishes goes (README: "An index of your
+/// wheels").
+#[derive(Args, Clone)]
+pub struct WheelIndexArgs {
+    /// The index's `simple/` directory (default: DIST/simple, beside the releases).
+    #[arg(long, conflicts_with = "wheel_index_repo")]
+    pub wheel_index_dir: Option<PathBuf>,
+    /// Commit the index to this Git repository instead (any URL git takes; credentials as for
+    /// --manifest-repo), under --wheel-index-path on --wheel-index-branch.
+    #[arg(long)]
+    pub wheel_index_repo: Option<String>,
+    #[arg(long, default_value = "main")]
+    pub wheel_index_branch: String,
+    /// The `simple/` directory inside --wheel-index-repo.
+    #[arg(long, default_value = "simple")]
+    pub wheel_index_path: String,
+    /// How a Git-source wheel is listed: stored beside its page, or linked at its release
+    /// asset (locked wheels are always stored).
+    #[arg(long, value_enum, default_value = "stored")]
+    pub wheel_index_links: crate::wheels::Links,
+    /// Also list every wheel a published version locked (its pylock's choice per platform),
+    /// so its environment can be rebuilt if files vanish upstream.
+    #[arg(long)]
+    pub index_locked: bool,
+    /// Write no wheel index.
+    #[arg(long, conflicts_with_all = ["wheel_index_dir", "wheel_index_repo", "index_locked"])]
+    pub no_wheel_index: bool,
+}
+
+impl WheelIndexArgs {
+    /// The index these flags ask for (`None`: --no-wheel-index). Bad settings fail here,
+    /// naming the flag.
+    pub fn open(
+        &self,
+        dist: &std::path::Path,
+        author: &str,
+        cache_dir: &std::path::Path,
+    ) -> anyhow::Result<Option<crate::wheels::WheelIndex>> {
+        use crate::wheels::{Target, WheelIndex};
+        if self.no_wheel_index {
+            return Ok(None);
+        }
+        let target = match &self.wheel_index_repo {
+            Some(url) => {
+                if !crate::spec::rules::is_relative_inside(&self.wheel_index_path) {
+                    anyhow::bail!(
+                        "--wheel-index-path {:?}: write a path inside the repository (no leading /, no ..)",
+                        self.wheel_index_path
+                    );
+                }
+                let (author_name, author_email) = crate::gitops::parse_author(author)?;
+                let dir = self.wheel_index_path.trim_matches('/').to_owned();
+                let key = crate::digest::sha256_hex(format!(
+                    "wheels\n{url}\n{}\n{dir}",
+                    self.wheel_index_branch
+                ));
+                Target::Git(crate::gitops::git::GitSink::new(
+                    crate::gitops::git::GitSinkConfig {
+                        url: url.clone(),
+                        branch: self.wheel_index_branch.clone(),
+                        dir,
+                        author_name,
+                        author_email,
+                        checkout: cache_dir.join("git").join(&key[..16]),
+                        attempts: 5,
+                    },
+                ))
+            }
+            None => Target::Dir(
+                self.wheel_index_dir
+                    .clone()
+                    .unwrap_or_else(|| dist.join("simple")),
+            ),
+        };
+        Ok(Some(
+            WheelIndex::new(target)
+                .with_links(self.wheel_index_links)
+                .with_locked(self.index_locked),
+        ))
+    }
+}
+
+impl WheelIndexArgs {
+    /// The controller's index: only when the operator names one (a directory or a repository).
+    pub fn open_if_named(
+        &self,
+        author: &str,
+        cache_dir: &std::path::Path,
+    ) -> anyhow::Result<Option<crate::wheels::WheelIndex>> {
+        if self.wheel_index_dir.is_none() && self.wheel_index_repo.is_none() {
+            return Ok(None);
+        }
+        self.open(std::path::Path::new(""), author, cache_dir)
+    }
 }
 
 #[derive(Args, Clone)]

@@ -3,7 +3,7 @@
 //! `jobs` turns a (version, platform) into its build Job and `status` computes what the
 //! resource reports, and `observe` reads Jobs and Nodes; all pure. `reconcile` drives them,
 //! with `limit` (the controller-wide Job bound) and `manifest` (the commit step); `targets` says
-//! where releases and manifests go, and `run` is the process around it (`metrics`, `lease`,
+//! where releases, manifests and wheels go (`wheels`: the wheel step after publishing), and `run` is the process around it (`metrics`, `lease`,
 //! and `hook`, the webhook receiver that wakes a package on a tag push).
 
 pub mod context;
@@ -19,3 +19,4 @@ pub mod resource;
 pub mod run;
 pub mod status;
 pub mod targets;
+pub mod wheels;

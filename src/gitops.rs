@@ -9,7 +9,7 @@ mod any;
 pub mod git;
 pub mod github;
 
-pub use any::{AnySink, SinkSettings};
+pub use any::{AnySink, SinkSettings, parse_author};
 
 use std::path::PathBuf;
 

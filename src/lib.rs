@@ -23,3 +23,4 @@ pub mod step;
 pub mod sync;
 pub mod tools;
 pub mod verify;
+pub mod wheels;

@@ -500,6 +500,82 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
     }
 }
 
+impl<S: ReleaseStore> SyncRun<'_, S> {
+    /// Puts the wheels of every package's published, tested versions into `index` (says each
+    /// file listed). Returns what failed, per package: a file listed with another digest, a
+    /// file that could not be fetched, an index that could not be written.
+    pub async fn index_wheels(
+        &self,
+        specs: &[&LoadedSpec],
+        index: &crate::wheels::WheelIndex,
+    ) -> Vec<(PackageName, String)> {
+        let scratch = self.settings.work_dir.join("wheels");
+        let fetcher = if index.locked {
+            match crate::lock::Fetcher::new(
+                self.settings.indexes.clone(),
+                &self.settings.cache_dir,
+                self.settings.timeout,
+            ) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    let p = specs.first().map(|s| s.spec.package.clone());
+                    return p.into_iter().map(|p| (p, e.to_string())).collect();
+                }
+            }
+        } else {
+            None
+        };
+        let sources = crate::wheels::Sources {
+            store: self.store,
+            fetcher: fetcher.as_ref(),
+            scratch: &scratch,
+        };
+        let mut failed = Vec::new();
+        for spec in specs {
+            let s = &spec.spec;
+            let releases = match self.store.releases(&s.package).await {
+                Ok(r) => r,
+                Err(e) => {
+                    failed.push((s.package.clone(), format!("cannot read releases: {e}")));
+                    continue;
+                }
+            };
+            match crate::wheels::index_package(index, &sources, s, &releases).await {
+                Ok(out) => {
+                    for (project, file) in &out.added {
+                        let of = if project == &s.package {
+                            String::new()
+                        } else {
+                            format!(" (locked by {})", s.package)
+                        };
+                        self.progress.line(format!(
+                            "{project}: indexed {file}{of} in {}",
+                            index.describe()
+                        ));
+                    }
+                    if let Some(sha) = &out.commit {
+                        self.progress
+                            .line(format!("wheel index committed as {sha}"));
+                    }
+                    failed.extend(
+                        out.conflicts
+                            .iter()
+                            .map(|c| (s.package.clone(), format!("not indexed: {c}"))),
+                    );
+                    failed.extend(out.failed.iter().map(|(file, why)| {
+                        (s.package.clone(), format!("{file} not indexed: {why}"))
+                    }));
+                }
+                Err(e) => failed.push((
+                    s.package.clone(),
+                    format!("the wheel index {} was not written: {e}", index.describe()),
+                )),
+            }
+        }
+        failed
+    }
+}
+
 /// Trying releases made by an older hermit-pex before they are listed.
 pub struct Verification {
     pub cache_dir: PathBuf,

@@ -107,6 +107,9 @@ pub struct ControllerArgs {
     /// Where manifests are committed (none: manifests are not committed).
     #[command(flatten)]
     pub manifest: ManifestArgs,
+    /// Where the index of published wheels goes (none: no index).
+    #[command(flatten)]
+    pub wheel_index: super::WheelIndexArgs,
     /// Serve /metrics, /healthz and /readyz on this address, and the webhook receiver
     /// (POST /hook/NAMESPACE/NAME) when HERMIT_PEX_WEBHOOK_SECRET is set.
     #[arg(long, default_value = "0.0.0.0:8080")]
@@ -296,6 +299,7 @@ impl ControllerArgs {
             manifest: self
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),
+            wheel_index: self.wheel_index.clone(),
             metrics_addr: self.metrics_addr,
             webhook_secret: webhook_secret()?,
             lease,

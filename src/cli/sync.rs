@@ -115,6 +115,9 @@ async fn run_sync<S: ReleaseStore>(
 
     let total_builds: usize = plans.iter().map(|(_, _, p)| p.builds()).sum();
     let cache = cache_dir(args);
+    let wheel_index =
+        args.wheel_index
+            .open(&args.release.dist, &args.manifest.git_author, &cache)?;
     let pex = if total_builds > 0 {
         crate::tools::Pex::locate(&cache)
             .await
@@ -179,6 +182,12 @@ async fn run_sync<S: ReleaseStore>(
     }
 
     let specs: Vec<&LoadedSpec> = plans.iter().map(|(s, _, _)| *s).collect();
+    if let Some(index) = &wheel_index {
+        for (package, why) in sync.index_wheels(&specs, index).await {
+            failed = true;
+            sync.progress.line(format!("error: {package}: {why}"));
+        }
+    }
     let (result, left_out) = sync.commit_manifests(&specs, sink).await;
     for (package, f) in &left_out {
         failed = true;

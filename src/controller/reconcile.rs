@@ -151,6 +151,7 @@ async fn reconcile_package<S: ReleaseStore>(
         if let Some(sink) = &sink {
             done.manifest = manifest(ctx, &s, &target, sink, &world, &mut done.trouble).await;
         }
+        super::wheels::distribute(ctx, pkg, store, &world.releases, &mut done.trouble).await;
     }
     if let Some(limit) = &ctx.limit {
         // A package that found no free slot is woken when another package's Job finishes.

@@ -55,6 +55,8 @@ pub struct Config {
     pub allowed_source_repositories: Vec<String>,
     /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
     pub manifest: SinkSettings,
+    /// The index of published wheels (neither a directory nor a repository: none).
+    pub wheel_index: crate::cli::WheelIndexArgs,
     pub metrics_addr: std::net::SocketAddr,
     /// The webhook receiver's secret; None: no receiver (`/hook/...` is 404).
     pub webhook_secret: Option<HookSecret>,
@@ -228,6 +230,12 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
         .with_indexes(named);
     if let Some(sink) = AnySink::remote(&config.manifest)? {
         targets = targets.with_sink(Box::new(sink));
+    }
+    if let Some(index) = config
+        .wheel_index
+        .open_if_named(&config.manifest.author, &config.cache_dir)?
+    {
+        targets = targets.with_wheel_index(index);
     }
     let template = config.manifest.clone();
     let targets = targets.opening_sinks(

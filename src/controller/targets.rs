@@ -37,6 +37,8 @@ pub struct Targets<S> {
     sinks: Mutex<HashMap<ManifestTarget, SharedSink>>,
     /// The operator's named indexes a `spec.index` may pick.
     indexes: BTreeMap<String, IndexClient>,
+    /// The index of the wheels published versions offer, when the operator keeps one.
+    wheels: Option<Arc<crate::wheels::WheelIndex>>,
 }
 
 impl<S> Targets<S> {
@@ -53,7 +55,19 @@ impl<S> Targets<S> {
             open_sink: None,
             sinks: Mutex::default(),
             indexes: BTreeMap::new(),
+            wheels: None,
         }
+    }
+
+    /// Published versions' wheels go into `index`.
+    pub fn with_wheel_index(mut self, index: crate::wheels::WheelIndex) -> Self {
+        self.wheels = Some(Arc::new(index));
+        self
+    }
+
+    /// The wheel index, if the operator keeps one.
+    pub fn wheel_index(&self) -> Option<&crate::wheels::WheelIndex> {
+        self.wheels.as_deref()
     }
 
     /// The indexes a resource may name in `spec.index`, by name.

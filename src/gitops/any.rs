@@ -36,22 +36,7 @@ impl AnySink {
     /// email, a directory outside the repository) fail here, before any work.
     pub fn remote(s: &SinkSettings) -> Result<Option<Self>, SinkError> {
         let invalid = |m: String| SinkError::Invalid(m);
-        let (author_name, author_email) = s
-            .author
-            .rsplit_once('<')
-            .map(|(n, e)| {
-                (
-                    n.trim().to_owned(),
-                    e.trim_end_matches('>').trim().to_owned(),
-                )
-            })
-            .filter(|(n, e)| !n.is_empty() && e.contains('@'))
-            .ok_or_else(|| {
-                invalid(format!(
-                    "--git-author {:?}: write it as \"Name <email>\"",
-                    s.author
-                ))
-            })?;
+        let (author_name, author_email) = parse_author(&s.author)?;
         if !crate::spec::rules::is_relative_inside(&s.dir) {
             return Err(invalid(format!(
                 "--manifest-dir {:?}: write a path inside the repository (no leading /, no ..)",
@@ -92,6 +77,24 @@ impl AnySink {
         }
         Ok(None)
     }
+}
+
+/// `Name <email>` as its two parts.
+pub fn parse_author(author: &str) -> Result<(String, String), SinkError> {
+    author
+        .rsplit_once('<')
+        .map(|(n, e)| {
+            (
+                n.trim().to_owned(),
+                e.trim_end_matches('>').trim().to_owned(),
+            )
+        })
+        .filter(|(n, e)| !n.is_empty() && e.contains('@'))
+        .ok_or_else(|| {
+            SinkError::Invalid(format!(
+                "--git-author {author:?}: write it as \"Name <email>\""
+            ))
+        })
 }
 
 impl AnySink {

@@ -168,50 +168,80 @@ fn checkout_lock(checkout: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     locks.entry(checkout.to_owned()).or_default().clone()
 }
 
-impl ManifestSink for GitSink {
-    async fn commit(
-        &self,
-        packages: &[PackageName],
-        render: &Render<'_>,
-    ) -> Result<CommitOutcome, SinkError> {
+/// One change to a checkout, made by [`GitSink::transact`]'s caller: the paths it wrote
+/// (relative to the repository's root, `/`-separated), the commit message, and what the
+/// caller wants back. No paths: nothing is committed.
+pub struct Staged<T> {
+    pub paths: Vec<String>,
+    pub message: String,
+    pub value: T,
+}
+
+impl GitSink {
+    /// The directory the sink writes in: the checkout, or `dir` inside it.
+    pub fn root(&self) -> PathBuf {
+        let mut p = self.config.checkout.clone();
+        if !self.config.dir.is_empty() {
+            p.push(&self.config.dir);
+        }
+        p
+    }
+
+    /// The sink's directory in the repository (empty: its root).
+    pub fn dir(&self) -> &str {
+        &self.config.dir
+    }
+
+    /// The remote URL, without credentials, for messages.
+    pub fn url(&self) -> String {
+        crate::pypi::redact(&self.config.url)
+    }
+
+    pub fn branch(&self) -> &str {
+        &self.config.branch
+    }
+
+    /// Brings the checkout to the branch head and reads it (`read` gets [`GitSink::root`]).
+    pub async fn synced<T>(&self, read: impl FnOnce(PathBuf) -> T) -> Result<T, SinkError> {
+        let lock = checkout_lock(&self.config.checkout);
+        let _turn = lock.lock().await;
+        self.sync_checkout().await?;
+        Ok(read(self.root()))
+    }
+
+    /// Rounds of: the checkout brought to the branch head, `change` run on it (given
+    /// [`GitSink::root`]), the paths it wrote committed in one commit and pushed; a push
+    /// rejected because the branch moved meanwhile is tried again on the new head, so a
+    /// concurrent commit is built upon, never overwritten. Returns the commit made (none when
+    /// `change` wrote nothing) and what `change` returned last.
+    pub async fn transact<T, F, Fut>(&self, mut change: F) -> Result<(Option<String>, T), SinkError>
+    where
+        F: FnMut(PathBuf) -> Fut,
+        Fut: Future<Output = Result<Staged<T>, SinkError>>,
+    {
         // Two sinks over one checkout (the same target reached twice) take turns.
         let lock = checkout_lock(&self.config.checkout);
         let _turn = lock.lock().await;
         for attempt in 1..=self.config.attempts.max(1) {
             self.sync_checkout().await?;
-            let (changed, failed) =
-                render_all(packages, render, |p| read_optional(&self.manifest_path(p)))?;
-            if changed.is_empty() {
-                return Ok(CommitOutcome {
-                    changed: Vec::new(),
-                    commit: None,
-                    failed,
-                });
+            let staged = change(self.root()).await?;
+            if staged.paths.is_empty() {
+                return Ok((None, staged.value));
             }
-            for (package, r) in &changed {
-                let path = self.manifest_path(package);
-                std::fs::create_dir_all(path.parent().expect("in the checkout"))
-                    .map_err(|e| io(&path, e))?;
-                std::fs::write(&path, &r.text).map_err(|e| io(&path, e))?;
-                self.git(&["add", "--", &self.relative(package)]).await?;
-            }
-            let changed: Vec<_> = changed.into_iter().map(|(p, r)| (p, r.added)).collect();
-            self.git(&["commit", "-q", "-m", &commit_message(&changed)])
-                .await?;
+            let mut add = vec!["add", "--"];
+            add.extend(staged.paths.iter().map(String::as_str));
+            self.git(&add).await?;
+            self.git(&["commit", "-q", "-m", &staged.message]).await?;
             let target = format!("HEAD:refs/heads/{}", self.config.branch);
             match self.git(&["push", "-q", "origin", &target]).await {
                 Ok(_) => {
                     let sha = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
-                    return Ok(CommitOutcome {
-                        changed,
-                        commit: Some(sha),
-                        failed,
-                    });
+                    return Ok((Some(sha), staged.value));
                 }
                 Err(SinkError::Git(m)) if is_rejected(&m) && attempt < self.config.attempts => {
                     tracing::info!(
                         attempt,
-                        "the manifest branch moved meanwhile; rendering again on its new head"
+                        "the branch moved meanwhile; writing again on its new head"
                     );
                 }
                 Err(e) => return Err(e),
@@ -223,6 +253,44 @@ impl ManifestSink for GitSink {
             self.config.branch,
             self.config.attempts
         )))
+    }
+}
+
+impl ManifestSink for GitSink {
+    async fn commit(
+        &self,
+        packages: &[PackageName],
+        render: &Render<'_>,
+    ) -> Result<CommitOutcome, SinkError> {
+        let (commit, (changed, failed)) = self
+            .transact(|_| async {
+                let (changed, failed) =
+                    render_all(packages, render, |p| read_optional(&self.manifest_path(p)))?;
+                let mut paths = Vec::new();
+                for (package, r) in &changed {
+                    let path = self.manifest_path(package);
+                    std::fs::create_dir_all(path.parent().expect("in the checkout"))
+                        .map_err(|e| io(&path, e))?;
+                    std::fs::write(&path, &r.text).map_err(|e| io(&path, e))?;
+                    paths.push(self.relative(package));
+                }
+                let changed: Vec<_> = changed.into_iter().map(|(p, r)| (p, r.added)).collect();
+                Ok(Staged {
+                    paths,
+                    message: commit_message(&changed),
+                    value: (changed, failed),
+                })
+            })
+            .await?;
+        Ok(CommitOutcome {
+            changed: if commit.is_some() {
+                changed
+            } else {
+                Vec::new()
+            },
+            commit,
+            failed,
+        })
     }
 }
 

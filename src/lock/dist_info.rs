@@ -87,6 +87,44 @@ pub fn read(archive: impl Read + Seek, wheel: &str) -> Result<DistInfo, DistInfo
     })
 }
 
+/// The raw `*.dist-info/METADATA` of the wheel at `path`: what an index serves beside the
+/// wheel as `<wheel>.metadata` (PEP 658), byte for byte.
+pub fn read_metadata_file(path: &Path) -> Result<Vec<u8>, DistInfoError> {
+    let wheel = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    let file = std::fs::File::open(path).map_err(|source| DistInfoError::Io {
+        wheel: wheel.clone(),
+        source,
+    })?;
+    let zip_err = |e: zip::result::ZipError| DistInfoError::Zip {
+        wheel: wheel.clone(),
+        reason: e.to_string(),
+    };
+    let mut zip = zip::ZipArchive::new(file).map_err(zip_err)?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| {
+            n.split_once('/')
+                .is_some_and(|(dir, file)| dir.ends_with(".dist-info") && file == "METADATA")
+        })
+        .ok_or_else(|| DistInfoError::NoMetadata {
+            wheel: wheel.clone(),
+        })?;
+    let mut entry = zip.by_name(&name).map_err(zip_err)?;
+    let mut bytes = Vec::new();
+    (&mut entry)
+        .take(MAX_METADATA)
+        .read_to_end(&mut bytes)
+        .map_err(|source| DistInfoError::Io {
+            wheel: wheel.clone(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
 /// `[console_scripts]` names of an `entry_points.txt` (an INI file: `name = module:attr [extras]`).
 pub fn console_scripts(text: &str) -> Vec<String> {
     let mut section = "";
