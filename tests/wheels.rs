@@ -1,0 +1,448 @@
+//! Wheels as a product, with the clients people use: a Git repository of a tiny tool is
+//! synced; its wheel lands in the static index (`dist/simple/`), which pip and uv install
+//! from, served by a plain static file server on loopback (and as file://); the pages are
+//! checked link by link and hash by hash; a tampered file fails pip's hash check.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use common::*;
+
+/// Stops a server the test started, however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `python -m http.server` serving `dir` on loopback: a plain static host.
+struct StaticHost {
+    url: String,
+    _server: KillOnDrop,
+}
+
+fn serve(dir: &Path) -> StaticHost {
+    let port = free_port();
+    let child = Command::new(python())
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--directory")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = KillOnDrop(child);
+    wait_for_port(port);
+    StaticHost {
+        url: format!("http://127.0.0.1:{port}/"),
+        _server: server,
+    }
+}
+
+/// A repository of the tool `hello-tool` (console script `hello`) tagged v1.0.0.
+pub struct Project {
+    pub _dir: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub work: PathBuf,
+    pub index_dir: tempfile::TempDir,
+    pub index: PypiServer,
+    pub cache: String,
+}
+
+pub fn project() -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("hello-tool");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    tag_release(&repo, "1.0.0", "v1.0.0", false);
+    let work = dir.path().join("work");
+    write(
+        &work.join("python/hello-tool/config.yaml"),
+        &format!(
+            "package: hello-tool\nsource:\n  git: \"file://{}\"\n  subdirectory: tools/hello\nversions:\n  - version: \"1.0.0\"\n    python: \"3.12\"\nplatforms: [linux-amd64]\n",
+            repo.display()
+        ),
+    );
+    // The test index: nothing of the project, only what the build backend needs.
+    let index_dir = tempfile::tempdir().unwrap();
+    make_wheel(index_dir.path(), "unrelated", "1.0", &[]);
+    let index = PypiServer::start(index_dir.path());
+    Project {
+        _dir: dir,
+        repo,
+        work,
+        index_dir,
+        index,
+        cache: repo_root().join("target/test-cache").display().to_string(),
+    }
+}
+
+impl Project {
+    pub fn sync(&self, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec![
+            "sync",
+            "--index-url",
+            &self.index.url,
+            "--cache-dir",
+            &self.cache,
+        ];
+        args.extend_from_slice(extra);
+        hermit_pex(&args, &self.work)
+    }
+}
+
+/// A fresh venv (with pip, from the tools' python: offline).
+fn venv(at: &Path) -> PathBuf {
+    let out = Command::new(python())
+        .args(["-m", "venv"])
+        .arg(at)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    at.to_owned()
+}
+
+/// pip install from `index` only, into a fresh venv: (success, output), and the venv.
+fn pip_install(index: &str, requirement: &str, at: &Path) -> (bool, String) {
+    let venv = venv(at);
+    let out = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--index-url",
+            index,
+            requirement,
+        ])
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn run_hello(venv: &Path) -> String {
+    let out = Command::new(venv.join("bin/hello")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file under `dir` with its modification time.
+fn mtimes(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.insert(e.path(), e.metadata().unwrap().modified().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The `href` values of a page's anchors, with the rest of each anchor.
+fn anchors(page: &str) -> Vec<(String, String)> {
+    page.split("<a ")
+        .skip(1)
+        .map(|a| {
+            let href = a
+                .split_once("href=\"")
+                .and_then(|(_, r)| r.split_once('"'))
+                .map(|(h, _)| h.replace("&amp;", "&"))
+                .unwrap();
+            (href, a.split_once('>').unwrap().0.to_owned())
+        })
+        .collect()
+}
+
+/// Every link of the index resolves, every hash matches, every name is normalised.
+pub fn validate_index(root: &Path) -> usize {
+    let home = std::fs::read_to_string(root.join("index.html")).unwrap();
+    let mut files = 0;
+    let projects = anchors(&home);
+    assert!(!projects.is_empty(), "{home}");
+    for (href, _) in projects {
+        let name = href.strip_suffix('/').unwrap();
+        assert_eq!(
+            name,
+            hermit_pex::names::normalize(name),
+            "a project's page is at its normalised name"
+        );
+        let page = std::fs::read_to_string(root.join(name).join("index.html"))
+            .unwrap_or_else(|e| panic!("{href}: {e}"));
+        for (link, attrs) in anchors(&page) {
+            let (file, sha) = link.split_once("#sha256=").expect("a sha256 fragment");
+            assert!(!file.contains('/'), "stored beside the page: {file}");
+            let path = root.join(name).join(file);
+            let (_, actual) = hermit_pex::digest::sha256_file(&path)
+                .unwrap_or_else(|e| panic!("{link} does not resolve: {e}"));
+            assert_eq!(actual, sha, "{link}");
+            let dist = file.split('-').next().unwrap();
+            assert_eq!(hermit_pex::names::normalize(dist), name, "{file}");
+            let meta = attrs
+                .split_once("data-core-metadata=\"sha256=")
+                .map(|(_, r)| r.split('"').next().unwrap().to_owned())
+                .expect("metadata served");
+            assert!(attrs.contains(&format!("data-dist-info-metadata=\"sha256={meta}\"")));
+            let (_, actual) =
+                hermit_pex::digest::sha256_file(&root.join(name).join(format!("{file}.metadata")))
+                    .unwrap();
+            assert_eq!(actual, meta, "{file}.metadata");
+            files += 1;
+        }
+    }
+    files
+}
+
+#[test]
+fn an_indexed_wheel_installs_with_pip_and_uv_and_a_tampered_one_does_not() {
+    let p = project();
+    let (code, _, stderr) = p.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let root = p.work.join("dist/simple");
+    assert!(
+        stderr.contains("hello-tool: indexed hello_tool-1.0.0-py3-none-any.whl in dist/simple"),
+        "{stderr}"
+    );
+    assert_eq!(validate_index(&root), 1);
+    // The indexed wheel is the release's, byte for byte.
+    let release = p
+        .work
+        .join("dist/releases/hello-tool-v1.0.0/hello_tool-1.0.0-py3-none-any.whl");
+    assert_eq!(
+        std::fs::read(&release).unwrap(),
+        std::fs::read(root.join("hello-tool/hello_tool-1.0.0-py3-none-any.whl")).unwrap()
+    );
+
+    // Nothing changed: nothing is written.
+    let before = mtimes(&root);
+    let (code, _, stderr) = p.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("indexed"), "{stderr}");
+    assert_eq!(mtimes(&root), before, "no page rewritten");
+
+    let host = serve(&root);
+    let scratch = tempfile::tempdir().unwrap();
+
+    // pip, over http and from the directory itself.
+    for (i, index) in [host.url.clone(), format!("file://{}/", root.display())]
+        .iter()
+        .enumerate()
+    {
+        let at = scratch.path().join(format!("pip-{i}"));
+        let (ok, out) = pip_install(index, "hello-tool==1.0.0", &at);
+        assert!(ok, "{index}: {out}");
+        assert_eq!(run_hello(&at), "hello 1.0.0\n");
+    }
+
+    // uv.
+    let at = scratch.path().join("uv");
+    let out = Command::new(uv())
+        .args(["venv", "-q", "--python"])
+        .arg(python())
+        .arg(&at)
+        .env("UV_CACHE_DIR", scratch.path().join("uv-cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(uv())
+        .args([
+            "pip",
+            "install",
+            "--index-url",
+            &host.url,
+            "hello-tool==1.0.0",
+            "--python",
+        ])
+        .arg(at.join("bin/python"))
+        .env("UV_CACHE_DIR", scratch.path().join("uv-cache"))
+        .env("UV_NO_CONFIG", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(run_hello(&at), "hello 1.0.0\n");
+
+    // A tampered wheel (same name, other bytes) fails pip's hash check.
+    let tampered = scratch.path().join("tampered");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(&root)
+        .arg(&tampered)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let wheel = tampered.join("hello-tool/hello_tool-1.0.0-py3-none-any.whl");
+    let mut bytes = std::fs::read(&wheel).unwrap();
+    bytes.extend_from_slice(b"tampered");
+    std::fs::write(&wheel, bytes).unwrap();
+    let bad_host = serve(&tampered);
+    let (ok, out) = pip_install(
+        &bad_host.url,
+        "hello-tool==1.0.0",
+        &scratch.path().join("pip-bad"),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.to_lowercase().contains("do not match the hashes"),
+        "pip refuses it for its hash: {out}"
+    );
+}
+
+/// `--index-locked`: every wheel a published version's pylock chose for a platform goes into
+/// the index too, fetched by its digest from where the lock says, and installs from there.
+#[test]
+fn locked_wheels_are_indexed_from_the_pylock_of_a_published_version() {
+    use hermit_pex::release::{
+        BuildInfo, LockRecord, PlatformBuild, ReleaseStore, Target, TestOutcome, Upload,
+    };
+    let files = tempfile::tempdir().unwrap();
+    let dep = make_wheel(
+        files.path(),
+        "dep-a",
+        "1.2",
+        &["--requires-python", ">=3.8"],
+    );
+    let server = PypiServer::start(files.path());
+    let (_, dep_sha) = hermit_pex::digest::sha256_file(&files.path().join(&dep)).unwrap();
+    let root_url = server.url.strip_suffix("simple/").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let pylock = work.path().join("pylock.toml");
+    std::fs::write(
+        &pylock,
+        format!(
+            "lock-version = \"1.0\"\ncreated-by = \"uv\"\n\n[[packages]]\nname = \"dep-a\"\nversion = \"1.2\"\nwheels = [{{ url = \"{root_url}packages/{dep}\", hashes = {{ sha256 = \"{dep_sha}\" }} }}]\n"
+        ),
+    )
+    .unwrap();
+    let spec = hermit_pex::spec::parse(
+        "package: tiny-tool\nbinaries: [tiny-tool]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\nplatforms: [linux-amd64]\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store =
+        hermit_pex::release::dir::DirStore::new(work.path().join("releases"), None).unwrap();
+    let v: pep440_rs::Version = "1.0".parse().unwrap();
+    let job = hermit_pex::build::VersionJob::new(
+        &spec,
+        &hermit_pex::pypi::IndexVersion::new(v.clone()),
+        spec.python_for(&v).unwrap(),
+    );
+    let linux: hermit_pex::names::Platform = "linux-amd64".parse().unwrap();
+    let releases = rt.block_on(async {
+        let release = store.create(&job.info()).await.unwrap();
+        let tarball = work.path().join("tiny-tool-linux-amd64.tar.gz");
+        std::fs::write(&tarball, "a tarball").unwrap();
+        let (tsize, tsha) = hermit_pex::digest::sha256_file(&tarball).unwrap();
+        let (lsize, lsha) = hermit_pex::digest::sha256_file(&pylock).unwrap();
+        let lock_name = hermit_pex::lock::asset_name(&spec.package);
+        for (name, path, size, sha) in [
+            ("tiny-tool-linux-amd64.tar.gz", &tarball, tsize, &tsha),
+            (lock_name.as_str(), &pylock, lsize, &lsha),
+        ] {
+            let up = Upload {
+                name,
+                path,
+                size,
+                sha256: sha,
+            };
+            store.upload(&release, up).await.unwrap();
+        }
+        let mut info: BuildInfo = job.info();
+        info.locked = Some(LockRecord {
+            sha256: lsha.clone(),
+            size: lsize,
+            format: Some(hermit_pex::lock::LockFormat::Pylock),
+            platforms: [(
+                linux,
+                hermit_pex::lock::PlatformLock::Files(vec![hermit_pex::lock::ChosenFile {
+                    name: dep.clone(),
+                    sha256: dep_sha.clone(),
+                }]),
+            )]
+            .into(),
+            ..Default::default()
+        });
+        info.platforms.insert(
+            linux,
+            PlatformBuild {
+                asset: "tiny-tool-linux-amd64.tar.gz".into(),
+                size: tsize,
+                sha256: tsha,
+                target: Target::Interpreter,
+                test: Some(TestOutcome::Passed {
+                    command: "tiny-tool --help".into(),
+                }),
+                lock: Some(lsha),
+                tarball: PathBuf::new(),
+            },
+        );
+        store.publish(&release, &info).await.unwrap();
+        store.releases(&spec.package).await.unwrap()
+    });
+    let root = work.path().join("simple");
+    let fetcher = hermit_pex::lock::Fetcher::new(
+        hermit_pex::pypi::Indexes::plain(server.url.parse().unwrap()),
+        &work.path().join("cache"),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    let sources = hermit_pex::wheels::Sources {
+        store: &store,
+        fetcher: Some(&fetcher),
+        scratch: &work.path().join("scratch"),
+    };
+    let plain = hermit_pex::wheels::WheelIndex::new(hermit_pex::wheels::Target::Dir(root.clone()));
+    let out = rt
+        .block_on(hermit_pex::wheels::index_package(
+            &plain, &sources, &spec, &releases,
+        ))
+        .unwrap();
+    assert!(
+        out.added.is_empty(),
+        "without --index-locked: nothing of the lock"
+    );
+    assert!(!root.exists(), "and nothing written");
+
+    let locked = hermit_pex::wheels::WheelIndex::new(hermit_pex::wheels::Target::Dir(root.clone()))
+        .with_locked(true);
+    let out = rt
+        .block_on(hermit_pex::wheels::index_package(
+            &locked, &sources, &spec, &releases,
+        ))
+        .unwrap();
+    assert_eq!(
+        out.added,
+        [(
+            hermit_pex::names::PackageName::new("dep-a").unwrap(),
+            dep.clone()
+        )],
+        "{out:?}"
+    );
+    assert_eq!(validate_index(&root), 1);
+    let page = std::fs::read_to_string(root.join("dep-a/index.html")).unwrap();
+    assert!(page.contains("data-requires-python=\"&gt;=3.8\""), "{page}");
+
+    // The upstream file vanishes: the index still serves it.
+    drop(server);
+    let host = serve(&root);
+    let at = work.path().join("venv");
+    let (ok, out) = pip_install(&host.url, "dep-a==1.2", &at);
+    assert!(ok, "{out}");
+}
