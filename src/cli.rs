@@ -269,6 +269,76 @@ pub struct SyncArgs {
     pub test_timeout: u64,
     #[command(flatten)]
     pub wheel_index: WheelIndexArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    /// Upload each published version's Git-source wheel to the private index NAME (defined
+    /// with --publish-index; repeatable). Credentials: HERMIT_PEX_PUBLISH_<NAME>_USERNAME and
+    /// _PASSWORD (or _TOKEN), else HERMIT_PEX_PUBLISH_USERNAME and _PASSWORD (or _TOKEN).
+    #[arg(long = "publish-to")]
+    pub publish_to: Vec<String>,
+}
+
+/// The private indexes wheels may be published to (README: "Publishing wheels").
+#[derive(Args, Clone, Default)]
+pub struct PublishArgs {
+    /// A private index, as NAME=UPLOAD_URL (repeatable): the URL twine would upload to
+    /// (pypiserver: its root; PyPI: https://upload.pypi.org/legacy/).
+    #[arg(long = "publish-index", value_parser = controller::named_value)]
+    pub publish_indexes: Vec<(String, String)>,
+    /// NAME=URL: the simple API root of the publish index NAME, when it is not derived from
+    /// its upload URL (a `legacy/` or `upload/` endpoint's sibling `simple/`, else `simple/`
+    /// under it).
+    #[arg(long = "publish-simple-url", value_parser = controller::named_value)]
+    pub publish_simple_urls: Vec<(String, String)>,
+}
+
+impl PublishArgs {
+    /// Every publish index the flags define, by name, with its credentials.
+    pub fn indexes(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, crate::wheels::upload::PublishIndex>>
+    {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, url) in &self.publish_indexes {
+            let simple = self
+                .publish_simple_urls
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, u)| u.as_str());
+            let index = crate::wheels::upload::PublishIndex::from_env(name, url, simple)?;
+            if out.insert(name.clone(), index).is_some() {
+                anyhow::bail!("--publish-index {name}: given twice");
+            }
+        }
+        if let Some((name, _)) = self
+            .publish_simple_urls
+            .iter()
+            .find(|(n, _)| !out.contains_key(n))
+        {
+            anyhow::bail!("--publish-simple-url {name}: no --publish-index {name}=URL");
+        }
+        Ok(out)
+    }
+
+    /// The uploaders of `names` (each must be defined).
+    pub fn uploaders(
+        &self,
+        names: &[String],
+    ) -> anyhow::Result<Vec<crate::wheels::upload::Uploader>> {
+        let mut defined = self.indexes()?;
+        let mut out = Vec::new();
+        for name in names {
+            let index = defined.remove(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--publish-to {}: no such publish index; define it with --publish-index {}=UPLOAD_URL",
+                    crate::names::shown(name),
+                    name
+                )
+            })?;
+            out.push(crate::wheels::upload::Uploader::new(index)?);
+        }
+        Ok(out)
+    }
 }
 
 /// Where the PEP 503 index of the wheels hermit-pex publishes goes (README: "An index of your

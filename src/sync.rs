@@ -576,6 +576,52 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
     }
 }
 
+impl<S: ReleaseStore> SyncRun<'_, S> {
+    /// Uploads each package's published Git-source wheels to every index of `uploaders`
+    /// (says each file uploaded, or found there). Returns what failed, per package.
+    pub async fn publish_wheels(
+        &self,
+        specs: &[&LoadedSpec],
+        uploaders: &[crate::wheels::upload::Uploader],
+    ) -> Vec<(PackageName, String)> {
+        let scratch = self.settings.work_dir.join("wheels");
+        let sources = crate::wheels::Sources {
+            store: self.store,
+            fetcher: None,
+            scratch: &scratch,
+        };
+        let mut failed = Vec::new();
+        for spec in specs {
+            let s = &spec.spec;
+            let releases = match self.store.releases(&s.package).await {
+                Ok(r) => r,
+                Err(e) => {
+                    failed.push((s.package.clone(), format!("cannot read releases: {e}")));
+                    continue;
+                }
+            };
+            for up in uploaders {
+                let out = crate::wheels::upload::publish_package(up, &sources, s, &releases).await;
+                let to = up.index.describe();
+                for f in &out.uploaded {
+                    self.progress
+                        .line(format!("{}: published {f} to {to}", s.package));
+                }
+                for f in &out.already {
+                    self.progress
+                        .line(format!("{}: {f} is on {to} already", s.package));
+                }
+                failed.extend(
+                    out.failed
+                        .iter()
+                        .map(|e| (s.package.clone(), format!("not published: {e}"))),
+                );
+            }
+        }
+        failed
+    }
+}
+
 /// Trying releases made by an older hermit-pex before they are listed.
 pub struct Verification {
     pub cache_dir: PathBuf,

@@ -6,12 +6,15 @@
 //!   wheel (`LockRecord.wheel`, a release asset), and with `locked` every wheel a published
 //!   version's pylock chose for a platform, so its environment can be rebuilt if files vanish
 //!   upstream. A listed file is never changed or dropped.
+//! - [`upload`]: the Git-source wheel uploaded to a private index through the upload API twine
+//!   uses, idempotently.
 //!
 //! [`offered`] decides, from the releases alone, which wheels a package's published versions
 //! offer; both read it.
 
 pub mod page;
 pub mod tree;
+pub mod upload;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -446,3 +446,381 @@ fn locked_wheels_are_indexed_from_the_pylock_of_a_published_version() {
     let (ok, out) = pip_install(&host.url, "dep-a==1.2", &at);
     assert!(ok, "{out}");
 }
+
+const USER: &str = "publisher";
+/// Distinctive, so a hit in a grep is this and nothing else.
+const PASSWORD: &str = "pw-Publish-7Hq2";
+
+/// A pypiserver that takes uploads only with `USER`:`PASSWORD`, holding nothing yet.
+struct PrivateIndex {
+    dir: tempfile::TempDir,
+    server: PypiServer,
+}
+
+impl PrivateIndex {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("packages")).unwrap();
+        let server = PypiServer::start_with_auth(&dir.path().join("packages"), USER, PASSWORD);
+        Self { dir, server }
+    }
+
+    /// Its root, where twine uploads.
+    fn root(&self) -> String {
+        self.server.url.strip_suffix("simple/").unwrap().to_owned()
+    }
+
+    /// The files it holds.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("packages"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Its simple URL with the credentials in it, for pip.
+    fn pip_url(&self) -> String {
+        self.server
+            .url
+            .replace("http://", &format!("http://{USER}:{PASSWORD}@"))
+    }
+}
+
+impl Project {
+    fn sync_env(&self, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermit-pex"));
+        cmd.args([
+            "sync",
+            "--index-url",
+            &self.index.url,
+            "--cache-dir",
+            &self.cache,
+        ])
+        .args(extra)
+        .current_dir(&self.work)
+        .env("HERMIT_PEX_PEX", tools_venv().join("bin/pex"))
+        .env_remove("HERMIT_PEX_INDEX_URL")
+        .env_remove("HERMIT_PEX_CACHE_DIR");
+        for var in [
+            "HERMIT_PEX_PUBLISH_USERNAME",
+            "HERMIT_PEX_PUBLISH_PASSWORD",
+            "HERMIT_PEX_PUBLISH_TOKEN",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().copied());
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+}
+
+/// The acceptance of issue 20: a local Git repository of a tiny tool → `hermit-pex sync` →
+/// `pip install --index-url .../simple` of it works, and the same wheel lands on a
+/// password-protected pypiserver, once, however often sync runs.
+#[test]
+fn a_synced_git_tool_installs_from_the_index_and_the_same_wheel_lands_on_a_private_index() {
+    let p = project();
+    let private = PrivateIndex::start();
+    let publish = format!("private={}", private.root());
+    let args = ["--publish-index", &publish, "--publish-to", "private"];
+    let creds = [
+        ("HERMIT_PEX_PUBLISH_USERNAME", USER),
+        ("HERMIT_PEX_PUBLISH_PASSWORD", PASSWORD),
+    ];
+    let (code, out) = p.sync_env(&args, &creds);
+    assert_eq!(code, 0, "{out}");
+    let wheel = "hello_tool-1.0.0-py3-none-any.whl";
+    assert!(
+        out.contains(&format!(
+            "hello-tool: published {wheel} to private ({})",
+            private.root()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(PASSWORD), "{out}");
+    assert_eq!(private.files(), [wheel]);
+    let indexed = p.work.join("dist/simple/hello-tool").join(wheel);
+    assert_eq!(
+        std::fs::read(private.dir.path().join("packages").join(wheel)).unwrap(),
+        std::fs::read(&indexed).unwrap(),
+        "the same wheel in both places"
+    );
+
+    let scratch = tempfile::tempdir().unwrap();
+    let index = format!("file://{}/", p.work.join("dist/simple").display());
+    let (ok, said) = pip_install(&index, "hello-tool==1.0.0", &scratch.path().join("a"));
+    assert!(ok, "{said}");
+    assert_eq!(run_hello(&scratch.path().join("a")), "hello 1.0.0\n");
+    let (ok, said) = pip_install(
+        &private.pip_url(),
+        "hello-tool==1.0.0",
+        &scratch.path().join("b"),
+    );
+    assert!(ok, "{said}");
+    assert_eq!(run_hello(&scratch.path().join("b")), "hello 1.0.0\n");
+
+    // Again: it is there already, and stays one file.
+    let (code, out) = p.sync_env(&args, &creds);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{wheel} is on private")), "{out}");
+    assert_eq!(private.files(), [wheel]);
+
+    // Another index with the wrong password: a clear error naming the variables, never the
+    // password; with none at all, the variables to set.
+    let other = PrivateIndex::start();
+    let publish = format!("other={}", other.root());
+    let args = ["--publish-index", &publish, "--publish-to", "other"];
+    let wrong = "pw-Wrong-Zz91";
+    let (code, out) = p.sync_env(
+        &args,
+        &[
+            ("HERMIT_PEX_PUBLISH_USERNAME", USER),
+            ("HERMIT_PEX_PUBLISH_PASSWORD", wrong),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("not published"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("hello-tool 1.0.0")
+            && line.contains("the index refused the credentials (HTTP 40")
+            && line.contains("HERMIT_PEX_PUBLISH_USERNAME and HERMIT_PEX_PUBLISH_PASSWORD")
+            && line.contains("HERMIT_PEX_PUBLISH_OTHER_USERNAME"),
+        "{line}"
+    );
+    assert!(!out.contains(wrong), "{out}");
+    let (code, out) = p.sync_env(&args, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("none were given: set HERMIT_PEX_PUBLISH_USERNAME"),
+        "{out}"
+    );
+    assert!(other.files().is_empty());
+}
+
+/// What the proxy does to the next upload (a POST); everything else passes through.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Pass,
+    /// Answers this status itself; the index never sees the upload.
+    Answer(u16),
+    /// Forwards half the upload's body, then drops both connections: a client killed
+    /// half-way.
+    CutHalfway,
+    /// Forwards the whole upload, then drops the client's connection without the answer.
+    LoseAnswer,
+}
+
+/// A loopback proxy in front of an index that spoils the next upload as told.
+struct FaultyProxy {
+    url: String,
+    fault: std::sync::Arc<std::sync::Mutex<Fault>>,
+}
+
+impl FaultyProxy {
+    fn start(upstream: &str) -> Self {
+        use std::io::{Read, Write};
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let fault = std::sync::Arc::new(std::sync::Mutex::new(Fault::Pass));
+        let seen = fault.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let mut client = client;
+                // The head, then the body by its length (reqwest sends one for a form).
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    buf.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                client.read_exact(&mut body).unwrap();
+                // One request per connection, said to both sides.
+                let head = head.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+                let post = head.starts_with("POST");
+                let fault = if post {
+                    std::mem::replace(&mut *seen.lock().unwrap(), Fault::Pass)
+                } else {
+                    Fault::Pass
+                };
+                if let Fault::Answer(code) = fault {
+                    let body = "<p>refused by the test</p>";
+                    let answer = format!(
+                        "HTTP/1.1 {code} Refused\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(answer.as_bytes());
+                    continue;
+                }
+                let mut up = std::net::TcpStream::connect(&upstream).unwrap();
+                up.write_all(head.as_bytes()).unwrap();
+                if fault == Fault::CutHalfway {
+                    up.write_all(&body[..length / 2]).unwrap();
+                    drop(up);
+                    drop(client);
+                    continue;
+                }
+                up.write_all(&body).unwrap();
+                let mut answer = Vec::new();
+                let _ = up.read_to_end(&mut answer);
+                if fault == Fault::LoseAnswer {
+                    drop(client);
+                    continue;
+                }
+                let answer = String::from_utf8_lossy(&answer)
+                    .replacen("\r\n", "\r\nConnection: close\r\n", 1)
+                    .into_bytes();
+                let _ = client.write_all(&answer);
+            }
+        });
+        Self { url, fault }
+    }
+
+    fn spoil_next_upload(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+}
+
+/// Rejections are reported with the version and the status; an upload cut half-way, or whose
+/// answer is lost, and run again ends with exactly one file on the index.
+#[test]
+fn rejected_and_interrupted_uploads_are_said_and_end_with_one_file() {
+    use hermit_pex::wheels::upload::{FileToUpload, PublishIndex, Uploaded, Uploader};
+    let private = PrivateIndex::start();
+    let proxy = FaultyProxy::start(&private.root());
+    let files = tempfile::tempdir().unwrap();
+    let name = make_wheel(files.path(), "tiny-tool", "2.0", &[]);
+    let path = files.path().join(&name);
+    let (_, sha256) = hermit_pex::digest::sha256_file(&path).unwrap();
+    let file = FileToUpload {
+        package: hermit_pex::names::PackageName::new("tiny-tool").unwrap(),
+        version: "2.0".parse().unwrap(),
+        filename: name.clone(),
+        path,
+        sha256: sha256.clone(),
+    };
+    let index = PublishIndex {
+        name: "private".into(),
+        upload_url: proxy.url.parse().unwrap(),
+        simple_url: format!("{}simple/", proxy.url).parse().unwrap(),
+        credentials: Some(hermit_pex::pypi::Credentials::new(USER, PASSWORD)),
+        variables: "HERMIT_PEX_PUBLISH_USERNAME and HERMIT_PEX_PUBLISH_PASSWORD".into(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upload = || {
+        let up = Uploader::new(index.clone()).unwrap();
+        rt.block_on(async { up.upload(&file).await })
+    };
+
+    for status in [409, 400, 403] {
+        proxy.spoil_next_upload(Fault::Answer(status));
+        let e = upload().unwrap_err().to_string();
+        assert!(
+            e.contains("tiny-tool 2.0") && e.contains(&format!("rejected with HTTP {status}")),
+            "{e}"
+        );
+        assert!(
+            e.contains("refused by the test"),
+            "the index's own words: {e}"
+        );
+        assert!(!e.contains(PASSWORD), "{e}");
+        assert!(private.files().is_empty());
+    }
+
+    // Cut off half-way: pypiserver does not check the form's digest and keeps what arrived
+    // under the file's name. Run again, that truncated copy of this very file is replaced.
+    proxy.spoil_next_upload(Fault::CutHalfway);
+    let e = upload().unwrap_err().to_string();
+    assert!(
+        e.contains("tiny-tool 2.0") && e.contains("did not finish"),
+        "{e}"
+    );
+    let kept_part = !private.files().is_empty();
+    let again = upload().unwrap();
+    match kept_part {
+        true => assert!(matches!(again, Uploaded::Replaced { .. }), "{again:?}"),
+        false => assert_eq!(again, Uploaded::Uploaded),
+    }
+    assert_eq!(private.files(), [name.as_str()], "exactly one file");
+    let (_, kept) =
+        hermit_pex::digest::sha256_file(&private.dir.path().join("packages").join(&name)).unwrap();
+    assert_eq!(kept, sha256, "and it is the whole file");
+
+    // The answer of a finished upload is lost: the page says it is there.
+    let other = make_wheel(files.path(), "tiny-tool", "2.1", &[]);
+    let path = files.path().join(&other);
+    let (_, sha) = hermit_pex::digest::sha256_file(&path).unwrap();
+    let second = FileToUpload {
+        version: "2.1".parse().unwrap(),
+        filename: other.clone(),
+        path,
+        sha256: sha,
+        ..file.clone()
+    };
+    proxy.spoil_next_upload(Fault::LoseAnswer);
+    let up = Uploader::new(index.clone()).unwrap();
+    assert_eq!(rt.block_on(up.upload(&second)).unwrap(), Uploaded::Uploaded);
+    assert_eq!(
+        rt.block_on(up.upload(&second)).unwrap(),
+        Uploaded::AlreadyThere
+    );
+    assert_eq!(private.files(), [name.as_str(), other.as_str()]);
+
+    // Another build under a name the index has: both digests said, nothing overwritten.
+    let rebuilt = files.path().join("rebuilt");
+    make_wheel(&rebuilt, "tiny-tool", "2.0", &["--broken"]);
+    let path = rebuilt.join(&name);
+    let (_, new_sha) = hermit_pex::digest::sha256_file(&path).unwrap();
+    let e = upload_of(
+        &rt,
+        &index,
+        &FileToUpload {
+            path,
+            sha256: new_sha.clone(),
+            ..file.clone()
+        },
+    );
+    assert!(
+        e.contains(&sha256) && e.contains(&new_sha) && e.contains("never overwritten"),
+        "{e}"
+    );
+    let (_, kept) =
+        hermit_pex::digest::sha256_file(&private.dir.path().join("packages").join(&name)).unwrap();
+    assert_eq!(kept, sha256);
+}
+
+fn upload_of(
+    rt: &tokio::runtime::Runtime,
+    index: &hermit_pex::wheels::upload::PublishIndex,
+    f: &hermit_pex::wheels::upload::FileToUpload,
+) -> String {
+    let up = hermit_pex::wheels::upload::Uploader::new(index.clone()).unwrap();
+    rt.block_on(up.upload(f)).unwrap_err().to_string()
+}

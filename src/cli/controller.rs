@@ -134,7 +134,7 @@ pub async fn controller_command(
 }
 
 /// `NAME=VALUE` with NAME a DNS label, as `spec.index` names it.
-fn named_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn named_value(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: write NAME=VALUE"))?;

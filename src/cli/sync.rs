@@ -118,6 +118,7 @@ async fn run_sync<S: ReleaseStore>(
     let wheel_index =
         args.wheel_index
             .open(&args.release.dist, &args.manifest.git_author, &cache)?;
+    let uploaders = args.publish.uploaders(&args.publish_to)?;
     let pex = if total_builds > 0 {
         crate::tools::Pex::locate(&cache)
             .await
@@ -187,6 +188,10 @@ async fn run_sync<S: ReleaseStore>(
             failed = true;
             sync.progress.line(format!("error: {package}: {why}"));
         }
+    }
+    for (package, why) in sync.publish_wheels(&specs, &uploaders).await {
+        failed = true;
+        sync.progress.line(format!("error: {package}: {why}"));
     }
     let (result, left_out) = sync.commit_manifests(&specs, sink).await;
     for (package, f) in &left_out {

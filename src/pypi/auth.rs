@@ -13,6 +13,11 @@ use reqwest::Url;
 pub const USERNAME_ENV: &str = "HERMIT_PEX_INDEX_USERNAME";
 pub const PASSWORD_ENV: &str = "HERMIT_PEX_INDEX_PASSWORD";
 pub const TOKEN_ENV: &str = "HERMIT_PEX_INDEX_TOKEN";
+/// Environment variables for the credentials of the indexes wheels are published to.
+pub const PUBLISH_ENV_STEM: &str = "HERMIT_PEX_PUBLISH";
+pub const PUBLISH_USERNAME_ENV: &str = "HERMIT_PEX_PUBLISH_USERNAME";
+pub const PUBLISH_PASSWORD_ENV: &str = "HERMIT_PEX_PUBLISH_PASSWORD";
+pub const PUBLISH_TOKEN_ENV: &str = "HERMIT_PEX_PUBLISH_TOKEN";
 /// The user name PyPI, twine and most hosted indexes expect with an API token.
 pub const TOKEN_USERNAME: &str = "__token__";
 
@@ -66,6 +71,39 @@ impl EnvCredentials {
             &format!("{stem}_PASSWORD"),
             &format!("{stem}_TOKEN"),
         )
+    }
+
+    /// The credentials of the private index `name` that wheels are published to: its own
+    /// `HERMIT_PEX_PUBLISH_<NAME>_USERNAME`/`_PASSWORD`/`_TOKEN` (NAME uppercased, `-` as
+    /// `_`), else `HERMIT_PEX_PUBLISH_USERNAME`/`_PASSWORD`/`_TOKEN`. Also says which
+    /// variables were read, for a refusal to name them.
+    pub fn for_publish(name: &str) -> Result<(Self, String), AuthError> {
+        let stem = format!(
+            "{PUBLISH_ENV_STEM}_{}",
+            name.to_uppercase().replace('-', "_")
+        );
+        let own = Self::from_vars(
+            &format!("{stem}_USERNAME"),
+            &format!("{stem}_PASSWORD"),
+            &format!("{stem}_TOKEN"),
+        )?;
+        let said = |stem: &str| format!("{stem}_USERNAME and {stem}_PASSWORD (or {stem}_TOKEN)");
+        if own.0.is_some() {
+            return Ok((own, said(&stem)));
+        }
+        let shared = Self::from_vars(
+            PUBLISH_USERNAME_ENV,
+            PUBLISH_PASSWORD_ENV,
+            PUBLISH_TOKEN_ENV,
+        )?;
+        Ok((
+            shared,
+            format!(
+                "{}, or {} for this index alone",
+                said(PUBLISH_ENV_STEM),
+                said(&stem)
+            ),
+        ))
     }
 
     fn from_vars(user: &str, pass: &str, token: &str) -> Result<Self, AuthError> {
