@@ -566,6 +566,30 @@ fn cases() -> Vec<(String, Value, Expect)> {
             Bad("index"),
         );
     }
+    for names in [json!(["team-ml"]), json!(["a", "pypi2"]), json!([])] {
+        add(
+            &format!("publish {names}"),
+            with(|s| s["publish"] = names.clone()),
+            Good,
+        );
+    }
+    for name in ["Team", "team_ml", "-a", "", "https://x/", &"x".repeat(64)] {
+        add(
+            &format!("publish [{name:?}]"),
+            with(|s| s["publish"] = json!([name])),
+            Bad("publish[0]"),
+        );
+    }
+    add(
+        "publish not a list",
+        with(|s| s["publish"] = json!("team-ml")),
+        Bad("publish"),
+    );
+    add(
+        "publish nine indexes",
+        with(|s| s["publish"] = json!(["a", "b", "c", "d", "e", "f", "g", "h", "i"])),
+        Bad("publish"),
+    );
     add(
         "index not a string",
         with(|s| s["index"] = json!({"url": "https://x/simple/"})),

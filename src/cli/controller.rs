@@ -110,6 +110,10 @@ pub struct ControllerArgs {
     /// Where the index of published wheels goes (none: no index).
     #[command(flatten)]
     pub wheel_index: super::WheelIndexArgs,
+    /// The private indexes a PythonPackage's spec.publish may name; the controller's
+    /// credentials for NAME: HERMIT_PEX_PUBLISH_<NAME>_USERNAME/_PASSWORD or _TOKEN.
+    #[command(flatten)]
+    pub publish: super::PublishArgs,
     /// Serve /metrics, /healthz and /readyz on this address, and the webhook receiver
     /// (POST /hook/NAMESPACE/NAME) when HERMIT_PEX_WEBHOOK_SECRET is set.
     #[arg(long, default_value = "0.0.0.0:8080")]
@@ -300,6 +304,7 @@ impl ControllerArgs {
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),
             wheel_index: self.wheel_index.clone(),
+            publish_indexes: self.publish.indexes()?,
             metrics_addr: self.metrics_addr,
             webhook_secret: webhook_secret()?,
             lease,

@@ -151,7 +151,9 @@ async fn reconcile_package<S: ReleaseStore>(
         if let Some(sink) = &sink {
             done.manifest = manifest(ctx, &s, &target, sink, &world, &mut done.trouble).await;
         }
-        super::wheels::distribute(ctx, pkg, store, &world.releases, &mut done.trouble).await;
+        done.wheels = Some(
+            super::wheels::distribute(ctx, pkg, store, &world.releases, &mut done.trouble).await,
+        );
     }
     if let Some(limit) = &ctx.limit {
         // A package that found no free slot is woken when another package's Job finishes.
@@ -159,7 +161,11 @@ async fn reconcile_package<S: ReleaseStore>(
         limit.set_waiting(me, done.waiting_for_slots);
     }
     apply::report_new_failures(ctx, pkg, &world.jobs).await;
-    write_status(ctx, &s, status(ctx, &s, &plan, &world, &no_node, &done)).await?;
+    let mut new_status = status(ctx, &s, &plan, &world, &no_node, &done);
+    if let Some(wheels) = done.wheels.take() {
+        new_status.wheels = wheels;
+    }
+    write_status(ctx, &s, new_status).await?;
     Ok(requeue(&plan, &world, &done, &s))
 }
 
@@ -169,6 +175,8 @@ struct Applied {
     trouble: Vec<Trouble>,
     manifest: ManifestReport,
     waiting_for_slots: bool,
+    /// Where wheels went (`None`: the step did not run, suspended: the last status's stay).
+    wheels: Option<Vec<super::resource::WheelsRecord>>,
 }
 
 /// The plan, from what was observed.
@@ -304,6 +312,7 @@ fn validate<S>(ctx: &Context<S>, pkg: &PythonPackage) -> Result<Target<S>, Strin
     })?;
     ctx.targets.source(&pkg.spec)?;
     ctx.targets.index(&pkg.spec, &ctx.index)?;
+    ctx.targets.publish(&pkg.spec)?;
     Ok(Target {
         store: ctx.targets.store(&pkg.spec)?,
         sink: ctx.targets.sink(&pkg.spec)?,

@@ -57,6 +57,11 @@ pub struct PythonPackageSpec {
     /// resolve from it, with that index's credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
+    /// Private indexes the operator named (`--publish-index NAME=URL`) that each published,
+    /// tested version's Git-source wheel is uploaded to, with that index's credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub publish: Vec<String>,
 }
 
 /// Config fields whose resource spelling differs: (config.yaml, PythonPackage).
@@ -66,7 +71,14 @@ pub const RENAMED_FIELDS: [(&str, &str); 3] = [
     ("partial_platforms", "partialPlatforms"),
 ];
 
-const CLUSTER_FIELDS: [&str; 5] = ["interval", "suspend", "releases", "manifests", "index"];
+const CLUSTER_FIELDS: [&str; 6] = [
+    "interval",
+    "suspend",
+    "releases",
+    "manifests",
+    "index",
+    "publish",
+];
 
 /// A problem's field (`extra_packages[0]`) as a resource spells it (`extraPackages[0]`).
 pub fn resource_field(field: &str) -> String {
@@ -120,6 +132,9 @@ impl Serialize for PythonPackageSpec {
         if let Some(index) = &self.index {
             map.serialize_entry("index", index)?;
         }
+        if !self.publish.is_empty() {
+            map.serialize_entry("publish", &self.publish)?;
+        }
         map.end()
     }
 }
@@ -141,6 +156,7 @@ impl PythonPackageSpec {
         let releases = take(&mut fields, "releases")?;
         let manifests = take(&mut fields, "manifests")?;
         let index = take(&mut fields, "index")?;
+        let publish = take(&mut fields, "publish")?.unwrap_or_default();
         let mut config = Map::new();
         for (key, value) in fields {
             if let Some((_, resource)) = RENAMED_FIELDS.iter().find(|(file, _)| *file == key) {
@@ -163,6 +179,7 @@ impl PythonPackageSpec {
             releases,
             manifests,
             index,
+            publish,
         })
     }
 
@@ -203,6 +220,28 @@ impl PythonPackageSpec {
                 ),
             ));
         }
+        if self.publish.len() > MAX_PUBLISH {
+            problems.push(Problem::new(
+                "publish",
+                format!(
+                    "names {} indexes; at most {MAX_PUBLISH}",
+                    self.publish.len()
+                ),
+            ));
+        }
+        for (i, name) in self.publish.iter().enumerate() {
+            if name.len() > crate::spec::rules::MAX_INDEX_NAME_LEN
+                || !crate::spec::rules::INDEX_NAME.is_match(name)
+            {
+                problems.push(Problem::new(
+                    format!("publish[{i}]"),
+                    format!(
+                        "{} is not an index name: lowercase letters, digits and '-', at most 63",
+                        shown(name)
+                    ),
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -210,6 +249,9 @@ impl PythonPackageSpec {
         }
     }
 }
+
+/// At most this many publish indexes per resource.
+pub const MAX_PUBLISH: usize = 8;
 
 fn take<T: serde::de::DeserializeOwned>(
     fields: &mut Map<String, Value>,
@@ -403,6 +445,27 @@ pub struct PythonPackageStatus {
     /// failed builds and platforms recorded as impossible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<String>,
+    /// Where the wheels of published versions went: the operator's wheel index and each
+    /// index of `spec.publish`, with the newest file placed there and the last error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 9))]
+    pub wheels: Vec<WheelsRecord>,
+}
+
+/// One place wheels go, as the status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WheelsRecord {
+    /// `index` (the wheel index), or the name of a publish index.
+    pub target: String,
+    /// Where it is: a directory, a repository (branch, path) or an upload URL.
+    pub location: String,
+    /// The newest file placed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    /// Why the last attempt failed, while it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -474,6 +537,7 @@ pub fn convert(specs: &[crate::spec::LoadedSpec], namespace: Option<&str>) -> St
             releases: None,
             manifests: None,
             index: None,
+            publish: Vec::new(),
         };
         let mut resource = PythonPackage::new(s.spec.package.as_str(), spec);
         resource.metadata.namespace = namespace.map(str::to_owned);

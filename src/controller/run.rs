@@ -57,6 +57,8 @@ pub struct Config {
     pub manifest: SinkSettings,
     /// The index of published wheels (neither a directory nor a repository: none).
     pub wheel_index: crate::cli::WheelIndexArgs,
+    /// The private indexes a resource's `spec.publish` may name, with their credentials.
+    pub publish_indexes: std::collections::BTreeMap<String, crate::wheels::upload::PublishIndex>,
     pub metrics_addr: std::net::SocketAddr,
     /// The webhook receiver's secret; None: no receiver (`/hook/...` is 404).
     pub webhook_secret: Option<HookSecret>,
@@ -237,6 +239,14 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
     {
         targets = targets.with_wheel_index(index);
     }
+    let mut uploaders = std::collections::BTreeMap::new();
+    for (name, index) in &config.publish_indexes {
+        uploaders.insert(
+            name.clone(),
+            crate::wheels::upload::Uploader::new(index.clone())?,
+        );
+    }
+    let targets = targets.with_publish_indexes(uploaders);
     let template = config.manifest.clone();
     let targets = targets.opening_sinks(
         config.allowed_manifest_repositories.clone(),

@@ -94,6 +94,8 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
                 .or_else(|| o.previous.and_then(|p| p.listed)),
         },
         requested_at: o.requested_at.clone(),
+        // The wheels step sets its own; a reconcile that stops before it keeps the last.
+        wheels: o.previous.map(|p| p.wheels.clone()).unwrap_or_default(),
         ..PythonPackageStatus::default()
     };
     let mut records = o.plan.map(plan_records).unwrap_or_default();

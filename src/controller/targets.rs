@@ -39,6 +39,8 @@ pub struct Targets<S> {
     indexes: BTreeMap<String, IndexClient>,
     /// The index of the wheels published versions offer, when the operator keeps one.
     wheels: Option<Arc<crate::wheels::WheelIndex>>,
+    /// The operator's publish indexes a `spec.publish` may name.
+    publish: BTreeMap<String, Arc<crate::wheels::upload::Uploader>>,
 }
 
 impl<S> Targets<S> {
@@ -56,7 +58,45 @@ impl<S> Targets<S> {
             sinks: Mutex::default(),
             indexes: BTreeMap::new(),
             wheels: None,
+            publish: BTreeMap::new(),
         }
+    }
+
+    /// The private indexes a resource may publish its wheels to (`spec.publish`), by name.
+    pub fn with_publish_indexes(
+        mut self,
+        uploaders: BTreeMap<String, crate::wheels::upload::Uploader>,
+    ) -> Self {
+        self.publish = uploaders
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
+        self
+    }
+
+    /// The publish indexes `spec.publish` names; a name the operator did not define is the
+    /// resource's error (its wheels would otherwise go nowhere, silently).
+    pub fn publish(
+        &self,
+        spec: &PythonPackageSpec,
+    ) -> Result<Vec<Arc<crate::wheels::upload::Uploader>>, String> {
+        spec.publish
+            .iter()
+            .map(|name| {
+                self.publish.get(name).cloned().ok_or_else(|| {
+                    let defined: Vec<&str> = self.publish.keys().map(String::as_str).collect();
+                    format!(
+                        "spec.publish {name}: not a publish index this controller has; it has {} \
+                         (its operator defines them with --publish-index, Helm: publish.indexes)",
+                        if defined.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            defined.join(", ")
+                        }
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Published versions' wheels go into `index`.
@@ -348,6 +388,34 @@ mod tests {
         let fine =
             spec("manifests: {repository: \"https://git.example.com/t.git\", dir: hermit}\n");
         assert!(sinks.sink(&fine).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_resource_publishes_only_to_indexes_the_operator_defined() {
+        let index = crate::wheels::upload::PublishIndex {
+            name: "team".into(),
+            upload_url: "https://pypi.internal/".parse().unwrap(),
+            simple_url: "https://pypi.internal/simple/".parse().unwrap(),
+            credentials: None,
+            variables: "V".into(),
+        };
+        let targets = Targets::new((), None).with_publish_indexes(BTreeMap::from([(
+            "team".to_owned(),
+            crate::wheels::upload::Uploader::new(index).unwrap(),
+        )]));
+        assert!(targets.publish(&spec("")).unwrap().is_empty());
+        let ok = targets.publish(&spec("publish: [team]\n")).unwrap();
+        assert_eq!(ok[0].index.name, "team");
+        let e = targets
+            .publish(&spec("publish: [team, elsewhere]\n"))
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("spec.publish elsewhere")
+                && e.contains("it has team")
+                && e.contains("--publish-index"),
+            "{e}"
+        );
     }
 
     #[test]

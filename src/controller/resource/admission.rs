@@ -270,6 +270,16 @@ fn cluster_rules(props: &mut Map<String, Value>) {
         }),
     );
     set(
+        field(props, &["publish", "items"]),
+        json!({
+            "maxLength": rules::MAX_INDEX_NAME_LEN,
+            "x-kubernetes-validations": [rule(
+                format!("self.matches({})", cel_string(rules::INDEX_NAME.as_str())),
+                "publish must name the operator's publish indexes: lowercase letters, digits and '-'",
+            )],
+        }),
+    );
+    set(
         field(props, &["releases", "properties", "repository"]),
         json!({
             "maxLength": rules::MAX_RELEASE_REPOSITORY_LEN,

@@ -210,6 +210,7 @@ fn converted_example_configs_round_trip() {
         releases: None,
         manifests: None,
         index: None,
+        publish: Vec::new(),
     };
     let value = serde_json::to_value(&no_binaries).unwrap();
     assert!(value.get("binaries").is_none(), "left out, not []: {value}");
