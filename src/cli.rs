@@ -534,6 +534,25 @@ impl IndexArgs {
         Ok(crate::pypi::auth_index(&self.index_url, env.0)?)
     }
 
+    /// How a branch head's version is learned on this machine: static metadata, else its
+    /// wheel built with uv (answers kept per commit in the cache).
+    pub fn head_reader(
+        &self,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<crate::source::HeadReader> {
+        let cache = self
+            .cache_dir()
+            .unwrap_or_else(|| std::env::temp_dir().join("hermit-pex"));
+        Ok(crate::source::HeadReader {
+            cache_dir: self.cache_dir().map(|d| d.join("heads")),
+            builder: Some(crate::source::WheelProbe {
+                cache_dir: cache,
+                indexes: self.indexes()?,
+                timeout,
+            }),
+        })
+    }
+
     /// Every index a build resolves from, with the private netrc file for their credentials.
     pub fn indexes(&self) -> anyhow::Result<crate::pypi::Indexes> {
         let extra = self
@@ -650,9 +669,10 @@ pub fn say_skipped_tags(s: &LoadedSpec, offered: &crate::source::Offered) {
 pub async fn observe_versions(
     client: &IndexClient,
     specs: &[LoadedSpec],
+    heads: &crate::source::HeadReader,
 ) -> Vec<Result<crate::source::Offered, crate::source::ObserveError>> {
     futures::stream::iter(specs)
-        .map(|s| crate::source::offered(client, &s.spec))
+        .map(|s| crate::source::offered(client, &s.spec, heads))
         .buffered(8)
         .collect()
         .await
@@ -670,6 +690,9 @@ struct JsonPackage<'a> {
     file: String,
     index_not_modified: bool,
     plan: &'a Plan,
+    /// A source that follows a branch: its head commit and the version declared there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<&'a crate::source::Head>,
 }
 
 #[derive(Serialize)]
@@ -682,7 +705,10 @@ struct JsonError {
 async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (specs, invalid) = load_specs(&args.paths)?;
     let client = args.index.client()?;
-    let observed = observe_versions(&client, &specs).await;
+    let heads = args
+        .index
+        .head_reader(std::time::Duration::from_secs(600))?;
+    let observed = observe_versions(&client, &specs, &heads).await;
     // The stores `sync` uses, with its flags: what is released there is done.
     let store =
         crate::release::AnyStore::open_existing(&args.release.settings(args.index.cache_dir()))?;
@@ -714,7 +740,7 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
                     &args.select.options(),
                 );
                 say_skipped_tags(s, &project);
-                plans.push((s, project.not_modified, p));
+                plans.push((s, project.not_modified, p, project.head));
             }
             Err(e) => index_errors.push(JsonError {
                 file: s.file.display().to_string(),
@@ -742,10 +768,11 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let report = JsonReport {
             packages: plans
                 .iter()
-                .map(|(s, nm, p)| JsonPackage {
+                .map(|(s, nm, p, head)| JsonPackage {
                     file: s.file.display().to_string(),
                     index_not_modified: *nm,
                     plan: p,
+                    head: head.as_ref(),
                 })
                 .collect(),
             errors: spec_errors.chain(index_errors).collect(),
@@ -755,8 +782,8 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
         return Ok(exit_code(ok));
     }
-    for (s, _, p) in &plans {
-        write_text_plan(&mut out, s, p)?;
+    for (s, _, p, head) in &plans {
+        write_text_plan(&mut out, s, p, head.as_ref())?;
     }
     for e in &invalid {
         eprintln!("error: {e}");
@@ -795,7 +822,12 @@ fn exit_code(ok: bool) -> ExitCode {
     }
 }
 
-pub fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::io::Result<()> {
+pub fn write_text_plan(
+    out: &mut impl Write,
+    s: &LoadedSpec,
+    p: &Plan,
+    head: Option<&crate::source::Head>,
+) -> std::io::Result<()> {
     let min = s.spec.minimum().map(|v| v.to_string()).unwrap_or_default();
     writeln!(
         out,
@@ -803,6 +835,14 @@ pub fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::i
         p.package,
         s.file.display()
     )?;
+    if let Some(head) = head {
+        writeln!(
+            out,
+            "  {} ({})",
+            head,
+            crate::pypi::redact(s.spec.source.as_ref().map_or("", |g| g.git.as_str()))
+        )?;
+    }
     for vp in &p.versions {
         let platforms = |ps: &[Platform]| {
             ps.iter()

@@ -318,7 +318,7 @@ pub fn plan_version(
             });
         }
         plan_published(spec, published, work, opts, &mut vp);
-        vp.moved = moved_tag(published, iv);
+        vp.moved = moved_tag(spec, published, iv);
         return vp;
     }
 
@@ -551,15 +551,20 @@ fn plan_published(
 }
 
 /// The published version's tag, if it now points at another commit than the one it was built
-/// from.
-fn moved_tag(published: &Release, iv: &IndexVersion) -> Option<String> {
+/// from; for a source that follows a branch, a new head that declares the published version.
+fn moved_tag(spec: &PackageSpec, published: &Release, iv: &IndexVersion) -> Option<String> {
     let built = published.info.as_ref()?.inputs.as_ref()?.source.as_ref()?;
     let now = iv.git.as_ref()?;
-    (now.commit != built.commit).then(|| {
-        format!(
+    let branch = spec.source.as_ref().and_then(|s| s.branch.as_deref());
+    (now.commit != built.commit).then(|| match branch {
+        Some(branch) => format!(
+            "the branch {branch} moved from {} (published) to {}, which declares {} too: not rebuilt; the published release stays as it is (raise the version to publish the change)",
+            built.commit, now.commit, iv.version
+        ),
+        None => format!(
             "the tag {} moved from {} (published) to {}: the published release stays as it is",
             built.tag, built.commit, now.commit
-        )
+        ),
     })
 }
 

@@ -352,6 +352,57 @@ mod tests {
     }
 
     #[test]
+    fn a_heads_static_version_comes_from_pyproject_or_setup_cfg_and_dynamic_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |files: &[(&str, &str)]| {
+            let d = tempfile::tempdir_in(dir.path()).unwrap().keep();
+            for (name, text) in files {
+                std::fs::write(d.join(name), text).unwrap();
+            }
+            static_metadata(&d)
+        };
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        assert_eq!(
+            at(&[(
+                "pyproject.toml",
+                "[project]\nname = \"Hello_Tool\"\nversion = \"1.2.0\"\n"
+            )]),
+            Static::Declared {
+                name: Some("Hello_Tool".into()),
+                version: v("1.2.0")
+            }
+        );
+        assert_eq!(
+            at(&[(
+                "pyproject.toml",
+                "[project]\nname = \"x\"\ndynamic = [\"version\"]\n"
+            )]),
+            Static::Dynamic
+        );
+        assert_eq!(
+            at(&[
+                (
+                    "pyproject.toml",
+                    "[build-system]\nrequires = [\"setuptools\"]\n"
+                ),
+                ("setup.cfg", "[metadata]\nname = x\nversion = 2.0\n")
+            ]),
+            Static::Declared {
+                name: Some("x".into()),
+                version: v("2.0")
+            }
+        );
+        assert_eq!(
+            at(&[("setup.cfg", "[metadata]\nversion = attr: x.__version__\n")]),
+            Static::Dynamic
+        );
+        assert!(matches!(
+            at(&[("pyproject.toml", "[project]\nversion = \"one\"\n")]),
+            Static::Invalid(m) if m.contains("not a PEP 440 version")
+        ));
+    }
+
+    #[test]
     fn a_token_travels_as_a_header_only_to_https() {
         let https = credentials_from("https://git.example.com/x.git", Some("s3cret"), None);
         let file = credentials_from("file:///tmp/x.git", Some("s3cret"), None);
@@ -361,7 +412,8 @@ mod tests {
     }
 }
 
-/// What a package's source offers now: the index's versions, or the repository's tags.
+/// What a package's source offers now: the index's versions, or the repository's tags, or
+/// its branch's head.
 #[derive(Debug, Clone, Default)]
 pub struct Offered {
     pub versions: Vec<IndexVersion>,
@@ -369,6 +421,266 @@ pub struct Offered {
     pub not_modified: bool,
     /// Tags that are not versions (a Git source).
     pub skipped_tags: Vec<String>,
+    /// A source that follows a branch: its head, and the version declared there.
+    pub head: Option<Head>,
+}
+
+/// A branch's head commit and the version the project declares at it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Head {
+    pub branch: String,
+    pub commit: String,
+    pub version: Version,
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "branch {} at {} declares {}",
+            self.branch,
+            &self.commit[..self.commit.len().min(12)],
+            self.version
+        )
+    }
+}
+
+/// How the version a branch head declares is learned: read from the project's static
+/// metadata (`pyproject.toml` `[project] version`, else `setup.cfg` `[metadata] version`), or,
+/// when it is dynamic and a builder is given, from the wheel built there. Answers are kept
+/// per commit.
+#[derive(Debug, Clone, Default)]
+pub struct HeadReader {
+    /// Where answers (per commit) and checkouts are kept; none: a temporary directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Builds the wheel of a head whose version is dynamic (`sync`, `plan`); none: such a
+    /// head is an error that says so (the controller has no build tools).
+    pub builder: Option<WheelProbe>,
+}
+
+/// What builds a wheel to learn a dynamic version: uv (`uv build --wheel`), resolving the
+/// build backend from these indexes.
+#[derive(Debug, Clone)]
+pub struct WheelProbe {
+    /// Where uv is installed (or found): see `lock::Uv::locate`.
+    pub cache_dir: PathBuf,
+    pub indexes: crate::pypi::Indexes,
+    pub timeout: Duration,
+}
+
+/// The commit at the head of `branch` (`git ls-remote <url> refs/heads/<branch>`).
+pub async fn head_commit(source: &GitSource, branch: &str) -> Result<String, SourceError> {
+    let args: Vec<OsString> = vec![
+        "ls-remote".into(),
+        "--heads".into(),
+        "--".into(),
+        source.git.clone().into(),
+        format!("refs/heads/{branch}").into(),
+    ];
+    let out = git(source, &args, None).await?;
+    out.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .find(|(_, r)| r.trim() == format!("refs/heads/{branch}"))
+        .map(|(sha, _)| sha.trim().to_owned())
+        .ok_or_else(|| SourceError::Git {
+            url: crate::pypi::redact(&source.git),
+            message: format!("there is no branch {branch}: check source.branch"),
+        })
+}
+
+/// The version `package`'s project declares at `commit` of `branch` (see [`HeadReader`]).
+pub async fn head_version(
+    source: &GitSource,
+    package: &crate::names::PackageName,
+    branch: &str,
+    commit: &str,
+    reader: &HeadReader,
+) -> Result<Version, SourceError> {
+    let key = crate::digest::sha256_hex(format!("{}\n{}", source.git, source.subdirectory()));
+    let tmp;
+    let base = match &reader.cache_dir {
+        Some(d) => d.join(&key[..16]),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    let answer = base.join(format!("{commit}.version"));
+    if let Some(v) = std::fs::read_to_string(&answer)
+        .ok()
+        .and_then(|t| t.trim().parse::<Version>().ok())
+    {
+        return Ok(v);
+    }
+    let tag = GitTag {
+        tag: branch.to_owned(),
+        commit: commit.to_owned(),
+    };
+    let project = checkout(source, &tag, &base.join("checkout")).await?;
+    let fail = |message: String| SourceError::Git {
+        url: crate::pypi::redact(&source.git),
+        message: format!(
+            "branch {branch} at {}: {message}",
+            &commit[..commit.len().min(12)]
+        ),
+    };
+    let dir = project.clone();
+    let declared = crate::blocking::run(move || static_metadata(&dir)).await;
+    let (name, version) = match declared {
+        Static::Declared { name, version } => (name, version),
+        Static::Invalid(why) => return Err(fail(why)),
+        Static::Dynamic => match &reader.builder {
+            Some(probe) => built_version(&project, probe, &base).await.map_err(fail)?,
+            None => {
+                return Err(fail(
+                    "the project's version is dynamic: the controller reads only a static \
+                     version (pyproject.toml [project] version, or setup.cfg [metadata] \
+                     version); `hermit-pex sync` builds the wheel to learn it"
+                        .into(),
+                ));
+            }
+        },
+    };
+    if let Some(name) = name
+        && crate::names::normalize(&name) != package.as_str()
+    {
+        return Err(fail(format!(
+            "the project is {}, not {package}: fix the project's name or the package",
+            crate::names::shown(&name)
+        )));
+    }
+    if version.is_local() {
+        return Err(fail(format!(
+            "it declares the local version {version}, which an index does not take: give the branch a public version"
+        )));
+    }
+    std::fs::create_dir_all(&base)?;
+    std::fs::write(&answer, version.to_string())?;
+    Ok(version)
+}
+
+/// What a project's static metadata declares.
+#[derive(Debug, PartialEq)]
+enum Static {
+    Declared {
+        name: Option<String>,
+        version: Version,
+    },
+    /// Computed by the build backend (setuptools-scm, `attr:`, …).
+    Dynamic,
+    Invalid(String),
+}
+
+/// `[project] name/version` of `pyproject.toml` (unless `version` is in `dynamic`), else
+/// `[metadata] version` of `setup.cfg` (unless it is an `attr:` or `file:` directive).
+fn static_metadata(project: &Path) -> Static {
+    if let Ok(text) = std::fs::read_to_string(project.join("pyproject.toml")) {
+        let doc: toml::Table = match toml::from_str(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                return Static::Invalid(format!("pyproject.toml is not TOML: {}", e.message()));
+            }
+        };
+        if let Some(p) = doc.get("project").and_then(|p| p.as_table()) {
+            let dynamic = p
+                .get("dynamic")
+                .and_then(|d| d.as_array())
+                .is_some_and(|d| d.iter().any(|v| v.as_str() == Some("version")));
+            let name = p.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+            if let (false, Some(v)) = (dynamic, p.get("version").and_then(|v| v.as_str())) {
+                return match v.parse::<Version>() {
+                    Ok(version) => Static::Declared { name, version },
+                    Err(_) => Static::Invalid(format!(
+                        "pyproject.toml's version {} is not a PEP 440 version",
+                        crate::names::shown(v)
+                    )),
+                };
+            }
+            if dynamic {
+                return Static::Dynamic;
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(project.join("setup.cfg")) {
+        let mut section = "";
+        let (mut name, mut version) = (None, None);
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('[') && line.ends_with(']') {
+                section = &line[1..line.len() - 1];
+            } else if section == "metadata"
+                && let Some((k, v)) = line.split_once('=')
+            {
+                match k.trim() {
+                    "name" => name = Some(v.trim().to_owned()),
+                    "version" => version = Some(v.trim().to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(v) = version.filter(|v| !v.starts_with("attr:") && !v.starts_with("file:"))
+            && let Ok(version) = v.parse::<Version>()
+        {
+            return Static::Declared { name, version };
+        }
+    }
+    Static::Dynamic
+}
+
+/// Builds the project's wheel with uv to read the version (and name) it declares.
+async fn built_version(
+    project: &Path,
+    probe: &WheelProbe,
+    base: &Path,
+) -> Result<(Option<String>, Version), String> {
+    let uv = crate::lock::Uv::locate(&probe.cache_dir).await?;
+    let out = base.join("wheel");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| e.to_string())?;
+    }
+    let mut args: Vec<OsString> = [
+        "build",
+        "--wheel",
+        "--no-config",
+        "--no-python-downloads",
+        "--quiet",
+        "--color",
+        "never",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.extend([
+        "--index-url".into(),
+        probe.indexes.primary.url.to_string().into(),
+    ]);
+    for extra in &probe.indexes.extra {
+        args.extend(["--extra-index-url".into(), extra.url.to_string().into()]);
+    }
+    args.extend([
+        OsString::from("--cache-dir"),
+        probe.cache_dir.join("uv").into(),
+    ]);
+    args.extend([OsString::from("--out-dir"), out.clone().into()]);
+    args.push(project.into());
+    let mut env = Vec::new();
+    if let Some(netrc) = probe.indexes.netrc() {
+        env.push(("NETRC", netrc.into()));
+    }
+    tools::run(&uv.path, &args, &env, probe.timeout)
+        .await
+        .map_err(|e| format!("building the wheel to learn its version failed: {e}"))?;
+    let wheel = std::fs::read_dir(&out)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".whl"))
+        .ok_or("uv built no wheel")?;
+    let name = crate::lock::wheel_name::WheelName::parse(&wheel).map_err(|e| e.to_string())?;
+    let version = name
+        .version
+        .parse::<Version>()
+        .map_err(|_| format!("the wheel {wheel} has no PEP 440 version"))?;
+    Ok((Some(name.distribution), version))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -393,18 +705,42 @@ impl ObserveError {
     }
 }
 
-/// The versions `spec`'s source offers.
+/// The versions `spec`'s source offers: a branch's head is read with `heads`.
 pub async fn offered(
     index: &crate::pypi::IndexClient,
     spec: &crate::spec::PackageSpec,
+    heads: &HeadReader,
 ) -> Result<Offered, ObserveError> {
     match &spec.source {
+        Some(git) if git.branch.is_some() => {
+            let branch = git.branch.as_deref().unwrap_or_default();
+            let commit = head_commit(git, branch).await?;
+            let version = head_version(git, &spec.package, branch, &commit, heads).await?;
+            Ok(Offered {
+                versions: vec![IndexVersion {
+                    version: version.clone(),
+                    requires_python: None,
+                    git: Some(GitTag {
+                        tag: branch.to_owned(),
+                        commit: commit.clone(),
+                    }),
+                }],
+                not_modified: false,
+                skipped_tags: Vec::new(),
+                head: Some(Head {
+                    branch: branch.to_owned(),
+                    commit,
+                    version,
+                }),
+            })
+        }
         Some(git) => {
             let t = tags(git).await?;
             Ok(Offered {
                 versions: t.versions,
                 not_modified: false,
                 skipped_tags: t.skipped,
+                head: None,
             })
         }
         None => {
@@ -413,6 +749,7 @@ pub async fn offered(
                 versions: project.versions(),
                 not_modified: project.not_modified,
                 skipped_tags: Vec::new(),
+                head: None,
             })
         }
     }

@@ -92,6 +92,12 @@ pub struct GitSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255), regex(pattern = r"^[A-Za-z0-9._/-]*$"))]
     pub subdirectory: Option<String>,
+    /// Follow this branch instead of tags: its head is built, as the version the project
+    /// declares there. A new head that declares a version already published is reported,
+    /// never rebuilt. Not with `tag_prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub branch: Option<String>,
 }
 
 impl GitSource {
@@ -147,6 +153,22 @@ impl GitSource {
                 "source.tag_prefix",
                 "use letters, digits, '.', '_', '/' and '-' (64 at most), e.g. \"v\" or \"release-\"",
             ));
+        }
+        if let Some(b) = &self.branch {
+            if b.is_empty() || b.len() > rules::MAX_REF_LEN || rules::BAD_BRANCH.is_match(b) {
+                problems.push(Problem::new(
+                    "source.branch",
+                    "write a branch name git takes, e.g. main: no leading '-' or '/', no '..', '//', \
+                     '@{', spaces, control characters or any of ~^:?*[\\, no component starting \
+                     with '.' or ending with '.lock'",
+                ));
+            }
+            if self.tag_prefix.is_some() {
+                problems.push(Problem::new(
+                    "source.tag_prefix",
+                    "a source follows a branch or tags, not both: remove tag_prefix or branch",
+                ));
+            }
         }
         if let Some(d) = &self.subdirectory
             && (!plain(d) || d.len() > 255 || rules::BAD_DIR.is_match(d))

@@ -263,6 +263,7 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             git: source.git.clone(),
             tag_prefix: None,
             subdirectory: Some(source.subdirectory.clone()).filter(|s| !s.is_empty()),
+            branch: None,
         };
         let tag = crate::source::GitTag {
             tag: source.tag.clone(),

@@ -566,6 +566,30 @@ fn cases() -> Vec<(String, Value, Expect)> {
             Bad("index"),
         );
     }
+    add(
+        "source branch",
+        with(|s| s["source"] = json!({"git": "https://h/x.git", "branch": "main"})),
+        Good,
+    );
+    add(
+        "source branch release/2.x",
+        with(|s| s["source"] = json!({"git": "https://h/x.git", "branch": "release/2.x"})),
+        Good,
+    );
+    for b in ["", "-x", "a..b", "a b", "x.lock", "/main", "a~1"] {
+        add(
+            &format!("source branch {b:?}"),
+            with(|s| s["source"] = json!({"git": "https://h/x.git", "branch": b})),
+            Bad("source.branch"),
+        );
+    }
+    add(
+        "source branch and tagPrefix",
+        with(|s| {
+            s["source"] = json!({"git": "https://h/x.git", "branch": "main", "tagPrefix": "v"})
+        }),
+        Bad("source.tagPrefix"),
+    );
     for names in [json!(["team-ml"]), json!(["a", "pypi2"]), json!([])] {
         add(
             &format!("publish {names}"),
@@ -683,7 +707,7 @@ fn cases() -> Vec<(String, Value, Expect)> {
     );
     add(
         "unknown field in source",
-        with(|s| s["source"] = json!({"git": "https://h/x.git", "branch": "main"})),
+        with(|s| s["source"] = json!({"git": "https://h/x.git", "ref": "main"})),
         Bad("source"),
     );
     add(

@@ -159,6 +159,8 @@ fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
             git,
             tag_prefix: None,
             subdirectory: args.git_subdirectory.clone(),
+            // A branch's head is checked out by its name, as a tag is: the step needs no more.
+            branch: None,
         }),
     };
     spec.validate().map_err(|problems| {

@@ -73,7 +73,15 @@ async fn run_sync<S: ReleaseStore>(
     }
     let indexes = args.index.indexes()?;
     let client = args.index.client_for(indexes.primary.clone())?;
-    let observed = crate::cli::observe_versions(&client, &specs).await;
+    let heads = crate::source::HeadReader {
+        cache_dir: Some(cache_dir(args).join("heads")),
+        builder: Some(crate::source::WheelProbe {
+            cache_dir: cache_dir(args),
+            indexes: indexes.clone(),
+            timeout: std::time::Duration::from_secs(args.build_timeout),
+        }),
+    };
+    let observed = crate::cli::observe_versions(&client, &specs, &heads).await;
     let mut failed = !invalid.is_empty();
     let mut plans = Vec::new();
     let mut options = args.select.options();
@@ -92,7 +100,10 @@ async fn run_sync<S: ReleaseStore>(
             Ok(releases) => {
                 let versions = project.versions;
                 let plan = crate::plan::plan(&spec.spec, &versions, &releases, &[], &options);
-                plans.push((spec, versions, plan));
+                if let Some(head) = &project.head {
+                    eprintln!("{}: {head}", spec.spec.package);
+                }
+                plans.push((spec, versions, plan, project.head));
             }
             Err(e) => {
                 eprintln!("error: {}: cannot read releases: {e}", spec.spec.package);
@@ -103,8 +114,8 @@ async fn run_sync<S: ReleaseStore>(
 
     if args.dry_run {
         let mut out = std::io::stdout().lock();
-        for (spec, _, plan) in &plans {
-            crate::cli::write_text_plan(&mut out, spec, plan)?;
+        for (spec, _, plan, head) in &plans {
+            crate::cli::write_text_plan(&mut out, spec, plan, head.as_ref())?;
         }
         return Ok(if failed {
             ExitCode::FAILURE
@@ -113,7 +124,7 @@ async fn run_sync<S: ReleaseStore>(
         });
     }
 
-    let total_builds: usize = plans.iter().map(|(_, _, p)| p.builds()).sum();
+    let total_builds: usize = plans.iter().map(|(_, _, p, _)| p.builds()).sum();
     let cache = cache_dir(args);
     let wheel_index =
         args.wheel_index
@@ -158,7 +169,7 @@ async fn run_sync<S: ReleaseStore>(
     };
 
     let (mut built, mut released) = (0, 0);
-    for (spec, versions, plan) in &plans {
+    for (spec, versions, plan, _) in &plans {
         if plan.builds() > 0 {
             sync.progress.line(format!(
                 "{}: {} versions, {} builds, {} already released",
@@ -168,13 +179,11 @@ async fn run_sync<S: ReleaseStore>(
                 plan.count(crate::plan::VersionStatus::Released)
             ));
         }
-        for vp in plan.versions.iter().filter(|vp| vp.note.is_some()) {
-            sync.progress.line(format!(
-                "{} {}: {}",
-                plan.package,
-                vp.version,
-                vp.note.as_deref().unwrap_or("")
-            ));
+        for vp in plan.versions.iter() {
+            for note in [&vp.note, &vp.moved].into_iter().flatten() {
+                sync.progress
+                    .line(format!("{} {}: {note}", plan.package, vp.version));
+            }
         }
         let outcome = sync.run(spec, versions, plan).await;
         built += outcome.built;
@@ -182,7 +191,7 @@ async fn run_sync<S: ReleaseStore>(
         failed |= !outcome.failures.is_empty();
     }
 
-    let specs: Vec<&LoadedSpec> = plans.iter().map(|(s, _, _)| *s).collect();
+    let specs: Vec<&LoadedSpec> = plans.iter().map(|(s, _, _, _)| *s).collect();
     if let Some(index) = &wheel_index {
         for (package, why) in sync.index_wheels(&specs, index).await {
             failed = true;

@@ -1,6 +1,7 @@
 //! The webhook receiver: `POST /hook/{namespace}/{name}` on the controller's HTTP port. A Git
-//! host that pushes a tag calls it, signed with a secret it shares with the controller, and
-//! that PythonPackage is reconciled at once instead of at its next interval.
+//! host that pushes a tag (or a commit to the branch a package follows) calls it, signed with
+//! a secret it shares with the controller, and that PythonPackage is reconciled at once
+//! instead of at its next interval.
 //!
 //! The signature is checked over the raw body before anything else is looked at: a caller
 //! without the secret gets 401 and learns nothing (not even whether the resource exists).
@@ -103,6 +104,8 @@ pub enum Event {
     Ping,
     /// A tag was pushed or created: its name.
     Tag(String),
+    /// Commits were pushed to a branch: its name (it wakes a package that follows it).
+    Branch(String),
     /// Anything else (a branch push, another kind of event): what it was, for the reply.
     Other(String),
 }
@@ -124,9 +127,14 @@ pub fn event(headers: &HeaderMap, body: &[u8]) -> Option<Event> {
         "create" if field("ref_type") == Some("tag") => field("ref"),
         _ => None,
     };
-    Some(match tag {
-        Some(t) if !t.is_empty() => Event::Tag(t.to_owned()),
-        _ => Event::Other(match field("ref") {
+    let branch = match kind {
+        "push" => field("ref").and_then(|r| r.strip_prefix("refs/heads/")),
+        _ => None,
+    };
+    Some(match (tag, branch) {
+        (Some(t), _) if !t.is_empty() => Event::Tag(t.to_owned()),
+        (_, Some(b)) if !b.is_empty() => Event::Branch(b.to_owned()),
+        (_, _) => Event::Other(match field("ref") {
             Some(r) if !kind.is_empty() => format!("{kind} of {r}"),
             _ if !kind.is_empty() => kind.to_owned(),
             _ => "an event without X-GitHub-Event".to_owned(),
@@ -147,6 +155,9 @@ pub struct Hook {
     /// False on a standby replica (leader election): its wakes would never be acted on.
     pub active: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
+    /// The resources the controller watches: a branch push wakes only a package whose
+    /// `spec.source.branch` is that branch (none: branch pushes wake nothing).
+    pub packages: Option<kube::runtime::reflector::Store<PythonPackage>>,
 }
 
 /// The receiver's route, to merge into the HTTP router.
@@ -193,6 +204,25 @@ async fn receive(
             reply(StatusCode::OK, &format!("ignored: {what} is not a tag"))
         }
         Some(Event::Tag(tag)) => wake(&hook, &namespace, &name, &tag),
+        Some(Event::Branch(branch)) => {
+            let follows = hook.packages.as_ref().and_then(|store| {
+                let key = ObjectRef::<PythonPackage>::new(&name).within(&namespace);
+                let pkg = store.get(&key)?;
+                pkg.spec.package.source.as_ref()?.branch.clone()
+            });
+            if follows.as_deref() == Some(branch.as_str()) {
+                wake(&hook, &namespace, &name, &format!("branch {branch}"))
+            } else {
+                hook.metrics.webhook("ignored");
+                reply(
+                    StatusCode::OK,
+                    &format!(
+                        "ignored: a push to branch {} and {namespace}/{name} follows no such branch",
+                        crate::names::shown(&branch)
+                    ),
+                )
+            }
+        }
     }
 }
 

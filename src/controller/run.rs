@@ -137,6 +137,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             wake,
             active: active.clone(),
             metrics: ctx.metrics.clone(),
+            packages: ctx.packages.clone(),
         });
     if hook.is_some() {
         tracing::info!(addr = %args.metrics_addr, "webhook receiver on at /hook/<namespace>/<name>");
@@ -527,6 +528,7 @@ mod tests {
             wake: tx,
             active: Arc::new(AtomicBool::new(true)),
             metrics: Arc::new(Metrics::default()),
+            packages: None,
         };
         let on = http_routes(text, ready, Some(hook));
         assert_eq!(status(on.clone(), push(None)).await, 401);
@@ -584,6 +586,7 @@ mod tests {
             wake: wake.unwrap(),
             active: Arc::new(AtomicBool::new(true)),
             metrics: Arc::new(Metrics::default()),
+            packages: None,
         };
         let app = http_routes(
             Arc::new(String::new),

@@ -610,3 +610,28 @@ fn load_names_the_file() {
     assert!(err.starts_with(&file.display().to_string()), "{err}");
     assert!(err.contains("versions[0].python"), "{err}");
 }
+
+#[test]
+fn a_source_follows_a_branch_or_tags_and_the_branch_is_one_git_takes() {
+    let base = "package: hello-tool\nversions: [{version: \"1.0\", python: \"3.12\"}]\n";
+    let ok = crate::spec::parse(&format!(
+        "{base}source: {{git: \"https://git.example.com/h.git\", branch: release/2.x}}\n"
+    ))
+    .unwrap();
+    assert!(ok.validate().is_ok());
+    assert_eq!(ok.source.unwrap().branch.as_deref(), Some("release/2.x"));
+    for bad in ["\"-x\"", "\"a..b\"", "\"a b\"", "x.lock", "\"\""] {
+        let p = problems(&format!(
+            "{base}source: {{git: \"https://git.example.com/h.git\", branch: {bad}}}\n"
+        ));
+        assert!(p.iter().any(|p| p.field == "source.branch"), "{bad}: {p:?}");
+    }
+    let both = problems(&format!(
+        "{base}source: {{git: \"https://git.example.com/h.git\", branch: main, tag_prefix: v}}\n"
+    ));
+    assert!(
+        both.iter()
+            .any(|p| p.field == "source.tag_prefix" && p.message.contains("a branch or tags")),
+        "{both:?}"
+    );
+}

@@ -94,6 +94,7 @@ fn router() -> (
         wake: tx,
         active: Arc::new(AtomicBool::new(true)),
         metrics: metrics.clone(),
+        packages: None,
     };
     (routes(hook), rx, metrics)
 }
@@ -206,6 +207,67 @@ async fn a_branch_push_or_branch_creation_wakes_nothing() {
     }
 }
 
+/// A branch push wakes a package that follows that branch, and no other.
+#[tokio::test]
+async fn a_push_to_the_branch_a_package_follows_wakes_it() {
+    let (store, mut writer) = kube::runtime::reflector::store::<PythonPackage>();
+    for (name, source) in [
+        (
+            "hello",
+            "source: {git: \"https://git.example.com/hello.git\", branch: main}\n",
+        ),
+        (
+            "tagged",
+            "source: {git: \"https://git.example.com/tagged.git\"}\n",
+        ),
+    ] {
+        let spec: crate::controller::resource::PythonPackageSpec =
+            serde_norway::from_str(&format!(
+                "package: {name}\nversions: [{{version: \"1.0\", python: \"3.12\"}}]\n{source}"
+            ))
+            .unwrap();
+        let mut pkg = PythonPackage::new(name, spec);
+        pkg.metadata.namespace = Some("tools".into());
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(pkg));
+    }
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let hook = Hook {
+        secret: secret(),
+        wake: tx,
+        active: Arc::new(AtomicBool::new(true)),
+        metrics: Arc::new(Metrics::default()),
+        packages: Some(store),
+    };
+    let push = |branch: &str| format!(r#"{{"ref":"refs/heads/{branch}"}}"#);
+    for (path, body, woken) in [
+        ("/hook/tools/hello", push("main"), true),
+        ("/hook/tools/hello", push("dev"), false),
+        ("/hook/tools/tagged", push("main"), false),
+        ("/hook/tools/nobody", push("main"), false),
+    ] {
+        let sig = sign(body.as_bytes());
+        let (code, reply) = call(
+            routes(hook.clone()),
+            request(path, "push", Some(&sig), &body),
+        )
+        .await;
+        match woken {
+            true => {
+                assert_eq!(code, StatusCode::ACCEPTED, "{path} {body}: {reply}");
+                assert_eq!(
+                    rx.try_recv().unwrap(),
+                    ObjectRef::<PythonPackage>::new("hello").within("tools")
+                );
+            }
+            false => {
+                assert_eq!(code, StatusCode::OK, "{path} {body}: {reply}");
+                assert!(reply.starts_with("ignored: a push to branch"), "{reply}");
+                assert!(rx.try_recv().is_err(), "{path} {body}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_signed_ping_is_answered() {
     let (app, mut rx, _) = router();
@@ -256,6 +318,7 @@ async fn a_standby_replica_says_so_and_queues_nothing() {
         wake: tx,
         active: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::default()),
+        packages: None,
     };
     let sig = sign(TAG_PUSH.as_bytes());
     let req = request("/hook/tools/ruff", "push", Some(&sig), TAG_PUSH);

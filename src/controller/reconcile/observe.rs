@@ -119,7 +119,12 @@ async fn observe_sources<S: ReleaseStore>(
         .targets
         .index(pkg_spec, &ctx.index)
         .map_err(Problem::Invalid)?;
-    let offered = crate::source::offered(index, spec)
+    // A branch head's version is read from static metadata only: no build tools here.
+    let heads = crate::source::HeadReader {
+        cache_dir: Some(ctx.scratch.join("heads")),
+        builder: None,
+    };
+    let offered = crate::source::offered(index, spec, &heads)
         .await
         .map_err(|e| match e.needs_a_fix() {
             true => Problem::Invalid(e.to_string()),

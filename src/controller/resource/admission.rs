@@ -323,6 +323,26 @@ fn cluster_rules(props: &mut Map<String, Value>) {
         }),
     );
     set(
+        field(props, &["source", "properties", "branch"]),
+        json!({
+            "x-kubernetes-validations": [rule(
+                format!("self != '' && !self.matches({})", cel_string(rules::BAD_BRANCH.as_str())),
+                "source.branch must be a branch name git takes: no leading '-' or '/', no '..', '//', \
+                 '@{', spaces, control characters or any of ~^:?*[\\, no component starting with '.' \
+                 or ending with '.lock'",
+            )],
+        }),
+    );
+    set(
+        field(props, &["source"]),
+        json!({
+            "x-kubernetes-validations": [rule(
+                "!has(self.branch) || !has(self.tagPrefix)".into(),
+                "source.tagPrefix: a source follows a branch or tags, not both: remove tagPrefix or branch",
+            )],
+        }),
+    );
+    set(
         field(props, &["source", "properties", "subdirectory"]),
         json!({
             "x-kubernetes-validations": [rule(
