@@ -342,13 +342,23 @@ impl PublishArgs {
 }
 
 /// Where the PEP 503 index of the wheels hermit-pex publishes goes (README: "An index of your
-/// wheels").
+/// wheels"), for `sync`: a directory (the default) or a Git repository.
 #[derive(Args, Clone)]
 pub struct WheelIndexArgs {
     /// The index's `simple/` directory (default: DIST/simple, beside the releases).
     #[arg(long, conflicts_with = "wheel_index_repo")]
     pub wheel_index_dir: Option<PathBuf>,
-    /// Commit the index to this Git repository instead (any URL git takes; credentials as for
+    #[command(flatten)]
+    pub repo: WheelIndexRepoArgs,
+    /// Write no wheel index.
+    #[arg(long, conflicts_with_all = ["wheel_index_dir", "wheel_index_repo", "index_locked"])]
+    pub no_wheel_index: bool,
+}
+
+/// The wheel index in a Git repository, and what goes in (`sync` and the controller).
+#[derive(Args, Clone)]
+pub struct WheelIndexRepoArgs {
+    /// Commit the index to this Git repository (any URL git takes; credentials as for
     /// --manifest-repo), under --wheel-index-path on --wheel-index-branch.
     #[arg(long)]
     pub wheel_index_repo: Option<String>,
@@ -365,9 +375,6 @@ pub struct WheelIndexArgs {
     /// so its environment can be rebuilt if files vanish upstream.
     #[arg(long)]
     pub index_locked: bool,
-    /// Write no wheel index.
-    #[arg(long, conflicts_with_all = ["wheel_index_dir", "wheel_index_repo", "index_locked"])]
-    pub no_wheel_index: bool,
 }
 
 impl WheelIndexArgs {
@@ -383,57 +390,57 @@ impl WheelIndexArgs {
         if self.no_wheel_index {
             return Ok(None);
         }
-        let target = match &self.wheel_index_repo {
-            Some(url) => {
-                if !crate::spec::rules::is_relative_inside(&self.wheel_index_path) {
-                    anyhow::bail!(
-                        "--wheel-index-path {:?}: write a path inside the repository (no leading /, no ..)",
-                        self.wheel_index_path
-                    );
-                }
-                let (author_name, author_email) = crate::gitops::parse_author(author)?;
-                let dir = self.wheel_index_path.trim_matches('/').to_owned();
-                let key = crate::digest::sha256_hex(format!(
-                    "wheels\n{url}\n{}\n{dir}",
-                    self.wheel_index_branch
-                ));
-                Target::Git(crate::gitops::git::GitSink::new(
-                    crate::gitops::git::GitSinkConfig {
-                        url: url.clone(),
-                        branch: self.wheel_index_branch.clone(),
-                        dir,
-                        author_name,
-                        author_email,
-                        checkout: cache_dir.join("git").join(&key[..16]),
-                        attempts: 5,
-                    },
-                ))
-            }
-            None => Target::Dir(
-                self.wheel_index_dir
-                    .clone()
-                    .unwrap_or_else(|| dist.join("simple")),
-            ),
-        };
+        if let Some(index) = self.repo.open(author, cache_dir)? {
+            return Ok(Some(index));
+        }
+        let root = self
+            .wheel_index_dir
+            .clone()
+            .unwrap_or_else(|| dist.join("simple"));
         Ok(Some(
-            WheelIndex::new(target)
-                .with_links(self.wheel_index_links)
-                .with_locked(self.index_locked),
+            WheelIndex::new(Target::Dir(root))
+                .with_links(self.repo.wheel_index_links)
+                .with_locked(self.repo.index_locked),
         ))
     }
 }
 
-impl WheelIndexArgs {
-    /// The controller's index: only when the operator names one (a directory or a repository).
-    pub fn open_if_named(
+impl WheelIndexRepoArgs {
+    /// The index in the repository these flags name (`None`: no repository named).
+    pub fn open(
         &self,
         author: &str,
         cache_dir: &std::path::Path,
     ) -> anyhow::Result<Option<crate::wheels::WheelIndex>> {
-        if self.wheel_index_dir.is_none() && self.wheel_index_repo.is_none() {
+        use crate::wheels::{Target, WheelIndex};
+        let Some(url) = &self.wheel_index_repo else {
             return Ok(None);
+        };
+        if !crate::spec::rules::is_relative_inside(&self.wheel_index_path) {
+            anyhow::bail!(
+                "--wheel-index-path {:?}: write a path inside the repository (no leading /, no ..)",
+                self.wheel_index_path
+            );
         }
-        self.open(std::path::Path::new(""), author, cache_dir)
+        let (author_name, author_email) = crate::gitops::parse_author(author)?;
+        let dir = self.wheel_index_path.trim_matches('/').to_owned();
+        // One checkout per target: never the manifests' working tree.
+        let key =
+            crate::digest::sha256_hex(format!("wheels\n{url}\n{}\n{dir}", self.wheel_index_branch));
+        let sink = crate::gitops::git::GitSink::new(crate::gitops::git::GitSinkConfig {
+            url: url.clone(),
+            branch: self.wheel_index_branch.clone(),
+            dir,
+            author_name,
+            author_email,
+            checkout: cache_dir.join("git").join(&key[..16]),
+            attempts: 5,
+        });
+        Ok(Some(
+            WheelIndex::new(Target::Git(sink))
+                .with_links(self.wheel_index_links)
+                .with_locked(self.index_locked),
+        ))
     }
 }
 

@@ -1912,3 +1912,80 @@ fn the_readme_argocd_actions_retry_suspend_and_resume() {
         false
     );
 }
+
+/// The wheel index and the publish indexes reach the controller as flags; a publish index's
+/// credentials only as references to its Secret, each key optional.
+#[test]
+fn the_wheel_index_and_publish_indexes_reach_the_controller_with_secret_references() {
+    let docs = template_all_values();
+    let (_, args) = deployment_cli(&docs);
+    let a = controller_args(&args);
+    let w = &a.wheel_index;
+    assert_eq!(
+        w.wheel_index_repo.as_deref(),
+        Some("https://git.example.com/team/wheels.git")
+    );
+    assert_eq!(
+        (w.wheel_index_branch.as_str(), w.wheel_index_path.as_str()),
+        ("pages", "public/simple")
+    );
+    assert_eq!(
+        w.wheel_index_links,
+        hermit_pex::wheels::Links::ReleaseAssets
+    );
+    assert!(w.index_locked);
+    assert_eq!(
+        a.publish.publish_indexes,
+        [
+            (
+                "team-feed".to_owned(),
+                "https://pkgs.example.com/team/upload/".to_owned()
+            ),
+            (
+                "pypiserver".to_owned(),
+                "http://pypi.example.com:8080/".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        a.publish.publish_simple_urls,
+        [(
+            "pypiserver".to_owned(),
+            "http://pypi.example.com:8080/simple/".to_owned()
+        )]
+    );
+    let c = container(&docs);
+    for (var, key) in [
+        ("HERMIT_PEX_PUBLISH_TEAM_FEED_USERNAME", "username"),
+        ("HERMIT_PEX_PUBLISH_TEAM_FEED_PASSWORD", "password"),
+        ("HERMIT_PEX_PUBLISH_TEAM_FEED_TOKEN", "token"),
+    ] {
+        let e = env(c, var).unwrap_or_else(|| panic!("{var} missing"));
+        assert!(e.get("value").is_none(), "{e}");
+        assert_eq!(
+            e["valueFrom"]["secretKeyRef"],
+            json!({"name": "team-feed-upload", "key": key, "optional": true})
+        );
+    }
+    assert!(env(c, "HERMIT_PEX_PUBLISH_PYPISERVER_TOKEN").is_none());
+
+    // Off by default.
+    let defaults = controller(&template(&[]));
+    assert!(defaults.wheel_index.wheel_index_repo.is_none());
+    assert!(defaults.publish.publish_indexes.is_empty());
+
+    for set in [
+        "wheelIndex.links=linked",
+        "wheelIndex.path=../elsewhere",
+        "wheelIndex.repository=https://u:s3cret@git.example.com/w.git",
+        "publish.indexes[0].name=Team_Feed,publish.indexes[0].url=https://x/upload/",
+        "publish.indexes[0].name=feed,publish.indexes[0].url=https://u:s3cret@x/upload/",
+        "publish.indexes[0].name=feed,publish.indexes[0].url=https://x/,publish.indexes[0].password=p",
+    ] {
+        let err = template_fails(&base_and(&["--set", set]));
+        assert!(
+            err.contains("values don't meet the specifications of the schema"),
+            "{set}: {err}"
+        );
+    }
+}

@@ -109,7 +109,7 @@ pub struct ControllerArgs {
     pub manifest: ManifestArgs,
     /// Where the index of published wheels goes (none: no index).
     #[command(flatten)]
-    pub wheel_index: super::WheelIndexArgs,
+    pub wheel_index: super::WheelIndexRepoArgs,
     /// The private indexes a PythonPackage's spec.publish may name; the controller's
     /// credentials for NAME: HERMIT_PEX_PUBLISH_<NAME>_USERNAME/_PASSWORD or _TOKEN.
     #[command(flatten)]

@@ -56,7 +56,7 @@ pub struct Config {
     /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
     pub manifest: SinkSettings,
     /// The index of published wheels (neither a directory nor a repository: none).
-    pub wheel_index: crate::cli::WheelIndexArgs,
+    pub wheel_index: crate::cli::WheelIndexRepoArgs,
     /// The private indexes a resource's `spec.publish` may name, with their credentials.
     pub publish_indexes: std::collections::BTreeMap<String, crate::wheels::upload::PublishIndex>,
     pub metrics_addr: std::net::SocketAddr,
@@ -236,7 +236,7 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
     }
     if let Some(index) = config
         .wheel_index
-        .open_if_named(&config.manifest.author, &config.cache_dir)?
+        .open(&config.manifest.author, &config.cache_dir)?
     {
         targets = targets.with_wheel_index(index);
     }
