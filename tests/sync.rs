@@ -838,7 +838,11 @@ fn commands_that_live_in_a_dependency_get_launchers_that_run() {
                 "2.1",
                 &["--script", "suite-play", "--script", "suite-doc"],
             ),
-            ("suite", "2.0", &["--no-scripts", "--requires", "suite-core"]),
+            (
+                "suite",
+                "2.0",
+                &["--no-scripts", "--requires", "suite-core"],
+            ),
         ],
     );
     let (code, _, stderr) = s.sync(&[]);

@@ -427,6 +427,7 @@ fn runner<'a, S>(ctx: &'a Context<S>, store: &'a S) -> StepRunner<'a, S> {
         store,
         settings: None,
         scratch: &ctx.scratch,
+        slots: None,
         say: &|line| tracing::debug!("{line}"),
     }
 }
