@@ -398,7 +398,11 @@ impl<S: ReleaseStore> Sources<'_, S> {
                 .map_err(|e| e.to_string())?,
             Origin::Locked => {
                 let fetcher = self.fetcher.ok_or("no fetcher for locked wheels")?;
-                let name = crate::lock::asset_name(package);
+                let name = release
+                    .info
+                    .as_ref()
+                    .and_then(|i| i.locked.as_ref())
+                    .map_or_else(|| crate::lock::asset_name(package), |l| l.asset(package));
                 let lock_path = self
                     .store
                     .fetch(

@@ -130,14 +130,23 @@ async fn run_sync<S: ReleaseStore>(
         args.wheel_index
             .open(&args.release.dist, &args.manifest.git_author, &cache)?;
     let uploaders = args.publish.uploaders(&args.publish_to)?;
-    let pex = if total_builds > 0 {
-        crate::tools::Pex::locate(&cache)
+    // The tools are found (and installed on first use) only when there is something to build.
+    let (pex, uv) = if total_builds > 0 {
+        let pex = crate::tools::Pex::locate(&cache)
             .await
-            .context("pex is needed to build")?
+            .context("pex is needed to build")?;
+        let uv = crate::lock::Uv::locate(&cache)
+            .await
+            .map_err(|e| anyhow::anyhow!("uv is needed to lock: {e}"))?;
+        (pex, uv)
     } else {
-        crate::tools::Pex {
-            bin_dir: PathBuf::new(),
-        }
+        let none = PathBuf::new();
+        (
+            crate::tools::Pex {
+                bin_dir: none.clone(),
+            },
+            crate::lock::Uv { path: none },
+        )
     };
     std::fs::create_dir_all(cache.join("work"))?;
     let run_dir = tempfile::Builder::new()
@@ -151,6 +160,8 @@ async fn run_sync<S: ReleaseStore>(
         store,
         settings: BuildSettings {
             pex,
+            uv,
+            native: BuildSettings::host_native(),
             indexes,
             cache_dir: cache.clone(),
             work_dir: run_dir.path().to_owned(),

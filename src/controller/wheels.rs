@@ -7,8 +7,9 @@
 use kube::runtime::events::EventType;
 
 use super::context::Context;
-use super::resource::{FailureRecord, PythonPackage, WheelsRecord};
+use super::resource::{PythonPackage, WheelsRecord};
 use super::status::Trouble;
+use crate::plan::Failure;
 use crate::release::{Release, ReleaseStore};
 use crate::wheels::upload::UploadError;
 
@@ -121,17 +122,10 @@ async fn index_step<S: ReleaseStore>(
                 record.last = Some(last.clone());
             }
             for c in &out.conflicts {
-                let version = crate::pypi::version_from_filename(c.project.as_str(), &c.filename);
+                let version = crate::pypi::version_from_filename(c.project.as_str(), &c.filename)
+                    .unwrap_or_else(|| pep440_rs::Version::new([0]));
                 trouble.push(Trouble {
-                    version: version
-                        .clone()
-                        .unwrap_or_else(|| pep440_rs::Version::new([0])),
-                    record: FailureRecord {
-                        version: version.map_or_else(String::new, |v| v.to_string()),
-                        platform: None,
-                        reason: "WheelConflict".into(),
-                        message: c.to_string(),
-                    },
+                    failure: Failure::new(&version, None, "WheelConflict", c.to_string()),
                     permanent: true,
                 });
             }
@@ -183,17 +177,9 @@ fn publish_trouble(e: &UploadError) -> Trouble {
         | UploadError::Failed { of, .. } => (Some(of), false),
         UploadError::Settings { .. } => (None, false),
     };
-    let version = of.map(|o| o.version.clone());
+    let version = of.map_or_else(|| pep440_rs::Version::new([0]), |o| o.version.clone());
     Trouble {
-        version: version
-            .clone()
-            .unwrap_or_else(|| pep440_rs::Version::new([0])),
-        record: FailureRecord {
-            version: version.map_or_else(String::new, |v| v.to_string()),
-            platform: None,
-            reason: "WheelNotPublished".into(),
-            message: e.to_string(),
-        },
+        failure: Failure::new(&version, None, "WheelNotPublished", e.to_string()),
         permanent,
     }
 }

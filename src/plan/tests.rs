@@ -1,5 +1,5 @@
 use super::*;
-use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::info::{missing_asset, record_asset};
 use crate::release::{Asset, BuildInfo, LockRecord, PlatformBuild, Target};
 use crate::spec;
 
@@ -63,9 +63,10 @@ fn made(spec: &PackageSpec, version: &str, id: u64, state: ReleaseState) -> Rele
 fn locked(mut r: Release, pure: bool) -> Release {
     r.assets.push(Asset {
         size: 100,
-        ..asset(lock_asset(&pkg()))
+        ..asset(format!("pylock.{}.toml", pkg()))
     });
     r.info.as_mut().unwrap().locked = Some(LockRecord {
+        format: Some(crate::lock::LockFormat::Pylock),
         sha256: "a".repeat(64),
         size: 100,
         pins: vec!["tiny-tool==2.0".into()],
@@ -376,6 +377,30 @@ extra_packages: [\"six\"]
         "{steps:?}"
     );
     assert_eq!(steps[1], Step::Create);
+}
+
+#[test]
+fn a_draft_locked_by_pex_is_made_again_and_a_release_published_with_it_stays() {
+    let s = spec("");
+    let mut draft = built(
+        locked(made(&s, "2.0", 1, ReleaseState::Draft), false),
+        &ALL[..2],
+    );
+    draft.info.as_mut().unwrap().locked.as_mut().unwrap().format = None;
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(vp.status, VersionStatus::Rebuild);
+    assert!(
+        matches!(&vp.steps[0], Step::Discard { why, .. } if why.contains("locked by pex")),
+        "{:?}",
+        vp.steps
+    );
+    assert_eq!(vp.steps[1], Step::Create);
+
+    let mut old = published(&s, "2.0", 2, &ALL);
+    old.info.as_mut().unwrap().locked.as_mut().unwrap().format = None;
+    let vp = one(&s, "2.0", &[old], &[]);
+    assert_eq!(vp.status, VersionStatus::Released);
+    assert!(vp.steps.is_empty(), "a published release is never touched");
 }
 
 #[test]
