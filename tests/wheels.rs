@@ -824,3 +824,36 @@ fn upload_of(
     let up = hermit_pex::wheels::upload::Uploader::new(index.clone()).unwrap();
     rt.block_on(up.upload(f)).unwrap_err().to_string()
 }
+
+/// `sync --index-locked`: the Git tool's wheel and every wheel its lock chose go into the
+/// index, and pip installs the tool with its dependency from the index alone.
+#[test]
+fn sync_index_locked_lists_the_locked_dependencies_and_the_tool_installs_from_the_index_alone() {
+    let p = project();
+    // The project now needs dep-a, which only the test index has.
+    make_wheel(p.index_dir.path(), "dep-a", "1.2", &[]);
+    let pyproject = p.repo.join("tools/hello/pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap().replace(
+        "version = \"1.0.0\"\n",
+        "version = \"1.0.0\"\ndependencies = [\"dep-a\"]\n",
+    );
+    std::fs::write(&pyproject, text).unwrap();
+    git(&p.repo, &["commit", "-q", "-am", "needs dep-a"]);
+    git(&p.repo, &["tag", "-f", "v1.0.0"]);
+    let (code, _, stderr) = p.sync(&["--index-locked"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "dep-a: indexed dep_a-1.2-py3-none-any.whl (locked by hello-tool) in dist/simple"
+        ),
+        "{stderr}"
+    );
+    let root = p.work.join("dist/simple");
+    assert_eq!(validate_index(&root), 2);
+    let host = serve(&root);
+    let at = tempfile::tempdir().unwrap();
+    let (ok, out) = pip_install(&host.url, "hello-tool==1.0.0", &at.path().join("v"));
+    assert!(ok, "{out}");
+    assert!(out.contains("dep-a"), "{out}");
+    assert_eq!(run_hello(&at.path().join("v")), "hello 1.0.0\n");
+}
