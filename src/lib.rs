@@ -17,6 +17,7 @@ pub mod names;
 pub mod plan;
 pub mod pypi;
 pub mod release;
+pub mod sbom;
 pub mod source;
 pub mod spec;
 pub mod step;

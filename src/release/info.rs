@@ -55,6 +55,15 @@ pub struct WheelRecord {
     pub size: u64,
 }
 
+/// An asset made from a version's lock or a platform's build (the SBOM, a .deb or .rpm),
+/// recorded with its digest when it is uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetRecord {
+    pub asset: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
 /// The resolved requirements of a version, as recorded in its release.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
@@ -85,6 +94,10 @@ pub struct LockRecord {
     /// (pylock) The locked distribution each binary's console script comes from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub binaries_from: BTreeMap<BinaryName, PackageName>,
+    /// (pylock) The version's CycloneDX SBOM (`<package>.cdx.json`), made from the lock and
+    /// uploaded with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<AssetRecord>,
 }
 
 /// JSON in every release: what was built and how.
