@@ -14,6 +14,7 @@ pub mod gitops;
 pub mod hermit;
 pub mod lock;
 pub mod names;
+pub mod os_package;
 pub mod plan;
 pub mod pypi;
 pub mod release;

@@ -68,6 +68,31 @@ pub struct PackageSpec {
     /// Where the versions come from when not the index: a Git repository's tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<GitSource>,
+    /// Distribution packages made of each Linux platform's build besides its tarball, and
+    /// released beside it: `deb`, `rpm` or both (README "Build flavours and packages").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageFormat>,
+}
+
+/// A distribution package format a tool is also released in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageFormat {
+    /// A Debian package (`<package>-linux-<arch>.deb`).
+    Deb,
+    /// An RPM package (`<package>-linux-<arch>.rpm`).
+    Rpm,
+}
+
+impl fmt::Display for PackageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PackageFormat::Deb => "deb",
+            PackageFormat::Rpm => "rpm",
+        })
+    }
 }
 
 /// A project built from a Git repository at its tags: tag `<tag_prefix><version>` is that
@@ -357,6 +382,13 @@ impl PackageSpec {
             &mut problems,
         );
         self.check_platforms(&mut problems);
+        check_list(
+            "packages",
+            &self.packages,
+            2,
+            |i| format!("packages[{i}]"),
+            &mut problems,
+        );
         self.check_extra_packages(&mut problems);
         self.check_test(&mut problems);
         if let Some(d) = &self.description {

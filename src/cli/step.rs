@@ -160,6 +160,7 @@ fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
             tag_prefix: None,
             subdirectory: args.git_subdirectory.clone(),
         }),
+        packages: Vec::new(),
     };
     spec.validate().map_err(|problems| {
         problems

@@ -610,3 +610,21 @@ fn load_names_the_file() {
     assert!(err.starts_with(&file.display().to_string()), "{err}");
     assert!(err.contains("versions[0].python"), "{err}");
 }
+
+#[test]
+fn packages_are_deb_and_rpm_each_once() {
+    let spec = parse(&format!("{MINIMAL}packages: [rpm, deb]\n")).unwrap();
+    spec.validate().unwrap();
+    assert_eq!(spec.packages, [PackageFormat::Rpm, PackageFormat::Deb]);
+    assert!(parse(MINIMAL).unwrap().packages.is_empty());
+    let p = problem(&format!("{MINIMAL}packages: [deb, zip]\n"));
+    assert_eq!(p.field, "packages[1]");
+    assert!(
+        p.message.contains("expected `deb` or `rpm`"),
+        "{}",
+        p.message
+    );
+    let p = problem(&format!("{MINIMAL}packages: [deb, deb]\n"));
+    assert_eq!(p.field, "packages[1]");
+    assert!(p.message.contains("listed twice"), "{}", p.message);
+}

@@ -213,6 +213,10 @@ fn config_rules(props: &mut Map<String, Value>) {
         json!({"minItems": 1, "maxItems": 4, "x-kubernetes-list-type": "set"}),
     );
     set(
+        field(props, &["packages"]),
+        json!({"maxItems": 2, "x-kubernetes-list-type": "set"}),
+    );
+    set(
         field(props, &["extraPackages"]),
         json!({"maxItems": rules::MAX_EXTRA_PACKAGES}),
     );
