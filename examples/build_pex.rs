@@ -46,7 +46,13 @@ async fn main() -> anyhow::Result<()> {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin"),
     };
     let settings = BuildSettings {
-        pex: Pex { bin_dir },
+        pex: Pex {
+            bin_dir: bin_dir.clone(),
+        },
+        uv: hermit_pex::lock::Uv {
+            path: bin_dir.join("uv"),
+        },
+        native: BuildSettings::host_native(),
         indexes: hermit_pex::pypi::Indexes::plain("https://pypi.org/simple/".parse()?),
         cache_dir: out_dir.join("cache"),
         work_dir: out_dir.join("work"),

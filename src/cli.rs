@@ -137,6 +137,10 @@ pub struct StepArgs {
     /// The commit the tag pointed at when the version's draft was made.
     #[arg(long, requires = "git")]
     pub git_commit: Option<String>,
+    /// A platform whose builds run on a machine of that platform, so it may use a wheel built
+    /// from an sdist with platform code (repeat for several; default: this machine's own).
+    #[arg(long = "native-platform")]
+    pub native_platforms: Vec<crate::names::Platform>,
     #[command(flatten)]
     pub index: IndexArgs,
     #[command(flatten)]

@@ -323,9 +323,14 @@ pub fn plan_version(
     }
 
     let wanted = inputs(spec, iv, python);
-    let (fresh, stale): (Vec<&Release>, Vec<&Release>) = drafts
-        .into_iter()
-        .partition(|r| r.info.as_ref().and_then(|i| i.inputs.as_ref()) == Some(&wanted));
+    let (fresh, stale): (Vec<&Release>, Vec<&Release>) = drafts.into_iter().partition(|r| {
+        let info = r.info.as_ref();
+        // A draft locked by pex (before the pylock) is locked again: made afresh.
+        let old_lock = info
+            .and_then(|i| i.locked.as_ref())
+            .is_some_and(|l| l.format.is_none());
+        info.and_then(|i| i.inputs.as_ref()) == Some(&wanted) && !old_lock
+    });
     for r in &stale {
         vp.steps.push(Step::Discard {
             release: r.id.clone(),
@@ -593,6 +598,13 @@ fn stale_reason(r: &Release, wanted: &VersionInputs) -> String {
         );
     };
     let mut changed = Vec::new();
+    if r.info
+        .as_ref()
+        .and_then(|i| i.locked.as_ref())
+        .is_some_and(|l| l.format.is_none())
+    {
+        changed.push("locked by pex, now by uv".into());
+    }
     if had.python != wanted.python {
         changed.push(format!("python {} → {}", had.python, wanted.python));
     }

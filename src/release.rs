@@ -10,7 +10,6 @@ pub mod github;
 pub mod info;
 
 pub use any::{AnyStore, StoreSettings, split_repository};
-use info::lock_asset;
 pub use info::{
     BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Target, TestOutcome, VersionInputs,
 };
@@ -114,7 +113,7 @@ impl Release {
     /// knows digests).
     pub fn lock(&self, package: &PackageName) -> Option<&LockRecord> {
         let locked = self.info.as_ref()?.locked.as_ref()?;
-        let asset = self.asset_named(&lock_asset(package))?;
+        let asset = self.asset_named(&locked.asset(package))?;
         let same = asset.sha256.as_deref().is_none_or(|d| d == locked.sha256);
         (asset.is_present() && asset.size == locked.size && same).then_some(locked)
     }

@@ -25,9 +25,10 @@ use crate::build::{self, BuildError, BuildSettings, Built, Lock, VersionJob};
 use crate::digest::sha256_file;
 use crate::gitops::Rendered;
 use crate::hermit::CompleteVersion;
+use crate::lock::PlatformLock;
 use crate::names::{PackageName, Platform};
 use crate::plan::Step;
-use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::info::{missing_asset, record_asset};
 use crate::release::{
     BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Release, ReleaseId, ReleaseState,
     ReleaseStore, StoreError, Upload,
@@ -210,18 +211,20 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         let release = match release.lock(&job.package) {
             Some(_) => release,
             None => {
-                let (lock, record) = self.resolve(settings, job).await?;
-                self.record_lock(&release, job, &lock, &record).await?
+                let lock = self.resolve(settings, job).await?;
+                self.record_lock(settings, &release, job, &lock).await?
             }
         };
         let (lock, record) = self.lock_file(settings, &release, job).await?;
         if !record.pure {
             return Ok(Done::Locked(Vec::new()));
         }
+        // Those not built yet, that can exist.
         let todo: Vec<Platform> = platforms
             .iter()
             .copied()
             .filter(|p| !release.has_built(&job.package, *p))
+            .filter(|p| matches!(record.platforms.get(p), Some(PlatformLock::Files(_))))
             .collect();
         Ok(Done::Locked(
             self.build_pure(settings, &release, job, &lock, &record, &todo)
@@ -229,12 +232,12 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         ))
     }
 
-    /// Resolves the version and checks its binaries and test: nothing is written.
+    /// Resolves the version and decides its platforms, binaries and test: nothing is written.
     pub async fn resolve(
         &self,
         settings: &BuildSettings,
         job: &VersionJob,
-    ) -> Result<(Lock, LockRecord), StepError> {
+    ) -> Result<Lock, StepError> {
         (self.say)(format!(
             "{} {}: resolving {} (python {})",
             job.package,
@@ -247,8 +250,15 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             None => None,
         };
         let lock = build::lock(job, settings, wheel.as_ref()).await?;
-        let record = build::lock_record(job, &lock)?;
-        Ok((lock, record))
+        for (platform, decided) in &lock.record.platforms {
+            if let PlatformLock::Missing(why) = decided {
+                (self.say)(format!(
+                    "{} {} {platform}: cannot exist: {why}",
+                    job.package, job.version
+                ));
+            }
+        }
+        Ok(lock)
     }
 
     /// A Git source's version: a clean checkout of its tag (at the commit it was seen at), and
@@ -287,15 +297,17 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         Ok(build::build_wheel(job, &project, settings).await?)
     }
 
-    /// Uploads the lock file and records it in the draft's build info. Returns the release as
-    /// it is now.
+    /// Uploads the lock file and a record for each platform that cannot exist, then records
+    /// the lock in the draft's build info (what makes the version count as locked). Returns the
+    /// release as it is now.
     pub async fn record_lock(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
         lock: &Lock,
-        record: &LockRecord,
     ) -> Result<Release, StepError> {
+        let record = &lock.record;
         if let Some(w) = &lock.wheel {
             let name = w.name();
             let up = Upload {
@@ -309,17 +321,30 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
                 .await
                 .map_err(StepError::store(format!("store {name}")))?;
         }
-        let name = lock_asset(&job.package);
+        let name = record.asset(&job.package);
         let up = Upload {
             name: &name,
-            path: &lock.path,
-            size: lock.size,
-            sha256: &lock.sha256,
+            path: &lock.locked.path,
+            size: lock.locked.size,
+            sha256: &lock.locked.sha256,
         };
         self.store
             .upload(release, up)
             .await
             .map_err(StepError::store(format!("store {name}")))?;
+        // Known now, so no build is started for them.
+        for &platform in &job.platforms {
+            if let Some(PlatformLock::Missing(reason)) = record.platforms.get(&platform)
+                && !release.has_built(&job.package, platform)
+            {
+                let record = PlatformRecord::Missing {
+                    reason: reason.clone(),
+                };
+                let name = missing_asset(&job.package, platform);
+                self.upload_record(settings, release, job, platform, &name, &record)
+                    .await?;
+            }
+        }
         let mut info = release.info.clone().unwrap_or_else(|| job.info());
         info.locked = Some(record.clone());
         self.store
@@ -347,7 +372,12 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             ))
         })?;
         let path = self
-            .cached_asset(settings, release, &lock_asset(&job.package), &record.sha256)
+            .cached_asset(
+                settings,
+                release,
+                &record.asset(&job.package),
+                &record.sha256,
+            )
             .await?;
         let wheel = match &record.wheel {
             Some(w) => Some(build::LocalWheel {
@@ -413,16 +443,17 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         let started = std::time::Instant::now();
         let missing = missing_asset(&job.package, platform);
         let retry = release.asset_named(&missing).is_some();
+        // Tried again: from a fresh lock, whose decision for this platform may have changed.
         let fresh;
-        let (lock, lock_sha256) = if retry {
-            let relocked = self
+        let (lock, record) = if retry {
+            fresh = self
                 .relock(settings, job, record, lock.wheel.as_ref())
                 .await?;
-            fresh = relocked.file();
-            (&fresh, relocked.sha256)
+            (&fresh.file(), &fresh.record)
         } else {
-            (lock, record.sha256.clone())
+            (lock, record)
         };
+        let lock_sha256 = record.sha256.clone();
         if retry && release.state == ReleaseState::Draft {
             // Tried again: whatever this build comes to replaces the old verdict.
             self.store
@@ -482,9 +513,9 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         wheel: Option<&build::LocalWheel>,
     ) -> Result<Lock, StepError> {
         let fresh = build::relock(job, settings, wheel).await?;
-        if fresh.pins != record.pins {
+        if fresh.pins() != record.pins {
             let changed: Vec<&str> = fresh
-                .pins
+                .pins()
                 .iter()
                 .filter(|p| !record.pins.contains(p))
                 .map(String::as_str)

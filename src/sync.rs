@@ -318,6 +318,16 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
         };
         match run.rounds(first).await {
             Ok(settled) => {
+                // The platforms its lock found cannot exist, said once (a version held back
+                // for them says so among its blockers).
+                for (p, why) in &settled.missing {
+                    if !settled.blockers.iter().any(|b| b.platform == Some(*p)) {
+                        let why = format!(
+                            "{why}; recorded: the version is released for the other platforms"
+                        );
+                        run.fail(Some(*p), "NoWheelForPlatform", why);
+                    }
+                }
                 for f in settled.blockers {
                     run.sync.report(&s.package, &f);
                     run.out.failures.push(f);

@@ -447,6 +447,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
             info.package = package.clone();
             let r = first.create(&info).await.unwrap();
             info.locked = Some(hermit_pex::release::LockRecord {
+                format: Some(hermit_pex::lock::LockFormat::Pylock),
                 sha256: "a".repeat(64),
                 size: 1,
                 pins: vec![],
@@ -457,7 +458,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
                 ..Default::default()
             });
             let lock = upload(
-                hermit_pex::release::info::lock_asset(package),
+                format!("pylock.{package}.toml"),
                 format!("lock {package} {minor}"),
             );
             let mut assets = vec![lock];

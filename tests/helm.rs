@@ -1459,6 +1459,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
             &what,
             &settings,
             &settings.index_for(&resource).unwrap(),
+            &[],
         );
         let argv: Vec<String> = entry[1..].iter().cloned().chain(args).collect();
         let (step_args, platforms) = match cli(&argv).command {

@@ -65,6 +65,10 @@ async fn the_native_platforms_sdist_becomes_a_wheel_and_its_script_runs_from_the
         pex: Pex {
             bin_dir: tools_venv().join("bin"),
         },
+        uv: hermit_pex::lock::Uv {
+            path: tools_venv().join("bin/uv"),
+        },
+        native: BuildSettings::host_native(),
         indexes: hermit_pex::pypi::Indexes::plain(index.url.parse().unwrap()),
         cache_dir: s.join("cache"),
         work_dir: s.join("work"),

@@ -383,6 +383,10 @@ pub(crate) mod tests {
             pex: tools::Pex {
                 bin_dir: tools_venv().join("bin"),
             },
+            uv: crate::lock::Uv {
+                path: tools_venv().join("bin/uv"),
+            },
+            native: BuildSettings::host_native(),
             indexes: crate::pypi::Indexes::plain("http://127.0.0.1:9/simple/".parse().unwrap()),
             cache_dir: scratch.join("cache"),
             work_dir: scratch.join("work"),

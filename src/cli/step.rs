@@ -81,12 +81,21 @@ async fn run_step(
         );
     }
     let pex = crate::tools::Pex::locate(&cache).await?;
+    let uv = crate::lock::Uv::locate(&cache)
+        .await
+        .map_err(|e| anyhow::anyhow!("uv is needed to lock: {e}"))?;
     std::fs::create_dir_all(cache.join("work"))?;
     let run_dir = tempfile::Builder::new()
         .prefix("run-")
         .tempdir_in(cache.join("work"))?;
     let settings = BuildSettings {
         pex,
+        uv,
+        native: if args.native_platforms.is_empty() {
+            BuildSettings::host_native()
+        } else {
+            args.native_platforms.clone()
+        },
         indexes: args.index.indexes()?,
         cache_dir: cache.clone(),
         work_dir: run_dir.path().to_owned(),

@@ -115,14 +115,23 @@ async fn run_sync<S: ReleaseStore>(
 
     let total_builds: usize = plans.iter().map(|(_, _, p)| p.builds()).sum();
     let cache = cache_dir(args);
-    let pex = if total_builds > 0 {
-        crate::tools::Pex::locate(&cache)
+    // The tools are found (and installed on first use) only when there is something to build.
+    let (pex, uv) = if total_builds > 0 {
+        let pex = crate::tools::Pex::locate(&cache)
             .await
-            .context("pex is needed to build")?
+            .context("pex is needed to build")?;
+        let uv = crate::lock::Uv::locate(&cache)
+            .await
+            .map_err(|e| anyhow::anyhow!("uv is needed to lock: {e}"))?;
+        (pex, uv)
     } else {
-        crate::tools::Pex {
-            bin_dir: PathBuf::new(),
-        }
+        let none = PathBuf::new();
+        (
+            crate::tools::Pex {
+                bin_dir: none.clone(),
+            },
+            crate::lock::Uv { path: none },
+        )
     };
     std::fs::create_dir_all(cache.join("work"))?;
     let run_dir = tempfile::Builder::new()
@@ -136,6 +145,8 @@ async fn run_sync<S: ReleaseStore>(
         store,
         settings: BuildSettings {
             pex,
+            uv,
+            native: BuildSettings::host_native(),
             indexes,
             cache_dir: cache.clone(),
             work_dir: run_dir.path().to_owned(),

@@ -114,6 +114,16 @@ impl PlatformTable {
 
     /// Where a lock Job runs: a native linux pool, amd64 first, so that a pure-Python version
     /// (built in that Job) is tested on its own platform.
+    /// The platforms whose builds run on nodes of their own (not cross): only they may use a
+    /// wheel built from an sdist with platform code. The lock Job is told them.
+    pub fn native(&self) -> Vec<Platform> {
+        self.platforms
+            .iter()
+            .filter(|(p, pool)| p.os == Os::Linux && !pool.cross)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     pub fn lock_platform(&self) -> Option<Platform> {
         let native = |p: &Platform| {
             p.os == Os::Linux && self.platforms.get(p).is_some_and(|pool| !pool.cross)
@@ -344,6 +354,7 @@ pub fn step_args(
     job: &JobFor<'_>,
     settings: &JobSettings,
     index: &JobIndex,
+    native: &[Platform],
 ) -> Vec<String> {
     let spec = &resource.spec.package;
     let mut args: Vec<String> = vec![
@@ -365,6 +376,9 @@ pub fn step_args(
         JobStep::Lock { platforms } => {
             for p in platforms {
                 args.extend(["--platform".into(), p.to_string()]);
+            }
+            for p in native {
+                args.extend(["--native-platform".into(), p.to_string()]);
             }
         }
         JobStep::Build { platform } => args.extend(["--platform".into(), platform.to_string()]),
@@ -461,7 +475,7 @@ pub fn step_job(
     annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
     // An unknown spec.index fails closed: no Job, never the default index in its place.
     let index = settings.index_for(resource)?;
-    let args = step_args(resource, job, settings, &index);
+    let args = step_args(resource, job, settings, &index, &table.native());
     let mut object = job_object(resource, name, labels, annotations, args, pool, settings)?;
     if let Some(secret) = &index.credentials_secret {
         container_env(&mut object).extend(index_credentials_env(secret));

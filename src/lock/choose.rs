@@ -84,7 +84,7 @@ impl Target {
     }
 
     /// How a message names the platform's floor: "CPython 3.12 on macOS 14 or later, x86_64".
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let machine = self.env.platform_machine();
         match self.platform.os {
             Os::Linux => format!(

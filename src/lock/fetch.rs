@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use reqwest::{StatusCode, Url};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -149,15 +149,28 @@ impl Fetcher {
         &self,
         files: impl IntoIterator<Item = &'a File>,
     ) -> Result<BTreeMap<String, PathBuf>, FetchError> {
-        let mut unique: BTreeMap<&str, &File> = BTreeMap::new();
+        let mut unique: BTreeMap<String, File> = BTreeMap::new();
         for f in files {
-            unique.entry(f.sha256.as_str()).or_insert(f);
+            unique.entry(f.sha256.clone()).or_insert_with(|| f.clone());
         }
-        futures::stream::iter(unique.into_values())
-            .map(|f| async move { self.fetch(f).await.map(|p| (f.sha256.clone(), p)) })
-            .buffer_unordered(self.parallel)
-            .try_collect()
-            .await
+        // Each download a task of its own (the fetcher is a cheap clone), at most `parallel`
+        // at once: plain futures of closures over `&self` would make every caller's future
+        // too particular about lifetimes to be sent between threads.
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (sha256, file) in unique {
+            let (me, permits) = (self.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("never closed");
+                me.fetch(&file).await.map(|p| (sha256, p))
+            });
+        }
+        let mut fetched = BTreeMap::new();
+        while let Some(done) = tasks.join_next().await {
+            let (sha256, path) = done.expect("a fetch does not panic")?;
+            fetched.insert(sha256, path);
+        }
+        Ok(fetched)
     }
 
     /// One file, from the cache when it is there.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::info::{missing_asset, record_asset};
 use crate::release::{Asset, BuildInfo, LockRecord, PlatformBuild, Target};
 use crate::spec;
 
@@ -63,9 +63,10 @@ fn made(spec: &PackageSpec, version: &str, id: u64, state: ReleaseState) -> Rele
 fn locked(mut r: Release, pure: bool) -> Release {
     r.assets.push(Asset {
         size: 100,
-        ..asset(lock_asset(&pkg()))
+        ..asset(format!("pylock.{}.toml", pkg()))
     });
     r.info.as_mut().unwrap().locked = Some(LockRecord {
+        format: Some(crate::lock::LockFormat::Pylock),
         sha256: "a".repeat(64),
         size: 100,
         pins: vec!["tiny-tool==2.0".into()],

@@ -100,6 +100,17 @@ pub struct LockRecord {
     pub sbom: Option<AssetRecord>,
 }
 
+impl LockRecord {
+    /// The release asset holding the lock file: uv's pylock (`pylock.<package>.toml`), or in
+    /// releases made before it, pex's lock (`<package>.lock.json`).
+    pub fn asset(&self, package: &PackageName) -> String {
+        match self.format {
+            Some(LockFormat::Pylock) => format!("pylock.{package}.toml"),
+            None => lock_asset(package),
+        }
+    }
+}
+
 /// JSON in every release: what was built and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildInfo {

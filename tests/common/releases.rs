@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use hermit_pex::names::{BinaryName, PackageName, Platform};
-use hermit_pex::release::info::{lock_asset, missing_asset, record_asset};
+use hermit_pex::release::info::{missing_asset, record_asset};
 use hermit_pex::release::{
     BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Release, ReleaseStore, Target,
     TestOutcome, Upload,
@@ -54,9 +54,11 @@ pub async fn lock<S: ReleaseStore>(
 ) -> Release {
     let mut info = release.info.clone().unwrap();
     let package = info.package.clone();
-    let text = format!("{{\"locked_resolves\": [], \"for\": \"{}\"}}", release.id);
-    let (size, sha256) = put(store, release, dir, &lock_asset(&package), text.as_bytes()).await;
+    let text = format!("lock-version = \"1.0\"\ncreated-by = \"{}\"\n", release.id);
+    let name = format!("pylock.{package}.toml");
+    let (size, sha256) = put(store, release, dir, &name, text.as_bytes()).await;
     info.locked = Some(LockRecord {
+        format: Some(hermit_pex::lock::LockFormat::Pylock),
         sha256,
         size,
         pins: vec![format!("{package}=={}", info.version)],
