@@ -9,6 +9,7 @@ pub mod cli;
 pub mod controller;
 pub mod credentials;
 pub mod digest;
+pub mod flavour;
 pub mod github;
 pub mod gitops;
 pub mod hermit;

@@ -119,6 +119,33 @@ pub fn is_distro_package(name: &str) -> bool {
         && name.len() <= crate::spec::rules::MAX_DISTRO_PACKAGE_LEN
 }
 
+/// The launchers a tarball holds: every file at its root but `<package>.pex`.
+pub fn tarball_binaries(
+    tarball: &Path,
+    package: &PackageName,
+) -> Result<Vec<BinaryName>, OsPackageError> {
+    let asset = tarball
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(std::fs::File::open(tarball)?));
+    let mut tar = tar::Archive::new(gz);
+    let pex = format!("{package}.pex");
+    let mut binaries = Vec::new();
+    for entry in tar.entries()? {
+        let entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        if name == pex {
+            continue;
+        }
+        binaries.push(BinaryName::new(&name).map_err(|e| OsPackageError::Tarball {
+            asset: asset.clone(),
+            message: e.to_string(),
+        })?);
+    }
+    binaries.sort();
+    Ok(binaries)
+}
+
 /// The tarball's files, unpacked into a directory of their own: exactly `<package>.pex` and
 /// the launchers, regular files at the root.
 struct Unpacked {
