@@ -107,6 +107,10 @@ pub struct StepRunner<'a, S> {
     pub settings: Option<&'a BuildSettings>,
     /// Where publishing reads the platforms' records into.
     pub scratch: &'a Path,
+    /// Bounds the CPU-heavy part of the steps (resolving and building sdists, building and
+    /// packing PEXs) when several run at once; a build's test runs outside it. `None`: no
+    /// bound (a Job runs one step).
+    pub slots: Option<&'a tokio::sync::Semaphore>,
     /// A line of progress for people (`sync` prints it; a Job logs it).
     pub say: &'a (dyn Fn(String) + Send + Sync),
 }
@@ -133,6 +137,14 @@ pub enum Done {
 }
 
 impl<S: ReleaseStore> StepRunner<'_, S> {
+    /// A slot for CPU-heavy work, held until dropped.
+    async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match self.slots {
+            Some(s) => Some(s.acquire().await.expect("the semaphore is never closed")),
+            None => None,
+        }
+    }
+
     /// Does one step of `job`'s version. `releases`: what the caller observed of the version's
     /// releases; a release the step names that is not among them is read from the store.
     pub async fn run(
@@ -257,7 +269,10 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             Some(source) => Some(self.project_wheel(settings, job, source).await?),
             None => None,
         };
-        let lock = build::lock(job, settings, wheel.as_ref()).await?;
+        let lock = {
+            let _slot = self.slot().await;
+            build::lock(job, settings, wheel.as_ref()).await?
+        };
         for (platform, decided) in &lock.record.platforms {
             if let PlatformLock::Missing(why) = decided {
                 (self.say)(format!(
@@ -481,7 +496,11 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
                 .await
                 .map_err(StepError::store(format!("remove {missing}")))?;
         }
-        match build::build_platform(job, lock, record, platform, settings).await {
+        let built = {
+            let _slot = self.slot().await;
+            build::build_platform(job, lock, record, platform, settings).await
+        };
+        match built {
             Ok(mut built) => {
                 built.build.lock = Some(lock_sha256);
                 let b = self
@@ -569,11 +588,13 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             return Vec::new();
         };
         // One failure of the one PEX is the version's, said once.
+        let slot = self.slot().await;
         let built = match build::build_platform(job, lock, record, first, settings).await {
             Ok(b) => b,
             Err(e) => return vec![(first, Err(e.into()))],
         };
         // Tested once, on this machine: the same PEX serves every platform.
+        drop(slot);
         let tested = match build::test_build(&built, first, job.python(), settings).await {
             Ok(t) => t,
             Err(e) => return vec![(first, Err(e.into()))],
@@ -582,7 +603,10 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         for &p in platforms {
             let packed = match p == first {
                 true => Ok(built.clone()),
-                false => build::reuse_for(job, &built, p, settings).await,
+                false => {
+                    let _slot = self.slot().await;
+                    build::reuse_for(job, &built, p, settings).await
+                }
             };
             let result = match packed {
                 Ok(mut b) => {

@@ -166,10 +166,7 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
                 Ok(())
             }
             Some(step @ Step::Lock { platforms, .. }) => {
-                let done = {
-                    let _permit = self.sync.permit().await;
-                    self.steps.run(&self.job, step, releases).await?
-                };
+                let done = self.steps.run(&self.job, step, releases).await?;
                 let Done::Locked(results) = done else {
                     unreachable!("a lock step is locked")
                 };
@@ -182,7 +179,6 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
                 let (sync, steps, job) = (self.sync, &self.steps, &self.job);
                 let builds = next.iter().filter_map(|step| match step {
                     Step::Build { platform, .. } => Some(async move {
-                        let _permit = sync.permit().await;
                         let result = steps.run(job, step, releases).await.map(|d| match d {
                             Done::Built(o) => o,
                             _ => unreachable!("a build step is built"),
@@ -312,6 +308,7 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
                 store: self.store,
                 settings: Some(&self.settings),
                 scratch: &self.settings.work_dir,
+                slots: Some(&self.jobs),
                 say: &say,
             },
             out: VersionOutcome::default(),
@@ -340,13 +337,6 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
             }) => run.fail(platform, reason, message),
         }
         run.out
-    }
-
-    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
-        self.jobs
-            .acquire()
-            .await
-            .expect("the semaphore is never closed")
     }
 
     /// The versions a manifest may list, tried the way their builds recorded (releases made by

@@ -17,8 +17,8 @@ use hermit_pex::cli::{Cli, Command as Cmd, LogFormat};
 use hermit_pex::controller::jobs::{
     JobFor, JobSettings, JobStep, PlatformTable, step_args, step_job,
 };
-use hermit_pex::controller::resource::{FailureRecord, PythonPackage, PythonPackageSpec};
-use hermit_pex::controller::status::{ManifestReport, Observed, Problem, Trouble, compute};
+use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
+use hermit_pex::controller::status::{ManifestReport, Observed, Trouble, Unobserved, compute};
 use hermit_pex::names::{Platform, PythonMinor};
 use hermit_pex::release::ReleaseId;
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -1814,7 +1814,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
         generation: i64,
         (running, trouble): (u32, &'a [Trouble]),
         suspended: bool,
-        error: Option<Problem>,
+        error: Option<Unobserved>,
     ) -> Observed<'a> {
         Observed {
             generation,
@@ -1839,13 +1839,12 @@ fn the_readme_argocd_health_check_follows_the_status() {
     };
     let running = (1, &[][..]);
     let failure = [Trouble {
-        version: "6.0".parse().unwrap(),
-        record: FailureRecord {
-            version: "6.0".into(),
-            platform: Some("darwin-arm64".into()),
-            reason: "OOMKilled".into(),
-            message: "the build pod ran out of memory".into(),
-        },
+        failure: hermit_pex::plan::Failure::new(
+            &"6.0".parse().unwrap(),
+            Some("darwin-arm64".parse().unwrap()),
+            "OOMKilled",
+            "the build pod ran out of memory",
+        ),
         permanent: true,
     }];
     let failed = (0, &failure[..]);
@@ -1880,7 +1879,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
                     2,
                     none,
                     false,
-                    Some(Problem::Unavailable("index: 503".into())),
+                    Some(Unobserved::Unavailable("index: 503".into())),
                 )),
                 false,
             ),
@@ -1894,7 +1893,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
                     2,
                     none,
                     false,
-                    Some(Problem::Invalid("tool: no such project".into())),
+                    Some(Unobserved::Invalid("tool: no such project".into())),
                 )),
                 false,
             ),

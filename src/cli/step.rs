@@ -119,6 +119,7 @@ async fn run_step(
         store: &store,
         settings: Some(&settings),
         scratch: run_dir.path(),
+        slots: None,
         say: &say,
     };
     let result = runner

@@ -381,6 +381,30 @@ extra_packages: [\"six\"]
 }
 
 #[test]
+fn a_draft_locked_by_pex_is_made_again_and_a_release_published_with_it_stays() {
+    let s = spec("");
+    let mut draft = built(
+        locked(made(&s, "2.0", 1, ReleaseState::Draft), false),
+        &ALL[..2],
+    );
+    draft.info.as_mut().unwrap().locked.as_mut().unwrap().format = None;
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(vp.status, VersionStatus::Rebuild);
+    assert!(
+        matches!(&vp.steps[0], Step::Discard { why, .. } if why.contains("locked by pex")),
+        "{:?}",
+        vp.steps
+    );
+    assert_eq!(vp.steps[1], Step::Create);
+
+    let mut old = published(&s, "2.0", 2, &ALL);
+    old.info.as_mut().unwrap().locked.as_mut().unwrap().format = None;
+    let vp = one(&s, "2.0", &[old], &[]);
+    assert_eq!(vp.status, VersionStatus::Released);
+    assert!(vp.steps.is_empty(), "a published release is never touched");
+}
+
+#[test]
 fn a_draft_without_readable_build_info_is_made_again() {
     let s = spec("");
     let mut draft = made(&s, "2.0", 1, ReleaseState::Draft);

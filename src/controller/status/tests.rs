@@ -247,13 +247,12 @@ fn trouble_that_no_retry_fixes_stalls_and_the_rest_is_said() {
         &PlanOptions::default(),
     );
     let trouble = [Trouble {
-        version: "1.0".parse().unwrap(),
-        record: FailureRecord {
-            version: "1.0".into(),
-            platform: None,
-            reason: "NotPublished".into(),
-            message: "cannot read tool-linux-amd64.build.json".into(),
-        },
+        failure: crate::plan::Failure::new(
+            &"1.0".parse().unwrap(),
+            None,
+            "NotPublished",
+            "cannot read tool-linux-amd64.build.json",
+        ),
         permanent: true,
     }];
     let o = Observed {
@@ -319,7 +318,7 @@ fn suspended_and_unobservable_packages_say_why() {
 
     let mut o = observed(&p, 0, None);
     o.plan = None;
-    o.error = Some(Problem::Invalid(
+    o.error = Some(Unobserved::Invalid(
         "tool: no such project on https://pypi.org/simple/ (HTTP 404)".into(),
     ));
     let s = compute(&o);
@@ -341,7 +340,7 @@ fn an_unreachable_index_keeps_what_was_known_and_does_not_stall() {
     known.listed = Some(2);
     let mut o = observed(&p, 0, Some(&known));
     o.plan = None;
-    o.error = Some(Problem::Unavailable("pypi.org: HTTP 503".into()));
+    o.error = Some(Unobserved::Unavailable("pypi.org: HTTP 503".into()));
     let s = compute(&o);
     assert_eq!(condition(&s, "Ready").unwrap().reason, "ObserveFailed");
     assert!(condition(&s, "Stalled").is_none(), "retried, not stuck");
