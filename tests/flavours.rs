@@ -399,3 +399,17 @@ fn flavours_come_from_the_operators_table() {
         "{stderr}"
     );
 }
+
+/// The README's flavour table is one the CLI and the controller read.
+#[test]
+fn the_readmes_flavour_table_parses() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let block = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.starts_with("flavours:"))
+        .expect("README: a flavours block");
+    let t = hermit_pex::flavour::Flavours::parse(block).unwrap();
+    assert_eq!(t.flavours["deb"].build_packages, ["gcc", "libc6-dev"]);
+}
