@@ -446,14 +446,25 @@ fn file_name(p: &Path) -> String {
 }
 
 /// The wheel an sdist builds on this machine, with the version's python: kept in the cache by
-/// the sdist's digest, so each sdist is built once per machine.
+/// the sdist's digest and the python, so each sdist is built once per machine. A build that
+/// failed is not tried again for a day (a compiler or a header it lacked rarely appears
+/// sooner, and some sdists take minutes to fail).
 async fn sdist_wheel(
     job: &VersionJob,
     settings: &BuildSettings,
     fetcher: &Fetcher,
     sdist: &crate::lock::pylock::File,
 ) -> Result<PathBuf, BuildError> {
-    let dir = settings.cache_dir.join("sdist-wheels").join(&sdist.sha256);
+    let host = Platform::host().ok_or_else(|| BuildError::Pex {
+        platform: job.platforms.first().copied().unwrap_or(Platform::ALL[0]),
+        message: "this machine is none of the platforms hermit-pex builds: it cannot build sdists"
+            .into(),
+    })?;
+    let dir = settings
+        .cache_dir
+        .join("sdist-wheels")
+        .join(&sdist.sha256)
+        .join(job.python().to_string());
     if let Some(w) = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -463,17 +474,32 @@ async fn sdist_wheel(
     {
         return Ok(w);
     }
-    let path = fetcher.fetch(sdist).await?;
     // sync installs nothing: the build packages must be here already (a cluster's image holds
-    // them, or its init container installed them).
+    // them, or its init container installed them). Checked before a recorded failure, which
+    // they may have caused, and never recorded as one: installing them helps at once.
     let resolved = settings.flavours.resolve(job.inputs.build.as_ref())?;
     crate::flavour::check_host(&resolved, settings.timeout).await?;
-    let host = Platform::host().ok_or_else(|| BuildError::Pex {
-        platform: job.platforms.first().copied().unwrap_or(Platform::ALL[0]),
-        message: "this machine is none of the platforms hermit-pex builds: it cannot build sdists"
-            .into(),
-    })?;
-    pex::wheel_from_sdist(&path, host, job.python(), &dir, settings).await
+    let failed = dir.join("failed");
+    let recent = |m: std::fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < Duration::from_secs(24 * 3600))
+    };
+    if std::fs::metadata(&failed).is_ok_and(recent) {
+        let why = std::fs::read_to_string(&failed).unwrap_or_default();
+        return Err(BuildError::Pex {
+            platform: host,
+            message: format!("{} (failed here within the last day: {why})", sdist.name),
+        });
+    }
+    let path = fetcher.fetch(sdist).await?;
+    let built = pex::wheel_from_sdist(&path, host, job.python(), &dir, settings).await;
+    if let Err(e) = &built {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(&failed, tools::tail(&e.to_string(), 5));
+    }
+    built
 }
 
 /// Builds one platform's PEX from the files its lock chose and packs its tarball.
@@ -698,9 +724,13 @@ async fn pack(
         pex.to_owned(),
         binaries.to_vec(),
     );
+    let started = std::time::Instant::now();
+    tracing::debug!(package = %job.package, version = %job.version, %platform, "packing");
     let (size, sha256) =
         crate::blocking::run(move || artifact::write_tarball(&out, &package, &pex, &binaries))
             .await?;
+    let secs = started.elapsed().as_secs_f64();
+    tracing::debug!(package = %job.package, version = %job.version, %platform, size, secs, "packed");
     Ok(PlatformBuild {
         asset,
         size,
