@@ -12,7 +12,6 @@
 //! there (`BuildSettings::native`): the others cannot exist.
 
 pub mod artifact;
-pub mod complete_platform;
 pub mod pex;
 pub mod scripts;
 
@@ -52,6 +51,10 @@ pub struct BuildSettings {
     pub timeout: Duration,
     /// For running a build's test before it is uploaded.
     pub test_timeout: Duration,
+    /// The operator's build flavours: a package's `build` resolves against them (its build
+    /// packages are checked before an sdist is built; its runtime packages become
+    /// dependencies of its .deb/.rpm).
+    pub flavours: crate::flavour::Flavours,
 }
 
 impl BuildSettings {
@@ -147,6 +150,16 @@ pub enum BuildError {
     TestFailed { platform: Platform, message: String },
     #[error(transparent)]
     Fetch(#[from] crate::lock::FetchError),
+    /// The build packages are not on this machine, or the flavour is unknown.
+    #[error(transparent)]
+    Flavour(#[from] crate::flavour::FlavourError),
+    #[error(transparent)]
+    Sbom(#[from] crate::sbom::SbomError),
+    #[error("{platform}: {source}")]
+    OsPackage {
+        platform: Platform,
+        source: crate::os_package::OsPackageError,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -158,6 +171,8 @@ pub struct Lock {
     pub record: LockRecord,
     /// A Git source's wheel of the project, which the lock names.
     pub wheel: Option<LocalWheel>,
+    /// The version's SBOM, made from the lock (uploaded with it; `record.sbom` names it).
+    pub sbom: Option<crate::sbom::Sbom>,
 }
 
 impl Lock {
@@ -289,11 +304,27 @@ async fn lock_as(
         format: Some(LockFormat::Pylock),
         platforms: decision.choices.record(),
         binaries_from,
+        sbom: None,
     };
+    let sbom = crate::sbom::make(
+        &crate::sbom::SbomInput {
+            package: &job.package,
+            version: &job.version,
+            python: job.python(),
+            lock: &locked.pylock,
+            choices: &decision.choices,
+        },
+        &fetcher,
+        &job.dir(settings).join("lock"),
+    )
+    .await?;
+    let mut record = record;
+    record.sbom = Some(sbom.record(&job.package));
     Ok(Lock {
         locked,
         record,
         wheel: wheel.cloned(),
+        sbom: Some(sbom),
     })
 }
 
@@ -340,6 +371,8 @@ async fn settle_sdists(
     let mut unusable: BTreeMap<String, String> = BTreeMap::new();
     for (sha, chosen) in &sdists {
         let why = match sdist_wheel(job, settings, fetcher, &chosen.file).await {
+            // Missing build packages fail the version, naming them: no platform is given up.
+            Err(e @ BuildError::Flavour(_)) => return Err(e),
             Ok(w) if is_none_any(&w) => {
                 pure.insert(sha.clone());
                 continue;
@@ -440,6 +473,11 @@ async fn sdist_wheel(
     {
         return Ok(w);
     }
+    // sync installs nothing: the build packages must be here already (a cluster's image holds
+    // them, or its init container installed them). Checked before a recorded failure, which
+    // they may have caused, and never recorded as one: installing them helps at once.
+    let resolved = settings.flavours.resolve(job.inputs.build.as_ref())?;
+    crate::flavour::check_host(&resolved, settings.timeout).await?;
     let failed = dir.join("failed");
     let recent = |m: std::fs::Metadata| {
         m.modified()
@@ -699,6 +737,7 @@ async fn pack(
         target,
         test: None,
         lock: None,
+        packages: Vec::new(),
         tarball,
     })
 }
@@ -747,7 +786,7 @@ fn write_complete_platform(
         "complete-platform-{platform}-cp3{}.json",
         python.minor()
     ));
-    let doc = complete_platform::complete_platform(platform, python);
+    let doc = crate::complete_platform::complete_platform(platform, python);
     std::fs::write(
         &path,
         serde_json::to_vec_pretty(&doc).expect("JSON values serialise"),

@@ -141,6 +141,25 @@ pub struct StepArgs {
     /// from an sdist with platform code (repeat for several; default: this machine's own).
     #[arg(long = "native-platform")]
     pub native_platforms: Vec<crate::names::Platform>,
+    /// A distribution package to make of a Linux platform's build: deb or rpm (repeat).
+    #[arg(long = "package-format")]
+    pub package_formats: Vec<crate::spec::PackageFormat>,
+    /// The configured build flavour (`build.flavour`).
+    #[arg(long)]
+    pub flavour: Option<String>,
+    /// A configured build package (`build.build_packages`; repeat).
+    #[arg(long = "build-package")]
+    pub build_packages: Vec<String>,
+    /// A configured runtime package (`build.runtime_packages`; repeat).
+    #[arg(long = "runtime-package")]
+    pub runtime_packages: Vec<String>,
+    /// The flavour table (JSON, as the YAML of --flavours), for --flavour's base packages.
+    #[arg(long)]
+    pub flavours_json: Option<String>,
+    /// An init container installed the build packages (a flavour with installPackages):
+    /// they are not checked.
+    #[arg(long)]
+    pub build_packages_installed: bool,
     #[command(flatten)]
     pub index: IndexArgs,
     #[command(flatten)]
@@ -280,6 +299,11 @@ pub struct SyncArgs {
     /// _PASSWORD (or _TOKEN), else HERMIT_PEX_PUBLISH_USERNAME and _PASSWORD (or _TOKEN).
     #[arg(long = "publish-to")]
     pub publish_to: Vec<String>,
+    /// The build flavours a config's `build.flavour` may name (YAML: `flavours: {NAME: {install:
+    /// [...], family: deb, buildPackages: [...], runtimePackages: [...]}}`). sync installs no
+    /// system packages: it checks the build packages are on this machine.
+    #[arg(long, env = "HERMIT_PEX_FLAVOURS")]
+    pub flavours: Option<PathBuf>,
 }
 
 /// The private indexes wheels may be published to (README: "Publishing wheels").
@@ -445,6 +469,18 @@ impl WheelIndexRepoArgs {
                 .with_links(self.wheel_index_links)
                 .with_locked(self.index_locked),
         ))
+    }
+}
+
+/// Reads a flavour table file; none: an empty table.
+pub fn read_flavours(file: Option<&std::path::Path>) -> anyhow::Result<crate::flavour::Flavours> {
+    use anyhow::Context as _;
+    match file {
+        None => Ok(crate::flavour::Flavours::default()),
+        Some(f) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
+            crate::flavour::Flavours::parse(&text).with_context(|| format!("{}", f.display()))
+        }
     }
 }
 

@@ -391,6 +391,7 @@ fn locked_wheels_are_indexed_from_the_pylock_of_a_published_version() {
                 }),
                 lock: Some(lsha),
                 tarball: PathBuf::new(),
+                packages: Vec::new(),
             },
         );
         store.publish(&release, &info).await.unwrap();

@@ -306,6 +306,39 @@ pub fn pod_failure(
     if job_reason == "DeadlineExceeded" {
         return None;
     }
+    let terminated_of = |c: &k8s_openapi::api::core::v1::ContainerStatus| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.terminated.clone())
+            .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.clone()))
+    };
+    // A flavour's init container that could not install the build packages: the build never
+    // started.
+    if let Some((name, t)) = pod
+        .status
+        .as_ref()?
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .find_map(|c| terminated_of(c).map(|t| (c.name.clone(), t)))
+        .filter(|(_, t)| t.exit_code != 0)
+    {
+        let tail = t
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(last_chars)
+            .unwrap_or_default();
+        return Some(WorkState::Failed {
+            reason: "InstallPackagesFailed".into(),
+            message: format!(
+                "the init container {name} could not install the flavour's build packages \
+                 (exit {}): {tail}",
+                t.exit_code
+            ),
+        });
+    }
     let terminated = pod
         .status
         .as_ref()?
@@ -335,9 +368,26 @@ pub fn pod_failure(
                 .into(),
         },
         _ => WorkState::Failed {
-            reason: format!("ExitCode{}", terminated.exit_code),
+            // A step says why it failed (`... FAILED (MissingBuildPackages): ...`): that
+            // reason, else the exit code.
+            reason: tail.as_deref().and_then(step_reason).map_or_else(
+                || format!("ExitCode{}", terminated.exit_code),
+                str::to_owned,
+            ),
             message: tail.unwrap_or_else(|| job_message.to_owned()),
         },
+    })
+}
+
+/// The reason of the last `FAILED (<Reason>):` line a step printed (a word of letters).
+fn step_reason(log: &str) -> Option<&str> {
+    log.lines().rev().find_map(|l| {
+        let (_, rest) = l.split_once(": FAILED (")?;
+        let (reason, _) = rest.split_once("):")?;
+        (!reason.is_empty()
+            && reason.len() <= 64
+            && reason.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then_some(reason)
     })
 }
 

@@ -273,6 +273,7 @@ async fn publish_git_version(
             test: Some(test),
             lock: None,
             tarball: PathBuf::new(),
+            packages: Vec::new(),
         },
     );
     store.publish(&release, &info).await.unwrap();

@@ -440,6 +440,54 @@ fn a_pod_tells_why_its_build_failed() {
     );
 }
 
+/// A step's own reason (its `FAILED (...)` line) is the failure's; a flavour's init container
+/// that could not install the build packages says so, with its log.
+#[test]
+fn a_pod_tells_a_steps_reason_and_an_install_that_failed() {
+    let log = "needs-native 1.0: resolving\nneeds-native 1.0: FAILED (MissingBuildPackages): \
+               build packages missing on this machine (flavour deb): libffi-dev; an sdist is \
+               built here and needs them. hermit-pex installs nothing itself: install them with \
+               `apt-get install -y libffi-dev`";
+    let WorkState::Failed { reason, message } =
+        pod_failure(&pod("Error", 1, log), "BackoffLimitExceeded", "m").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reason, "MissingBuildPackages");
+    assert!(message.contains("libffi-dev"), "{message}");
+    // Not a word: not a reason.
+    let odd = "x: FAILED (no such thing): y";
+    let WorkState::Failed { reason, .. } =
+        pod_failure(&pod("Error", 1, odd), "BackoffLimitExceeded", "m").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reason, "ExitCode1");
+
+    let init: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p"},
+        "status": {
+            "initContainerStatuses": [{"name": "install-packages", "image": "b", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 100,
+                "reason": "Error", "message": "E: Unable to locate package libffi-dev"}}}],
+            "containerStatuses": [{"name": "build", "image": "b", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]
+        }
+    }))
+    .unwrap();
+    let WorkState::Failed { reason, message } =
+        pod_failure(&init, "BackoffLimitExceeded", "m").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reason, "InstallPackagesFailed");
+    assert_eq!(
+        message,
+        "the init container install-packages could not install the flavour's build packages \
+         (exit 100): E: Unable to locate package libffi-dev"
+    );
+}
+
 #[test]
 fn a_failed_manifest_commit_is_not_ready_and_forgets_the_count_so_it_is_retried() {
     let p = plan(
