@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::{
     BinaryName, NameError, PackageName, Platform, PythonMinor, check_release_version, shown,
 };
+use text::Source;
 pub use text::{MAX_CONFIG_BYTES, MAX_FLOW_OPENERS, shorten};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -335,12 +336,24 @@ pub fn load(file: &Path) -> Result<LoadedSpec, SpecError> {
     })
 }
 
-/// Parses YAML text into a spec; the problem names the field the parser stopped at. Text too
-/// large or nested too deep is refused before the parser sees it.
+/// Parses a config file's YAML text into a spec; the problem names the field the parser
+/// stopped at and never shows text found where a field name was expected, nor a value of the
+/// wrong type (the file may be a link to a file of secrets). Text too large or nested too deep
+/// is refused before the parser sees it.
 pub fn parse(text: &str) -> Result<PackageSpec, Problem> {
+    parse_from(text, Source::File)
+}
+
+/// [`parse`] for a resource's config fields (re-serialised by the controller): the API server
+/// names unknown fields in its own errors, so the problem does too.
+pub fn parse_resource(text: &str) -> Result<PackageSpec, Problem> {
+    parse_from(text, Source::Resource)
+}
+
+fn parse_from(text: &str, source: Source) -> Result<PackageSpec, Problem> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text::check_shape(text)?;
-    serde_norway::from_str(text).map_err(|e| text::problem(&e, text))
+    serde_norway::from_str(text).map_err(|e| text::problem(&e, text, source))
 }
 
 impl PackageSpec {

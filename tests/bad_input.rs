@@ -409,3 +409,91 @@ fn bad_flags_are_refused_before_anything_runs() {
     }
     assert_eq!(files(work.path()), before, "nothing is written");
 }
+
+/// A `config.yaml` linked to a file of secrets: whatever the parser trips over (a shadow line
+/// read as a field name, a token as a field name, a token as a wrongly typed value, a YAML
+/// syntax error inside a token), `plan` and `sync` name the file, the line and the rule, and
+/// print nothing of the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_linked_to_secrets_echoes_none_of_them() {
+    const TOKEN: &str = "ghp_R8sKq2VxW9mZt4LpN7bYc3DfGh6Jk1QwEr5T";
+    const HASH: &str = "$6$Xq9sLt2v$Pz8rQ1wK7mN3bV5cX0yH4gF6jD2sA9lE";
+    let server = ReplayServer::start(recorded_pypiapijson()).await;
+    let secrets = tempfile::tempdir().unwrap();
+    for (name, content, says) in [
+        (
+            "shadow",
+            format!("root:{HASH}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"),
+            "unknown field (a name of",
+        ),
+        (
+            "token-key",
+            format!("{TOKEN}: x\n"),
+            "unknown field (a name of 40 characters, not shown) at line 1",
+        ),
+        (
+            "token-value",
+            format!("package: x\nconfig_version: \"{TOKEN}\"\n"),
+            "config_version: must be a whole number from 0 to 4294967295; found plain text of about 40 characters (not shown) at line 2",
+        ),
+        (
+            "token-nested",
+            format!("package: x\nversions:\n  - version: \"1.0\"\n    {TOKEN}: \"3.12\"\n"),
+            "versions[0]: unknown field (a name of 40 characters, not shown) at line 4",
+        ),
+        (
+            "token-bool",
+            format!("package: x\nprereleases: {TOKEN}\n"),
+            "prereleases: must be true or false; found plain text",
+        ),
+        (
+            "token-syntax",
+            format!("package: x\n{TOKEN}: [\"{TOKEN}\n"),
+            "at line",
+        ),
+    ] {
+        let file = secrets.path().join(name);
+        std::fs::write(&file, &content).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        put(work.path(), BAD, &Link(file));
+        let (cwd, url) = (work.path().to_owned(), server.url.clone());
+        let dist = work.path().join("dist").display().to_string();
+        let (plan, sync) = tokio::task::spawn_blocking(move || {
+            (
+                run(&["plan", "--no-cache", "--index-url", &url], &cwd),
+                run(
+                    &[
+                        "sync",
+                        "--no-cache",
+                        "--index-url",
+                        &url,
+                        "--dist",
+                        &dist,
+                        "-vv",
+                    ],
+                    &cwd,
+                ),
+            )
+        })
+        .await
+        .unwrap();
+        for (command, r) in [("plan", &plan), ("sync", &sync)] {
+            assert_eq!(r.code, 1, "{name} {command}: {}", r.stderr);
+            let out = format!("{}{}", r.stdout, r.stderr);
+            assert!(
+                out.contains(&format!("{BAD}: ")) && out.contains(says),
+                "{name} {command}: {says:?} not said:\n{out}"
+            );
+            // Not the secrets, nor any 6 characters of them.
+            for secret in [TOKEN, HASH, "daemon:*"] {
+                let chars: Vec<char> = secret.chars().collect();
+                for piece in chars.windows(6).map(|w| w.iter().collect::<String>()) {
+                    assert!(
+                        !out.contains(&piece),
+                        "{name} {command} shows {piece:?} of the file:\n{out}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -106,19 +106,76 @@ fn bad_binary_names_are_refused() {
 
 #[test]
 fn unknown_fields_are_refused_and_named() {
+    // The name is not shown (a config may be a link to a file of secrets): the line, the
+    // known fields and the closest of them are.
     let p = problem(&format!("{MINIMAL}prerelease: true\n"));
-    assert_eq!(p.field, "prerelease");
+    assert_eq!(p.field, "");
     assert!(
-        p.message.contains("prereleases"),
+        p.message.contains("did you mean `prereleases`?") && p.message.contains("line 6"),
         "lists the known fields: {}",
         p.message
     );
+    assert!(!p.message.contains("`prerelease`"), "{}", p.message);
 
     let p = problem(
         "package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    pyhton: \"3.12\"\n",
     );
     assert_eq!(p.field, "versions[0]");
-    assert!(p.message.contains("pyhton"), "{}", p.message);
+    assert!(!p.message.contains("pyhton"), "{}", p.message);
+    assert!(
+        p.message.contains("did you mean `python`?"),
+        "{}",
+        p.message
+    );
+
+    // Names hermit-pex knows are shown: a resource's spelling, a cluster field.
+    let p = problem(&format!("{MINIMAL}extraPackages: [rich]\n"));
+    assert_eq!(p.field, "extraPackages");
+    let p = problem(&format!("{MINIMAL}interval: 1h\n"));
+    assert_eq!(p.field, "interval");
+    // As a resource's field, an unknown name is shown, as the API server shows it.
+    let p = parse_resource(&format!("{MINIMAL}prerelease: true\n")).unwrap_err();
+    assert_eq!(p.field, "prerelease");
+}
+
+#[test]
+fn wrong_types_are_described_not_shown() {
+    for (yaml, field, says) in [
+        (
+            "config_version: \"s3cr3t-value\"\n",
+            "config_version",
+            "must be a whole number from 0 to 4294967295; found plain text of about 12 characters (not shown)",
+        ),
+        (
+            "prereleases: s3cr3t-value\n",
+            "prereleases",
+            "must be true or false; found plain text",
+        ),
+        (
+            "partial_platforms: 12345\n",
+            "partial_platforms",
+            "must be true or false; found a whole number",
+        ),
+        (
+            "source: s3cr3t-value\n",
+            "source",
+            "must be a mapping {git: URL",
+        ),
+        (
+            "description: [s3cr3t-value]\n",
+            "description",
+            "found a list",
+        ),
+    ] {
+        let p = problem(&format!("{MINIMAL}{yaml}"));
+        assert_eq!(p.field, field, "{yaml}");
+        assert!(p.message.contains(says), "{yaml}: {}", p.message);
+        assert!(
+            !p.message.contains("s3cr3t") && !p.message.contains("12345"),
+            "{}",
+            p.message
+        );
+    }
 }
 
 #[test]
