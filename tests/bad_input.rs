@@ -497,3 +497,114 @@ async fn a_config_linked_to_secrets_echoes_none_of_them() {
         }
     }
 }
+
+/// A token typed into `--manifest-repo https://user:TOKEN@…` is taken out of the URL: git (a
+/// wrapper on PATH records every argument) gets the URL without it and the credentials as the
+/// header a Git token goes as; nothing sync prints at `-vv`, nor any file it writes (the
+/// checkout's `.git/config` included), holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_in_the_manifest_url_reaches_no_argument_log_or_file() {
+    use sha2::Digest;
+    const TOKEN: &str = "ghp_Zq7Lm2Xv9Rt4Kp8Wn3Bc6Dy1Hf5Gj0Se";
+    let server = ReplayServer::start(recorded_pypiapijson()).await;
+    let work = tempfile::tempdir().unwrap();
+    // A minimum above every version: nothing is built, and the manifests are still committed.
+    put(
+        work.path(),
+        "python/good/config.yaml",
+        &text(GOOD.replace("\"2.0\"", "\"99.0\"")),
+    );
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let wrapper = bin.join("git");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> \"$GIT_ARGS_LOG\"; done\n\
+             if [ \"$(printf '%s' \"${{GIT_CONFIG_VALUE_0#Authorization: Basic }}\" | base64 -d | sha256sum)\" = \"$EXPECTED  -\" ]; then echo header-ok >> \"$GIT_ARGS_LOG\"; fi\n\
+             exec {} \"$@\"\n",
+            real.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let log = work.path().join("git-args.log");
+    let expected = hex::encode(sha2::Sha256::digest(format!("bob:{TOKEN}")));
+    let url = format!(
+        "https://bob:{TOKEN}@127.0.0.1:{}/acme/manifests.git",
+        common::free_port()
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let (cwd, index) = (work.path().to_owned(), server.url.clone());
+    let cache = work.path().join("cache").display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+            .args([
+                "sync",
+                "-vv",
+                "--index-url",
+                &index,
+                "--cache-dir",
+                &cache,
+                "--manifest-repo",
+                &url,
+            ])
+            .current_dir(&cwd)
+            .env("PATH", path)
+            .env("GIT_ARGS_LOG", &log)
+            .env("EXPECTED", expected)
+            .env_remove("HERMIT_PEX_GIT_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The push cannot reach the stand-in host: the failure names the URL without the token.
+    assert_eq!(out.status.code(), Some(1), "{output}");
+    assert!(output.contains("https://127.0.0.1:"), "{output}");
+    let args = std::fs::read_to_string(work.path().join("git-args.log")).unwrap();
+    assert!(
+        args.contains("remote") && args.contains("fetch"),
+        "git ran: {args}"
+    );
+    assert!(
+        args.contains("header-ok"),
+        "the credentials reach git as the header: {args}"
+    );
+    assert!(
+        !output.contains(TOKEN) && !output.contains("ghp_Zq"),
+        "{output}"
+    );
+    for file in files(work.path()).into_iter().filter(|f| f.is_file()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "{} holds the token",
+            file.display()
+        );
+    }
+    let config = files(work.path())
+        .into_iter()
+        .find(|f| f.ends_with(".git/config"))
+        .expect("the checkout was made");
+    let config = std::fs::read_to_string(config).unwrap();
+    assert!(config.contains("url = https://127.0.0.1:"), "{config}");
+}

@@ -60,9 +60,11 @@ impl AnySink {
         }
         let dir = s.dir.trim_matches('/').to_owned();
         if let Some(url) = &s.git {
-            // One checkout per target: two sinks never share a working tree.
+            // One checkout per target: two sinks never share a working tree. Credentials in
+            // the URL are not part of the target (a new token keeps the checkout).
+            let target = crate::source::access(url, None, None).0;
             let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
-                "{url}\n{}\n{dir}",
+                "{target}\n{}\n{dir}",
                 s.branch
             )));
             return Ok(Some(Self::Git(GitSink::new(GitSinkConfig {

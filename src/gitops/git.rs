@@ -39,7 +39,9 @@ pub struct GitSink {
 }
 
 impl GitSink {
-    pub fn new(config: GitSinkConfig) -> Self {
+    /// Credentials typed into the URL are taken out of it here (see [`crate::source::access`]):
+    /// the sink only ever gives git the URL without them.
+    pub fn new(mut config: GitSinkConfig) -> Self {
         let mut env: Vec<(&'static str, OsString)> = vec![
             ("GIT_AUTHOR_NAME", config.author_name.clone().into()),
             ("GIT_AUTHOR_EMAIL", config.author_email.clone().into()),
@@ -51,11 +53,9 @@ impl GitSink {
             .or_else(|_| std::env::var("GITHUB_TOKEN"))
             .ok();
         let key = std::env::var("HERMIT_PEX_GIT_SSH_KEY").ok();
-        env.extend(crate::source::credentials_from(
-            &config.url,
-            token.as_deref(),
-            key.as_deref(),
-        ));
+        let (url, access) = crate::source::access(&config.url, token.as_deref(), key.as_deref());
+        config.url = url;
+        env.extend(access);
         Self { config, env }
     }
 
