@@ -16,7 +16,7 @@ use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, VersionStatus, plan};
 use crate::pypi::{DEFAULT_INDEX_URL, IndexClient, IndexStats};
 use crate::release::Release;
-use crate::spec::{self, LoadedSpec, SpecError};
+use crate::spec::{self, LoadedSpec, SpecError, rules};
 
 #[derive(Parser)]
 #[command(
@@ -67,11 +67,12 @@ pub struct GitHubArgs {
     #[arg(
         long,
         env = "GITHUB_API_URL",
-        default_value = "https://api.github.com/"
+        default_value = "https://api.github.com/",
+        value_parser = Ruled(no_credentials)
     )]
     pub github_api_url: String,
     /// Where GitHub serves release downloads, for manifests.
-    #[arg(long, default_value = "https://github.com")]
+    #[arg(long, default_value = "https://github.com", value_parser = Ruled(no_credentials))]
     pub github_url: String,
 }
 
@@ -82,10 +83,10 @@ pub struct ReleaseArgs {
     #[arg(long, default_value = "dist")]
     pub dist: PathBuf,
     /// URL the release directory is served from, for manifests (default: file:// URLs, for local testing).
-    #[arg(long)]
+    #[arg(long, value_parser = Ruled(no_credentials))]
     pub base_url: Option<String>,
     /// Publish to the GitHub releases of OWNER/REPO (token in GITHUB_TOKEN) instead of --dist.
-    #[arg(long)]
+    #[arg(long, value_parser = Ruled(rules::release_repository))]
     pub repository: Option<String>,
     #[command(flatten)]
     pub github: GitHubArgs,
@@ -195,16 +196,16 @@ pub struct ConvertArgs {
 pub struct ManifestArgs {
     /// Commit manifests to this Git repository (any URL git takes; token in HERMIT_PEX_GIT_TOKEN
     /// or GITHUB_TOKEN for HTTPS, key file in HERMIT_PEX_GIT_SSH_KEY for SSH).
-    #[arg(long, conflicts_with = "manifest_github")]
+    #[arg(long, conflicts_with = "manifest_github", value_parser = Ruled(rules::git_url))]
     pub manifest_repo: Option<String>,
     /// Commit manifests to OWNER/REPO through the GitHub API (token in GITHUB_TOKEN).
-    #[arg(long)]
+    #[arg(long, value_parser = Ruled(rules::release_repository))]
     pub manifest_github: Option<String>,
     /// Branch for --manifest-repo / --manifest-github.
-    #[arg(long, default_value = "main")]
+    #[arg(long, default_value = "main", value_parser = Ruled(rules::branch))]
     pub manifest_branch: String,
     /// Directory in that repository (default: its root, where Hermit reads a git source).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_parser = Ruled(rules::dir))]
     pub manifest_dir: String,
     /// Author of manifest commits.
     #[arg(
@@ -441,6 +442,51 @@ pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<Spe
         }
     }
     Ok((ok, bad))
+}
+
+/// A flag checked by one of the rules the CRD applies to the same setting (`--repository` as
+/// `releases.repository`, ...): refused with the CRD's words after the flag's name, exit 2,
+/// and without the value (a URL may hold a token; clap's own message would repeat it).
+#[derive(Clone)]
+pub(crate) struct Ruled(pub fn(&str) -> Result<(), String>);
+
+impl clap::builder::TypedValueParser for Ruled {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let flag = arg
+            .and_then(|a| a.get_long())
+            .map_or_else(|| "a value".to_owned(), |l| format!("--{l}"));
+        let refuse = |rule: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{flag} {rule}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let s = value
+            .to_str()
+            .ok_or_else(|| refuse("must be UTF-8 text".into()))?;
+        (self.0)(s).map_err(refuse)?;
+        Ok(s.to_owned())
+    }
+}
+
+/// A URL written into manifests or used as an API root: credentials in it would be published
+/// or logged, so they go in the environment instead.
+pub(crate) fn no_credentials(s: &str) -> Result<(), String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(
+            "must not hold credentials (user:password@): the GitHub token goes in GITHUB_TOKEN"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// A number of seconds for a timeout: 0 would stop every run at once.

@@ -44,7 +44,7 @@ pub enum SourceError {
 
 /// The repository's versions: its tags `<prefix><version>`, annotated or lightweight.
 pub async fn tags(source: &GitSource) -> Result<Tagged, SourceError> {
-    let args: Vec<OsString> = ["ls-remote", "--tags", &source.git]
+    let args: Vec<OsString> = ["ls-remote", "--tags", "--", &source.git]
         .map(OsString::from)
         .to_vec();
     let out = git(source, &args, None).await?;

@@ -585,6 +585,12 @@ async fn a_token_in_the_manifest_url_reaches_no_argument_log_or_file() {
         args.contains("remote") && args.contains("fetch"),
         "git ran: {args}"
     );
+    // The URL is never where git could take it for an option.
+    assert!(
+        args.contains("\nadd\n--\norigin\nhttps://127.0.0.1:"),
+        "{args}"
+    );
+    assert!(args.contains("\nfetch\n-q\n--\norigin\n"), "{args}");
     assert!(
         args.contains("header-ok"),
         "the credentials reach git as the header: {args}"
@@ -607,4 +613,297 @@ async fn a_token_in_the_manifest_url_reaches_no_argument_log_or_file() {
         .expect("the checkout was made");
     let config = std::fs::read_to_string(config).unwrap();
     assert!(config.contains("url = https://127.0.0.1:"), "{config}");
+}
+
+/// Every flag the CRD has a rule for is checked by the same rule, with the CRD's words after
+/// the flag's name: refused before anything runs (exit 2), the value not repeated, nothing
+/// written and nothing sent (the index and the GitHub API are one listener that counts
+/// connections, and a token is set so that a GitHub store would be used).
+#[test]
+fn flags_the_crd_has_rules_for_are_refused_by_those_rules() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for _ in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    put(work.path(), "python/good/config.yaml", &text(GOOD));
+    let before = files(work.path());
+    let index = format!("http://127.0.0.1:{port}/simple/");
+    let api = format!("http://127.0.0.1:{port}/");
+    let sync = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "sync",
+            "--no-cache",
+            "--index-url",
+            &index,
+            "--github-api-url",
+            &api,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let step = |command: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            command,
+            "--package",
+            "x",
+            "--version",
+            "1",
+            "--python",
+            "3.12",
+            "--release-id",
+            "1",
+            "--index-url",
+            &index,
+            "--github-api-url",
+            &api,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(["--platform".into(), "linux-amd64".into()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let controller = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "controller",
+            "--builder-image",
+            "b:1",
+            "--index-url",
+            &index,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    const REPO: &str = "must be a GitHub OWNER/REPO, e.g. acme/hermit-tools";
+    const URL: &str = "must be a Git URL: https://HOST/PATH";
+    const BRANCH: &str = "must be a branch name git takes";
+    const DIR: &str = "must be a relative path inside the repository";
+    const CREDS: &str = "must not hold credentials";
+    let cases: Vec<(Vec<String>, &str, &str, &str)> = vec![
+        (
+            sync(&["--repository", "../etc-evil"]),
+            "--repository",
+            REPO,
+            "etc-evil",
+        ),
+        (
+            sync(&["--repository", "evil-owner/.."]),
+            "--repository",
+            REPO,
+            "evil-owner",
+        ),
+        (
+            sync(&["--repository", "evil-owner/../../x"]),
+            "--repository",
+            REPO,
+            "evil-owner",
+        ),
+        (
+            sync(&["--repository", &format!("evil/{}", "x".repeat(200))]),
+            "--repository",
+            "is 205 characters long; at most 140",
+            "xxxxx",
+        ),
+        (
+            sync(&["--manifest-github", "evil-owner/.."]),
+            "--manifest-github",
+            REPO,
+            "evil-owner",
+        ),
+        (
+            sync(&["--manifest-repo=-uevil-option"]),
+            "--manifest-repo",
+            URL,
+            "evil-option",
+        ),
+        (
+            sync(&["--manifest-repo", "ext::sh -c evil-command"]),
+            "--manifest-repo",
+            URL,
+            "evil-command",
+        ),
+        (
+            sync(&["--manifest-repo", "http://evil-host/x.git"]),
+            "--manifest-repo",
+            URL,
+            "evil-host",
+        ),
+        (
+            sync(&[
+                "--manifest-repo",
+                "https://h/x.git",
+                "--manifest-branch=--upload-pack=evil-id",
+            ]),
+            "--manifest-branch",
+            BRANCH,
+            "evil-id",
+        ),
+        (
+            sync(&["--manifest-branch", "evil..branch"]),
+            "--manifest-branch",
+            BRANCH,
+            "evil..branch",
+        ),
+        (
+            sync(&["--manifest-branch", ""]),
+            "--manifest-branch",
+            BRANCH,
+            "\"\"",
+        ),
+        (
+            sync(&["--manifest-dir", "../evil-dir"]),
+            "--manifest-dir",
+            DIR,
+            "evil-dir",
+        ),
+        (
+            sync(&["--manifest-dir", "/evil-dir"]),
+            "--manifest-dir",
+            DIR,
+            "evil-dir",
+        ),
+        (
+            sync(&["--base-url", "https://u:evil-secret@h/"]),
+            "--base-url",
+            CREDS,
+            "evil-secret",
+        ),
+        (
+            sync(&["--github-url", "https://u:evil-secret@h/"]),
+            "--github-url",
+            CREDS,
+            "evil-secret",
+        ),
+        (
+            vec![
+                "sync".into(),
+                "--github-api-url".into(),
+                "https://u:evil-secret@h/".into(),
+            ],
+            "--github-api-url",
+            CREDS,
+            "evil-secret",
+        ),
+        (
+            step("build", &["--repository", "evil-owner/.."]),
+            "--repository",
+            REPO,
+            "evil-owner",
+        ),
+        (
+            step("lock", &["--repository", "../etc-evil"]),
+            "--repository",
+            REPO,
+            "etc-evil",
+        ),
+        (
+            controller(&["--repository", "../etc-evil"]),
+            "--repository",
+            REPO,
+            "etc-evil",
+        ),
+        (
+            controller(&[
+                "--repository",
+                "a/b",
+                "--allow-release-repository",
+                "a/c,evil-owner/..",
+            ]),
+            "--allow-release-repository",
+            REPO,
+            "evil-owner",
+        ),
+        (
+            controller(&[
+                "--repository",
+                "a/b",
+                "--allow-manifest-repository=-uevil-option",
+            ]),
+            "--allow-manifest-repository",
+            URL,
+            "evil-option",
+        ),
+        (
+            controller(&["--repository", "a/b", "--manifest-branch=-evil"]),
+            "--manifest-branch",
+            BRANCH,
+            "-evil",
+        ),
+    ];
+    for (args, flag, says, value) in &cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+            .args(args)
+            .current_dir(work.path())
+            .env("GITHUB_TOKEN", "t0ken-for-the-test")
+            .env("HERMIT_PEX_CACHE_DIR", work.path().join("cache"))
+            .env_remove("HERMIT_PEX_INDEX_URL")
+            .env_remove("HERMIT_PEX_REPOSITORY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} {says}")),
+            "{args:?}: the flag and its rule are not named: {stderr}"
+        );
+        assert!(
+            !stderr.contains(value),
+            "{args:?}: the value is repeated: {stderr}"
+        );
+    }
+    // The good values of the same flags still parse (and then fail later for want of a
+    // server), so the rules refuse only what they must.
+    let ok = Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+        .args(sync(&[
+            "--dry-run",
+            "--manifest-repo",
+            "https://x-access-token@h/acme/x.git",
+            "--manifest-branch",
+            "release/1.x",
+            "--manifest-dir",
+            "hermit/packages",
+        ]))
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert_ne!(
+        ok.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let sent_by_good = connections.load(Ordering::SeqCst);
+    assert!(sent_by_good > 0, "the listener counts connections");
+    let _ = std::fs::remove_dir_all(work.path().join("cache"));
+    for f in files(work.path()).difference(&before) {
+        // The good run may make its dist directory; the refused ones made nothing.
+        assert!(
+            f.starts_with(work.path().join("dist")),
+            "{} was written",
+            f.display()
+        );
+    }
+    let refused_first = Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+        .args(sync(&["--repository", "evil-owner/.."]))
+        .current_dir(work.path())
+        .env("GITHUB_TOKEN", "t0ken-for-the-test")
+        .output()
+        .unwrap();
+    assert_eq!(refused_first.status.code(), Some(2));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        sent_by_good,
+        "a refused run sends nothing"
+    );
 }

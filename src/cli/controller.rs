@@ -7,10 +7,11 @@ use anyhow::Context as _;
 use clap::Args;
 use reqwest::Url;
 
-use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
+use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, Ruled, timeout_seconds};
 use crate::controller::hook::{self, HookSecret};
 use crate::controller::jobs::{GitCredentials, JobSettings, PlatformTable};
 use crate::controller::run::{Config, LeaseSettings};
+use crate::spec::rules;
 
 #[derive(Args)]
 pub struct ControllerArgs {
@@ -18,7 +19,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "HERMIT_PEX_NAMESPACE")]
     pub namespace: Option<String>,
     /// GitHub OWNER/REPO for releases (a resource's spec.releases overrides it).
-    #[arg(long, env = "HERMIT_PEX_REPOSITORY")]
+    #[arg(long, env = "HERMIT_PEX_REPOSITORY", value_parser = Ruled(rules::release_repository))]
     pub repository: String,
     /// The builder image the Jobs run.
     #[arg(long, env = "HERMIT_PEX_BUILDER_IMAGE")]
@@ -85,11 +86,19 @@ pub struct ControllerArgs {
     pub github: GitHubArgs,
     /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
     /// spec.releases is refused). Releases there are made with the controller's token.
-    #[arg(long = "allow-release-repository", value_delimiter = ',')]
+    #[arg(
+        long = "allow-release-repository",
+        value_delimiter = ',',
+        value_parser = Ruled(rules::release_repository)
+    )]
     pub allowed_release_repositories: Vec<String>,
     /// A Git URL a PythonPackage's spec.manifests may name (repeat or comma-separate; none:
     /// spec.manifests is refused). Pushes there carry the controller's token.
-    #[arg(long = "allow-manifest-repository", value_delimiter = ',')]
+    #[arg(
+        long = "allow-manifest-repository",
+        value_delimiter = ',',
+        value_parser = Ruled(rules::git_url)
+    )]
     pub allowed_manifest_repositories: Vec<String>,
     /// A Git URL, or a prefix ending in `/*`, a PythonPackage's spec.source.git may name
     /// (repeat or comma-separate; none: spec.source is refused). Its tags are listed with the

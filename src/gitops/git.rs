@@ -85,9 +85,9 @@ impl GitSink {
             self.git(&["init", "-q"]).await?;
         }
         let _ = self.git(&["remote", "remove", "origin"]).await;
-        self.git(&["remote", "add", "origin", &c.url]).await?;
+        self.git(&["remote", "add", "--", "origin", &c.url]).await?;
         let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", c.branch);
-        match self.git(&["fetch", "-q", "origin", &refspec]).await {
+        match self.git(&["fetch", "-q", "--", "origin", &refspec]).await {
             Ok(_) => {
                 let remote = format!("origin/{}", c.branch);
                 self.git(&["checkout", "-q", "-B", &c.branch, &remote])
@@ -175,7 +175,7 @@ impl ManifestSink for GitSink {
             self.git(&["commit", "-q", "-m", &commit_message(&changed)])
                 .await?;
             let target = format!("HEAD:refs/heads/{}", self.config.branch);
-            match self.git(&["push", "-q", "origin", &target]).await {
+            match self.git(&["push", "-q", "--", "origin", &target]).await {
                 Ok(_) => {
                     let sha = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
                     return Ok(CommitOutcome {

@@ -342,7 +342,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_RELEASE_REPOSITORY_LEN,
             "x-kubernetes-validations": [rule(
                 format!("self.matches({})", cel_string(rules::RELEASE_REPOSITORY.as_str())),
-                "releases.repository must be a GitHub OWNER/REPO, e.g. acme/hermit-tools",
+                &format!("releases.repository {}", rules::RELEASE_REPOSITORY_SAYS),
             )],
         }),
     );
@@ -352,8 +352,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_GIT_URL_LEN,
             "x-kubernetes-validations": [rule(
                 format!("self.matches({})", cel_string(rules::GIT_URL.as_str())),
-                "manifests.repository must be a Git URL: https://HOST/PATH, ssh://[USER@]HOST/PATH, \
-                 file:///PATH or USER@HOST:PATH",
+                &format!("manifests.repository {}", rules::GIT_URL_SAYS),
             )],
         }),
     );
@@ -363,9 +362,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_REF_LEN,
             "x-kubernetes-validations": [rule(
                 format!("self != '' && !self.matches({})", cel_string(rules::BAD_BRANCH.as_str())),
-                "manifests.branch must be a branch name git takes: no leading '-' or '/', no '..', '//', \
-                 '@{', spaces, control characters or any of ~^:?*[\\, no component starting with '.' \
-                 or ending with '.lock'",
+                &format!("manifests.branch {}", rules::BRANCH_SAYS),
             )],
         }),
     );
@@ -375,7 +372,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_REF_LEN,
             "x-kubernetes-validations": [rule(
                 format!("!self.matches({})", cel_string(rules::BAD_DIR.as_str())),
-                "manifests.dir must be a relative path inside the repository: no leading '/', no '..'",
+                &format!("manifests.dir {}", rules::DIR_SAYS),
             )],
         }),
     );
