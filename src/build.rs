@@ -104,6 +104,9 @@ pub enum BuildError {
         package: PackageName,
         version: Version,
     },
+    /// A requirement that is a direct reference, where the operator did not allow them.
+    #[error("{0}")]
+    DirectReference(String),
     /// No rebuild helps: a dependency has nothing to install for this platform.
     #[error("{message}")]
     NoWheel { platform: Platform, message: String },
@@ -160,6 +163,33 @@ pub async fn relock(
     wheel: Option<&LocalWheel>,
 ) -> Result<Lock, BuildError> {
     lock_as(job, settings, Some(now().to_string()), wheel).await
+}
+
+/// Requirements as a message shows them: a direct reference's URL without its
+/// `user:password@` (a token typed into `name @ https://user:TOKEN@host/…`).
+pub fn shown_requirements(requirements: &[String]) -> String {
+    requirements
+        .iter()
+        .map(|r| shown_requirement(r))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shown_requirement(r: &str) -> String {
+    if !crate::spec::is_direct_reference(r) {
+        return r.to_owned();
+    }
+    let Some((name, rest)) = r.split_once('@') else {
+        return r.to_owned();
+    };
+    let url = rest.trim_start();
+    let space = &rest[..rest.len() - url.len()];
+    let end = url.find(char::is_whitespace).unwrap_or(url.len());
+    format!(
+        "{name}@{space}{}{}",
+        crate::pypi::redact(&url[..end]),
+        &url[end..]
+    )
 }
 
 /// The path mapping a lock names a Git source's wheel by.
@@ -263,8 +293,20 @@ async fn lock_as(
         .join("locks")
         .join(job.package.as_str())
         .join(job.version.to_string());
-    std::fs::create_dir_all(&dir)?;
     let requirements = job.requirements();
+    // The last line of defence for `name @ file:///…`: nothing is resolved from it.
+    if !settings.indexes.direct_references_allowed()
+        && let Some(i) = requirements
+            .iter()
+            .position(|r| crate::spec::is_direct_reference(r))
+    {
+        return Err(BuildError::DirectReference(format!(
+            "extra_packages[{}]: {}",
+            i.saturating_sub(1),
+            crate::spec::DIRECT_REFERENCE_REFUSED
+        )));
+    }
+    std::fs::create_dir_all(&dir)?;
     let key = input_key(&[
         &requirements.join("\n"),
         &job.python().to_string(),
@@ -325,7 +367,7 @@ async fn lock_as(
         )
         .await
         .map_err(|source| BuildError::Lock {
-            requirements: requirements.join(" "),
+            requirements: shown_requirements(requirements),
             python: job.python(),
             source,
         })?;
@@ -729,6 +771,20 @@ fn input_key(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requirements_are_shown_without_credentials() {
+        let shown = shown_requirements(&[
+            "x==1".into(),
+            "a @ https://u:s3cret@h.example/a.whl ; python_version > '3'".into(),
+            "b@https://t0ken@h.example/b.whl".into(),
+            "c>=1; os_name == 'u:p@x'".into(),
+        ]);
+        assert_eq!(
+            shown,
+            "x==1 a @ https://h.example/a.whl ; python_version > '3' b@https://h.example/b.whl c>=1; os_name == 'u:p@x'"
+        );
+    }
 
     #[test]
     fn purity_comes_from_every_artifact_of_the_lock() {

@@ -291,6 +291,10 @@ pub struct IndexArgs {
     /// Do not read or write the index cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Take `extra_packages` that are direct references (`name @ URL`, `name @ file:///…`):
+    /// the resolver fetches those outside the indexes, so they are refused unless allowed.
+    #[arg(long)]
+    pub allow_direct_references: bool,
 }
 
 #[derive(Args, Clone)]
@@ -371,7 +375,8 @@ impl IndexArgs {
             .filter(|u| !u.is_empty())
             .map(|u| crate::pypi::auth_index(u, None))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::pypi::Indexes::new(self.primary()?, extra)?)
+        Ok(crate::pypi::Indexes::new(self.primary()?, extra)?
+            .allowing_direct_references(self.allow_direct_references))
     }
 }
 
@@ -414,6 +419,27 @@ pub fn run(cli: Cli) -> ExitCode {
 /// a package another config already carries (PEP 503 names: `Aider_Chat` is `aider-chat`) is
 /// refused, naming both files: two would mix their settings in one manifest and release.
 pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
+    load_specs_with(paths, true)
+}
+
+/// [`load_specs`], refusing the configs whose `extra_packages` hold direct references unless
+/// `direct_references` (`--allow-direct-references`) allows them.
+pub fn load_specs_with(
+    paths: &[PathBuf],
+    direct_references: bool,
+) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
+    let (ok, mut bad) = load_all(paths)?;
+    let (ok, refused): (Vec<_>, Vec<_>) = ok
+        .into_iter()
+        .partition(|s| direct_references || s.spec.direct_references().is_empty());
+    bad.extend(refused.into_iter().map(|s| SpecError {
+        problems: s.spec.direct_references(),
+        file: s.file,
+    }));
+    Ok((ok, bad))
+}
+
+fn load_all(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("python")]
     } else {
@@ -554,7 +580,7 @@ struct JsonError {
 }
 
 async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let (specs, invalid) = load_specs(&args.paths)?;
+    let (specs, invalid) = load_specs_with(&args.paths, args.index.allow_direct_references)?;
     let client = args.index.client()?;
     let observed = observe_versions(&client, &specs).await;
     let releases: Vec<Release> = Vec::new(); // no release store is consulted by `plan` yet

@@ -907,3 +907,136 @@ fn flags_the_crd_has_rules_for_are_refused_by_those_rules() {
         "a refused run sends nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_tags_and_duplicate_requirements_are_refused() {
+    for (config, field, says) in [
+        (
+            format!("package: x\nprereleases: !Sync true\n{V}"),
+            "prereleases",
+            "carries a YAML tag",
+        ),
+        (
+            "package: x\nversions:\n  - version: !Sync \"1.0\"\n    python: \"3.12\"\n".to_owned(),
+            "versions[0].version",
+            "a value with a YAML tag",
+        ),
+        (
+            format!(
+                "package: x\n{V}extra_packages: [\"Rich >= 13\", \"setuptools\", \"rich>=13\"]\n"
+            ),
+            "extra_packages[2]",
+            "is the same requirement as extra_packages[0]",
+        ),
+        (
+            format!("package: x\n{V}extra_packages: [typing_extensions, Typing.Extensions]\n"),
+            "extra_packages[1]",
+            "is the same requirement as extra_packages[0]",
+        ),
+    ] {
+        bad_config(config, field, says).await;
+    }
+}
+
+/// `name @ file:///…` would make the resolver read a local file, and `name @ https://…` fetch
+/// around the index: `plan` refuses them naming the entry and the flag that allows them, and
+/// takes them with it; `sync` refuses to lock such a version (nothing is built, nothing read).
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_references_are_refused_unless_allowed() {
+    let server = ReplayServer::start(recorded_pypiapijson()).await;
+    let work = tempfile::tempdir().unwrap();
+    let canary = work.path().join("canary.whl");
+    std::fs::write(&canary, "not a wheel").unwrap();
+    put(
+        work.path(),
+        "python/good/config.yaml",
+        &text(format!(
+            "{GOOD}extra_packages: [\"rich\", \"evil @ file://{}\", \"other @ https://u:s3cret@example.org/o.whl\"]\n",
+            canary.display()
+        )),
+    );
+    let (cwd, url) = (work.path().to_owned(), server.url.clone());
+    let dist = work.path().join("dist").display().to_string();
+    let cache = work.path().join("cache").display().to_string();
+    let pex = common::tools_venv().join("bin/pex");
+    let (refused, allowed, sync) = tokio::task::spawn_blocking(move || {
+        let sync = Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+            .args([
+                "sync",
+                "--index-url",
+                &url,
+                "--dist",
+                &dist,
+                "--cache-dir",
+                &cache,
+                "--no-verify",
+            ])
+            .current_dir(&cwd)
+            .env("HERMIT_PEX_PEX", pex)
+            .output()
+            .unwrap();
+        (
+            run(&["plan", "--no-cache", "--index-url", &url], &cwd),
+            run(
+                &[
+                    "plan",
+                    "--no-cache",
+                    "--index-url",
+                    &url,
+                    "--allow-direct-references",
+                ],
+                &cwd,
+            ),
+            sync,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    for i in [1, 2] {
+        let start = format!(
+            "python/good/config.yaml: extra_packages[{i}]: is a direct reference (NAME @ URL)"
+        );
+        let line = refused
+            .stderr
+            .lines()
+            .find(|l| l.contains(&start))
+            .unwrap_or_else(|| panic!("{start:?} not said: {}", refused.stderr));
+        assert!(line.contains("--allow-direct-references"), "{line}");
+        assert!(
+            !line.contains("canary") && !line.contains("s3cret"),
+            "{line}"
+        );
+    }
+    assert!(
+        !refused.stdout.contains("pypiapijson ("),
+        "not planned: {}",
+        refused.stdout
+    );
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    assert!(
+        allowed
+            .stdout
+            .contains("pypiapijson (python/good/config.yaml)"),
+        "{}",
+        allowed.stdout
+    );
+
+    let stderr = String::from_utf8_lossy(&sync.stderr);
+    assert_eq!(sync.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("extra_packages[1]: is a direct reference")
+            && stderr.contains("--allow-direct-references"),
+        "{stderr}"
+    );
+    // (The "resolving …" progress line is pipeline.rs's: it shows the requirements as written
+    // until it uses build::shown_requirements.)
+    for line in stderr.lines().filter(|l| l.contains("FAILED")) {
+        assert!(!line.contains("s3cret"), "{line}");
+    }
+    let tarballs = files(work.path())
+        .into_iter()
+        .filter(|f| f.to_string_lossy().ends_with(".tar.gz"))
+        .count();
+    assert_eq!(tarballs, 0, "nothing is built");
+}

@@ -820,6 +820,38 @@ fn cases() -> Vec<(String, Value, Expect)> {
     );
 
     // What CEL cannot check.
+    for (a, b) in [
+        ("rich>=13", "rich>=13"),
+        ("Rich>=13", "rich>=13"),
+        ("typing_extensions", "Typing.Extensions"),
+        (
+            "rich[jupyter]; python_version < '3.13'",
+            "RICH[jupyter]; python_version < '3.13'",
+        ),
+    ] {
+        add(
+            &format!("extraPackages {a:?} and {b:?}"),
+            with(|s| s["extraPackages"] = json!([a, "setuptools", b])),
+            Bad("extraPackages"),
+        );
+    }
+    add(
+        "extraPackages: two constraints on one project",
+        with(|s| {
+            s["extraPackages"] = json!([
+                "rich>=13",
+                "rich<14",
+                "rich; os_name == 'a b'",
+                "rich; os_name == 'ab'"
+            ])
+        }),
+        Good,
+    );
+    add(
+        "extraPackages rich >= 13 and rich>=13",
+        with(|s| s["extraPackages"] = json!(["rich >= 13", "rich>=13"])),
+        ControllerOnly("extraPackages", "PEP 508 normalised spacing"),
+    );
     add(
         "PEP 508 grammar",
         with(|s| s["extraPackages"] = json!(["setuptools<<80"])),

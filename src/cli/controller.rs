@@ -288,6 +288,7 @@ impl ControllerArgs {
                 backoff_limit: self.job_backoff_limit,
                 ttl_seconds_after_finished: self.job_ttl_seconds,
                 service_account: self.builder_service_account.clone(),
+                allow_direct_references: self.index.allow_direct_references,
                 git: GitCredentials {
                     token_secret: self.git_token_secret.as_deref().map(|s| {
                         let (name, key) = s.split_once('/').unwrap_or((s, "token"));
@@ -302,6 +303,7 @@ impl ControllerArgs {
             allowed_release_repositories: self.allowed_release_repositories.clone(),
             allowed_manifest_repositories: self.allowed_manifest_repositories.clone(),
             allowed_source_repositories: self.allowed_source_repositories.clone(),
+            allow_direct_references: self.index.allow_direct_references,
             manifest: self
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),

@@ -169,6 +169,8 @@ pub struct JobSettings {
     pub service_account: Option<String>,
     /// What the lock Job of a Git-source version checks its repository out with.
     pub git: GitCredentials,
+    /// Whether the Jobs may resolve direct references (`--allow-direct-references`).
+    pub allow_direct_references: bool,
 }
 
 /// Secrets (in the PythonPackage's namespace) a lock Job reads a private repository with:
@@ -204,6 +206,7 @@ impl JobSettings {
             ttl_seconds_after_finished: 86_400,
             service_account: None,
             git: GitCredentials::default(),
+            allow_direct_references: false,
         }
     }
 }
@@ -414,6 +417,9 @@ pub fn step_args(
     ]);
     for url in &settings.extra_index_urls {
         args.extend(["--extra-index-url".into(), url.clone()]);
+    }
+    if settings.allow_direct_references {
+        args.push("--allow-direct-references".into());
     }
     args.extend([
         "--cache-dir".into(),

@@ -667,3 +667,76 @@ fn load_names_the_file() {
     assert!(err.starts_with(&file.display().to_string()), "{err}");
     assert!(err.contains("versions[0].python"), "{err}");
 }
+
+#[test]
+fn yaml_tags_are_refused() {
+    for (yaml, field) in [
+        (format!("{MINIMAL}prereleases: !Sync true\n"), "prereleases"),
+        (
+            "package: !Sync cowsay\nversions: [{version: \"6.0\", python: \"3.12\"}]\n".to_owned(),
+            "package",
+        ),
+        (
+            "package: cowsay\nversions:\n  - version: !custom \"6.0\"\n    python: \"3.12\"\n"
+                .to_owned(),
+            "versions[0].version",
+        ),
+        (
+            format!("{MINIMAL}extra_packages: !custom [rich]\n"),
+            "extra_packages",
+        ),
+    ] {
+        let p = problem(&yaml);
+        assert_eq!(p.field, field, "{yaml}: {p:?}");
+        assert!(p.message.contains("YAML tag"), "{}", p.message);
+    }
+    // YAML's own core tags say what the value already is.
+    for ok in [
+        format!("{MINIMAL}description: !!str 42\n"),
+        format!("{MINIMAL}prereleases: !!bool true\n"),
+    ] {
+        parse(&ok).unwrap_or_else(|p| panic!("{ok}: {p:?}"));
+    }
+}
+
+#[test]
+fn duplicate_and_direct_requirements() {
+    let p = problem(&format!(
+        "{MINIMAL}extra_packages: [\"Rich >= 13\", \"setuptools\", \"rich>=13\"]\n"
+    ));
+    assert_eq!(p.field, "extra_packages[2]");
+    assert!(
+        p.message.contains("same requirement as extra_packages[0]"),
+        "{}",
+        p.message
+    );
+    let p = problem(&format!(
+        "{MINIMAL}extra_packages: [\"typing_extensions\", \"Typing.Extensions\"]\n"
+    ));
+    assert_eq!(p.field, "extra_packages[1]");
+    // Two constraints on one project are not one requirement.
+    parse(&format!(
+        "{MINIMAL}extra_packages: [\"rich>=13\", \"rich<14\"]\n"
+    ))
+    .unwrap()
+    .validate()
+    .unwrap();
+
+    let spec = parse(&format!(
+        "{MINIMAL}extra_packages: [\"evil @ file:///etc/passwd\", \"rich\", \"x[a] @ https://u:t@h/x.whl ; python_version > '3'\"]\n"
+    ))
+    .unwrap();
+    spec.validate().unwrap();
+    let refused = spec.direct_references();
+    let fields: Vec<&str> = refused.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["extra_packages[0]", "extra_packages[2]"]);
+    assert!(refused[0].message.contains("--allow-direct-references"));
+    assert!(
+        !refused
+            .iter()
+            .any(|p| p.message.contains("passwd") || p.message.contains("u:t"))
+    );
+    assert!(!is_direct_reference(
+        "rich; python_version > '3.8' and platform_machine == 'x@y'"
+    ));
+}

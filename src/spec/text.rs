@@ -224,6 +224,46 @@ fn unknown_field_problem(
     }
 }
 
+/// Refuses a YAML tag anywhere (`version: !Sync 1.0`): the parser of a typed field drops it
+/// without a word, so a config that means something else by it would be read as if it had none.
+/// Checked after the typed parse took the text, so its errors (with lines) come first.
+pub fn no_tags(text: &str) -> Result<(), Problem> {
+    use serde_norway::Value;
+    fn walk(v: &Value, path: &str) -> Option<String> {
+        match v {
+            Value::Tagged(_) => Some(path.to_owned()),
+            Value::Sequence(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            Value::Mapping(m) => m.iter().find_map(|(k, v)| {
+                if matches!(k, Value::Tagged(_)) {
+                    return Some(path.to_owned());
+                }
+                let key = k.as_str().unwrap_or("?");
+                walk(
+                    v,
+                    &if path.is_empty() {
+                        key.to_owned()
+                    } else {
+                        format!("{path}.{key}")
+                    },
+                )
+            }),
+            _ => None,
+        }
+    }
+    let value: Value = serde_norway::from_str(text).map_err(|e| Problem::new("", e.to_string()))?;
+    match walk(&value, "") {
+        None => Ok(()),
+        Some(field) => Err(Problem::new(
+            field,
+            "carries a YAML tag (a `!name` before the value), which a config does not take and \
+             the parser would drop without a word: remove it",
+        )),
+    }
+}
+
 fn is_field_path(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -278,6 +318,10 @@ fn found(unexpected: &str) -> String {
         "boolean" => "true or false".to_owned(),
         "character" => "a character".to_owned(),
         "bytes" | "byte" => "bytes".to_owned(),
+        // serde_norway hands a tagged value (`!Sync 1.0`) over as an enum.
+        "enum" => {
+            "a value with a YAML tag (a `!name` before it), which a config does not take".to_owned()
+        }
         _ => "something else".to_owned(),
     }
 }

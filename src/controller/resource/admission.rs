@@ -222,6 +222,17 @@ pub fn pep440_key(v: &str) -> String {
     format!("{trimmed} + '~' + {rest}")
 }
 
+/// A CEL expression for a comparison key of the requirement `r`: its project name as PEP 503
+/// normalises it (lower case, `_` and `.` as `-`; runs of them stay for the controller), then
+/// the rest as written. Spacing the controller also folds (`rich >= 13`) stays for it: spaces
+/// inside a marker's quoted value are significant, and CEL cannot tell them apart.
+fn requirement_key(r: &str) -> String {
+    let name = format!("{r}.find('^[A-Za-z0-9][A-Za-z0-9._-]*')");
+    format!(
+        "{name}.lowerAscii().replace('_', '-').replace('.', '-') + '~' + {r}.substring(size({name}))"
+    )
+}
+
 /// A list rule: no two entries' versions (`item`, an expression of the entry `e`) share a
 /// [`pep440_key`]. Each key is computed once (`map`), bound to `l` by iterating a one-entry
 /// list, since Kubernetes before 1.30 has no `cel.bind`; the comparison is then quadratic in
@@ -281,7 +292,17 @@ fn config_rules(props: &mut Map<String, Value>) {
     );
     set(
         field(props, &["extraPackages"]),
-        json!({"maxItems": rules::MAX_EXTRA_PACKAGES}),
+        json!({
+            "maxItems": rules::MAX_EXTRA_PACKAGES,
+            "x-kubernetes-validations": [rule(
+                format!(
+                    "[self.map(e, {})].all(l, l.all(k, l.exists_one(o, o == k)))",
+                    requirement_key("e")
+                ),
+                "extraPackages[] must be unique: two entries for one project with the same \
+                 specifier are one requirement (names compared without case, '-', '_' and '.')",
+            )],
+        }),
     );
     set(
         field(props, &["extraPackages", "items"]),
