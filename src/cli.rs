@@ -80,7 +80,7 @@ pub struct GitHubArgs {
 #[derive(Args, Clone)]
 pub struct ReleaseArgs {
     /// Releases go to DIR/releases/<tag>/.
-    #[arg(long, default_value = "dist")]
+    #[arg(long, default_value = "dist", value_parser = absolute_path)]
     pub dist: PathBuf,
     /// URL the release directory is served from, for manifests (default: file:// URLs, for local testing).
     #[arg(long, value_parser = Ruled(no_credentials))]
@@ -244,7 +244,7 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub release: ReleaseArgs,
     /// Manifests go to DIR/<package>.hcl.
-    #[arg(long, default_value = "hermit")]
+    #[arg(long, default_value = "hermit", value_parser = absolute_path)]
     pub hermit_dir: PathBuf,
     /// Parallel pex runs (default: the number of cores).
     #[arg(long, short)]
@@ -286,7 +286,7 @@ pub struct IndexArgs {
     )]
     pub extra_index_urls: Vec<String>,
     /// Where index pages (with their ETags) and build caches are kept.
-    #[arg(long, env = "HERMIT_PEX_CACHE_DIR")]
+    #[arg(long, env = "HERMIT_PEX_CACHE_DIR", value_parser = absolute_path)]
     pub cache_dir: Option<PathBuf>,
     /// Do not read or write the index cache.
     #[arg(long)]
@@ -515,6 +515,14 @@ pub(crate) fn no_credentials(s: &str) -> Result<(), String> {
     }
 }
 
+/// A path flag, made absolute once, here, against the working directory the command was
+/// started in: tools run elsewhere (pex in a build directory, git in a checkout) and some take
+/// only absolute paths (pex's `--path-mapping`: "Mapped paths must be absolute"). Links are
+/// kept as written.
+pub(crate) fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    std::path::absolute(s).map_err(|e| format!("cannot be made an absolute path: {e}"))
+}
+
 /// A number of seconds for a timeout: 0 would stop every run at once.
 pub(crate) fn timeout_seconds(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
@@ -732,4 +740,55 @@ pub fn write_text_plan(out: &mut impl Write, s: &LoadedSpec, p: &Plan) -> std::i
         p.count(VersionStatus::ToPublish),
         p.builds()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// Every path flag is absolute once parsed, whatever the working directory later is.
+    #[test]
+    fn path_flags_are_made_absolute_when_parsed() {
+        let cwd = std::env::current_dir().unwrap();
+        let cli = Cli::try_parse_from([
+            "hermit-pex",
+            "sync",
+            "--cache-dir",
+            "cache",
+            "--dist",
+            "out/../dist",
+            "--hermit-dir",
+            "./hermit",
+        ])
+        .unwrap();
+        let Command::Sync(a) = cli.command else {
+            panic!("sync")
+        };
+        assert_eq!(a.index.cache_dir, Some(cwd.join("cache")));
+        assert!(a.release.dist.is_absolute() && a.release.dist.ends_with("dist"));
+        assert!(a.hermit_dir.is_absolute() && a.hermit_dir.ends_with("hermit"));
+        let cli = Cli::try_parse_from(["hermit-pex", "sync"]).unwrap();
+        let Command::Sync(a) = cli.command else {
+            panic!("sync")
+        };
+        assert_eq!(a.release.dist, cwd.join("dist"), "defaults too");
+        assert_eq!(a.hermit_dir, cwd.join("hermit"));
+        let cli = Cli::try_parse_from([
+            "hermit-pex",
+            "controller",
+            "--repository",
+            "a/b",
+            "--builder-image",
+            "b",
+            "--platform-table",
+            "t.yaml",
+        ])
+        .unwrap();
+        let Command::Controller(a) = cli.command else {
+            panic!("controller")
+        };
+        assert_eq!(a.platform_table, Some(cwd.join("t.yaml")));
+    }
 }

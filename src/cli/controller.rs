@@ -25,7 +25,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "HERMIT_PEX_BUILDER_IMAGE")]
     pub builder_image: String,
     /// The platform table (YAML); default: linux on nodes of each arch, darwin cross on linux.
-    #[arg(long, env = "HERMIT_PEX_PLATFORM_TABLE")]
+    #[arg(long, env = "HERMIT_PEX_PLATFORM_TABLE", value_parser = super::absolute_path)]
     pub platform_table: Option<PathBuf>,
     /// The Secret (in each resource's namespace) holding the GitHub token for build Jobs.
     #[arg(long, default_value = "hermit-pex-github")]
