@@ -18,3 +18,4 @@ pub mod release;
 pub mod source;
 pub mod spec;
 pub mod verify;
+pub mod workdir;
