@@ -328,8 +328,17 @@ pub fn load(file: &Path) -> Result<LoadedSpec, SpecError> {
         problems,
     };
     let text = text::read(file).map_err(|m| fail(vec![Problem::new("", m)]))?;
-    let spec = parse(&text).map_err(|p| fail(vec![p]))?;
+    let mut spec = parse(&text).map_err(|p| fail(vec![p]))?;
     spec.validate().map_err(fail)?;
+    // `binaries` is checked against the version's console scripts only once it is locked:
+    // each name keeps its file and line for that message.
+    let lines = text::entry_lines(&text, "binaries", spec.binaries.iter().map(|b| b.as_str()));
+    for (b, line) in spec.binaries.iter_mut().zip(lines) {
+        *b = b.clone().written_at(crate::names::Written {
+            file: file.to_owned(),
+            line,
+        });
+    }
     Ok(LoadedSpec {
         file: file.to_owned(),
         spec,

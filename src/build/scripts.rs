@@ -28,16 +28,31 @@ pub fn binaries(
         }
     };
     if !configured.is_empty() {
-        let absent: Vec<&str> = configured
+        let absent: Vec<(usize, &BinaryName)> = configured
             .iter()
-            .map(BinaryName::as_str)
-            .filter(|b| !scripts.iter().any(|s| s == b))
+            .enumerate()
+            .filter(|(_, b)| !scripts.iter().any(|s| s == b.as_str()))
             .collect();
         if !absent.is_empty() {
+            // Named as every config error is: the file, the field and its line, when the
+            // names came from a file (a resource's have none: the field is enough there).
+            let file = absent
+                .iter()
+                .find_map(|(_, b)| b.written())
+                .map_or_else(String::new, |w| format!("{}: ", w.file.display()));
+            let fields: Vec<String> = absent
+                .iter()
+                .map(|(i, b)| match b.written() {
+                    Some(w) => format!("binaries[{i}] (line {})", w.line),
+                    None => format!("binaries[{i}]"),
+                })
+                .collect();
+            let names: Vec<&str> = absent.iter().map(|(_, b)| b.as_str()).collect();
             return Err(BuildError::Binaries(format!(
-                "binaries: {} {} not a console script of {package} {version} ({}): fix binaries in the config, or leave it out for all of them",
-                absent.join(", "),
-                if absent.len() == 1 { "is" } else { "are" },
+                "{file}{}: {} {} not a console script of {package} {version} ({}): fix binaries in the config, or leave it out for all of them",
+                fields.join(", "),
+                names.join(", "),
+                if names.len() == 1 { "is" } else { "are" },
                 have()
             )));
         }
@@ -260,8 +275,29 @@ mod tests {
                 && e.contains("it has tool, tool-admin"),
             "{e}"
         );
+        assert!(e.starts_with("binaries[0]: "), "{e}");
         let e = binaries(&pkg, &v, &[], &[]).unwrap_err().to_string();
         assert!(e.contains("no console script"), "{e}");
+
+        // Names read from a config file say where: the file, the field and the line.
+        let at = |line| crate::names::Written {
+            file: "python/tool/config.yaml".into(),
+            line,
+        };
+        let written = vec![
+            BinaryName::new("tool").unwrap().written_at(at(3)),
+            BinaryName::new("tool-x").unwrap().written_at(at(4)),
+            BinaryName::new("tool-y").unwrap().written_at(at(5)),
+        ];
+        let e = binaries(&pkg, &v, &written, &scripts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "python/tool/config.yaml: binaries[1] (line 4), binaries[2] (line 5): tool-x, tool-y are not a console script of tool 1.0"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -264,6 +264,46 @@ pub fn no_tags(text: &str) -> Result<(), Problem> {
     }
 }
 
+/// The line (from 1) each of `names` is written on in the list under the top-level `key`,
+/// found in order by a plain scan after the key (in block or flow style, quoted or not; the
+/// names are unique, and plain enough to be found as words). A name not found gets the key's
+/// line, and with no such key line 1.
+pub fn entry_lines<'a>(text: &str, key: &str, names: impl Iterator<Item = &'a str>) -> Vec<usize> {
+    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+    let mut offset = 0;
+    let key_at = text.lines().find_map(|l| {
+        let here = offset;
+        offset += l.len() + 1;
+        l.strip_prefix(key)
+            .filter(|rest| rest.trim_start().starts_with(':'))
+            .map(|_| here)
+    });
+    let Some(key_at) = key_at else {
+        return names.map(|_| 1).collect();
+    };
+    let word = |b: u8| b.is_ascii_alphanumeric() || b"._-".contains(&b);
+    let mut from = key_at + key.len();
+    names
+        .map(|name| {
+            let found = text[from..]
+                .match_indices(name)
+                .map(|(i, _)| from + i)
+                .find(|&i| {
+                    let before = text.as_bytes()[..i].last().copied();
+                    let after = text.as_bytes().get(i + name.len()).copied();
+                    !before.is_some_and(word) && !after.is_some_and(word)
+                });
+            match found {
+                Some(i) => {
+                    from = i + name.len();
+                    line_of(i)
+                }
+                None => line_of(key_at),
+            }
+        })
+        .collect()
+}
+
 fn is_field_path(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -426,6 +466,30 @@ fn closing(s: &str, quote: char) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_found_on_their_lines() {
+        let block =
+            "package: x\n# binaries: [b]\nbinaries:\n  - a\n  - \"b-c\"\n  - b\nversions: []\n";
+        assert_eq!(
+            entry_lines(block, "binaries", ["a", "b-c", "b"].into_iter()),
+            [4, 5, 6]
+        );
+        let flow = "package: a\nbinaries: [a, a.b,\n  c]\n";
+        assert_eq!(
+            entry_lines(flow, "binaries", ["a", "a.b", "c"].into_iter()),
+            [2, 2, 3]
+        );
+        assert_eq!(
+            entry_lines(flow, "binaries", ["zz"].into_iter()),
+            [2],
+            "the key's line"
+        );
+        assert_eq!(
+            entry_lines("{binaries: [a]}", "binaries", ["a"].into_iter()),
+            [1]
+        );
+    }
 
     #[test]
     fn long_quoted_values_are_cut() {
