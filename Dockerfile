@@ -10,7 +10,7 @@
 #                          manifest target works, --manifest-repo runs the git CLI.
 #   controller-distroless  hermit-pex alone on distroless/cc: no shell, no git; enough when
 #                          manifests go through --manifest-github or are not committed.
-#   builder                what build Jobs run: hermit-pex, pex and CPython 3.8-3.14.
+#   builder                what build Jobs run: hermit-pex, pex, uv and CPython 3.8-3.14.
 # All run as uid/gid 65532 and work with a read-only root filesystem; the entrypoint is
 # hermit-pex, so a pod's args start with the subcommand (controller, build).
 
@@ -50,8 +50,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin hermit-pex --target "$triple"; \
     mkdir -p /out; cp "target/$triple/release/hermit-pex" /out/hermit-pex
 
-# CPython 3.8-3.14 (python-build-standalone, through uv from PyPI) and pex, under /opt, with
-# python3.X and pex linked into /opt/bin.
+# CPython 3.8-3.14 (python-build-standalone, through uv from PyPI), pex and uv (the lock's
+# resolver; its pin is src/lock/uv.rs UV_VERSION), under /opt, with python3.X, pex and uv in
+# /opt/bin.
 FROM debian:${DEBIAN}-slim AS pythons
 ARG UV_VERSION=0.13.9
 ARG PEX_VERSION=2.105.2
@@ -69,6 +70,7 @@ RUN set -eux; \
     "$uv" venv --no-project --python 3.12 /opt/pex; \
     "$uv" pip install --python /opt/pex/bin/python --compile-bytecode "pex==$PEX_VERSION"; \
     ln -s /opt/pex/bin/pex /opt/bin/pex; ln -s /opt/pex/bin/pex3 /opt/bin/pex3; \
+    cp "$uv" /opt/bin/uv; \
     chmod -R a+rX /opt/python /opt/pex
 
 # The controller without git: --manifest-github or no manifest commits only.
@@ -92,10 +94,11 @@ COPY --from=pythons /opt/pex /opt/pex
 COPY --from=pythons /opt/bin/ /usr/local/bin/
 COPY --from=build /out/hermit-pex /usr/local/bin/hermit-pex
 ENV HERMIT_PEX_PEX=/opt/pex/bin/pex \
+    HERMIT_PEX_UV=/usr/local/bin/uv \
     HOME=/work \
     PYTHONDONTWRITEBYTECODE=1
 RUN set -eux; \
-    hermit-pex --version; pex --version; git --version; \
+    hermit-pex --version; pex --version; uv --version; git --version; \
     for v in $PYTHONS; do "python$v" -c 'import ssl, sys; print(sys.version)'; done
 USER 65532:65532
 WORKDIR /work

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real into .tools/venv: a PyPI index server (pypiserver, with
-# passlib for its htpasswd authentication),
-# pex, and lupa (Lua 5.1, to run the README's Argo CD health check); into .tools/wheels the
-# pip, setuptools and wheel that pex bootstraps from the index, so the test index on loopback
-# can serve them; and into .tools/bin the helm v4 (helm) and v3 (helm3) binaries the chart tests
-# run (tests/helm.rs). Idempotent. Prints the venv path.
+# passlib for its htpasswd authentication), pex, uv (the lock's resolver; its pin is
+# src/lock/uv.rs UV_VERSION), and lupa (Lua 5.1, to run the README's Argo CD health check);
+# into .tools/wheels the pip, setuptools and wheel that pex bootstraps from the index, so the
+# test index on loopback can serve them; and into .tools/bin the helm v4 (helm) and v3 (helm3)
+# binaries the chart tests run (tests/helm.rs). Idempotent. Prints the venv path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.tools/venv"
-pins="pypiserver==2.4.2 passlib==1.7.4 pex==2.105.2 lupa==2.8"
+pins="pypiserver==2.4.2 passlib==1.7.4 pex==2.105.2 uv==0.13.9 lupa==2.8"
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
 

@@ -1,44 +1,64 @@
 //! One version → one lock → one PEX per platform → one tarball per platform.
 //!
-//! The lock is resolved once per version and shared by its platforms. The host's platform builds
-//! with a local interpreter of the version's python when there is one; every other target builds
-//! from a generated complete-platform file. When every locked distribution is pure Python, one
-//! PEX serves all platforms.
+//! The lock (`crate::lock`: uv's PEP 751 pylock) is resolved once per version and decides, in
+//! our code, each platform's files (or that the platform cannot exist, naming the
+//! distribution), whether one PEX serves every platform, and the launchers. Each platform's PEX
+//! is then built from exactly the files its lock chose (`pex --pre-resolved-dists`: no
+//! resolver, no pip), with the same options on every platform (`pex`).
+//!
+//! An sdist is a file to build, not to install: a version whose lock has only an sdist of a
+//! distribution has it built into a wheel on this machine. A wheel that comes out `none-any`
+//! serves every platform; one that does not serves only a platform whose build runs natively
+//! there (`BuildSettings::native`): the others cannot exist.
 
 pub mod artifact;
 pub mod complete_platform;
+pub mod pex;
 pub mod scripts;
-pub mod tools;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pep440_rs::Version;
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
+use crate::lock::{Choices, ChosenFile, Fetcher, LockFormat, Locked, PlatformLock};
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::release::VersionInputs;
 pub use crate::release::{BuildInfo, LockRecord, PlatformBuild, Target, TestOutcome};
-pub use tools::{PEX_OPTIONS, now};
-use tools::{PIP_VERSION, Pex, ToolError};
+use crate::tools::{self, Pex, ToolError};
+pub use crate::tools::{PEX_OPTIONS, now};
 
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
     pub pex: Pex,
-    /// The indexes pex resolves from, primary first; credentials reach pip only through the
-    /// private netrc file (`NETRC`), never an argument.
+    /// The pinned uv that resolves locks.
+    pub uv: crate::lock::Uv,
+    /// The indexes locks resolve from and files come from, primary first; credentials reach
+    /// uv and pip only through the private netrc file (`NETRC`), never an argument.
     pub indexes: crate::pypi::Indexes,
-    /// Kept between runs: locks (reused while their inputs are unchanged) and failure logs.
+    /// Platforms whose builds run on a machine of that platform (this one in `sync`; the
+    /// node pools of their own in a cluster): only they may use a wheel built from an sdist
+    /// that is not pure Python.
+    pub native: Vec<Platform>,
+    /// Kept between runs: locks (reused while their inputs are unchanged), wheels by digest,
+    /// wheels built from sdists, failure logs.
     pub cache_dir: PathBuf,
     /// This run's PEXs and tarballs; unique per run, so concurrent runs never collide.
     pub work_dir: PathBuf,
-    /// PEX_ROOT shared by every build on this machine: warm rebuilds cost seconds.
+    /// PEX_ROOT shared by every build on this machine.
     pub pex_root: PathBuf,
     pub timeout: Duration,
     /// For running a build's test before it is uploaded.
     pub test_timeout: Duration,
+}
+
+impl BuildSettings {
+    /// The native platforms of `sync`: this machine's own.
+    pub fn host_native() -> Vec<Platform> {
+        Platform::host().into_iter().collect()
+    }
 }
 
 /// What to build: one version of one package, with what its config asks for it.
@@ -47,6 +67,9 @@ pub struct VersionJob {
     pub package: PackageName,
     pub version: Version,
     pub inputs: VersionInputs,
+    /// The platforms the config wants: a version is published once each is built or cannot
+    /// exist.
+    pub platforms: Vec<Platform>,
 }
 
 impl VersionJob {
@@ -59,6 +82,7 @@ impl VersionJob {
             package: spec.package.clone(),
             version: iv.version.clone(),
             inputs: crate::plan::inputs(spec, iv, python),
+            platforms: spec.platforms(),
         }
     }
 
@@ -70,9 +94,12 @@ impl VersionJob {
         &self.inputs.requirements
     }
 
-    /// The build info a new draft of this version starts with.
+    /// The build info a new draft of this version starts with: what it is made for, and the
+    /// PEX options every one of its platforms is built with.
     pub fn info(&self) -> BuildInfo {
-        BuildInfo::new(&self.package, &self.version, self.inputs.clone())
+        let mut info = BuildInfo::new(&self.package, &self.version, self.inputs.clone());
+        info.pex_options = pex::version_options(self.python());
+        info
     }
 
     fn dir(&self, settings: &BuildSettings) -> PathBuf {
@@ -85,9 +112,16 @@ impl VersionJob {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("resolving {requirements} for python {python} failed: {source}")]
+    #[error("locking {requirements} for python {python} failed: {source}")]
     Lock {
         requirements: String,
+        python: PythonMinor,
+        source: Box<crate::lock::LockError>,
+    },
+    /// Building the project's own wheel from its Git tag failed.
+    #[error("building the wheel of {what} for python {python} failed: {source}")]
+    ProjectWheel {
+        what: String,
         python: PythonMinor,
         source: ToolError,
     },
@@ -104,9 +138,6 @@ pub enum BuildError {
         package: PackageName,
         version: Version,
     },
-    /// A requirement that is a direct reference, where the operator did not allow them.
-    #[error("{0}")]
-    DirectReference(String),
     /// No rebuild helps: a dependency has nothing to install for this platform.
     #[error("{message}")]
     NoWheel { platform: Platform, message: String },
@@ -114,23 +145,17 @@ pub enum BuildError {
     Pex { platform: Platform, message: String },
     #[error("{platform}: the test failed before upload: {message}")]
     TestFailed { platform: Platform, message: String },
+    #[error(transparent)]
+    Fetch(#[from] crate::lock::FetchError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
-/// The resolved requirements of a version, shared by its platforms.
+/// A version's lock: the pylock file and what was decided from it, as the release records it.
 #[derive(Debug, Clone)]
 pub struct Lock {
-    pub path: PathBuf,
-    /// Pinned `name==version` of every locked distribution.
-    pub pins: Vec<String>,
-    /// Every distribution has only `none-any` wheels: one PEX fits all platforms.
-    pub pure: bool,
-    pub sha256: String,
-    pub size: u64,
-    /// The package's console scripts, read from its wheel; `None` when the lock has only its
-    /// sdist (they are read from the built PEX instead).
-    pub scripts: Option<Vec<String>>,
+    pub locked: Locked,
+    pub record: LockRecord,
     /// A Git source's wheel of the project, which the lock names.
     pub wheel: Option<LocalWheel>,
 }
@@ -138,62 +163,15 @@ pub struct Lock {
 impl Lock {
     pub fn file(&self) -> LockFile {
         LockFile {
-            path: self.path.clone(),
+            path: self.locked.path.clone(),
             wheel: self.wheel.clone(),
         }
     }
-}
 
-/// Resolves the version's requirements into a pex lock (reused when its inputs are unchanged).
-/// `wheel`: the project's own wheel, built from its Git tag (the lock names it through the
-/// path mapping [`WHEELS`], so it is found wherever the wheel is put later).
-pub async fn lock(
-    job: &VersionJob,
-    settings: &BuildSettings,
-    wheel: Option<&LocalWheel>,
-) -> Result<Lock, BuildError> {
-    lock_as(job, settings, None, wheel).await
-}
-
-/// A lock resolved afresh, whatever the cache holds: the index may have gained the wheel a
-/// platform lacked.
-pub async fn relock(
-    job: &VersionJob,
-    settings: &BuildSettings,
-    wheel: Option<&LocalWheel>,
-) -> Result<Lock, BuildError> {
-    lock_as(job, settings, Some(now().to_string()), wheel).await
-}
-
-/// Requirements as a message shows them: a direct reference's URL without its
-/// `user:password@` (a token typed into `name @ https://user:TOKEN@host/…`).
-pub fn shown_requirements(requirements: &[String]) -> String {
-    requirements
-        .iter()
-        .map(|r| shown_requirement(r))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn shown_requirement(r: &str) -> String {
-    if !crate::spec::is_direct_reference(r) {
-        return r.to_owned();
+    pub fn pins(&self) -> &[String] {
+        &self.record.pins
     }
-    let Some((name, rest)) = r.split_once('@') else {
-        return r.to_owned();
-    };
-    let url = rest.trim_start();
-    let space = &rest[..rest.len() - url.len()];
-    let end = url.find(char::is_whitespace).unwrap_or(url.len());
-    format!(
-        "{name}@{space}{}{}",
-        crate::pypi::redact(&url[..end]),
-        &url[end..]
-    )
 }
-
-/// The path mapping a lock names a Git source's wheel by.
-pub const WHEELS: &str = "HERMIT_PEX_WHEELS";
 
 /// A project's wheel on this machine: the file, in a directory of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,22 +182,11 @@ pub struct LocalWheel {
 }
 
 impl LocalWheel {
-    fn dir(&self) -> &Path {
-        self.path.parent().expect("wheels live in a directory")
-    }
-
     pub fn name(&self) -> String {
         self.path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
-    }
-
-    fn mapping(&self) -> Vec<OsString> {
-        let mut m = OsString::from(format!("{WHEELS}|"));
-        m.push(self.dir());
-        m.push("|the project's wheel, built from its Git tag");
-        vec!["--path-mapping".into(), m]
     }
 }
 
@@ -228,6 +195,367 @@ impl LocalWheel {
 pub struct LockFile {
     pub path: PathBuf,
     pub wheel: Option<LocalWheel>,
+}
+
+/// Resolves the version (reused while its inputs are unchanged) and decides every platform's
+/// files, its purity and its launchers. `wheel`: the project's own wheel, built from its Git
+/// tag.
+pub async fn lock(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    wheel: Option<&LocalWheel>,
+) -> Result<Lock, BuildError> {
+    lock_as(job, settings, wheel, false).await
+}
+
+/// A lock resolved afresh, whatever the cache holds: the index may have gained the wheel a
+/// platform lacked.
+pub async fn relock(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    wheel: Option<&LocalWheel>,
+) -> Result<Lock, BuildError> {
+    lock_as(job, settings, wheel, true).await
+}
+
+async fn lock_as(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    wheel: Option<&LocalWheel>,
+    fresh: bool,
+) -> Result<Lock, BuildError> {
+    let failed = |source| BuildError::Lock {
+        requirements: crate::lock::shown_requirements(job.requirements()),
+        python: job.python(),
+        source: Box::new(source),
+    };
+    let request = crate::lock::LockRequest {
+        package: &job.package,
+        version: &job.version,
+        python: job.python(),
+        requirements: job.requirements(),
+        project_wheel: wheel.map(|w| w.path.as_path()),
+    };
+    let lock_settings = crate::lock::LockSettings {
+        uv: settings.uv.clone(),
+        indexes: settings.indexes.clone(),
+        cache_dir: settings.cache_dir.clone(),
+        timeout: settings.timeout,
+    };
+    let locked = match fresh {
+        false => crate::lock::lock(&request, &lock_settings).await,
+        true => crate::lock::relock(&request, &lock_settings).await,
+    }
+    .map_err(failed)?;
+    let fetcher = fetcher(settings, &locked.path, wheel)?;
+    // Every platform may take an sdist at first; which of them can use what it builds is
+    // decided once it is built, below.
+    let wanted = crate::lock::Wanted {
+        package: &job.package,
+        version: &job.version,
+        python: job.python(),
+        platforms: &job.platforms,
+        native: &job.platforms,
+        binaries: &job.inputs.binaries,
+    };
+    let mut decision = crate::lock::decide(&locked, &wanted, &fetcher)
+        .await
+        .map_err(failed)?;
+    let pure_sdists = settle_sdists(job, settings, &fetcher, &mut decision.choices).await?;
+    let pure = is_pure(&decision.choices, &pure_sdists);
+    let (binaries, binaries_from, test) = match decision.binaries {
+        Ok(b) => {
+            let test = scripts::test_command(&job.inputs.test, &b.names)?;
+            (b.names, b.from, test)
+        }
+        // Known once a PEX is built: each build reads them from its PEX.
+        Err(crate::lock::BinariesError::NotYetKnown { .. }) => {
+            (Vec::new(), BTreeMap::new(), String::new())
+        }
+        Err(e) => return Err(BuildError::Binaries(e.to_string())),
+    };
+    let record = LockRecord {
+        sha256: locked.sha256.clone(),
+        size: locked.size,
+        pins: locked.pylock.pins(),
+        pure,
+        binaries,
+        test,
+        wheel: wheel.map(|w| crate::release::info::WheelRecord {
+            asset: w.name(),
+            sha256: w.sha256.clone(),
+            size: w.size,
+        }),
+        format: Some(LockFormat::Pylock),
+        platforms: decision.choices.record(),
+        binaries_from,
+    };
+    Ok(Lock {
+        locked,
+        record,
+        wheel: wheel.cloned(),
+    })
+}
+
+/// Fetches files into the cache by digest, from the indexes, the lock's own directory, or the
+/// project's wheel.
+fn fetcher(
+    settings: &BuildSettings,
+    lock: &Path,
+    wheel: Option<&LocalWheel>,
+) -> Result<Fetcher, BuildError> {
+    let mut f = Fetcher::new(
+        settings.indexes.clone(),
+        &settings.cache_dir,
+        settings.timeout,
+    )?;
+    if let Some(dir) = lock.parent() {
+        f = f.with_lock_dir(dir);
+    }
+    if let Some(w) = wheel {
+        f = f.with_local_file(&w.path);
+    }
+    Ok(f)
+}
+
+/// Builds every sdist a platform chose into a wheel on this machine. A pure-Python one serves
+/// every platform; any other only the native platforms, so a platform that is not native and
+/// needs it cannot exist (it is made missing, naming the distribution). Returns the digests of
+/// the sdists that build pure.
+async fn settle_sdists(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    fetcher: &Fetcher,
+    choices: &mut Choices,
+) -> Result<BTreeSet<String>, BuildError> {
+    let mut sdists: BTreeMap<String, crate::lock::Chosen> = BTreeMap::new();
+    for (_, files) in choices.ready() {
+        for c in files.iter().filter(|c| c.is_sdist()) {
+            sdists
+                .entry(c.file.sha256.clone())
+                .or_insert_with(|| c.clone());
+        }
+    }
+    let mut pure = BTreeSet::new();
+    let mut unusable: BTreeMap<String, String> = BTreeMap::new();
+    for (sha, chosen) in &sdists {
+        let why = match sdist_wheel(job, settings, fetcher, &chosen.file).await {
+            Ok(w) if is_none_any(&w) => {
+                pure.insert(sha.clone());
+                continue;
+            }
+            Ok(w) => format!(
+                "{} {} has only an sdist, which builds platform code ({}): built only on a native build of the platform",
+                chosen.name,
+                chosen.version,
+                file_name(&w)
+            ),
+            Err(e) => format!(
+                "{} {} has only an sdist, which did not build here: {e}",
+                chosen.name, chosen.version
+            ),
+        };
+        unusable.insert(sha.clone(), why);
+    }
+    for (platform, result) in choices.platforms.iter_mut() {
+        if settings.native.contains(platform) {
+            continue;
+        }
+        let Ok(files) = result else { continue };
+        let reasons: Vec<&str> = files
+            .iter()
+            .filter_map(|c| unusable.get(&c.file.sha256).map(String::as_str))
+            .collect();
+        if !reasons.is_empty() {
+            let lacking = files
+                .iter()
+                .filter(|c| unusable.contains_key(&c.file.sha256))
+                .map(|c| crate::lock::choose::Lacking {
+                    name: c.name.clone(),
+                    version: c.version.clone(),
+                    has_sdist: true,
+                })
+                .collect();
+            let target = crate::lock::Target::new(*platform, job.python()).describe();
+            *result = Err(crate::lock::Missing {
+                platform: *platform,
+                target,
+                lacking,
+            });
+        }
+    }
+    Ok(pure)
+}
+
+/// Pure: every file every platform chose is a `none-any` wheel, or an sdist that builds one.
+fn is_pure(choices: &Choices, pure_sdists: &BTreeSet<String>) -> bool {
+    let mut any = false;
+    for (_, files) in choices.ready() {
+        any = true;
+        let all = files
+            .iter()
+            .all(|c| c.is_none_any() || (c.is_sdist() && pure_sdists.contains(&c.file.sha256)));
+        if !all {
+            return false;
+        }
+    }
+    any
+}
+
+fn is_none_any(wheel: &Path) -> bool {
+    crate::lock::wheel_name::WheelName::parse(&file_name(wheel)).is_ok_and(|w| w.is_none_any())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+/// The wheel an sdist builds on this machine, with the version's python: kept in the cache by
+/// the sdist's digest, so each sdist is built once per machine.
+async fn sdist_wheel(
+    job: &VersionJob,
+    settings: &BuildSettings,
+    fetcher: &Fetcher,
+    sdist: &crate::lock::pylock::File,
+) -> Result<PathBuf, BuildError> {
+    let dir = settings.cache_dir.join("sdist-wheels").join(&sdist.sha256);
+    if let Some(w) = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+    {
+        return Ok(w);
+    }
+    let path = fetcher.fetch(sdist).await?;
+    let host = Platform::host().ok_or_else(|| BuildError::Pex {
+        platform: job.platforms.first().copied().unwrap_or(Platform::ALL[0]),
+        message: "this machine is none of the platforms hermit-pex builds: it cannot build sdists"
+            .into(),
+    })?;
+    pex::wheel_from_sdist(&path, host, job.python(), &dir, settings).await
+}
+
+/// Builds one platform's PEX from the files its lock chose and packs its tarball.
+pub async fn build_platform(
+    job: &VersionJob,
+    lock: &LockFile,
+    record: &LockRecord,
+    platform: Platform,
+    settings: &BuildSettings,
+) -> Result<Built, BuildError> {
+    let chosen = match record.platforms.get(&platform) {
+        Some(PlatformLock::Files(files)) => files,
+        Some(PlatformLock::Missing(why)) => {
+            return Err(BuildError::NoWheel {
+                platform,
+                message: why.clone(),
+            });
+        }
+        None => {
+            return Err(BuildError::NoWheel {
+                platform,
+                message: format!("{platform}: the lock decided nothing for it"),
+            });
+        }
+    };
+    let dir = job.dir(settings).join(platform.to_string());
+    std::fs::create_dir_all(&dir)?;
+    let wheels = platform_wheels(job, lock, chosen, platform, settings).await?;
+    let pex_path = dir.join(format!("{}.pex", job.package));
+    let spec = pex::PexSpec {
+        platform,
+        python: job.python(),
+        requirements: job.requirements().to_vec(),
+    };
+    pex::build_pex(&wheels, &spec, &pex_path, settings).await?;
+    let (binaries, test) = if record.binaries.is_empty() {
+        // Only sdists of the package's scripts were locked: they are known once built.
+        let scripts = scripts::from_pex(&pex_path, &job.package)?;
+        let binaries =
+            scripts::binaries(&job.package, &job.version, &job.inputs.binaries, &scripts)?;
+        let test = scripts::test_command(&job.inputs.test, &binaries)?;
+        (binaries, test)
+    } else {
+        (record.binaries.clone(), record.test.clone())
+    };
+    let build = pack(
+        job,
+        platform,
+        &pex_path,
+        &binaries,
+        Target::CompletePlatform,
+        &dir,
+    )
+    .await?;
+    Ok(Built {
+        build,
+        pex: pex_path,
+        binaries,
+        test,
+    })
+}
+
+/// The wheels of the files `chosen` names, fetched once by digest; an sdist is built here, and
+/// used for another platform only when it builds pure Python.
+async fn platform_wheels(
+    job: &VersionJob,
+    lock: &LockFile,
+    chosen: &[ChosenFile],
+    platform: Platform,
+    settings: &BuildSettings,
+) -> Result<Vec<PathBuf>, BuildError> {
+    let locked = crate::lock::read(&lock.path)
+        .await
+        .map_err(|source| BuildError::Lock {
+            requirements: crate::lock::shown_requirements(job.requirements()),
+            python: job.python(),
+            source: Box::new(source),
+        })?;
+    let files: BTreeMap<&str, &crate::lock::pylock::File> = locked
+        .pylock
+        .packages
+        .iter()
+        .flat_map(|p| p.wheels.iter().map(|w| &w.file).chain(p.sdist.iter()))
+        .map(|f| (f.sha256.as_str(), f))
+        .collect();
+    let mut wanted = Vec::new();
+    for c in chosen {
+        let file = files
+            .get(c.sha256.as_str())
+            .ok_or_else(|| BuildError::Pex {
+                platform,
+                message: format!(
+                    "the lock's record names {} ({}), which the lock file does not hold",
+                    c.name, c.sha256
+                ),
+            })?;
+        wanted.push(*file);
+    }
+    let fetcher = fetcher(settings, &lock.path, lock.wheel.as_ref())?;
+    let paths = fetcher.fetch_all(wanted.iter().copied()).await?;
+    let mut wheels = Vec::new();
+    for file in wanted {
+        if file.name.ends_with(".whl") {
+            wheels.push(paths[&file.sha256].clone());
+            continue;
+        }
+        let wheel = sdist_wheel(job, settings, &fetcher, file).await?;
+        if !is_none_any(&wheel) && Platform::host() != Some(platform) {
+            return Err(BuildError::NoWheel {
+                platform,
+                message: format!(
+                    "{}: only an sdist, which builds platform code ({}) on this machine, not on {platform}",
+                    file.name,
+                    file_name(&wheel)
+                ),
+            });
+        }
+        wheels.push(wheel);
+    }
+    Ok(wheels)
 }
 
 /// Builds the project's wheel from its checkout (PEP 517, isolated: pex runs pip, which takes
@@ -242,7 +570,7 @@ pub async fn build_wheel(
     let pex_path = dir.join("project.pex");
     let mut args = os(&[
         "--pip-version",
-        PIP_VERSION,
+        tools::PIP_VERSION,
         "--no-transitive",
         "--no-pre-install-wheels",
     ]);
@@ -254,8 +582,8 @@ pub async fn build_wheel(
     args.extend([OsString::from("-o"), pex_path.clone().into()]);
     tools::run(&settings.pex.pex(), &args, &env(settings), settings.timeout)
         .await
-        .map_err(|source| BuildError::Lock {
-            requirements: format!("the project at {}", project.display()),
+        .map_err(|source| BuildError::ProjectWheel {
+            what: format!("the project at {}", project.display()),
             python: job.python(),
             source,
         })?;
@@ -278,247 +606,8 @@ pub async fn build_wheel(
             version: job.version.clone(),
         });
     }
-    let (size, sha256) = artifact::sha256_file(&path)?;
+    let (size, sha256) = crate::digest::sha256_file(&path)?;
     Ok(LocalWheel { path, sha256, size })
-}
-
-async fn lock_as(
-    job: &VersionJob,
-    settings: &BuildSettings,
-    fresh: Option<String>,
-    wheel: Option<&LocalWheel>,
-) -> Result<Lock, BuildError> {
-    let dir = settings
-        .cache_dir
-        .join("locks")
-        .join(job.package.as_str())
-        .join(job.version.to_string());
-    let requirements = job.requirements();
-    // The last line of defence for `name @ file:///…`: nothing is resolved from it.
-    if !settings.indexes.direct_references_allowed()
-        && let Some(i) = requirements
-            .iter()
-            .position(|r| crate::spec::is_direct_reference(r))
-    {
-        return Err(BuildError::DirectReference(format!(
-            "extra_packages[{}]: {}",
-            i.saturating_sub(1),
-            crate::spec::DIRECT_REFERENCE_REFUSED
-        )));
-    }
-    std::fs::create_dir_all(&dir)?;
-    let key = input_key(&[
-        &requirements.join("\n"),
-        &job.python().to_string(),
-        &settings.indexes.urls().join(" "),
-        PIP_VERSION,
-        fresh.as_deref().unwrap_or(""),
-        wheel.map_or("", |w| w.sha256.as_str()),
-    ]);
-    let path = dir.join(format!("lock-{}.json", &key[..12]));
-    if !path.exists() {
-        // Written under a unique name and renamed: a concurrent run may lock the same inputs.
-        let tmp = tempfile::Builder::new()
-            .prefix(".lock-")
-            .suffix(".json")
-            .tempfile_in(&dir)?
-            .into_temp_path();
-        let mut args = os(&[
-            "lock",
-            "create",
-            "--indent",
-            "1",
-            "--pip-version",
-            PIP_VERSION,
-        ]);
-        args.extend(index_args(settings));
-        args.push("-o".into());
-        args.push(tmp.to_path_buf().into());
-        args.extend(requirements.iter().map(OsString::from));
-        if let Some(w) = wheel {
-            args.extend([OsString::from("-f"), w.dir().into()]);
-            args.extend(w.mapping());
-        }
-        if let Some(python) = tools::find_python(job.python()).await {
-            // One universal lock serves every platform.
-            args.extend(os(&[
-                "--style",
-                "universal",
-                "--interpreter-constraint",
-                &format!("CPython=={}.*", job.python()),
-            ]));
-            args.extend([OsString::from("--python-path"), python.into()]);
-        } else {
-            // No local CPython of that minor (3.14 here): pex cannot make a universal lock, so
-            // it locks for each target's complete platform instead.
-            let work = job.dir(settings);
-            std::fs::create_dir_all(&work)?;
-            args.extend(os(&["--style", "strict"]));
-            for platform in Platform::ALL {
-                let cp = write_complete_platform(&work, platform, job.python())?;
-                args.extend([OsString::from("--complete-platform"), cp.into()]);
-            }
-        }
-        tools::run(
-            &settings.pex.pex3(),
-            &args,
-            &env(settings),
-            settings.timeout,
-        )
-        .await
-        .map_err(|source| BuildError::Lock {
-            requirements: shown_requirements(requirements),
-            python: job.python(),
-            source,
-        })?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-    }
-    let mut lock = read(&path, &job.package, settings, wheel).await?;
-    lock.wheel = wheel.cloned();
-    Ok(lock)
-}
-
-/// A lock file as a `Lock`: its pins, purity, digest and the package's console scripts (from
-/// the project's own wheel when there is one here).
-pub async fn read(
-    path: &Path,
-    package: &PackageName,
-    settings: &BuildSettings,
-    wheel: Option<&LocalWheel>,
-) -> Result<Lock, BuildError> {
-    let parsed = read_lock(path)?;
-    let (size, sha256) = artifact::sha256_file(path)?;
-    let scripts = match (wheel, parsed.wheel_of(package)) {
-        (Some(w), _) => Some(scripts::console_scripts(std::fs::File::open(&w.path)?)?),
-        (None, Some(url)) => {
-            Some(scripts::from_wheel_url(&url, &settings.cache_dir, &settings.indexes).await?)
-        }
-        (None, None) => None,
-    };
-    Ok(Lock {
-        path: path.to_owned(),
-        pins: parsed.pins,
-        pure: parsed.pure,
-        sha256,
-        size,
-        scripts,
-        wheel: None,
-    })
-}
-
-/// What the lock records in the release: the launchers (the configured binaries, each checked
-/// against the package's console scripts, or all of them) and the test command (which must
-/// start with one of them). With only the package's sdist in the lock its scripts are not
-/// known yet: the binaries stay empty and each build checks them in the PEX it made.
-pub fn lock_record(job: &VersionJob, lock: &Lock) -> Result<LockRecord, BuildError> {
-    let (binaries, test) = match &lock.scripts {
-        Some(scripts) => {
-            let binaries =
-                scripts::binaries(&job.package, &job.version, &job.inputs.binaries, scripts)?;
-            let test = scripts::test_command(&job.inputs.test, &binaries)?;
-            (binaries, test)
-        }
-        None => (Vec::new(), String::new()),
-    };
-    Ok(LockRecord {
-        sha256: lock.sha256.clone(),
-        size: lock.size,
-        pins: lock.pins.clone(),
-        pure: lock.pure,
-        binaries,
-        test,
-        wheel: lock
-            .wheel
-            .as_ref()
-            .map(|w| crate::release::info::WheelRecord {
-                asset: w.name(),
-                sha256: w.sha256.clone(),
-                size: w.size,
-            }),
-    })
-}
-
-/// Builds one platform's PEX from the lock and packs its tarball.
-pub async fn build_platform(
-    job: &VersionJob,
-    lock: &LockFile,
-    record: &LockRecord,
-    platform: Platform,
-    settings: &BuildSettings,
-) -> Result<Built, BuildError> {
-    let dir = job.dir(settings).join(platform.to_string());
-    std::fs::create_dir_all(&dir)?;
-    let pex_path = dir.join(format!("{}.pex", job.package));
-    let mut args = os(&["--lock"]);
-    args.push(lock.path.clone().into());
-    if let Some(w) = &lock.wheel {
-        args.extend(w.mapping());
-    }
-    args.extend(os(&["--pip-version", PIP_VERSION]));
-    args.extend(index_args(settings));
-    args.extend(os(PEX_OPTIONS));
-    // The shebang (and the --sh-boot script's first choice) is the version's python, which
-    // Hermit's runtime dependency puts on PATH.
-    args.extend(os(&[
-        "--python-shebang",
-        &format!("/usr/bin/env python{}", job.python()),
-    ]));
-    let local = match Platform::host() == Some(platform) {
-        true => tools::find_python(job.python()).await,
-        false => None,
-    };
-    let target = if let Some(python) = local {
-        // The interpreter constraint also guards the PEX at run time.
-        args.extend(os(&[
-            "--interpreter-constraint",
-            &format!("CPython=={}.*", job.python()),
-        ]));
-        args.extend([OsString::from("--python-path"), python.into()]);
-        Target::Interpreter
-    } else {
-        // Only the target: a local interpreter here would add the host's wheels to the PEX
-        // (measured: aider-chat for darwin-arm64 grew from ~120 to 206 MB). Pure-Python sdists
-        // are built by pex's own interpreter.
-        let cp = write_complete_platform(&dir, platform, job.python())?;
-        args.extend([OsString::from("--complete-platform"), cp.into()]);
-        Target::CompletePlatform
-    };
-    args.extend([OsString::from("-o"), pex_path.clone().into()]);
-    if let Err(e) = tools::run(&settings.pex.pex(), &args, &env(settings), settings.timeout).await {
-        let log = settings
-            .cache_dir
-            .join("logs")
-            .join(format!("{}-{}-{platform}.log", job.package, job.version));
-        let _ = std::fs::create_dir_all(log.parent().expect("in the logs directory"));
-        let _ = std::fs::write(&log, e.to_string());
-        return Err(match explain(&e) {
-            Some(Explained::NoWheel(hint)) => BuildError::NoWheel {
-                platform,
-                message: format!("{hint} (pex's output: {})", log.display()),
-            },
-            None => BuildError::Pex {
-                platform,
-                message: e.to_string(),
-            },
-        });
-    }
-    let (binaries, test) = if record.binaries.is_empty() {
-        // The lock had only the package's sdist: its scripts are known once pex built it.
-        let scripts = scripts::from_pex(&pex_path, &job.package)?;
-        let binaries =
-            scripts::binaries(&job.package, &job.version, &job.inputs.binaries, &scripts)?;
-        let test = scripts::test_command(&job.inputs.test, &binaries)?;
-        (binaries, test)
-    } else {
-        (record.binaries.clone(), record.test.clone())
-    };
-    let build = pack(job, platform, &pex_path, &binaries, target, &dir)?;
-    Ok(Built {
-        build,
-        pex: pex_path,
-        binaries,
-        test,
-    })
 }
 
 /// A platform built here: its tarball, the PEX in it, and what its launchers and test are.
@@ -531,7 +620,7 @@ pub struct Built {
 }
 
 /// Packs an already built PEX for another platform (pure Python builds).
-pub fn reuse_for(
+pub async fn reuse_for(
     job: &VersionJob,
     built: &Built,
     platform: Platform,
@@ -546,14 +635,16 @@ pub fn reuse_for(
         &built.binaries,
         Target::Universal,
         &dir,
-    )?;
+    )
+    .await?;
     Ok(Built {
         build,
         ..built.clone()
     })
 }
 
-fn pack(
+/// Packs the tarball (tar, gzip and sha256 of a PEX of up to 200 MB: on the blocking pool).
+async fn pack(
     job: &VersionJob,
     platform: Platform,
     pex: &Path,
@@ -563,7 +654,15 @@ fn pack(
 ) -> Result<PlatformBuild, BuildError> {
     let asset = job.package.asset_name(platform);
     let tarball = dir.join(&asset);
-    let (size, sha256) = artifact::write_tarball(&tarball, &job.package, pex, binaries)?;
+    let (out, package, pex, binaries) = (
+        tarball.clone(),
+        job.package.clone(),
+        pex.to_owned(),
+        binaries.to_vec(),
+    );
+    let (size, sha256) =
+        crate::blocking::run(move || artifact::write_tarball(&out, &package, &pex, &binaries))
+            .await?;
     Ok(PlatformBuild {
         asset,
         size,
@@ -575,8 +674,8 @@ fn pack(
     })
 }
 
-/// Runs the package's test through the launcher of a build made with a local interpreter, on
-/// this machine, before the build is uploaded. A cross build says why it was not tried.
+/// Runs the package's test through the launcher of a build of this machine's own platform,
+/// before the build is uploaded. A build for another platform says why it was not tried.
 pub async fn test_build(
     built: &Built,
     platform: Platform,
@@ -587,13 +686,6 @@ pub async fn test_build(
     if Platform::host() != Some(platform) {
         return Ok(TestOutcome::NotTried {
             why: format!("{platform} was built on another platform: not run there"),
-        });
-    }
-    if b.target == Target::CompletePlatform {
-        return Ok(TestOutcome::NotTried {
-            why: format!(
-                "no local CPython {python} where it was built (from its complete platform)"
-            ),
         });
     }
     let verdict = crate::verify::verify(
@@ -617,38 +709,6 @@ pub async fn test_build(
     }
 }
 
-/// What a failed pex run says a user can act on.
-#[derive(Debug, PartialEq, Eq)]
-enum Explained {
-    /// A dependency has nothing to install for the target: no rebuild helps.
-    NoWheel(String),
-}
-
-/// The line of a failed pex run that a user can act on: which dependency has nothing to
-/// install for the target.
-fn explain(e: &ToolError) -> Option<Explained> {
-    let ToolError::Failed { output, .. } = e else {
-        return None;
-    };
-    output.lines().find_map(|l| {
-        let l = l
-            .trim()
-            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ')')
-            .trim();
-        if l.contains("does not have any compatible artifacts")
-            || l.contains("is not compatible with the requested foreign target")
-        {
-            Some(Explained::NoWheel(format!(
-                "no wheel for this platform: {}",
-                l.trim_end_matches(':')
-            )))
-        } else {
-            l.strip_prefix("ERROR: No matching distribution found for ")
-                .map(|d| Explained::NoWheel(format!("no compatible distribution of {d}")))
-        }
-    })
-}
-
 fn write_complete_platform(
     dir: &Path,
     platform: Platform,
@@ -664,72 +724,6 @@ fn write_complete_platform(
         serde_json::to_vec_pretty(&doc).expect("JSON values serialise"),
     )?;
     Ok(path)
-}
-
-/// What hermit-pex reads from a pex lock file.
-struct ParsedLock {
-    pins: Vec<String>,
-    pure: bool,
-    /// (normalized project name, wheel URLs) of each locked distribution.
-    wheels: Vec<(String, Vec<String>)>,
-}
-
-impl ParsedLock {
-    /// A wheel of the package itself (its entry points are the same in every one).
-    fn wheel_of(&self, package: &PackageName) -> Option<String> {
-        self.wheels
-            .iter()
-            .find(|(name, _)| name == package.as_str())
-            .and_then(|(_, urls)| urls.first().cloned())
-    }
-}
-
-/// Pins, purity and wheel URLs from a pex lock file.
-fn read_lock(path: &Path) -> Result<ParsedLock, BuildError> {
-    #[derive(Deserialize)]
-    struct LockFile {
-        locked_resolves: Vec<Resolve>,
-    }
-    #[derive(Deserialize)]
-    struct Resolve {
-        locked_requirements: Vec<Locked>,
-    }
-    #[derive(Deserialize)]
-    struct Locked {
-        project_name: String,
-        version: String,
-        artifacts: Vec<Artifact>,
-    }
-    #[derive(Deserialize)]
-    struct Artifact {
-        url: String,
-    }
-    let text = std::fs::read_to_string(path)?;
-    let lock: LockFile = serde_json::from_str(&text)
-        .map_err(|e| std::io::Error::other(format!("{}: not a pex lock: {e}", path.display())))?;
-    let mut pins = Vec::new();
-    let mut wheels = Vec::new();
-    let mut pure = true;
-    for r in lock
-        .locked_resolves
-        .iter()
-        .flat_map(|r| &r.locked_requirements)
-    {
-        pins.push(format!("{}=={}", r.project_name, r.version));
-        // An sdist or a platform wheel may compile code: only all-`none-any` is universal.
-        pure &=
-            !r.artifacts.is_empty() && r.artifacts.iter().all(|a| a.url.ends_with("-none-any.whl"));
-        let urls = r
-            .artifacts
-            .iter()
-            .filter(|a| a.url.ends_with(".whl"))
-            .map(|a| a.url.clone())
-            .collect();
-        wheels.push((crate::names::normalize(&r.project_name), urls));
-    }
-    pins.sort();
-    pins.dedup();
-    Ok(ParsedLock { pins, pure, wheels })
 }
 
 fn env(settings: &BuildSettings) -> Vec<(&'static str, OsString)> {
@@ -757,94 +751,4 @@ fn index_args(settings: &BuildSettings) -> Vec<OsString> {
 
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
-}
-
-fn input_key(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    crate::pypi::hex(&h.finalize())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requirements_are_shown_without_credentials() {
-        let shown = shown_requirements(&[
-            "x==1".into(),
-            "a @ https://u:s3cret@h.example/a.whl ; python_version > '3'".into(),
-            "b@https://t0ken@h.example/b.whl".into(),
-            "c>=1; os_name == 'u:p@x'".into(),
-        ]);
-        assert_eq!(
-            shown,
-            "x==1 a @ https://h.example/a.whl ; python_version > '3' b@https://h.example/b.whl c>=1; os_name == 'u:p@x'"
-        );
-    }
-
-    #[test]
-    fn purity_comes_from_every_artifact_of_the_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = |artifacts: &str| {
-            let p = dir.path().join("lock.json");
-            std::fs::write(
-                &p,
-                format!(
-                    r#"{{"locked_resolves":[{{"locked_requirements":[
-                        {{"project_name":"a","version":"1","artifacts":[{{"url":"https://x/a-1-py3-none-any.whl"}}]}},
-                        {{"project_name":"b","version":"2","artifacts":[{artifacts}]}}]}}]}}"#
-                ),
-            )
-            .unwrap();
-            read_lock(&p).unwrap()
-        };
-        let l = lock(r#"{"url":"https://x/b-2-py2.py3-none-any.whl"}"#);
-        assert_eq!(l.pins, ["a==1", "b==2"]);
-        assert!(l.pure);
-        let a = PackageName::new("a").unwrap();
-        assert_eq!(
-            l.wheel_of(&a).as_deref(),
-            Some("https://x/a-1-py3-none-any.whl")
-        );
-        let l = lock(
-            r#"{"url":"https://x/b-2-py3-none-any.whl"},{"url":"https://x/b-2-cp312-cp312-manylinux_2_17_x86_64.whl"}"#,
-        );
-        assert!(!l.pure, "a platform wheel beside the universal one");
-        let l = lock(r#"{"url":"https://x/b-2.tar.gz"}"#);
-        assert!(!l.pure, "an sdist may compile");
-        let b = PackageName::new("b").unwrap();
-        assert_eq!(
-            l.wheel_of(&b),
-            None,
-            "only an sdist: no wheel to read scripts from"
-        );
-    }
-
-    #[test]
-    fn pex_failures_name_the_dependency() {
-        let e = ToolError::Failed {
-            program: "pex".into(),
-            status: "exit 1".into(),
-            output:
-                "Failed to resolve\nERROR: No matching distribution found for native-dep==1.0\n"
-                    .into(),
-        };
-        assert_eq!(
-            explain(&e).unwrap(),
-            Explained::NoWheel("no compatible distribution of native-dep==1.0".into())
-        );
-        let e = ToolError::Failed {
-            program: "pex".into(),
-            status: "exit 1".into(),
-            output: "Dependency on native-dep not satisfied, 1 incompatible candidate found:\n1.) native-dep 1 (via: needs-native==1.0 -> native-dep) does not have any compatible artifacts:\n    http://x/native_dep-1.0-cp312-cp312-manylinux_2_17_x86_64.whl".into(),
-        };
-        assert_eq!(
-            explain(&e).unwrap(),
-            Explained::NoWheel("no wheel for this platform: native-dep 1 (via: needs-native==1.0 -> native-dep) does not have any compatible artifacts".into())
-        );
-    }
 }

@@ -2,6 +2,7 @@
 //! calls the core, and prints; problems are reported per package and the run goes on.
 
 pub mod controller;
+pub(crate) mod step;
 pub(crate) mod sync;
 
 use std::io::Write;
@@ -15,7 +16,7 @@ use serde::Serialize;
 use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, VersionStatus, plan};
 use crate::pypi::{DEFAULT_INDEX_URL, IndexClient, IndexStats};
-use crate::release::Release;
+use crate::release::{Release, ReleaseStore};
 use crate::spec::{self, LoadedSpec, SpecError, rules};
 
 #[derive(Parser)]
@@ -43,7 +44,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Show what would be built: versions, python, platforms, and what is already done.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Build what is missing, release it, and write Hermit manifests (the embedded default).
     Sync(Box<SyncArgs>),
     /// Resolve one version and record its lock in its draft release (pure Python: build every
@@ -137,6 +138,10 @@ pub struct StepArgs {
     /// The commit the tag pointed at when the version's draft was made.
     #[arg(long, requires = "git")]
     pub git_commit: Option<String>,
+    /// A platform whose builds run on a machine of that platform, so it may use a wheel built
+    /// from an sdist with platform code (repeat for several; default: this machine's own).
+    #[arg(long = "native-platform")]
+    pub native_platforms: Vec<crate::names::Platform>,
     #[command(flatten)]
     pub index: IndexArgs,
     #[command(flatten)]
@@ -337,6 +342,9 @@ pub struct PlanArgs {
     pub index: IndexArgs,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Where `sync` keeps releases: what is released there is shown as done.
+    #[command(flatten)]
+    pub release: ReleaseArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }
@@ -392,10 +400,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Plan(args) => plan_command(args).await,
+            Command::Plan(args) => plan_command(*args).await,
             Command::Sync(args) => sync::sync_command(*args).await,
-            Command::Lock(args) => sync::lock_command(*args).await,
-            Command::Build(args) => sync::build_command(*args).await,
+            Command::Lock(args) => step::lock_command(*args).await,
+            Command::Build(args) => step::build_command(*args).await,
             Command::Controller(args) => {
                 controller::controller_command(*args, cli.verbose, cli.log_format).await
             }
@@ -591,11 +599,27 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (specs, invalid) = load_specs_with(&args.paths, args.index.allow_direct_references)?;
     let client = args.index.client()?;
     let observed = observe_versions(&client, &specs).await;
-    let releases: Vec<Release> = Vec::new(); // no release store is consulted by `plan` yet
+    // The stores `sync` uses, with its flags: what is released there is done.
+    let store =
+        crate::release::AnyStore::open_existing(&args.release.settings(args.index.cache_dir()))?;
 
     let mut plans = Vec::new();
     let mut index_errors = Vec::new();
     for (s, result) in specs.iter().zip(observed) {
+        let releases: Vec<Release> = match &store {
+            Some(store) => match store.releases(&s.spec.package).await {
+                Ok(r) => r,
+                Err(e) => {
+                    index_errors.push(JsonError {
+                        file: s.file.display().to_string(),
+                        field: "releases".into(),
+                        message: format!("cannot read releases: {e}"),
+                    });
+                    continue;
+                }
+            },
+            None => Vec::new(),
+        };
         match result {
             Ok(project) => {
                 let p = plan(

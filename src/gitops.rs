@@ -200,28 +200,6 @@ impl ManifestSink for DirSink {
     }
 }
 
-/// Standard base64 with padding (for an HTTP Basic header).
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 pub(crate) fn read_optional(path: &std::path::Path) -> Result<Option<String>, SinkError> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(Some(t)),
@@ -246,19 +224,6 @@ mod tests {
             (p("black"), vec![]),
         ]);
         assert_eq!(msg, "hermit: aider-chat 0.86.0, 0.86.1; black [skip ci]");
-    }
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
     }
 
     #[tokio::test]

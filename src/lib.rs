@@ -3,19 +3,24 @@
 //! A pure planner (`plan`) sits at the centre; `pypi` observes the index; the executors at the
 //! edges build, release and write manifests.
 
+pub mod blocking;
 pub mod build;
 pub mod cli;
 pub mod controller;
+pub mod credentials;
+pub mod digest;
 pub mod github;
 pub mod gitops;
 pub mod hermit;
-pub mod local;
+pub mod lock;
 pub mod names;
-pub mod pipeline;
 pub mod plan;
 pub mod pypi;
 pub mod release;
 pub mod source;
 pub mod spec;
+pub mod step;
+pub mod sync;
+pub mod tools;
 pub mod verify;
 pub mod workdir;

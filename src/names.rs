@@ -124,6 +124,29 @@ impl fmt::Display for Written {
     }
 }
 
+/// How a message names the entries of `binaries` that `which` picks, as every config error
+/// names its field: `FILE: binaries[i] (line L), …` when they were read from a config file,
+/// `binaries[i], …` when not (a resource's: the field is enough there).
+pub fn binaries_field(binaries: &[BinaryName], which: impl Fn(&BinaryName) -> bool) -> String {
+    let picked: Vec<(usize, &BinaryName)> = binaries
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| which(b))
+        .collect();
+    let file = picked
+        .iter()
+        .find_map(|(_, b)| b.written())
+        .map_or_else(String::new, |w| format!("{}: ", w.file.display()));
+    let fields: Vec<String> = picked
+        .iter()
+        .map(|(i, b)| match b.written() {
+            Some(w) => format!("binaries[{i}] (line {})", w.line),
+            None => format!("binaries[{i}]"),
+        })
+        .collect();
+    format!("{file}{}", fields.join(", "))
+}
+
 impl PartialEq for BinaryName {
     fn eq(&self, other: &Self) -> bool {
         self.0 == other.0

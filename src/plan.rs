@@ -17,7 +17,6 @@ use crate::hermit::CompleteVersion;
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 use crate::pypi::IndexVersion;
 use crate::release::info::SourceRecord;
-use crate::release::info::{missing_asset, record_asset};
 use crate::release::{Release, ReleaseId, ReleaseState, TestOutcome, VersionInputs};
 use crate::spec::PackageSpec;
 
@@ -106,12 +105,32 @@ pub enum VersionStatus {
     Blocked,
 }
 
-/// Why a version or one of its platforms is stuck.
+/// What went wrong for a version, or for one of its platforms: the one failure record of the
+/// planner (what blocks a version), `sync` (what it reports) and the controller (its status
+/// shows them as `FailureRecord`s).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Blocker {
+pub struct Failure {
+    pub version: Version,
     pub platform: Option<Platform>,
+    /// A short CamelCase reason, as Kubernetes conditions have.
     pub reason: String,
     pub message: String,
+}
+
+impl Failure {
+    pub fn new(
+        version: &Version,
+        platform: Option<Platform>,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            version: version.clone(),
+            platform,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,7 +153,7 @@ pub struct VersionPlan {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub waiting: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub blockers: Vec<Blocker>,
+    pub blockers: Vec<Failure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// A published version's Git tag now points elsewhere: said, never rebuilt.
@@ -304,9 +323,14 @@ pub fn plan_version(
     }
 
     let wanted = inputs(spec, iv, python);
-    let (fresh, stale): (Vec<&Release>, Vec<&Release>) = drafts
-        .into_iter()
-        .partition(|r| r.info.as_ref().and_then(|i| i.inputs.as_ref()) == Some(&wanted));
+    let (fresh, stale): (Vec<&Release>, Vec<&Release>) = drafts.into_iter().partition(|r| {
+        let info = r.info.as_ref();
+        // A draft locked by pex (before the pylock) is locked again: made afresh.
+        let old_lock = info
+            .and_then(|i| i.locked.as_ref())
+            .is_some_and(|l| l.format.is_none());
+        info.and_then(|i| i.inputs.as_ref()) == Some(&wanted) && !old_lock
+    });
     for r in &stale {
         vp.steps.push(Step::Discard {
             release: r.id.clone(),
@@ -386,13 +410,8 @@ fn plan_draft(
     let platforms = spec.platforms();
     let mut running = lock_state == Some(&WorkState::Running);
     for &p in &platforms {
-        let built = keep.asset(&spec.package, p).is_some_and(|a| a.is_present())
-            && keep
-                .asset_named(&record_asset(&spec.package, p))
-                .is_some_and(|a| a.is_present());
-        let missing = keep
-            .asset_named(&missing_asset(&spec.package, p))
-            .is_some_and(|a| a.is_present());
+        let built = keep.has_built(&spec.package, p);
+        let missing = keep.has_missing(&spec.package, p);
         if built {
             vp.done.push(p);
             continue;
@@ -550,11 +569,8 @@ fn moved_tag(published: &Release, iv: &IndexVersion) -> Option<String> {
 }
 
 fn block(vp: &mut VersionPlan, platform: Option<Platform>, reason: &str, message: &str) {
-    vp.blockers.push(Blocker {
-        platform,
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-    });
+    let failure = Failure::new(&vp.version, platform, reason, message);
+    vp.blockers.push(failure);
 }
 
 /// The platforms this run may build: the config's, narrowed by `--platforms`.
@@ -582,6 +598,13 @@ fn stale_reason(r: &Release, wanted: &VersionInputs) -> String {
         );
     };
     let mut changed = Vec::new();
+    if r.info
+        .as_ref()
+        .and_then(|i| i.locked.as_ref())
+        .is_some_and(|l| l.format.is_none())
+    {
+        changed.push("locked by pex, now by uv".into());
+    }
     if had.python != wanted.python {
         changed.push(format!("python {} → {}", had.python, wanted.python));
     }
@@ -627,32 +650,100 @@ pub struct Listable {
     pub tried: Tried,
 }
 
+/// A platform whose asset is not what was built and tested: the store's digest (or size) of
+/// the asset differs from the build info's. It is never listed, and always reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetMismatch {
+    pub version: Version,
+    pub platform: Platform,
+    /// The build info's sha256 and size: what was built and tested.
+    pub built: String,
+    pub built_size: u64,
+    /// The store's sha256 of the asset as it is now (`None`: the store cannot tell), and size.
+    pub asset: Option<String>,
+    pub asset_size: u64,
+}
+
+impl AssetMismatch {
+    /// What is wrong, without the platform (for a line that names it already).
+    pub fn why(&self) -> String {
+        format!(
+            "the asset (sha256 {}, {} bytes) is not what was built and tested (sha256 {}, {} bytes): not listed",
+            self.asset.as_deref().unwrap_or("unknown"),
+            self.asset_size,
+            self.built,
+            self.built_size
+        )
+    }
+}
+
+impl std::fmt::Display for AssetMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.platform, self.why())
+    }
+}
+
+/// What the manifest may list, and the platforms left out because their asset is not the
+/// one built (each a failure for the caller to report).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub versions: Vec<Listable>,
+    pub mismatches: Vec<AssetMismatch>,
+}
+
 /// The published versions a manifest may list: every platform of the config built (or, with
-/// `partial_platforms`, recorded as impossible), with digests, and how they were tested.
-pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
+/// `partial_platforms`, recorded as impossible or left out for a mismatch), with digests,
+/// and how they were tested. A listed digest is the build info's, and the asset's must be
+/// the same, as must its size (all a store that does not know digests can check); a release
+/// without any build info (made by an older hermit-pex) is listed with its assets' digests.
+pub fn listing(spec: &PackageSpec, releases: &[Release]) -> Listing {
     let platforms = spec.platforms();
-    releases
+    let mut mismatches = Vec::new();
+    let versions = releases
         .iter()
         .filter(|r| r.state == ReleaseState::Published)
         .filter_map(|r| {
             let info = r.info.as_ref();
             let mut sha256 = BTreeMap::new();
+            // Every platform is looked at, so each mismatch is reported.
+            let mut complete = true;
             for &p in &platforms {
                 let recorded = info.and_then(|i| i.platforms.get(&p));
-                let asset = r.asset(&spec.package, p).filter(|a| a.is_present());
-                let digest = asset
-                    .and_then(|a| a.sha256.clone())
-                    .or_else(|| recorded.map(|b| b.sha256.clone()));
+                let asset = r.asset(&spec.package, p);
+                let differs = |b: &crate::release::PlatformBuild, a: &crate::release::Asset| {
+                    a.size != b.size || a.sha256.as_ref().is_some_and(|d| *d != b.sha256)
+                };
+                let mut mismatched = false;
+                let digest = match (recorded, asset) {
+                    (Some(b), Some(a)) if differs(b, a) => {
+                        mismatches.push(AssetMismatch {
+                            version: r.version.clone(),
+                            platform: p,
+                            built: b.sha256.clone(),
+                            built_size: b.size,
+                            asset: a.sha256.clone(),
+                            asset_size: a.size,
+                        });
+                        mismatched = true;
+                        None
+                    }
+                    (_, None) => None,
+                    (_, Some(a)) if !a.is_present() => None,
+                    (Some(b), Some(_)) => Some(b.sha256.clone()),
+                    (None, Some(a)) if info.is_none() => a.sha256.clone(),
+                    // Built since it was published and not yet in the build info.
+                    (None, Some(_)) => None,
+                };
+                let missing = info.is_some_and(|i| i.missing.contains_key(&p));
                 match digest {
                     Some(d) if crate::release::is_sha256_hex(&d) => {
                         sha256.insert(p, d);
                     }
-                    _ if spec.partial_platforms()
-                        && info.is_some_and(|i| i.missing.contains_key(&p)) => {}
-                    _ => return None,
+                    _ if spec.partial_platforms() && (missing || mismatched) => {}
+                    _ => complete = false,
                 }
             }
-            if sha256.is_empty() {
+            if !complete || sha256.is_empty() {
                 return None;
             }
             let python = r.python().or_else(|| spec.python_for(&r.version))?;
@@ -660,6 +751,8 @@ pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
                 .and_then(|i| i.locked.as_ref().map(|l| l.binaries.clone()))
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| spec.binaries.clone());
+            // A test passed on a platform left out says nothing of the listed bytes.
+            let tried = tried(info, &sha256.keys().copied().collect::<Vec<_>>());
             Some(Listable {
                 complete: CompleteVersion {
                     version: r.version.clone(),
@@ -667,10 +760,19 @@ pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
                     sha256,
                     binaries,
                 },
-                tried: tried(info, &platforms),
+                tried,
             })
         })
-        .collect()
+        .collect();
+    Listing {
+        versions,
+        mismatches,
+    }
+}
+
+/// The versions of [`listing`] alone: mismatched platforms are left out, unreported.
+pub fn listable(spec: &PackageSpec, releases: &[Release]) -> Vec<Listable> {
+    listing(spec, releases).versions
 }
 
 fn tried(info: Option<&crate::release::BuildInfo>, platforms: &[Platform]) -> Tried {

@@ -13,17 +13,16 @@ use std::time::Duration;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use auth::{AuthError, Credentials, EnvCredentials, Index, Indexes, PrivateNetrc};
-pub use simple::{DistFile, IndexVersion, installable_versions, version_from_filename};
+pub use simple::{DistFile, GitTag, IndexVersion, installable_versions, version_from_filename};
 
 use crate::names::PackageName;
 
 pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple/";
 
 const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
-const USER_AGENT: &str = concat!(
+pub const USER_AGENT: &str = concat!(
     "hermit-pex/",
     env!("CARGO_PKG_VERSION"),
     " (+https://github.com/hermit-pex)"
@@ -311,7 +310,7 @@ impl IndexClient {
 
     fn cache_file(&self, name: &PackageName) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;
-        let index = hex(&Sha256::digest(self.index.url.as_str().as_bytes()))[..16].to_owned();
+        let index = crate::digest::sha256_hex(self.index.url.as_str())[..16].to_owned();
         Some(dir.join("simple").join(index).join(format!("{name}.json")))
     }
 }
@@ -428,10 +427,6 @@ pub fn redact(url: &str) -> String {
         Ok(u) => u.to_string(),
         Err(_) => url.split('@').next_back().unwrap_or(url).to_owned(),
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ pub mod github;
 pub mod info;
 
 pub use any::{AnyStore, StoreSettings, split_repository};
-use info::lock_asset;
 pub use info::{
     BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Target, TestOutcome, VersionInputs,
 };
@@ -92,6 +91,19 @@ impl Release {
         self.asset_named(&package.asset_name(platform))
     }
 
+    /// The platform counts as built: its tarball and its record are both there (the record
+    /// goes up second, so a run killed in between builds the platform again).
+    pub fn has_built(&self, package: &PackageName, platform: Platform) -> bool {
+        let present = |name: &str| self.asset_named(name).is_some_and(Asset::is_present);
+        present(&package.asset_name(platform)) && present(&info::record_asset(package, platform))
+    }
+
+    /// The platform is recorded as impossible (no wheel of a dependency for it).
+    pub fn has_missing(&self, package: &PackageName, platform: Platform) -> bool {
+        self.asset_named(&info::missing_asset(package, platform))
+            .is_some_and(Asset::is_present)
+    }
+
     pub fn has_complete(&self, package: &PackageName, platform: Platform) -> bool {
         self.asset(package, platform)
             .is_some_and(Asset::is_complete)
@@ -101,7 +113,7 @@ impl Release {
     /// knows digests).
     pub fn lock(&self, package: &PackageName) -> Option<&LockRecord> {
         let locked = self.info.as_ref()?.locked.as_ref()?;
-        let asset = self.asset_named(&lock_asset(package))?;
+        let asset = self.asset_named(&locked.asset(package))?;
         let same = asset.sha256.as_deref().is_none_or(|d| d == locked.sha256);
         (asset.is_present() && asset.size == locked.size && same).then_some(locked)
     }

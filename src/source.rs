@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use pep440_rs::Version;
 
-pub mod tag;
+pub use crate::pypi::GitTag;
 
-pub use tag::GitTag;
-
-use crate::build::tools;
 use crate::pypi::IndexVersion;
 use crate::spec::GitSource;
+use crate::tools;
 
 /// A repository's versions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -165,19 +163,72 @@ async fn git(
     let env = credentials(&source.git);
     match tools::run(Path::new("git"), &full, &env, Duration::from_secs(600)).await {
         Ok(out) => Ok(out.stdout),
-        Err(e) => Err(SourceError::Git {
-            url: crate::pypi::redact(&source.git),
-            message: redact(&e.to_string(), &source.git),
-        }),
+        Err(e) => {
+            let said = redact(&e.to_string(), &source.git);
+            let token = std::env::var_os(TOKEN_ENV).is_some_and(|t| !t.is_empty());
+            let key = std::env::var_os(SSH_KEY_ENV).is_some();
+            let message =
+                auth_failure(&said, &source.git, token.then_some(TOKEN_ENV), key).unwrap_or(said);
+            Err(SourceError::Git {
+                url: crate::pypi::redact(&source.git),
+                message,
+            })
+        }
     }
+}
+
+/// The variable holding a Git token for HTTPS URLs.
+pub const TOKEN_ENV: &str = "HERMIT_PEX_GIT_TOKEN";
+/// The variable naming an SSH key file for SSH URLs.
+pub const SSH_KEY_ENV: &str = "HERMIT_PEX_GIT_SSH_KEY";
+
+/// What to do about git's refusal for lack of (good) credentials, or `None` when `said` is
+/// another error. git itself only says "could not read Username … terminal prompts disabled"
+/// (it would have asked), whether the token was missing or refused; this names the variable.
+/// `token`: the variable a token came from, if one was set; `ssh_key`: whether a key was.
+pub fn auth_failure(said: &str, url: &str, token: Option<&str>, ssh_key: bool) -> Option<String> {
+    if said.contains("Permission denied (publickey") {
+        return Some(if ssh_key {
+            format!(
+                "the server refused the SSH key in {SSH_KEY_ENV}: check that the repository accepts it"
+            )
+        } else {
+            format!(
+                "the server asks for an SSH key and none was given: set {SSH_KEY_ENV} to a key file (or use an https:// URL with {TOKEN_ENV})"
+            )
+        });
+    }
+    let refused = [
+        "could not read Username",
+        "could not read Password",
+        "terminal prompts disabled",
+        "Authentication failed for",
+        "The requested URL returned error: 403",
+    ]
+    .iter()
+    .any(|m| said.contains(m));
+    if !refused {
+        return None;
+    }
+    Some(match token {
+        Some(var) if url.starts_with("https://") => format!(
+            "the server refused the token in {var}: check that it is valid and has access to this repository"
+        ),
+        Some(var) => format!(
+            "the server asks for credentials; the token in {var} is sent only to https:// URLs"
+        ),
+        None => format!(
+            "the server asks for credentials and none were given: set {TOKEN_ENV} to a token with access to this repository"
+        ),
+    })
 }
 
 /// git's environment for `url`: no prompt; `HERMIT_PEX_GIT_TOKEN` as an HTTP header for an
 /// https URL (through `GIT_CONFIG_*`, so neither the URL nor the process list holds it);
 /// `HERMIT_PEX_GIT_SSH_KEY` as the key for ssh.
 pub fn credentials(url: &str) -> Vec<(&'static str, OsString)> {
-    let token = std::env::var("HERMIT_PEX_GIT_TOKEN").ok();
-    let key = std::env::var("HERMIT_PEX_GIT_SSH_KEY").ok();
+    let token = std::env::var(TOKEN_ENV).ok();
+    let key = std::env::var(SSH_KEY_ENV).ok();
     credentials_from(url, token.as_deref(), key.as_deref())
 }
 
@@ -212,7 +263,7 @@ pub fn access(
     if let Some(basic) = basic
         && url.starts_with("https://")
     {
-        let basic = crate::gitops::base64(basic.as_bytes());
+        let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, basic);
         env.push(("GIT_CONFIG_COUNT", "1".into()));
         env.push(("GIT_CONFIG_KEY_0", "http.extraHeader".into()));
         env.push((
@@ -232,6 +283,11 @@ pub fn access(
         ));
     }
     (url, env)
+}
+
+/// Whether the URL holds a password (`https://user:TOKEN@host/…`), which [`access`] sends.
+pub fn password_in_url(url: &str) -> bool {
+    matches!(take_credentials(url).1, Some((_, Some(_))))
 }
 
 type Typed = (String, Option<String>);
@@ -303,6 +359,46 @@ mod tests {
     }
 
     #[test]
+    fn gits_refusals_name_the_variable_to_set_or_check() {
+        // What git 2.47 prints when the server answers 401, with or without a token sent.
+        let said = "git exited with exit status: 128: fatal: could not read Username for 'https://git.example.com': terminal prompts disabled";
+        let https = "https://git.example.com/x.git";
+        let refused = auth_failure(said, https, Some(TOKEN_ENV), false).unwrap();
+        assert!(
+            refused.contains("refused the token in HERMIT_PEX_GIT_TOKEN"),
+            "{refused}"
+        );
+        let none = auth_failure(said, https, None, false).unwrap();
+        assert!(none.contains("set HERMIT_PEX_GIT_TOKEN"), "{none}");
+        let http = auth_failure(
+            said,
+            "http://git.example.com/x.git",
+            Some("GITHUB_TOKEN"),
+            false,
+        )
+        .unwrap();
+        assert!(
+            http.contains("GITHUB_TOKEN is sent only to https://"),
+            "{http}"
+        );
+        let forbidden = "fatal: unable to access 'https://git.example.com/x.git/': The requested URL returned error: 403";
+        assert!(auth_failure(forbidden, https, Some(TOKEN_ENV), false).is_some());
+        let ssh = "git@host: Permission denied (publickey).\nfatal: Could not read from remote repository.";
+        assert!(
+            auth_failure(ssh, "git@host:x.git", None, false)
+                .unwrap()
+                .contains("set HERMIT_PEX_GIT_SSH_KEY")
+        );
+        assert!(
+            auth_failure(ssh, "git@host:x.git", None, true)
+                .unwrap()
+                .contains("refused the SSH key in HERMIT_PEX_GIT_SSH_KEY")
+        );
+        let other = "fatal: repository 'https://git.example.com/x.git/' not found";
+        assert_eq!(auth_failure(other, https, Some(TOKEN_ENV), false), None);
+    }
+
+    #[test]
     fn a_token_travels_as_a_header_only_to_https() {
         let https = credentials_from("https://git.example.com/x.git", Some("s3cret"), None);
         let file = credentials_from("file:///tmp/x.git", Some("s3cret"), None);
@@ -321,7 +417,7 @@ mod tests {
         let basic = |s: &str| {
             format!(
                 "Authorization: Basic {}",
-                crate::gitops::base64(s.as_bytes())
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s)
             )
         };
         let (url, env) = access(

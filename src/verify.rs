@@ -6,9 +6,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::build::artifact::sha256_file;
-use crate::build::tools;
+use crate::digest::sha256_file;
 use crate::names::{BinaryName, PythonMinor};
+use crate::tools;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -29,7 +29,8 @@ pub async fn verify(
     pex_root: &Path,
     timeout: Duration,
 ) -> Verdict {
-    match sha256_file(tarball) {
+    let hashed = tarball.to_owned();
+    match crate::blocking::run(move || sha256_file(&hashed)).await {
         Ok((_, actual)) if actual == sha256 => {}
         Ok((_, actual)) => {
             return Verdict::Failed(format!("sha256 is {actual}, the release says {sha256}"));
@@ -51,7 +52,8 @@ pub async fn verify(
         Ok(d) => d,
         Err(e) => return Verdict::Failed(format!("no temporary directory: {e}")),
     };
-    if let Err(e) = unpack(tarball, dir.path()) {
+    let (from, into) = (tarball.to_owned(), dir.path().to_owned());
+    if let Err(e) = crate::blocking::run(move || unpack(&from, &into)).await {
         return Verdict::Failed(format!("cannot unpack: {e}"));
     }
     let mut path: Vec<PathBuf> = vec![

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::github::FakeGitHub;
+use common::kube_api::{Sent, node};
 use common::*;
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
 use hermit_pex::controller::reconcile::{Context, reconcile};
@@ -21,58 +22,17 @@ use hermit_pex::gitops::DirSink;
 use hermit_pex::names::Platform;
 use hermit_pex::pypi::IndexClient;
 use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};
-use http::{Request, Response};
-use kube::client::Body;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "ghp_cluster_path_token";
-
-/// A request the controller sent: method, path and query, JSON body.
-type Sent = (String, String, Value);
 
 /// A mocked API server listing `jobs` (and two Ready nodes), echoing what is applied.
 fn api_server(
     pkg: PythonPackage,
     jobs: Vec<Value>,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(svc, "tools");
-    let task = tokio::spawn(async move {
-        let mut sent = Vec::new();
-        let node = |arch: &str| {
-            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": arch,
-                "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
-                "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-        };
-        while let Some((request, respond)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let list = |kind: &str, items: Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items});
-            let reply = if method == "GET" && uri.starts_with("/api/v1/nodes") {
-                list("NodeList", vec![node("amd64"), node("arm64")])
-            } else if method == "GET" && uri.contains("/jobs") {
-                list("JobList", jobs.clone())
-            } else if method == "DELETE" {
-                json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
-            } else if uri.contains("/status") {
-                let mut object = serde_json::to_value(&pkg).unwrap();
-                object["status"] = body["status"].clone();
-                object
-            } else {
-                body.clone()
-            };
-            sent.push((method, uri, body));
-            respond.send_response(
-                Response::builder()
-                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                    .unwrap(),
-            );
-        }
-        sent
-    });
-    (client, task)
+    let nodes = vec![node("amd64", "amd64", true), node("arm64", "arm64", true)];
+    common::kube_api::api_server("tools", pkg, jobs, nodes, Vec::new())
 }
 
 fn resource() -> PythonPackage {
@@ -140,9 +100,7 @@ fn finish(child: std::process::Child) -> String {
 fn python312_dir() -> PathBuf {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
-            "3.12".parse().unwrap(),
-        ))
+        .block_on(hermit_pex::tools::find_python("3.12".parse().unwrap()))
         .expect("CPython 3.12");
     python.parent().unwrap().to_owned()
 }
@@ -344,7 +302,7 @@ fn a_versions_jobs_run_at_once_as_processes_and_make_one_release_published_and_l
         let bytes = fake.asset_bytes(&release.tag, name).unwrap();
         let path = work.path().join("check");
         std::fs::write(&path, bytes).unwrap();
-        let (_, actual) = hermit_pex::build::artifact::sha256_file(&path).unwrap();
+        let (_, actual) = hermit_pex::digest::sha256_file(&path).unwrap();
         assert_eq!(actual, digest, "{url}");
     }
     drop(server);

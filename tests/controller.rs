@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::github::{FakeGitHub, Fault};
+use common::kube_api::{Sent, node};
 use common::releases;
 use common::{Page, ReplayServer};
 use hermit_pex::controller::jobs::{JobIndex, JobSettings, PlatformTable};
@@ -24,69 +25,24 @@ use hermit_pex::pypi::IndexClient;
 use hermit_pex::release::dir::DirStore;
 use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};
 use hermit_pex::release::{Release, ReleaseState, ReleaseStore};
-use http::{Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 
-/// A request the controller sent: method, path and query, JSON body.
-type Sent = (String, String, Value);
-
-/// A mocked API server: `reply` answers each (method, path and query, body) with a status
-/// code and a JSON body; every request is recorded until the client is dropped.
-fn mock_api(
-    reply: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + 'static,
-) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(svc, "default");
-    let task = tokio::spawn(async move {
-        let mut sent = Vec::new();
-        while let Some((request, respond)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let (status, answer) = reply(&method, &uri, &body);
-            sent.push((method, uri, body));
-            respond.send_response(
-                Response::builder()
-                    .status(status)
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-        sent
-    });
-    (client, task)
-}
-
-/// Serves the controller: lists `jobs`, `nodes` and `pods`, echoes applied objects.
+/// The mocked API server with this file's namespace.
 fn api_server(
     pkg: PythonPackage,
     jobs: Vec<Value>,
     nodes: Vec<Value>,
     pods: Vec<Value>,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
-    mock_api(move |method, uri, body| {
-        let list = |kind: &str, items: &Vec<Value>| json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items});
-        let reply = if method == "GET" && uri.starts_with("/api/v1/nodes") {
-            list("NodeList", &nodes)
-        } else if method == "GET" && uri.contains("/pods") {
-            list("PodList", &pods)
-        } else if method == "GET" && uri.contains("/jobs") {
-            json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": jobs})
-        } else if method == "DELETE" {
-            json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success"})
-        } else if uri.contains("/status") {
-            let mut object = serde_json::to_value(&pkg).unwrap();
-            object["status"] = body["status"].clone();
-            object
-        } else {
-            body.clone()
-        };
-        (200, reply)
-    })
+    common::kube_api::api_server("default", pkg, jobs, nodes, pods)
+}
+
+fn mock_api(
+    reply: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + 'static,
+) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
+    common::kube_api::mock_api("default", reply)
 }
 
 fn package(extra: &str) -> PythonPackage {
@@ -144,14 +100,6 @@ fn context<S>(client: kube::Client, index_url: &str, store: S, per_package: usiz
         scratch: std::env::temp_dir(),
         packages: None,
     }
-}
-
-fn node(name: &str, arch: &str, ready: bool) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
-        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
-    })
 }
 
 async fn run(
@@ -779,6 +727,51 @@ async fn the_global_limit_counts_every_packages_jobs() {
         2,
         "7 at most: 5 running elsewhere, then 2 created that the watch has not shown yet"
     );
+}
+
+/// A package that left work for lack of a slot waits in the limit's queue (a finished Job
+/// wakes it); once nothing is left for it to start, it leaves the queue.
+#[tokio::test]
+async fn a_package_without_a_free_slot_waits_in_the_queue_until_its_jobs_are_made() {
+    let (dir, store) = store();
+    let made = drafts(dir.path(), &store, &["1.1"], &[]).await;
+    let (view, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for n in 0..5 {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(running_job(
+            "other", n,
+        )));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let limit = GlobalLimit::new(7, view);
+    let index = index().await;
+    let pkg = one_version();
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.limit = Some(limit.clone());
+    reconcile_with(pkg.clone(), ctx).await;
+    let sent = server.await.unwrap();
+    assert_eq!(applied_jobs(&sent).len(), 2, "2 of 4: the limit is 7");
+    let me = kube::runtime::reflector::ObjectRef::new("tool").within("default");
+    assert_eq!(limit.waiters(), [me]);
+
+    // Its four build Jobs run (the other two were made after a slot freed).
+    let release = made[0].id.to_string();
+    let jobs = Platform::ALL
+        .iter()
+        .map(|p| job("1.1", &p.to_string(), &release, 2, "running"))
+        .collect();
+    let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    ctx.limit = Some(limit.clone());
+    reconcile_with(pkg, ctx).await;
+    assert!(applied_jobs(&server.await.unwrap()).is_empty());
+    assert!(limit.waiters().is_empty(), "nothing left to start");
 }
 
 /// A bare repository with one commit on main, and a GitSink over it.
@@ -1710,4 +1703,161 @@ async fn spec_index_observes_the_named_index_and_refuses_an_unknown_name() {
         "{message}"
     );
     assert!(applied_jobs(&sent).is_empty());
+}
+
+/// Two versions released and committed one after the other, minutes apart at most, through
+/// one recorder (as in the controller process): each decision is its own event with its own
+/// note, not a count on the first one's (kube folds events of one reason and action).
+#[tokio::test]
+async fn each_versions_release_and_commit_is_its_own_event() {
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.0"], &Platform::ALL).await;
+    drafts(dir.path(), &store, &["1.1"], &Platform::ALL[..3]).await;
+    let (bare, sink) = git_sink(dir.path());
+    let index = index().await;
+    let pkg = package("");
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    let ctx = Arc::new(ctx);
+    let once = || async {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            reconcile(Arc::new(pkg.clone()), ctx.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    };
+    once().await; // 1.0 released and committed; 1.1 waits for darwin-arm64
+    let r = DirStore::new(dir.path().join("releases"), None).unwrap();
+    let draft = r
+        .release(
+            &pkg_name(),
+            &hermit_pex::release::ReleaseId("tool-v1.1".into()),
+        )
+        .await
+        .unwrap();
+    releases::build(&r, &draft, dir.path(), &Platform::ALL[3..]).await;
+    once().await; // 1.1 released and committed
+    drop(ctx);
+    let sent = server.await.unwrap();
+
+    let notes = |reason: &str| -> Vec<String> {
+        events(&sent, reason)
+            .iter()
+            .map(|e| e["note"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(notes("Released"), ["released 1.0", "released 1.1"]);
+    let log = git_log(&bare);
+    let sha = |i: usize| log[i].split_once(' ').unwrap().0.to_owned();
+    assert_eq!(
+        notes("ManifestCommitted"),
+        [
+            format!("committed {} (+1.0)", sha(1)),
+            format!("committed {} (+1.1)", sha(0))
+        ]
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(m, u, _)| m == "PATCH" && u.contains("/events/")),
+        "no event became a count on an earlier one"
+    );
+}
+
+/// A published release whose linux-amd64 tarball was swapped for other bytes (its digest in
+/// the store updated to match, as an attacker would): that platform is not listed; the status
+/// records the mismatch naming both digests, with a warning event once.
+#[tokio::test]
+async fn a_published_asset_that_is_not_what_was_built_is_reported_and_not_listed() {
+    let (dir, store) = store();
+    drafts(dir.path(), &store, &["1.1"], &Platform::ALL).await;
+    let index = index().await;
+    let pkg = one_version();
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    reconcile_with(pkg.clone(), context(client, &index.url, store, 8)).await;
+    assert_eq!(events(&server.await.unwrap(), "Released").len(), 1);
+
+    let release = dir.path().join("releases/tool-v1.1");
+    let tarball = release.join("tool-linux-amd64.tar.gz");
+    let built = hermit_pex::digest::sha256_file(&tarball).unwrap().1;
+    std::fs::write(&tarball, b"other bytes entirely").unwrap();
+    let (size, swapped) = hermit_pex::digest::sha256_file(&tarball).unwrap();
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(release.join("release.json")).unwrap()).unwrap();
+    file["assets"]["tool-linux-amd64.tar.gz"] = json!([size, swapped]);
+    std::fs::write(release.join("release.json"), file.to_string()).unwrap();
+
+    let (bare, sink) = git_sink(dir.path());
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg.clone(), ctx).await;
+    let sent = server.await.unwrap();
+    let status = status_of(&sent).clone();
+    let record = status["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "AssetMismatch")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(record["platform"], "linux-amd64");
+    let message = record["message"].as_str().unwrap();
+    assert!(
+        message.contains(&built) && message.contains(&swapped),
+        "{message}"
+    );
+    assert_eq!(condition(&status, "Ready").unwrap()["status"], "False");
+    let warned = events(&sent, "AssetMismatch");
+    assert_eq!(warned.len(), 1);
+    assert_eq!(warned[0]["type"], "Warning");
+    assert!(warned[0]["note"].as_str().unwrap().contains(&swapped));
+
+    let text = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["--git-dir", bare.to_str().unwrap(), "show", "main:tool.hcl"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!text.contains(&swapped), "{text}");
+    let r = common::hermit_resolve::resolve(&text, "1.1", "linux", "amd64").unwrap();
+    assert!(r.source.is_none(), "linux-amd64 not listed: {text}");
+    let r = common::hermit_resolve::resolve(&text, "1.1", "darwin", "arm64").unwrap();
+    assert!(r.source.is_some(), "the others are: {text}");
+
+    // The same state again: the record stays, the warning is not sent again.
+    let mut pkg = pkg;
+    pkg.status = Some(serde_json::from_value(status).unwrap());
+    let (client, server) = api_server(pkg.clone(), vec![], ready_nodes(), vec![]);
+    let mut ctx = context(
+        client,
+        &index.url,
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        8,
+    );
+    let (_, sink) = git_sink(&dir.path().join("again"));
+    ctx.targets = Targets::new(
+        DirStore::new(dir.path().join("releases"), None).unwrap(),
+        None,
+    )
+    .with_sink(Box::new(sink));
+    reconcile_with(pkg, ctx).await;
+    assert!(events(&server.await.unwrap(), "AssetMismatch").is_empty());
 }

@@ -174,7 +174,7 @@ fn sync_builds_each_tag_from_a_clean_checkout_and_records_its_commit_and_wheel()
             asset.starts_with(&format!("hello_tool-{version}-")),
             "{info}"
         );
-        let (_, sha) = hermit_pex::build::artifact::sha256_file(&release.join(asset)).unwrap();
+        let (_, sha) = hermit_pex::digest::sha256_file(&release.join(asset)).unwrap();
         assert_eq!(
             wheel["sha256"],
             sha.as_str(),
@@ -197,9 +197,7 @@ fn sync_builds_each_tag_from_a_clean_checkout_and_records_its_commit_and_wheel()
         assert!(status.success());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let python = rt
-            .block_on(hermit_pex::build::tools::find_python(
-                "3.12".parse().unwrap(),
-            ))
+            .block_on(hermit_pex::tools::find_python("3.12".parse().unwrap()))
             .unwrap();
         let out = Command::new(unpacked.path().join("hello"))
             .env(
@@ -280,4 +278,130 @@ fn a_relative_cache_dir_builds_a_tag() {
         release.join("hello-tool-linux-amd64.tar.gz").is_file(),
         "{stderr}"
     );
+}
+
+/// An HTTPS Git host (a self-signed certificate git is told to accept) that refuses every
+/// request with 401, logging whether each carried credentials.
+struct RefusingHost {
+    url: String,
+    log: PathBuf,
+    _server: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+fn refusing_host() -> RefusingHost {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, log) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("requests.log"),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "openssl: {made:?}");
+    let mut child = Command::new(tools_venv().join("bin/python"))
+        .arg(repo_root().join("tests/fixtures/refusing_git_server.py"))
+        .args([&cert, &key, &log])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    RefusingHost {
+        url: format!("https://127.0.0.1:{}", port.trim()),
+        log,
+        _server: KillOnDrop(child),
+        _dir: dir,
+    }
+}
+
+/// git says only "could not read Username … terminal prompts disabled" whether the token was
+/// refused or missing: the source and the manifest repository both say which variable to
+/// check or set, and never the token.
+#[test]
+fn a_refused_or_missing_git_token_names_the_variable_and_is_never_shown() {
+    let host = refusing_host();
+    let (_index_dir, index) = index();
+    let work = tempfile::tempdir().unwrap();
+    write(
+        &work.path().join("python/hello-tool/config.yaml"),
+        &config(&format!("{}/hello-tool.git", host.url)),
+    );
+    let secret = "ghp_REFUSED_TOKEN_VALUE";
+    let run = |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermit-pex"));
+        cmd.args(args)
+            .args(["--index-url", &index.url, "--no-cache"])
+            .current_dir(work.path())
+            .env("GIT_SSL_NO_VERIFY", "1")
+            .env_remove("HERMIT_PEX_GIT_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("HERMIT_PEX_GIT_SSH_KEY");
+        if let Some(t) = token {
+            cmd.env("HERMIT_PEX_GIT_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            out.status.code().unwrap(),
+            text(&out.stdout) + &text(&out.stderr),
+        )
+    };
+
+    let (code, out) = run(&["plan"], Some(secret));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the server refused the token in HERMIT_PEX_GIT_TOKEN"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(secret) && !out.contains("terminal prompts"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(&host.log).unwrap();
+    assert!(log.contains("auth=yes"), "the token was sent: {log}");
+
+    let (code, out) = run(&["plan"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("none were given: set HERMIT_PEX_GIT_TOKEN"),
+        "{out}"
+    );
+
+    // The manifest repository: the same refusal, said the same way.
+    let manifests = format!("{}/manifests.git", host.url);
+    let cache = work.path().join("cache");
+    let (code, out) = run(
+        &[
+            "sync",
+            "--manifest-repo",
+            &manifests,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        Some(secret),
+    );
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("manifests not committed"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains(&manifests)
+            && line.contains("the server refused the token in HERMIT_PEX_GIT_TOKEN"),
+        "{line}"
+    );
+    assert!(!out.contains(secret), "{out}");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::github::{FakeGitHub, Fault};
 use common::*;
-use hermit_pex::build::artifact::sha256_file;
+use hermit_pex::digest::sha256_file;
 use hermit_pex::hermit;
 use hermit_pex::names::{PackageName, Platform, PythonMinor};
 use hermit_pex::release::github::{GitHubConfig, GitHubStore, Token};
@@ -447,6 +447,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
             info.package = package.clone();
             let r = first.create(&info).await.unwrap();
             info.locked = Some(hermit_pex::release::LockRecord {
+                format: Some(hermit_pex::lock::LockFormat::Pylock),
                 sha256: "a".repeat(64),
                 size: 1,
                 pins: vec![],
@@ -454,9 +455,10 @@ async fn request_budget_for_three_packages_of_ten_versions() {
                 binaries: vec![],
                 test: String::new(),
                 wheel: None,
+                ..Default::default()
             });
             let lock = upload(
-                hermit_pex::release::info::lock_asset(package),
+                format!("pylock.{package}.toml"),
                 format!("lock {package} {minor}"),
             );
             let mut assets = vec![lock];
@@ -514,7 +516,7 @@ async fn request_budget_for_three_packages_of_ten_versions() {
 fn python312_on_path() -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
+        .block_on(hermit_pex::tools::find_python(
             PythonMinor::new(12).unwrap(),
         ))
         .unwrap();
@@ -640,6 +642,53 @@ fn sync_publishes_to_github_and_the_manifest_uses_download_urls() {
         "{stderr}"
     );
     assert_eq!(fake.writes(), writes);
+    drop(server);
+}
+
+/// `sync --manifest-github`: the run's closing `github:` line counts the manifest sink's
+/// requests and retries too (releases in a directory here, so they are the only ones).
+#[test]
+fn the_closing_github_line_counts_the_manifest_sinks_requests_and_retries() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.block_on(FakeGitHub::start("owner", "repo", TOKEN));
+    fake.inject(Fault::Status {
+        method: "GET",
+        path_contains: "/contents/",
+        status: 502,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let index = work.path().join("index");
+    make_wheel(&index, "tool", "1.0", &[]);
+    let server = PypiServer::start(&index);
+    // Nothing to build (no version at or above 9.0): only the manifest is looked at.
+    write(
+        &work.path().join("python/tool/config.yaml"),
+        "package: tool\nbinaries: [tool]\nversions:\n  - version: \"9.0\"\n    python: \"3.12\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hermit-pex"))
+        .args(["sync", "--no-cache", "--index-url", &server.url])
+        .args(["--manifest-github", "owner/repo", "--github-api-url"])
+        .arg(&fake.api_url)
+        .current_dir(work.path())
+        .env("GITHUB_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let sent = fake.requests().len();
+    assert!(
+        sent >= 3,
+        "the branch, its commit, the manifest twice: {sent}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "github: {sent} requests (0 list, 0 of them unchanged 304; 0 writes: 0 create, 0 update, 0 upload, 0 delete; {sent} for manifests), 1 retries, 0 rate-limit waits"
+        )),
+        "{stderr}"
+    );
     drop(server);
 }
 

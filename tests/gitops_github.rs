@@ -244,11 +244,14 @@ async fn server_errors_are_retried() {
         });
     }
     let render = |_: &PackageName, _: Option<&str>| Ok(rendered("x\n", &[]));
-    let out = sink(&fake, TOKEN)
-        .commit(&[pkg("tool")], &render)
-        .await
-        .unwrap();
+    let sink = sink(&fake, TOKEN);
+    let out = sink.commit(&[pkg("tool")], &render).await.unwrap();
     assert!(out.commit.is_some());
+    // The run's last line says what the sink cost: every request, and the retries among them.
+    let stats = sink.stats();
+    assert_eq!(stats.requests, fake.requests().len() as u64);
+    assert_eq!(stats.retries, 3);
+    assert_eq!(stats.rate_limit_waits, 0);
     assert_eq!(
         fake.file_at("main", "hermit/tool.hcl").as_deref(),
         Some("x\n")

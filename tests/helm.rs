@@ -1464,6 +1464,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
             &what,
             &settings,
             &settings.index_for(&resource).unwrap(),
+            &[],
         );
         let argv: Vec<String> = entry[1..].iter().cloned().chain(args).collect();
         let (step_args, platforms) = match cli(&argv).command {
@@ -1499,7 +1500,12 @@ fn the_builder_image_runs_what_a_build_job_asks() {
     // pex as the build expects it, and every CPython minor from 3.9 to 3.14 on PATH.
     assert_eq!(
         arg_default(&stages["pythons"], "PEX_VERSION"),
-        hermit_pex::build::tools::PEX_VERSION
+        hermit_pex::tools::PEX_VERSION
+    );
+    // uv as the lock expects it.
+    assert_eq!(
+        arg_default(&stages["pythons"], "UV_VERSION"),
+        hermit_pex::lock::UV_VERSION
     );
     for stage in ["pythons", "builder"] {
         let pythons: Vec<&str> = arg_default(&stages[stage], "PYTHONS").split(' ').collect();
@@ -1512,6 +1518,7 @@ fn the_builder_image_runs_what_a_build_job_asks() {
     }
     let envs = instruction(builder, "ENV").join(" ");
     assert!(envs.contains("HERMIT_PEX_PEX=/opt/pex/bin/pex"), "{envs}");
+    assert!(envs.contains("HERMIT_PEX_UV=/usr/local/bin/uv"), "{envs}");
     assert!(envs.contains("HOME=/work"), "{envs}");
     assert!(
         instruction(builder, "COPY").contains(&"--from=pythons /opt/bin/ /usr/local/bin/"),

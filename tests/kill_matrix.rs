@@ -30,9 +30,7 @@ impl Points {
 fn python312_on_path() -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
-            "3.12".parse().unwrap(),
-        ))
+        .block_on(hermit_pex::tools::find_python("3.12".parse().unwrap()))
         .expect("CPython 3.12");
     format!("{}:/usr/bin:/bin", python.parent().unwrap().display())
 }
@@ -151,7 +149,7 @@ fn sync_killed_anywhere_leaves_one_release_per_tag_complete_build_info_and_true_
                 let bytes = fake.asset_bytes(tag, name).unwrap();
                 let file = work.path().join("digest-check");
                 std::fs::write(&file, bytes).unwrap();
-                let (_, actual) = hermit_pex::build::artifact::sha256_file(&file).unwrap();
+                let (_, actual) = hermit_pex::digest::sha256_file(&file).unwrap();
                 assert_eq!(actual, digest, "round {round}: {url}");
             }
         }

@@ -187,7 +187,7 @@ fn credentials_from_the_environment_reach_the_private_index_and_nothing_else() {
     unpack(&tarball, &unpacked);
     let python = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(hermit_pex::build::tools::find_python(
+        .block_on(hermit_pex::tools::find_python(
             hermit_pex::names::PythonMinor::new(12).unwrap(),
         ))
         .expect("CPython 3.12");

@@ -86,7 +86,7 @@ const TINY_FLAGS: &[&str] = &["--script", "tiny-tool", "--script", "tiny-admin"]
 fn python312_dir() -> PathBuf {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let python = rt
-        .block_on(hermit_pex::build::tools::find_python(
+        .block_on(hermit_pex::tools::find_python(
             PythonMinor::new(12).unwrap(),
         ))
         .expect("CPython 3.12");
@@ -150,7 +150,7 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
             .collect();
         assert_eq!(
             targets,
-            ["interpreter", "universal", "universal", "universal"],
+            ["complete_platform", "universal", "universal", "universal"],
             "one pex build for four platforms"
         );
         assert_eq!(info["locked"]["pins"][0], format!("tiny-tool=={version}"));
@@ -179,7 +179,7 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
     );
     for (url, digest) in &existing.sha256sums {
         let path = url.strip_prefix("file://").unwrap();
-        let (_, actual) = hermit_pex::build::artifact::sha256_file(Path::new(path)).unwrap();
+        let (_, actual) = hermit_pex::digest::sha256_file(Path::new(path)).unwrap();
         assert_eq!(&actual, digest, "{url}");
     }
 
@@ -215,8 +215,8 @@ fn a_version_is_released_for_the_platforms_its_dependencies_have_wheels_for() {
             .find(|l| l.starts_with(&format!("needs-native 1.0 {platform}: FAILED")))
             .unwrap_or_else(|| panic!("{platform} not reported:\n{stderr}"));
         assert!(
-            line.contains("no wheel for this platform: native-dep"),
-            "{line}"
+            line.contains("no wheel for") && line.contains("of native-dep 1.0"),
+            "names the distribution and its version: {line}"
         );
     }
     let release = s.release_json("needs-native-v1.0");
@@ -318,21 +318,23 @@ fn the_same_version_builds_to_the_same_bytes() {
 #[test]
 fn a_killed_build_leaves_no_asset_and_the_next_sync_completes_the_release() {
     let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
-    // A pex that is killed midway through its build.
+    // A pex that is killed midway through its build: builds run pex with the python beside
+    // it, and that one is stopped with SIGKILL.
     let fake = s.path().join("fake-bin");
     std::fs::create_dir_all(&fake).unwrap();
     let real = tools_venv().join("bin");
     std::os::unix::fs::symlink(real.join("pex3"), fake.join("pex3")).unwrap();
+    std::os::unix::fs::symlink(real.join("pex"), fake.join("pex")).unwrap();
     write(
-        &fake.join("pex"),
+        &fake.join("python"),
         &format!(
             "#!/bin/sh\n\"{}\" \"$@\" &\npid=$!\nsleep 0.3\nkill -9 $pid\nwait $pid\n",
-            real.join("pex").display()
+            real.join("python").display()
         ),
     );
     Command::new("chmod")
         .arg("+x")
-        .arg(fake.join("pex"))
+        .arg(fake.join("python"))
         .status()
         .unwrap();
     let args = s.sync_args(&[]);
@@ -345,7 +347,11 @@ fn a_killed_build_leaves_no_asset_and_the_next_sync_completes_the_release() {
     );
     let release = s.release_json("tiny-tool-v1.0");
     let assets: Vec<&String> = release["assets"].as_object().unwrap().keys().collect();
-    assert_eq!(assets, ["tiny-tool.lock.json"], "the lock only: {release}");
+    assert_eq!(
+        assets,
+        ["pylock.tiny-tool.toml"],
+        "the lock only: {release}"
+    );
     assert_eq!(s.manifest("tiny-tool"), None);
 
     // And a copy that was cut short, without a recorded digest, is replaced.
@@ -544,7 +550,7 @@ fn a_python_the_host_lacks_is_built_from_complete_platforms_and_says_so() {
     .unwrap();
     assert_eq!(info["python"], "3.14");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let local = rt.block_on(hermit_pex::build::tools::find_python(
+    let local = rt.block_on(hermit_pex::tools::find_python(
         PythonMinor::new(14).unwrap(),
     ));
     let host = info["platforms"]["linux-amd64"]["target"].as_str().unwrap();
@@ -686,8 +692,250 @@ fn a_wrong_binary_is_reported_with_the_config_file_and_line() {
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(
         line.contains(
-            "python/tiny-tool/config.yaml: binaries[1] (line 4): tiny-nope is not a console script of tiny-tool 1.0 (it has tiny-tool, tiny-admin)"
+            "python/tiny-tool/config.yaml: binaries[1] (line 4): tiny-nope is not a console script"
         ),
         "{line}"
+    );
+}
+
+/// A published release whose linux-amd64 tarball was swapped for other bytes, its digest in
+/// release.json updated as an attacker would: that platform is not listed, the run fails, and
+/// the line names the platform and both digests.
+#[test]
+fn a_published_tarball_with_other_bytes_than_were_built_is_not_listed() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let (code, _, stderr) = s.sync(&["--hermit-dir", "before"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let dir = s.release_dir("tiny-tool-v1.0");
+    let tarball = dir.join("tiny-tool-linux-amd64.tar.gz");
+    let (_, built) = hermit_pex::digest::sha256_file(&tarball).unwrap();
+    std::fs::write(&tarball, b"#!/bin/sh\necho not what was built\n").unwrap();
+    let (size, swapped) = hermit_pex::digest::sha256_file(&tarball).unwrap();
+    let mut release = s.release_json("tiny-tool-v1.0");
+    release["assets"]["tiny-tool-linux-amd64.tar.gz"] = serde_json::json!([size, swapped]);
+    std::fs::write(dir.join("release.json"), release.to_string()).unwrap();
+
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("tiny-tool 1.0 linux-amd64: left out of the manifest"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains(&built) && line.contains(&swapped), "{line}");
+    let text = s
+        .manifest("tiny-tool")
+        .expect("written for the other platforms");
+    assert!(!text.contains(&swapped), "{text}");
+    let resolve = |os: &str, arch: &str| {
+        common::hermit_resolve::resolve(&text, "1.0", os, arch)
+            .unwrap()
+            .source
+    };
+    assert_eq!(resolve("linux", "amd64"), None, "{text}");
+    assert!(resolve("darwin", "arm64").is_some(), "{text}");
+}
+
+/// `plan` reads the release store `sync` writes, with the same flags: after a sync it says
+/// released; another `--dist` (empty) says new build and is not made.
+#[test]
+fn plan_shows_what_sync_released() {
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", TINY_FLAGS)]);
+    let plan = |extra: &[&str]| {
+        let cache = shared_cache().display().to_string();
+        let mut args = vec!["plan", "--index-url", &s.url, "--cache-dir", &cache];
+        args.extend(extra);
+        hermit_pex(&args, s.path())
+    };
+    let (code, stdout, stderr) = plan(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 versions: 0 released"), "{stdout}");
+    assert!(!s.path().join("dist").exists(), "plan makes nothing");
+
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = plan(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1.0"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("released   linux-amd64 linux-arm64 darwin-amd64 darwin-arm64"),
+        "{line}"
+    );
+    assert!(
+        stdout.contains("1 versions: 1 released, 0 to publish, 0 builds planned"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = plan(&["--format", "json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["packages"][0]["plan"]["versions"][0]["status"],
+        "released"
+    );
+
+    let (code, stdout, stderr) = plan(&["--dist", "elsewhere"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("new"), "{stdout}");
+    assert!(!s.path().join("elsewhere").exists());
+}
+
+/// The build info of a release in the sandbox.
+fn build_info(s: &Sandbox, tag: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(s.release_dir(tag).join("build-info.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_pure_package_whose_page_also_has_an_sdist_is_built_once() {
+    let flags: Vec<&str> = TINY_FLAGS.iter().copied().chain(["--sdist"]).collect();
+    let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", &flags)]);
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let info = build_info(&s, "tiny-tool-v1.0");
+    assert_eq!(
+        info["locked"]["pure"], true,
+        "the sdist beside the wheel is not chosen: {info}"
+    );
+    assert_eq!(info["locked"]["format"], "pylock", "{info}");
+    let targets: Vec<&str> = Platform::ALL
+        .iter()
+        .map(|p| info["platforms"][p.to_string()]["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["complete_platform", "universal", "universal", "universal"],
+        "one PEX for four platforms: {stderr}"
+    );
+    for p in Platform::ALL {
+        let files = &info["locked"]["platforms"][p.to_string()]["files"];
+        assert_eq!(files[0]["name"], "tiny_tool-1.0-py3-none-any.whl", "{info}");
+    }
+}
+
+#[test]
+fn commands_that_live_in_a_dependency_get_launchers_that_run() {
+    // `suite` has no console script of its own: `suite-core`, its dependency, has them (as
+    // ansible's are ansible-core's).
+    let config = "package: suite\nbinaries: [suite-play, suite-doc]\ntest: \"suite-play --version\"\nversions:\n  - version: \"2.0\"\n    python: \"3.12\"\n";
+    let s = Sandbox::new(
+        &[("suite", config)],
+        &[
+            (
+                "suite-core",
+                "2.1",
+                &["--script", "suite-play", "--script", "suite-doc"],
+            ),
+            (
+                "suite",
+                "2.0",
+                &["--no-scripts", "--requires", "suite-core"],
+            ),
+        ],
+    );
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let info = build_info(&s, "suite-v2.0");
+    assert_eq!(
+        info["locked"]["binaries_from"]["suite-play"], "suite-core",
+        "{info}"
+    );
+    let tarball = s
+        .release_dir("suite-v2.0")
+        .join(format!("suite-{}.tar.gz", Platform::host().unwrap()));
+    assert_eq!(
+        run_launcher(&tarball, "suite-doc", &["x"]).trim(),
+        "suite-core 2.1 x",
+        "the dependency's command runs from the PEX"
+    );
+
+    // A binary no locked distribution has is refused, naming those that exist and where.
+    let wrong = config.replace("suite-doc]", "suite-docs]");
+    let s = Sandbox::new(
+        &[("suite", &wrong)],
+        &[
+            (
+                "suite-core",
+                "2.1",
+                &["--script", "suite-play", "--script", "suite-doc"],
+            ),
+            (
+                "suite",
+                "2.0",
+                &["--no-scripts", "--requires", "suite-core"],
+            ),
+        ],
+    );
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("suite-docs") && stderr.contains("suite-doc (suite-core)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_platform_whose_dependency_has_only_a_compiled_sdist_is_missing_and_named() {
+    let config = "package: needs-native\nbinaries: [needs-native]\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
+    let s = Sandbox::new(
+        &[("needs-native", config)],
+        &[
+            (
+                "native-dep",
+                "1.0",
+                &["--tag", "cp312-cp312-manylinux_2_17_x86_64"],
+            ),
+            (
+                "native-dep",
+                "1.0",
+                &["--tag", "cp312-cp312-manylinux_2_17_aarch64"],
+            ),
+            (
+                "native-dep",
+                "1.0",
+                &["--tag", "cp312-cp312-macosx_11_0_arm64"],
+            ),
+            // darwin-amd64 has only this: it builds a C extension, so a wheel made here is
+            // for this machine alone.
+            ("native-dep", "1.0", &["--sdist-only", "--c-extension"]),
+            ("needs-native", "1.0", &["--requires", "native-dep"]),
+        ],
+    );
+    let (code, _, stderr) = s.sync(&[]);
+    assert_eq!(code, 1, "a platform cannot exist: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("needs-native 1.0 darwin-amd64: FAILED (NoWheelForPlatform)"))
+        .unwrap_or_else(|| panic!("darwin-amd64 not reported:\n{stderr}"));
+    assert!(line.contains("native-dep 1.0"), "{line}");
+    assert!(
+        !stderr.contains("darwin-amd64: built"),
+        "nothing is built for it: {stderr}"
+    );
+    let info = build_info(&s, "needs-native-v1.0");
+    assert_eq!(s.release_json("needs-native-v1.0")["state"], "published");
+    let missing = info["missing"].as_object().unwrap();
+    assert_eq!(
+        missing.keys().collect::<Vec<_>>(),
+        ["darwin-amd64"],
+        "{info}"
+    );
+    // Every platform built from the one lock the release records.
+    let lock = info["locked"]["sha256"].as_str().unwrap();
+    let built = info["platforms"].as_object().unwrap();
+    assert_eq!(built.len(), 3, "{info}");
+    for (p, b) in built {
+        assert_eq!(b["lock"], lock, "{p}: {info}");
+    }
+    let manifest = s.manifest("needs-native").unwrap();
+    assert!(
+        !manifest.contains("needs-native-darwin-amd64.tar.gz"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("needs-native-darwin-arm64.tar.gz"),
+        "{manifest}"
     );
 }

@@ -7,7 +7,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use pep440_rs::Version;
-use sha2::{Digest, Sha256};
 
 use super::BuildError;
 use crate::names::{BinaryName, PackageName};
@@ -28,31 +27,18 @@ pub fn binaries(
         }
     };
     if !configured.is_empty() {
-        let absent: Vec<(usize, &BinaryName)> = configured
+        let is_script = |b: &BinaryName| scripts.iter().any(|s| s == b.as_str());
+        let absent: Vec<&str> = configured
             .iter()
-            .enumerate()
-            .filter(|(_, b)| !scripts.iter().any(|s| s == b.as_str()))
+            .filter(|b| !is_script(b))
+            .map(BinaryName::as_str)
             .collect();
         if !absent.is_empty() {
-            // Named as every config error is: the file, the field and its line, when the
-            // names came from a file (a resource's have none: the field is enough there).
-            let file = absent
-                .iter()
-                .find_map(|(_, b)| b.written())
-                .map_or_else(String::new, |w| format!("{}: ", w.file.display()));
-            let fields: Vec<String> = absent
-                .iter()
-                .map(|(i, b)| match b.written() {
-                    Some(w) => format!("binaries[{i}] (line {})", w.line),
-                    None => format!("binaries[{i}]"),
-                })
-                .collect();
-            let names: Vec<&str> = absent.iter().map(|(_, b)| b.as_str()).collect();
+            let field = crate::names::binaries_field(configured, |b| !is_script(b));
             return Err(BuildError::Binaries(format!(
-                "{file}{}: {} {} not a console script of {package} {version} ({}): fix binaries in the config, or leave it out for all of them",
-                fields.join(", "),
-                names.join(", "),
-                if names.len() == 1 { "is" } else { "are" },
+                "{field}: {} {} not a console script of {package} {version} ({}): fix binaries in the config, or leave it out for all of them",
+                absent.join(", "),
+                if absent.len() == 1 { "is" } else { "are" },
                 have()
             )));
         }
@@ -98,17 +84,6 @@ pub fn test_command(configured: &str, binaries: &[BinaryName]) -> Result<String,
                 .join(", ")
         ))),
     }
-}
-
-/// The console scripts of the wheel at `url` (downloaded once into the cache).
-pub async fn from_wheel_url(
-    url: &str,
-    cache_dir: &Path,
-    indexes: &crate::pypi::Indexes,
-) -> Result<Vec<String>, BuildError> {
-    let wheel = download(url, cache_dir, indexes).await?;
-    let file = std::fs::File::open(&wheel)?;
-    console_scripts(file)
 }
 
 /// The console scripts of `package` in a built PEX: its wheel sits whole under `.deps/`
@@ -173,67 +148,7 @@ pub fn console_scripts(wheel: impl Read + std::io::Seek) -> Result<Vec<String>, 
         .map_err(invalid)?
         .take(1 << 20)
         .read_to_string(&mut text)?;
-    Ok(parse_entry_points(&text))
-}
-
-fn parse_entry_points(text: &str) -> Vec<String> {
-    let mut section = "";
-    let mut scripts = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') && line.ends_with(']') {
-            section = line[1..line.len() - 1].trim();
-        } else if section == "console_scripts"
-            && !line.starts_with(['#', ';'])
-            && let Some((name, _)) = line.split_once('=')
-        {
-            scripts.push(name.trim().to_owned());
-        }
-    }
-    scripts
-}
-
-/// The file at `url` in the cache, fetched once (by a hash of the URL).
-async fn download(
-    url: &str,
-    cache_dir: &Path,
-    indexes: &crate::pypi::Indexes,
-) -> Result<PathBuf, BuildError> {
-    let key = crate::pypi::hex(&Sha256::digest(url.as_bytes()));
-    let dir = cache_dir.join("wheels");
-    let path = dir.join(&key[..32]);
-    if path.is_file() {
-        return Ok(path);
-    }
-    std::fs::create_dir_all(&dir)?;
-    let fail = |e: String| {
-        BuildError::Io(std::io::Error::other(format!(
-            "cannot download {} to read its console scripts: {e}",
-            crate::pypi::redact(url)
-        )))
-    };
-    let parsed = reqwest::Url::parse(url).map_err(|e| fail(e.to_string()))?;
-    let mut request = reqwest::Client::new().get(parsed.clone());
-    // A wheel on the private index's own host needs its credentials; one elsewhere never gets them.
-    if let Some(c) = indexes.credentials_for(&parsed) {
-        request = request.basic_auth(&c.username, Some(c.password()));
-    }
-    let response = request.send().await.map_err(|e| fail(without_url(&e)))?;
-    if !response.status().is_success() {
-        return Err(fail(format!("HTTP {}", response.status())));
-    }
-    let bytes = response.bytes().await.map_err(|e| fail(without_url(&e)))?;
-    crate::release::dir::atomic_write(&path, |f| std::io::Write::write_all(f, &bytes))
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(path)
-}
-
-/// reqwest's message names the URL; ours names the redacted one already.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "");
-    }
-    s
+    Ok(crate::lock::dist_info::console_scripts(&text))
 }
 
 fn invalid(e: zip::result::ZipError) -> BuildError {
@@ -246,12 +161,6 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<BinaryName> {
         v.iter().map(|n| BinaryName::new(n).unwrap()).collect()
-    }
-
-    #[test]
-    fn entry_points_name_the_console_scripts_only() {
-        let text = "[console_scripts]\ntool = tool:main\n tool-admin=tool.admin:main [extra]\n# x = y\n\n[gui_scripts]\ntool-gui = tool:gui\n";
-        assert_eq!(parse_entry_points(text), ["tool", "tool-admin"]);
     }
 
     #[test]

@@ -1,21 +1,17 @@
-//! `hermit-pex sync`: the command-line edge of the local executor. Chooses the release store
-//! and the manifest sink from the arguments, plans every package, runs the plans and commits
-//! the manifests, then reports.
+//! `hermit-pex sync`: the command-line edge of the sync executor (`crate::sync`). Chooses the
+//! release store and the manifest sink from the arguments, plans every package, runs the plans
+//! and commits the manifests, then reports.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use anyhow::Context as _;
-
-use crate::build::{BuildSettings, VersionJob};
+use crate::build::BuildSettings;
 use crate::gitops::{AnySink, DirSink};
-use crate::local::{Progress, Sync, Verification};
-use crate::names::Platform;
-use crate::pipeline::{StepError, Steps};
 use crate::release::{AnyStore, ReleaseStore};
 use crate::spec::LoadedSpec;
+use crate::sync::{Progress, SyncRun, Verification};
 
 /// `hermit-pex sync`: plan every package, build and release what is missing, write manifests.
 pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -30,10 +26,15 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
     let store = AnyStore::open(&args.release.settings(args.index.cache_dir()))?;
     let code = run_sync(&args, &store, store.repository_url(), &sink).await;
     store.finish().await;
-    if let Some(s) = store.github_stats() {
+    // One line for every GitHub request of the run: the release store's and the manifest
+    // sink's (its requests counted apart, their retries and waits together).
+    let manifests = sink.github_stats();
+    if store.github_stats().is_some() || manifests.is_some() {
+        let s = store.github_stats().unwrap_or_default();
+        let m = manifests.unwrap_or_default();
         eprintln!(
-            "github: {} requests ({} list, {} of them unchanged 304; {} writes: {} create, {} update, {} upload, {} delete), {} retries, {} rate-limit waits",
-            s.requests(),
+            "github: {} requests ({} list, {} of them unchanged 304; {} writes: {} create, {} update, {} upload, {} delete; {} for manifests), {} retries, {} rate-limit waits",
+            s.requests() + m.requests,
             s.list,
             s.not_modified,
             s.writes(),
@@ -41,206 +42,12 @@ pub async fn sync_command(args: crate::cli::SyncArgs) -> anyhow::Result<std::pro
             s.update,
             s.upload,
             s.delete,
-            s.retries,
-            s.rate_limit_waits
+            m.requests,
+            s.retries + m.retries,
+            s.rate_limit_waits + m.rate_limit_waits
         );
     }
     code
-}
-
-/// `hermit-pex lock`: resolves a version and records its lock in its draft (what a lock Job
-/// runs). A pure-Python lock builds every platform given, in the same step.
-pub async fn lock_command(args: crate::cli::LockArgs) -> anyhow::Result<std::process::ExitCode> {
-    let platforms = args.platforms.clone();
-    run_step(&args.step, async move |steps, release, job| {
-        let release = match release.lock(&job.package) {
-            Some(_) => release,
-            None => {
-                let (lock, record) = steps.resolve(&job).await?;
-                steps.record_lock(&release, &job, &lock, &record).await?
-            }
-        };
-        let (lock, record) = steps.lock_file(&release, &job).await?;
-        if !record.pure {
-            return Ok(Vec::new());
-        }
-        let todo: Vec<Platform> = platforms
-            .iter()
-            .copied()
-            .filter(|p| !platform_done(&release, &job, *p))
-            .collect();
-        let results = steps
-            .build_pure(&release, &job, &lock, &record, &todo)
-            .await;
-        Ok(results.into_iter().filter_map(|(_, r)| r.err()).collect())
-    })
-    .await
-}
-
-/// `hermit-pex build`: builds one platform of a locked version into its draft release (what a
-/// build Job runs). A platform already there is not built again.
-pub async fn build_command(args: crate::cli::BuildArgs) -> anyhow::Result<std::process::ExitCode> {
-    let platform = args.platform;
-    run_step(&args.step, async move |steps, release, job| {
-        if platform_done(&release, &job, platform) {
-            eprintln!("{} {} {platform}: already built", job.package, job.version);
-            return Ok(Vec::new());
-        }
-        let (lock, record) = steps.lock_file(&release, &job).await?;
-        steps
-            .build(&release, &job, &lock, &record, platform)
-            .await
-            .map(|_| Vec::new())
-    })
-    .await
-}
-
-/// Built and recorded: a Job run again (by hand, or after a lost answer) has nothing to do.
-fn platform_done(release: &crate::release::Release, job: &VersionJob, p: Platform) -> bool {
-    let present = |name: &str| release.asset_named(name).is_some_and(|a| a.is_present());
-    present(&job.package.asset_name(p))
-        && present(&crate::release::info::record_asset(&job.package, p))
-}
-
-/// Opens the store, reads the release the step is for and checks it is that version's, made
-/// for these inputs; runs `step`; exit 0 when it did everything, 1 when something failed, 2
-/// for bad arguments.
-async fn run_step(
-    args: &crate::cli::StepArgs,
-    step: impl AsyncFnOnce(
-        &Steps<'_, AnyStore>,
-        crate::release::Release,
-        VersionJob,
-    ) -> Result<Vec<StepError>, StepError>,
-) -> anyhow::Result<std::process::ExitCode> {
-    use std::process::ExitCode;
-    let job = match step_job(args) {
-        Ok(job) => job,
-        Err(problems) => {
-            for p in problems {
-                eprintln!("error: {p}");
-            }
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let cache = args
-        .index
-        .cache_dir
-        .clone()
-        .or_else(crate::cli::default_cache_dir)
-        .unwrap_or_else(|| args.release.dist.join(".cache"));
-    let store = AnyStore::open(&args.release.settings(Some(cache.clone())))?;
-    let release = store
-        .release(
-            &job.package,
-            &crate::release::ReleaseId(args.release_id.clone()),
-        )
-        .await
-        .with_context(|| format!("--release-id {}", args.release_id))?;
-    if release.version != job.version {
-        anyhow::bail!(
-            "--release-id {}: that release ({}) is not of {} {}",
-            args.release_id,
-            release.tag,
-            job.package,
-            job.version
-        );
-    }
-    let made_for = release.info.as_ref().and_then(|i| i.inputs.as_ref());
-    if made_for != Some(&job.inputs) {
-        anyhow::bail!(
-            "--release-id {}: the release was made for other settings than these arguments (its build info: {})",
-            args.release_id,
-            made_for.map_or("none".into(), |i| serde_json::to_string(i)
-                .unwrap_or_default())
-        );
-    }
-    let pex = crate::build::tools::Pex::locate(&cache).await?;
-    std::fs::create_dir_all(cache.join("work"))?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(cache.join("work"))?;
-    let settings = BuildSettings {
-        pex,
-        indexes: args.index.indexes()?,
-        cache_dir: cache.clone(),
-        work_dir: run_dir.path().to_owned(),
-        pex_root: cache.join("pex-root"),
-        timeout: std::time::Duration::from_secs(args.build_timeout),
-        test_timeout: std::time::Duration::from_secs(args.test_timeout),
-    };
-    let say = |line: String| {
-        eprintln!("{line}");
-    };
-    let steps = Steps {
-        store: &store,
-        settings: &settings,
-        say: &say,
-    };
-    let result = step(&steps, release, job.clone()).await;
-    store.finish().await;
-    let failures = match result {
-        Ok(f) => f,
-        Err(e) => vec![e],
-    };
-    for e in &failures {
-        eprintln!(
-            "{} {}{}: FAILED ({}): {e}",
-            job.package,
-            job.version,
-            e.platform().map_or(String::new(), |p| format!(" {p}")),
-            e.reason()
-        );
-    }
-    Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-/// The version a step is for, from its arguments, checked as a config would be.
-fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
-    use crate::spec::{PackageSpec, PyVersion, VersionEntry};
-    if let Err(e) = crate::names::check_release_version(&args.version) {
-        return Err(vec![format!("--version: {e}")]);
-    }
-    let spec = PackageSpec {
-        package: args.package.clone(),
-        binaries: args.binaries.clone(),
-        versions: vec![VersionEntry {
-            version: PyVersion(args.version.clone()),
-            python: args.python,
-        }],
-        description: None,
-        test: (!args.test.is_empty()).then(|| args.test.clone()),
-        extra_packages: args.extra_packages.clone(),
-        exclude: Vec::new(),
-        prereleases: true,
-        platforms: None,
-        config_version: args.config_version,
-        partial_platforms: None,
-        source: args.git.clone().map(|git| crate::spec::GitSource {
-            git,
-            tag_prefix: None,
-            subdirectory: args.git_subdirectory.clone(),
-        }),
-    };
-    spec.validate().map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|p| format!("--{}: {}", p.field.replace('_', "-"), p.message))
-            .collect::<Vec<_>>()
-    })?;
-    let iv = crate::pypi::IndexVersion {
-        git: args
-            .git_tag
-            .clone()
-            .zip(args.git_commit.clone())
-            .map(|(tag, commit)| crate::source::GitTag { tag, commit }),
-        ..crate::pypi::IndexVersion::new(args.version.clone())
-    };
-    Ok(VersionJob::new(&spec, &iv, args.python))
 }
 
 fn cache_dir(args: &crate::cli::SyncArgs) -> PathBuf {
@@ -308,14 +115,23 @@ async fn run_sync<S: ReleaseStore>(
 
     let total_builds: usize = plans.iter().map(|(_, _, p)| p.builds()).sum();
     let cache = cache_dir(args);
-    let pex = if total_builds > 0 {
-        crate::build::tools::Pex::locate(&cache)
+    // The tools are found (and installed on first use) only when there is something to build.
+    let (pex, uv) = if total_builds > 0 {
+        let pex = crate::tools::Pex::locate(&cache)
             .await
-            .context("pex is needed to build")?
+            .context("pex is needed to build")?;
+        let uv = crate::lock::Uv::locate(&cache)
+            .await
+            .map_err(|e| anyhow::anyhow!("uv is needed to lock: {e}"))?;
+        (pex, uv)
     } else {
-        crate::build::tools::Pex {
-            bin_dir: PathBuf::new(),
-        }
+        let none = PathBuf::new();
+        (
+            crate::tools::Pex {
+                bin_dir: none.clone(),
+            },
+            crate::lock::Uv { path: none },
+        )
     };
     std::fs::create_dir_all(cache.join("work"))?;
     let run_dir = tempfile::Builder::new()
@@ -325,10 +141,12 @@ async fn run_sync<S: ReleaseStore>(
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let sync = Sync {
+    let sync = SyncRun {
         store,
         settings: BuildSettings {
             pex,
+            uv,
+            native: BuildSettings::host_native(),
             indexes,
             cache_dir: cache.clone(),
             work_dir: run_dir.path().to_owned(),

@@ -22,7 +22,7 @@ use super::resource::PythonPackage;
 use crate::spec::rules::is_dns_label;
 
 /// The environment variable that holds the secret; set, it turns the receiver on.
-pub const SECRET_ENV: &str = "HERMIT_PEX_WEBHOOK_SECRET";
+pub use crate::credentials::WEBHOOK_SECRET_ENV as SECRET_ENV;
 
 /// GitHub's own limit on a delivery is 25 MB, but a push event that only names refs is far
 /// smaller: 1 MiB keeps an unauthenticated caller from making the controller buffer much.

@@ -18,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::resource::PythonPackage;
 use crate::names::{Arch, Os, Platform, PythonMinor};
@@ -115,6 +114,16 @@ impl PlatformTable {
 
     /// Where a lock Job runs: a native linux pool, amd64 first, so that a pure-Python version
     /// (built in that Job) is tested on its own platform.
+    /// The platforms whose builds run on nodes of their own (not cross): only they may use a
+    /// wheel built from an sdist with platform code. The lock Job is told them.
+    pub fn native(&self) -> Vec<Platform> {
+        self.platforms
+            .iter()
+            .filter(|(p, pool)| p.os == Os::Linux && !pool.cross)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     pub fn lock_platform(&self) -> Option<Platform> {
         let native = |p: &Platform| {
             p.os == Os::Linux && self.platforms.get(p).is_some_and(|pool| !pool.cross)
@@ -270,7 +279,7 @@ fn dns_name(full: &str, version: &Version) -> String {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '.');
     if name.len() > 63 || !exact {
-        let hash = crate::pypi::hex(&Sha256::digest(full.as_bytes()));
+        let hash = crate::digest::sha256_hex(full);
         name = format!(
             "{}-{}",
             name[..name.len().min(52)].trim_end_matches('-'),
@@ -348,6 +357,7 @@ pub fn step_args(
     job: &JobFor<'_>,
     settings: &JobSettings,
     index: &JobIndex,
+    native: &[Platform],
 ) -> Vec<String> {
     let spec = &resource.spec.package;
     let mut args: Vec<String> = vec![
@@ -369,6 +379,9 @@ pub fn step_args(
         JobStep::Lock { platforms } => {
             for p in platforms {
                 args.extend(["--platform".into(), p.to_string()]);
+            }
+            for p in native {
+                args.extend(["--native-platform".into(), p.to_string()]);
             }
         }
         JobStep::Build { platform } => args.extend(["--platform".into(), platform.to_string()]),
@@ -468,7 +481,7 @@ pub fn step_job(
     annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
     // An unknown spec.index fails closed: no Job, never the default index in its place.
     let index = settings.index_for(resource)?;
-    let args = step_args(resource, job, settings, &index);
+    let args = step_args(resource, job, settings, &index, &table.native());
     let mut object = job_object(resource, name, labels, annotations, args, pool, settings)?;
     if let Some(secret) = &index.credentials_secret {
         container_env(&mut object).extend(index_credentials_env(secret));

@@ -1,6 +1,7 @@
 //! The manifest step of a reconcile: commit the package's manifest when the versions it may
 //! list changed since the last commit (or the spec did); otherwise leave the sink alone, so a
-//! steady state costs nothing.
+//! steady state costs nothing. A published asset that is not what was built and tested is
+//! never listed, and is reported.
 
 use kube::runtime::events::EventType;
 
@@ -9,7 +10,7 @@ use super::metrics::OutcomeLabels;
 use super::resource::{FailureRecord, PythonPackage};
 use super::status::{ManifestReport, Trouble};
 use super::targets::{SharedSink, StoreTarget};
-use crate::plan::Tried;
+use crate::plan::{AssetMismatch, Tried};
 use crate::release::{Release, ReleaseStore};
 
 /// Commits the package's manifest when the versions it may list changed since the last commit
@@ -25,8 +26,10 @@ pub async fn commit_manifest<S: ReleaseStore>(
     trouble: &mut Vec<Trouble>,
 ) -> ManifestReport {
     let spec = &pkg.spec.package;
+    let listing = crate::plan::listing(spec, releases);
+    report_mismatches(ctx, pkg, &listing.mismatches, trouble).await;
     let mut complete = Vec::new();
-    for l in crate::plan::listable(spec, releases) {
+    for l in listing.versions {
         match l.tried {
             Tried::Passed | Tried::NotTried(_) => complete.push(l.complete),
             Tried::Unknown => trouble.push(Trouble {
@@ -121,5 +124,38 @@ pub async fn commit_manifest<S: ReleaseStore>(
                 ..ManifestReport::default()
             }
         }
+    }
+}
+
+/// Each platform left out because its asset is not what was built and tested: a failure
+/// record (no retry helps; the release needs a look), and a warning event the first time.
+async fn report_mismatches<S>(
+    ctx: &Context<S>,
+    pkg: &PythonPackage,
+    mismatches: &[AssetMismatch],
+    trouble: &mut Vec<Trouble>,
+) {
+    for m in mismatches {
+        let record = FailureRecord {
+            version: m.version.to_string(),
+            platform: Some(m.platform.to_string()),
+            reason: "AssetMismatch".into(),
+            message: m.to_string(),
+        };
+        let known = pkg
+            .status
+            .as_ref()
+            .is_some_and(|s| s.failures.contains(&record));
+        if !known {
+            tracing::warn!(package = %pkg.spec.package.package, version = %m.version, platform = %m.platform, mismatch = %m, "a published asset is not what was built");
+            let note = format!("{}: {m}", m.version);
+            ctx.event(pkg, EventType::Warning, "AssetMismatch", note)
+                .await;
+        }
+        trouble.push(Trouble {
+            version: m.version.clone(),
+            record,
+            permanent: true,
+        });
     }
 }

@@ -94,30 +94,19 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         ),
         Err(e) => anyhow::bail!("cannot reach the Kubernetes API: {e}"),
     }
-    // One watch of every Job the controller made: the global limit counts them.
+    // One watch of every Job the controller made: the global limit counts them, and a Job
+    // that finishes wakes the packages waiting for a slot.
     let (view, writer) = reflector::store();
+    let limit = GlobalLimit::new(args.max_jobs.max(1), view.clone());
     let managed = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let job_watch = watcher(jobs.clone(), watcher::Config::default().labels(&managed))
-        .default_backoff()
-        .modify(|job: &mut Job| {
-            // Only the status and labels are read: keep the view small.
-            job.managed_fields_mut().clear();
-            if let Some(spec) = job.spec.as_mut() {
-                spec.template = Default::default();
-            }
-        })
-        .reflect(writer)
-        .for_each(|event| {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "watching build Jobs");
-            }
-            futures::future::ready(())
-        });
-    tokio::spawn(job_watch);
+    let events =
+        watcher(jobs.clone(), watcher::Config::default().labels(&managed)).default_backoff();
+    tokio::spawn(watch_jobs(events, writer, limit.clone()));
     let controller = Controller::new(packages, watcher::Config::default().any_semantic());
     let (controller, wake) = woken_by_hooks(controller, args.webhook_secret.is_some());
+    let controller = woken_by_freed_slots(controller, &limit);
     let ctx = Arc::new(Context {
-        limit: Some(GlobalLimit::new(args.max_jobs.max(1), view.clone())),
+        limit: Some(limit),
         packages: Some(controller.store()),
         ..context(args, client.clone())?
     });
@@ -344,6 +333,42 @@ pub fn woken_by_hooks(
     (controller.reconcile_on(wakes), Some(tx))
 }
 
+/// Keeps `writer`'s view of the build Jobs from the watch's `events`, and tells `limit` of
+/// each change once the view has it (a finished or deleted Job frees a slot).
+pub fn watch_jobs(
+    events: impl futures::Stream<Item = Result<watcher::Event<Job>, watcher::Error>> + Send + 'static,
+    writer: reflector::store::Writer<Job>,
+    limit: GlobalLimit,
+) -> impl Future<Output = ()> + Send + 'static {
+    events
+        .modify(|job: &mut Job| {
+            // Only the status and labels are read: keep the view small.
+            job.managed_fields_mut().clear();
+            if let Some(spec) = job.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        })
+        .reflect(writer)
+        .for_each(move |event| {
+            match event {
+                Ok(event) => limit.job_event(&event),
+                Err(e) => tracing::warn!(error = %e, "watching build Jobs"),
+            }
+            futures::future::ready(())
+        })
+}
+
+/// The controller, also reconciling the packages `limit` wakes when a build Job slot frees
+/// (oldest waiter first), rather than on their fallback requeue.
+pub fn woken_by_freed_slots(
+    controller: Controller<PythonPackage>,
+    limit: &GlobalLimit,
+) -> Controller<PythonPackage> {
+    let (tx, rx) = tokio::sync::mpsc::channel(super::hook::QUEUE);
+    tokio::spawn(limit.clone().wake_waiters(tx));
+    controller.reconcile_on(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
 /// Everything the controller serves on its HTTP port: the probes, and the webhook receiver
 /// when it has a secret (without one its route does not exist).
 pub fn http_routes(
@@ -516,7 +541,7 @@ mod tests {
             "metadata": {"name": "ruff", "namespace": "tools", "resourceVersion": "1", "uid": "u1"},
             "spec": {"package": "ruff", "binaries": ["ruff"], "versions": [{"version": "0.1.0", "python": "3.12"}]},
         });
-        let (client, _api) = list_then_hang(pkg);
+        let (client, _api) = list_then_hang(vec![pkg]);
         let controller = Controller::new(
             Api::<PythonPackage>::all(client),
             watcher::Config::default().any_semantic(),
@@ -575,6 +600,106 @@ mod tests {
         );
     }
 
+    /// A freed slot through kube's real Controller: the Job watch's events reach the limit,
+    /// which wakes the packages waiting for a slot, oldest first, one per free slot; a package
+    /// that stopped waiting is not woken.
+    #[tokio::test]
+    async fn a_finished_job_wakes_the_packages_waiting_for_a_slot_oldest_first() {
+        use kube::runtime::watcher::Event;
+        let pkg = |name: &str| {
+            serde_json::json!({
+                "apiVersion": "hermit-pex.dev/v1alpha1", "kind": "PythonPackage",
+                "metadata": {"name": name, "namespace": "tools", "resourceVersion": "1", "uid": name},
+                "spec": {"package": name, "binaries": [name], "versions": [{"version": "1.0", "python": "3.12"}]},
+            })
+        };
+        let job = |state: serde_json::Value| -> Job {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "other-1-0-lock", "namespace": "tools"}, "status": state,
+            }))
+            .unwrap()
+        };
+        let (client, _api) = list_then_hang(vec![pkg("a"), pkg("b"), pkg("c")]);
+        let (view, writer) = reflector::store();
+        let limit = GlobalLimit::new(1, view);
+        let (events, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(watch_jobs(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+            writer,
+            limit.clone(),
+        ));
+        let controller = Controller::new(
+            Api::<PythonPackage>::all(client),
+            watcher::Config::default().any_semantic(),
+        );
+        let controller = woken_by_freed_slots(controller, &limit);
+        let (seen, mut reconciled) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let reconcile =
+            |p: Arc<PythonPackage>, seen: Arc<tokio::sync::mpsc::UnboundedSender<String>>| async move {
+                let _ = seen.send(p.name_any());
+                Ok::<_, kube::Error>(Action::await_change())
+            };
+        tokio::spawn(
+            controller
+                .run(reconcile, |_, _, _| Action::await_change(), Arc::new(seen))
+                .for_each(|_| async {}),
+        );
+        let mut listed = Vec::new();
+        for _ in 0..3 {
+            listed.push(next(&mut reconciled, 5).await.unwrap().unwrap());
+        }
+        listed.sort();
+        assert_eq!(listed, ["a", "b", "c"], "from the list");
+
+        // One Job runs elsewhere: the one slot is taken. c, then a, then b find no slot; b
+        // then gets its Jobs another way and stops waiting.
+        for e in [
+            Event::Init,
+            Event::InitApply(job(serde_json::json!({"active": 1}))),
+            Event::InitDone,
+        ] {
+            events.send(Ok(e)).unwrap();
+        }
+        let at = |name: &str| ObjectRef::new(name).within("tools");
+        for (name, waiting) in [
+            ("c", true),
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("b", false),
+        ] {
+            limit.set_waiting(at(name), waiting);
+        }
+        assert!(
+            next(&mut reconciled, 1).await.is_err(),
+            "no slot is free yet"
+        );
+
+        let finished = std::time::Instant::now();
+        events
+            .send(Ok(Event::Apply(job(serde_json::json!({"succeeded": 1})))))
+            .unwrap();
+        assert_eq!(
+            next(&mut reconciled, 5).await.unwrap().unwrap(),
+            "c",
+            "the oldest"
+        );
+        // Was up to the 60 s fallback requeue.
+        println!("woken {:?} after the Job finished", finished.elapsed());
+        assert!(
+            next(&mut reconciled, 1).await.is_err(),
+            "one slot, one package"
+        );
+
+        // c did not take the slot (here): the Job's deletion (its TTL) wakes the next one.
+        events
+            .send(Ok(Event::Delete(job(serde_json::json!({"succeeded": 1})))))
+            .unwrap();
+        assert_eq!(next(&mut reconciled, 5).await.unwrap().unwrap(), "a");
+        assert!(next(&mut reconciled, 1).await.is_err(), "b stopped waiting");
+        assert!(limit.waiters().is_empty());
+    }
+
     /// The next reconcile's package, or Err after `secs` without one.
     async fn next(
         r: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -583,8 +708,10 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(secs), r.recv()).await
     }
 
-    /// An API server that lists `pkg` and keeps every watch open, answering nothing more.
-    fn list_then_hang(pkg: serde_json::Value) -> (kube::Client, tokio::task::JoinHandle<()>) {
+    /// An API server that lists `items` and keeps every watch open, answering nothing more.
+    fn list_then_hang(
+        items: Vec<serde_json::Value>,
+    ) -> (kube::Client, tokio::task::JoinHandle<()>) {
         use http::{Request, Response};
         use kube::client::Body;
         let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -597,7 +724,7 @@ mod tests {
                 }
                 let list = serde_json::json!({
                     "apiVersion": "hermit-pex.dev/v1alpha1", "kind": "PythonPackageList",
-                    "metadata": {"resourceVersion": "1"}, "items": [pkg],
+                    "metadata": {"resourceVersion": "1"}, "items": items,
                 });
                 respond.send_response(
                     Response::builder()

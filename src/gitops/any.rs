@@ -63,10 +63,7 @@ impl AnySink {
             // One checkout per target: two sinks never share a working tree. Credentials in
             // the URL are not part of the target (a new token keeps the checkout).
             let target = crate::source::access(url, None, None).0;
-            let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
-                "{target}\n{}\n{dir}",
-                s.branch
-            )));
+            let key = crate::digest::sha256_hex(format!("{target}\n{}\n{dir}", s.branch));
             return Ok(Some(Self::Git(GitSink::new(GitSinkConfig {
                 url: url.clone(),
                 branch: s.branch.clone(),
@@ -96,6 +93,17 @@ impl AnySink {
             return Ok(Some(Self::GitHub(GitHubSink::new(config, token)?)));
         }
         Ok(None)
+    }
+}
+
+impl AnySink {
+    /// What the GitHub manifest sink's requests cost, for the run's last line (`None`: the
+    /// sink is not GitHub's API).
+    pub fn github_stats(&self) -> Option<super::github::GitHubSinkStats> {
+        match self {
+            AnySink::GitHub(k) => Some(k.stats()),
+            AnySink::Dir(_) | AnySink::Git(_) => None,
+        }
     }
 }
 

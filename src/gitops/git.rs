@@ -12,8 +12,9 @@ use std::time::Duration;
 use super::{
     CommitOutcome, ManifestSink, Render, SinkError, commit_message, read_optional, render_all,
 };
-use crate::build::tools::{self, ToolError};
 use crate::names::PackageName;
+use crate::source::{SSH_KEY_ENV, TOKEN_ENV, auth_failure};
+use crate::tools::{self, ToolError};
 
 #[derive(Debug, Clone)]
 pub struct GitSinkConfig {
@@ -36,6 +37,9 @@ pub struct GitSink {
     /// Extra environment for git: credentials from `HERMIT_PEX_GIT_TOKEN` / `GITHUB_TOKEN`
     /// (HTTPS) or `HERMIT_PEX_GIT_SSH_KEY` (SSH).
     env: Vec<(&'static str, OsString)>,
+    /// The variable the token came from, and whether a key was given: a refusal names them.
+    token_from: Option<&'static str>,
+    ssh_key: bool,
 }
 
 impl GitSink {
@@ -49,14 +53,31 @@ impl GitSink {
             ("GIT_COMMITTER_EMAIL", config.author_email.clone().into()),
         ];
         // A push to GitHub may use the GitHub token when no Git token is given.
-        let token = std::env::var("HERMIT_PEX_GIT_TOKEN")
-            .or_else(|_| std::env::var("GITHUB_TOKEN"))
-            .ok();
-        let key = std::env::var("HERMIT_PEX_GIT_SSH_KEY").ok();
+        let (token_from, token) = [TOKEN_ENV, "GITHUB_TOKEN"]
+            .into_iter()
+            .find_map(|var| {
+                std::env::var(var)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| (var, t))
+            })
+            .unzip();
+        let key = std::env::var(SSH_KEY_ENV).ok();
+        // A password typed into the URL is what is sent (and what a refusal names).
+        let token_from = if crate::source::password_in_url(&config.url) {
+            Some("the URL's user:password")
+        } else {
+            token_from
+        };
         let (url, access) = crate::source::access(&config.url, token.as_deref(), key.as_deref());
         config.url = url;
         env.extend(access);
-        Self { config, env }
+        Self {
+            config,
+            env,
+            token_from,
+            ssh_key: key.is_some(),
+        }
     }
 
     async fn git(&self, args: &[&str]) -> Result<String, SinkError> {
@@ -71,9 +92,18 @@ impl GitSink {
             .map(OsString::from),
         );
         full.extend(args.iter().map(OsString::from));
+        let url = &self.config.url;
         match tools::run(Path::new("git"), &full, &self.env, Duration::from_secs(300)).await {
             Ok(out) => Ok(out.stdout),
-            Err(e) => Err(SinkError::Git(redact(&e.to_string(), &self.config.url))),
+            Err(e) => {
+                let said = redact(&e.to_string(), url);
+                Err(SinkError::Git(
+                    match auth_failure(&said, url, self.token_from, self.ssh_key) {
+                        Some(what) => format!("{}: {what}", crate::pypi::redact(url)),
+                        None => said,
+                    },
+                ))
+            }
         }
     }
 

@@ -53,6 +53,15 @@ impl GitHubSinkConfig {
     }
 }
 
+/// Requests of the GitHub manifest sink: sent (retries included), retried, and waits for a
+/// rate limit to reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GitHubSinkStats {
+    pub requests: u64,
+    pub retries: u64,
+    pub rate_limit_waits: u64,
+}
+
 pub struct GitHubSink {
     api: Api,
     config: GitHubSinkConfig,
@@ -88,6 +97,16 @@ impl GitHubSink {
     /// Requests sent so far (retries included).
     pub fn requests(&self) -> u64 {
         self.api.counts().0
+    }
+
+    /// What the sink's requests cost so far, for a run's last line.
+    pub fn stats(&self) -> GitHubSinkStats {
+        let (requests, retries, rate_limit_waits) = self.api.counts();
+        GitHubSinkStats {
+            requests,
+            retries,
+            rate_limit_waits,
+        }
     }
 
     fn repo_url(&self) -> String {
@@ -303,34 +322,11 @@ fn text(v: &Value, what: &str) -> Result<String, SinkError> {
 
 /// Standard base64 (as the contents API sends it: padded, with line breaks); `None` if invalid.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let sextet = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let chars: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let data = chars
-        .strip_suffix(b"==")
-        .or_else(|| chars.strip_suffix(b"="))
-        .unwrap_or(&chars);
-    if data.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for &c in data {
-        acc = (acc << 6) | u32::from(sextet(c)?);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    let joined: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(joined)
+        .ok()
 }
 
 /// A path in the repository, percent-encoded for a URL.

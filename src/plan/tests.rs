@@ -1,5 +1,5 @@
 use super::*;
-use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::info::{missing_asset, record_asset};
 use crate::release::{Asset, BuildInfo, LockRecord, PlatformBuild, Target};
 use crate::spec;
 
@@ -63,9 +63,10 @@ fn made(spec: &PackageSpec, version: &str, id: u64, state: ReleaseState) -> Rele
 fn locked(mut r: Release, pure: bool) -> Release {
     r.assets.push(Asset {
         size: 100,
-        ..asset(lock_asset(&pkg()))
+        ..asset(format!("pylock.{}.toml", pkg()))
     });
     r.info.as_mut().unwrap().locked = Some(LockRecord {
+        format: Some(crate::lock::LockFormat::Pylock),
         sha256: "a".repeat(64),
         size: 100,
         pins: vec!["tiny-tool==2.0".into()],
@@ -73,6 +74,7 @@ fn locked(mut r: Release, pure: bool) -> Release {
         binaries: vec![crate::names::BinaryName::new("tiny-tool").unwrap()],
         test: "tiny-tool --help".into(),
         wheel: None,
+        ..Default::default()
     });
     r
 }
@@ -375,6 +377,30 @@ extra_packages: [\"six\"]
         "{steps:?}"
     );
     assert_eq!(steps[1], Step::Create);
+}
+
+#[test]
+fn a_draft_locked_by_pex_is_made_again_and_a_release_published_with_it_stays() {
+    let s = spec("");
+    let mut draft = built(
+        locked(made(&s, "2.0", 1, ReleaseState::Draft), false),
+        &ALL[..2],
+    );
+    draft.info.as_mut().unwrap().locked.as_mut().unwrap().format = None;
+    let vp = one(&s, "2.0", &[draft], &[]);
+    assert_eq!(vp.status, VersionStatus::Rebuild);
+    assert!(
+        matches!(&vp.steps[0], Step::Discard { why, .. } if why.contains("locked by pex")),
+        "{:?}",
+        vp.steps
+    );
+    assert_eq!(vp.steps[1], Step::Create);
+
+    let mut old = published(&s, "2.0", 2, &ALL);
+    old.info.as_mut().unwrap().locked.as_mut().unwrap().format = None;
+    let vp = one(&s, "2.0", &[old], &[]);
+    assert_eq!(vp.status, VersionStatus::Released);
+    assert!(vp.steps.is_empty(), "a published release is never touched");
 }
 
 #[test]
@@ -731,4 +757,108 @@ fn nothing_below_the_minimum_nothing_from_an_empty_index() {
     );
     assert!(p.versions.is_empty());
     assert!(p.is_settled());
+}
+
+/// The asset of `platform` in `r`, to change as a store would show it.
+fn asset_of(r: &mut Release, platform: Platform) -> &mut Asset {
+    let name = pkg().asset_name(platform);
+    r.assets.iter_mut().find(|a| a.name == name).unwrap()
+}
+
+#[test]
+fn an_asset_that_is_not_what_was_built_is_reported_and_not_listed() {
+    let s = spec("");
+    let mut r = published(&s, "2.0", 1, &ALL);
+    // Other bytes in linux-amd64's tarball, its digest in the store updated to match them.
+    asset_of(&mut r, ALL[0]).sha256 = Some("b".repeat(64));
+    let got = listing(&s, std::slice::from_ref(&r));
+    assert_eq!(
+        got.mismatches,
+        [AssetMismatch {
+            version: v("2.0"),
+            platform: ALL[0],
+            built: "a".repeat(64),
+            built_size: 10,
+            asset: Some("b".repeat(64)),
+            asset_size: 10,
+        }]
+    );
+    let text = got.mismatches[0].to_string();
+    assert!(
+        text.starts_with("linux-amd64: ")
+            && text.contains(&"a".repeat(64))
+            && text.contains(&"b".repeat(64)),
+        "{text}"
+    );
+    let listed = &got.versions[0].complete.sha256;
+    assert!(!listed.contains_key(&ALL[0]), "{listed:?}");
+    assert_eq!(listed.len(), 3, "the others are what was built");
+    assert!(listed.values().all(|d| *d == "a".repeat(64)));
+    assert_eq!(listable(&s, std::slice::from_ref(&r)).len(), 1);
+
+    let whole = spec("partial_platforms: false\n");
+    let got = listing(&whole, std::slice::from_ref(&r));
+    assert!(got.versions.is_empty(), "every platform or none");
+    assert_eq!(got.mismatches.len(), 1, "still reported");
+}
+
+#[test]
+fn every_mismatch_of_a_version_is_reported_even_when_it_is_not_listed_anyway() {
+    let s = spec("partial_platforms: false\n");
+    let mut r = published(&s, "2.0", 1, &ALL);
+    // darwin-amd64's file was cut short: the store has no digest for it, only its size.
+    let cut = asset_of(&mut r, ALL[2]);
+    cut.sha256 = None;
+    cut.size = 7;
+    cut.uploaded = false;
+    asset_of(&mut r, ALL[3]).sha256 = Some("c".repeat(64));
+    r.assets.retain(|a| a.name != pkg().asset_name(ALL[0])); // and linux-amd64 is gone
+    let got = listing(&s, &[r]);
+    assert!(got.versions.is_empty());
+    let on: Vec<(Platform, Option<String>, u64)> = got
+        .mismatches
+        .iter()
+        .map(|m| (m.platform, m.asset.clone(), m.asset_size))
+        .collect();
+    assert_eq!(on, [(ALL[2], None, 7), (ALL[3], Some("c".repeat(64)), 10)]);
+    assert!(
+        got.mismatches[0]
+            .to_string()
+            .contains("sha256 unknown, 7 bytes")
+    );
+}
+
+#[test]
+fn a_listed_digest_is_the_build_infos_even_when_the_store_cannot_tell_the_assets() {
+    let s = spec("");
+    let mut r = published(&s, "2.0", 1, &ALL);
+    for p in ALL {
+        asset_of(&mut r, p).sha256 = None; // a GitHub without asset digests
+    }
+    let got = listing(&s, &[r]);
+    assert!(got.mismatches.is_empty());
+    assert_eq!(got.versions[0].complete.sha256.len(), 4);
+    assert!(
+        got.versions[0]
+            .complete
+            .sha256
+            .values()
+            .all(|d| *d == "a".repeat(64))
+    );
+}
+
+#[test]
+fn a_test_that_passed_only_on_a_mismatched_platform_does_not_count() {
+    let s = spec("");
+    let mut r = published(&s, "2.0", 1, &ALL);
+    for (p, b) in r.info.as_mut().unwrap().platforms.iter_mut() {
+        if *p != ALL[0] {
+            b.test = Some(TestOutcome::NotTried {
+                why: "cross-built".into(),
+            });
+        }
+    }
+    asset_of(&mut r, ALL[0]).sha256 = Some("b".repeat(64));
+    let got = listing(&s, &[r]);
+    assert_eq!(got.versions[0].tried, Tried::NotTried("cross-built".into()));
 }

@@ -21,6 +21,13 @@ pub struct DistFile {
     pub version: Version,
 }
 
+/// The Git tag a version of a Git source comes from, and the commit it pointed at when seen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct GitTag {
+    pub tag: String,
+    pub commit: String,
+}
+
 /// A version on the index that can be installed: at least one of its files is not yanked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexVersion {
@@ -28,7 +35,7 @@ pub struct IndexVersion {
     /// From the version's files, when they declare one.
     pub requires_python: Option<VersionSpecifiers>,
     /// For a version from a Git repository: its tag and commit.
-    pub git: Option<crate::source::tag::GitTag>,
+    pub git: Option<GitTag>,
 }
 
 impl IndexVersion {

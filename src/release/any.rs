@@ -59,6 +59,15 @@ impl AnyStore {
         Ok(Self::GitHub(Box::new(GitHubStore::new(config, token)?)))
     }
 
+    /// The store, to read what is released and change nothing: a release directory that does
+    /// not exist yet holds no releases (`None`), and is not made.
+    pub fn open_existing(s: &StoreSettings) -> Result<Option<Self>, StoreError> {
+        if s.repository.is_none() && !s.dist.join("releases").is_dir() {
+            return Ok(None);
+        }
+        Self::open(s).map(Some)
+    }
+
     /// The repository's web URL, for `repository = ...` in manifests.
     pub fn repository_url(&self) -> Option<String> {
         match self {

@@ -203,13 +203,17 @@ impl ReleaseStore for DirStore {
                 });
             }
         }
-        // Copy outside the lock (assets can be large), then verify what landed.
-        atomic_write(&target, |f| {
-            let mut src = std::fs::File::open(up.path)?;
-            std::io::copy(&mut src, f).map(|_| ())
-        })?;
-        let (size, actual) =
-            crate::build::artifact::sha256_file(&target).map_err(|e| io(&target, e))?;
+        // Copy outside the lock (assets can be large), then verify what landed; on the
+        // blocking pool, so other builds go on meanwhile.
+        let (to, from) = (target.clone(), up.path.to_owned());
+        let (size, actual) = crate::blocking::run(move || {
+            atomic_write(&to, |f| {
+                let mut src = std::fs::File::open(&from)?;
+                std::io::copy(&mut src, f).map(|_| ())
+            })?;
+            crate::digest::sha256_file(&to).map_err(|e| io(&to, e))
+        })
+        .await?;
         if actual != up.sha256 || size != up.size {
             let _ = std::fs::remove_file(&target);
             return Err(StoreError::Corrupt {
@@ -416,7 +420,7 @@ mod tests {
     fn file(dir: &Path, bytes: &[u8]) -> (PathBuf, u64, String) {
         let p = dir.join("built.tar.gz");
         std::fs::write(&p, bytes).unwrap();
-        let (size, sha) = crate::build::artifact::sha256_file(&p).unwrap();
+        let (size, sha) = crate::digest::sha256_file(&p).unwrap();
         (p, size, sha)
     }
 

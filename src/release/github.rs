@@ -484,9 +484,7 @@ impl GitHubStore {
                         .or_else(|| {
                             i.locked
                                 .as_ref()
-                                .filter(|l| {
-                                    l.size == size && a.name == super::info::lock_asset(package)
-                                })
+                                .filter(|l| l.size == size && a.name == l.asset(package))
                                 .map(|l| l.sha256.clone())
                         })
                 });

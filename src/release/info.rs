@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 
+pub use crate::lock::record::{ChosenFile, LockFormat, PlatformLock};
 use crate::names::{BinaryName, PackageName, Platform, PythonMinor};
 
 /// What the config asks of one version. A draft made for other inputs is thrown away and built
@@ -55,14 +56,16 @@ pub struct WheelRecord {
 }
 
 /// The resolved requirements of a version, as recorded in its release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
-    /// sha256 and size of the lock asset (`<package>.lock.json`, pex's lock file).
+    /// sha256 and size of the lock asset: pex's lock file (`<package>.lock.json`), or with
+    /// `format` pylock the PEP 751 file (`pylock.<package>.toml`).
     pub sha256: String,
     pub size: u64,
     /// Pinned `name==version` of every locked distribution.
     pub pins: Vec<String>,
-    /// Every distribution has only `none-any` wheels: one PEX serves every platform.
+    /// One PEX serves every platform. From a pex lock: every artifact it lists is a `none-any`
+    /// wheel; from a pylock: every platform chose the same files, each a `none-any` wheel.
     pub pure: bool,
     /// The launchers each tarball holds: the configured binaries, checked against the
     /// package's console scripts, or all of them.
@@ -72,6 +75,27 @@ pub struct LockRecord {
     /// A Git source's wheel of the project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wheel: Option<WheelRecord>,
+    /// The lock file's format; none: pex's lock (releases made before the pylock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<LockFormat>,
+    /// (pylock) Per platform, the files chosen from the lock (name and sha256), or why the
+    /// platform cannot exist.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platforms: BTreeMap<Platform, PlatformLock>,
+    /// (pylock) The locked distribution each binary's console script comes from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub binaries_from: BTreeMap<BinaryName, PackageName>,
+}
+
+impl LockRecord {
+    /// The release asset holding the lock file: uv's pylock (`pylock.<package>.toml`), or in
+    /// releases made before it, pex's lock (`<package>.lock.json`).
+    pub fn asset(&self, package: &PackageName) -> String {
+        match self.format {
+            Some(LockFormat::Pylock) => format!("pylock.{package}.toml"),
+            None => lock_asset(package),
+        }
+    }
 }
 
 /// JSON in every release: what was built and how.
@@ -113,15 +137,15 @@ impl BuildInfo {
             requirements: inputs.requirements.clone(),
             inputs: Some(inputs),
             locked: None,
-            pex_version: crate::build::tools::PEX_VERSION.into(),
-            pip_version: crate::build::tools::PIP_VERSION.into(),
-            pex_options: crate::build::tools::PEX_OPTIONS
+            pex_version: crate::tools::PEX_VERSION.into(),
+            pip_version: crate::tools::PIP_VERSION.into(),
+            pex_options: crate::tools::PEX_OPTIONS
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
             platforms: BTreeMap::new(),
             missing: BTreeMap::new(),
-            built_at: crate::build::tools::now(),
+            built_at: crate::tools::now(),
         }
     }
 
@@ -215,4 +239,53 @@ pub fn record_asset(package: &PackageName, platform: Platform) -> String {
 /// The asset saying one platform cannot exist for this version (a `PlatformRecord::Missing`).
 pub fn missing_asset(package: &PackageName, platform: Platform) -> String {
     format!("{package}-{platform}.missing.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A published release's lock record (pex's lock) reads as before; a pylock's adds its
+    /// format, per-platform files or reasons, and the distribution of each binary.
+    #[test]
+    fn lock_records_old_and_new() {
+        let old = r#"{"sha256":"aa","size":1,"pins":["a==1"],"pure":true,"binaries":["a"],"test":"a --help"}"#;
+        let r: LockRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.format, None);
+        assert!(r.platforms.is_empty() && r.binaries_from.is_empty());
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            old,
+            "nothing new is written"
+        );
+
+        let linux: Platform = "linux-amd64".parse().unwrap();
+        let darwin: Platform = "darwin-amd64".parse().unwrap();
+        let r = LockRecord {
+            format: Some(LockFormat::Pylock),
+            platforms: BTreeMap::from([
+                (
+                    linux,
+                    PlatformLock::Files(vec![ChosenFile {
+                        name: "a-1-py3-none-any.whl".into(),
+                        sha256: "bb".into(),
+                    }]),
+                ),
+                (darwin, PlatformLock::Missing("no wheel of c 1".into())),
+            ]),
+            binaries_from: BTreeMap::from([(
+                BinaryName::new("a").unwrap(),
+                PackageName::new("a-core").unwrap(),
+            )]),
+            ..serde_json::from_str(old).unwrap()
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.ends_with(
+                r#""format":"pylock","platforms":{"linux-amd64":{"files":[{"name":"a-1-py3-none-any.whl","sha256":"bb"}]},"darwin-amd64":{"missing":"no wheel of c 1"}},"binaries_from":{"a":"a-core"}}"#
+            ),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<LockRecord>(&json).unwrap(), r);
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 pub mod github;
 pub mod hermit_resolve;
+pub mod kube_api;
 pub mod releases;
 
 use std::collections::HashMap;
@@ -27,6 +28,20 @@ pub fn tools_venv() -> PathBuf {
         venv.display()
     );
     venv
+}
+
+/// The pinned uv: `HERMIT_PEX_UV` (scripts/test exports it), else the tools venv's.
+pub fn uv() -> PathBuf {
+    let uv = std::env::var_os("HERMIT_PEX_UV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tools_venv().join("bin/uv"));
+    assert!(
+        uv.exists(),
+        "{} is missing: run scripts/test-tools.sh (scripts/test does it for you)",
+        uv.display()
+    );
+    uv
 }
 
 pub fn python() -> PathBuf {

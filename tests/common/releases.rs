@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use hermit_pex::names::{BinaryName, PackageName, Platform};
-use hermit_pex::release::info::{lock_asset, missing_asset, record_asset};
+use hermit_pex::release::info::{missing_asset, record_asset};
 use hermit_pex::release::{
     BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Release, ReleaseStore, Target,
     TestOutcome, Upload,
@@ -29,7 +29,7 @@ pub async fn put<S: ReleaseStore>(
 ) -> (u64, String) {
     let path = dir.join(format!("{}-{name}", release.id.0.replace('/', "_")));
     std::fs::write(&path, content).unwrap();
-    let (size, sha256) = hermit_pex::build::artifact::sha256_file(&path).unwrap();
+    let (size, sha256) = hermit_pex::digest::sha256_file(&path).unwrap();
     store
         .upload(
             release,
@@ -54,9 +54,11 @@ pub async fn lock<S: ReleaseStore>(
 ) -> Release {
     let mut info = release.info.clone().unwrap();
     let package = info.package.clone();
-    let text = format!("{{\"locked_resolves\": [], \"for\": \"{}\"}}", release.id);
-    let (size, sha256) = put(store, release, dir, &lock_asset(&package), text.as_bytes()).await;
+    let text = format!("lock-version = \"1.0\"\ncreated-by = \"{}\"\n", release.id);
+    let name = format!("pylock.{package}.toml");
+    let (size, sha256) = put(store, release, dir, &name, text.as_bytes()).await;
     info.locked = Some(LockRecord {
+        format: Some(hermit_pex::lock::LockFormat::Pylock),
         sha256,
         size,
         pins: vec![format!("{package}=={}", info.version)],
@@ -64,6 +66,7 @@ pub async fn lock<S: ReleaseStore>(
         binaries: vec![BinaryName::new(package.as_str()).unwrap()],
         test: format!("{package} --help"),
         wheel: None,
+        ..Default::default()
     });
     store.record(release, &info).await.unwrap();
     store.release(&package, &release.id).await.unwrap()

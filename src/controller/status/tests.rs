@@ -2,7 +2,7 @@ use super::*;
 use crate::names::{Arch, Os};
 use crate::plan::{PlanOptions, Work, WorkKind, plan};
 use crate::pypi::IndexVersion;
-use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::release::info::{missing_asset, record_asset};
 use crate::release::{Asset, BuildInfo, LockRecord, Release, ReleaseId, ReleaseState};
 
 fn time(s: &str) -> Time {
@@ -47,6 +47,7 @@ fn release(version: &str, state: ReleaseState, platforms: &[Platform]) -> Releas
     );
     let mut info = BuildInfo::new(&package, &v, inputs);
     info.locked = Some(LockRecord {
+        format: Some(crate::lock::LockFormat::Pylock),
         sha256: "a".repeat(64),
         size: 1,
         pins: vec![],
@@ -54,8 +55,9 @@ fn release(version: &str, state: ReleaseState, platforms: &[Platform]) -> Releas
         binaries: vec![],
         test: "tool --help".into(),
         wheel: None,
+        ..Default::default()
     });
-    let mut assets = vec![asset(lock_asset(&package))];
+    let mut assets = vec![asset(format!("pylock.{package}.toml"))];
     for p in platforms {
         assets.push(asset(package.asset_name(*p)));
         assets.push(asset(record_asset(&package, *p)));

@@ -45,6 +45,10 @@ pub enum ToolError {
     },
     #[error("cannot install pex {PEX_VERSION}: {0}")]
     Install(String),
+    #[error(
+        "{pex}: no python beside it to run pex with: HERMIT_PEX_PEX must be the pex of a virtualenv (…/bin/pex)"
+    )]
+    NoPython { pex: String },
 }
 
 /// Output of a finished program.
@@ -67,10 +71,19 @@ pub async fn run(
         |n| n.to_string_lossy().into(),
     );
     let mut cmd = Command::new(program);
+    // uv is configured by its arguments alone: a UV_* variable of the caller's environment
+    // (UV_INDEX, UV_CONSTRAINT, UV_EXCLUDE_NEWER, ...) would change what it resolves. pex and
+    // git read none of them.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("UV_")) {
+            cmd.env_remove(key);
+        }
+    }
+    for name in crate::credentials::WITHHELD_FROM_CHILDREN {
+        cmd.env_remove(name);
+    }
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        // git and pex have no use for the webhook secret: keep it out of their environment.
-        .env_remove(crate::controller::hook::SECRET_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,6 +142,22 @@ impl Pex {
         self.bin_dir.join("pex3")
     }
 
+    /// The python of pex's virtualenv, for running pex as a library (`build::pex`): beside
+    /// `pex`, or beside the file `pex` links to (`/opt/bin/pex` → `/opt/pex/bin/pex`).
+    pub fn python(&self) -> Result<PathBuf, ToolError> {
+        let beside = self.bin_dir.join("python");
+        if is_executable(&beside) {
+            return Ok(beside);
+        }
+        std::fs::canonicalize(self.pex())
+            .ok()
+            .map(|real| real.with_file_name("python"))
+            .filter(|p| is_executable(p))
+            .ok_or_else(|| ToolError::NoPython {
+                pex: self.pex().display().to_string(),
+            })
+    }
+
     /// `HERMIT_PEX_PEX` (path to a pex executable), else a `pex` of the pinned version on
     /// PATH, else the managed install under `cache_dir`, created on first use.
     pub async fn locate(cache_dir: &Path) -> Result<Self, ToolError> {
@@ -164,6 +193,15 @@ async fn version_of(pex: &Path) -> Option<String> {
 }
 
 async fn install(venv: &Path) -> Result<(), ToolError> {
+    tracing::info!(venv = %venv.display(), "installing pex {PEX_VERSION}");
+    install_venv(venv, &format!("pex=={PEX_VERSION}"))
+        .await
+        .map_err(ToolError::Install)
+}
+
+/// A fresh venv at `venv` (whatever was there is removed) with `requirement` pip-installed
+/// into it, made by the newest CPython found here; the error says what failed.
+pub async fn install_venv(venv: &Path, requirement: &str) -> Result<(), String> {
     // Any CPython that really runs will do (a pyenv shim on PATH may not).
     let mut python = None;
     for minor in PythonMinor::SUPPORTED.rev() {
@@ -172,10 +210,8 @@ async fn install(venv: &Path) -> Result<(), ToolError> {
             break;
         }
     }
-    let python = python.ok_or_else(|| {
-        ToolError::Install("no CPython 3.8 or newer found to create its venv".into())
-    })?;
-    tracing::info!(venv = %venv.display(), "installing pex {PEX_VERSION}");
+    let python =
+        python.ok_or_else(|| "no CPython 3.8 or newer found to create its venv".to_owned())?;
     let _ = std::fs::remove_dir_all(venv);
     let long = Duration::from_secs(600);
     run(
@@ -185,19 +221,19 @@ async fn install(venv: &Path) -> Result<(), ToolError> {
         long,
     )
     .await
-    .map_err(|e| ToolError::Install(e.to_string()))?;
+    .map_err(|e| e.to_string())?;
     let pip = venv.join("bin/pip");
     let args: Vec<OsString> = [
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        &format!("pex=={PEX_VERSION}"),
+        requirement,
     ]
     .map(Into::into)
     .to_vec();
     run(&pip, &args, &[], long)
         .await
-        .map_err(|e| ToolError::Install(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
-//! The embedded executor behind `hermit-pex sync`: each version goes through its steps (the
-//! planner says which comes next, `pipeline` does it) as local processes, against a release
-//! store, until nothing is left to do; then one manifest commit. One failing version or
-//! platform is reported and the others go on.
+//! The embedded executor behind `hermit-pex sync`: each version goes through rounds of
+//! observe → plan → step (the planner says which step comes next, [`StepRunner::run`] does
+//! it) as local processes, against a release store, until nothing is left to do; then one
+//! manifest commit. One failing version or platform is reported and the others go on.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -14,22 +14,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pep440_rs::Version;
 use tokio::sync::Semaphore;
 
-use crate::build::{BuildSettings, Lock, VersionJob};
-use crate::gitops::{CommitOutcome, ManifestSink, Rendered, SinkError};
+use crate::build::{BuildSettings, VersionJob};
+use crate::gitops::{CommitOutcome, ManifestSink, SinkError};
 use crate::hermit::CompleteVersion;
 use crate::names::{PackageName, Platform};
-use crate::pipeline::{PlatformOutcome, Steps};
-use crate::plan::{Plan, PlanOptions, Step, Tried, VersionPlan, plan_version};
+use crate::plan::{Failure, Plan, PlanOptions, Step, Tried, VersionPlan, plan_version};
 use crate::pypi::IndexVersion;
-use crate::release::{LockRecord, Release, ReleaseId, ReleaseStore};
+use crate::release::{Release, ReleaseStore};
 use crate::spec::LoadedSpec;
+use crate::step::{Done, ManifestInput, PlatformOutcome, PublishError, StepError, StepRunner};
 use crate::verify::Verdict;
 
 /// Rounds of observe → plan → step for one version before giving up: a version needs at most
 /// discard, create, lock, build, publish.
 const MAX_ROUNDS: usize = 8;
 
-pub struct Sync<'a, S> {
+pub struct SyncRun<'a, S> {
     pub store: &'a S,
     pub settings: BuildSettings,
     /// Parallel pex runs, across versions and platforms.
@@ -41,14 +41,6 @@ pub struct Sync<'a, S> {
     pub verification: Option<Verification>,
     pub options: PlanOptions,
     pub progress: Progress,
-}
-
-/// A (version, platform) that did not make it, and why.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub version: Version,
-    pub platform: Option<Platform>,
-    pub message: String,
 }
 
 #[derive(Debug, Default)]
@@ -68,22 +60,25 @@ struct VersionOutcome {
 /// Why a version stopped: the step that failed, on which platform.
 struct Halt {
     platform: Option<Platform>,
+    reason: &'static str,
     message: String,
 }
 
 impl Halt {
-    fn version(message: impl ToString) -> Self {
+    fn version(reason: &'static str, message: impl ToString) -> Self {
         Self {
             platform: None,
+            reason,
             message: message.to_string(),
         }
     }
 }
 
-impl From<crate::pipeline::StepError> for Halt {
-    fn from(e: crate::pipeline::StepError) -> Self {
+impl From<StepError> for Halt {
+    fn from(e: StepError) -> Self {
         Self {
             platform: e.platform(),
+            reason: e.reason(),
             message: e.to_string(),
         }
     }
@@ -91,23 +86,17 @@ impl From<crate::pipeline::StepError> for Halt {
 
 /// One version's way through its steps in `sync`.
 struct VersionRun<'r, 'a, S> {
-    sync: &'r Sync<'a, S>,
+    sync: &'r SyncRun<'a, S>,
     spec: &'r crate::spec::PackageSpec,
     iv: &'r IndexVersion,
     job: VersionJob,
-    steps: Steps<'r, S>,
-    /// The resolution, made once however many steps need it.
-    resolved: Option<(Lock, LockRecord)>,
+    steps: StepRunner<'r, S>,
     out: VersionOutcome,
 }
 
 impl<S: ReleaseStore> VersionRun<'_, '_, S> {
-    fn fail(&mut self, platform: Option<Platform>, message: String) {
-        let f = Failure {
-            version: self.iv.version.clone(),
-            platform,
-            message,
-        };
+    fn fail(&mut self, platform: Option<Platform>, reason: &str, message: String) {
+        let f = Failure::new(&self.iv.version, platform, reason, message);
         self.sync.report(&self.spec.package, &f);
         self.out.failures.push(f);
     }
@@ -127,7 +116,10 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
             let releases = match store.releases(&self.spec.package).await {
                 Ok(rs) => rs,
                 Err(e) if round > 0 => {
-                    return Err(Halt::version(format!("cannot read releases: {e}")));
+                    return Err(Halt::version(
+                        "ReleaseStoreFailed",
+                        format!("cannot read releases: {e}"),
+                    ));
                 }
                 Err(_) => Vec::new(),
             };
@@ -144,10 +136,10 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
                 return Ok(vp);
             }
             if round >= MAX_ROUNDS {
-                return Err(Halt::version(format!(
-                    "still has steps after {MAX_ROUNDS} rounds: {:?}",
-                    vp.steps
-                )));
+                return Err(Halt::version(
+                    "NotSettled",
+                    format!("still has steps after {MAX_ROUNDS} rounds: {:?}", vp.steps),
+                ));
             }
             self.step(&vp, &releases).await?;
         }
@@ -156,15 +148,10 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
 
     /// Discards first; then the one next step (all of the platform builds at once).
     async fn step(&mut self, vp: &VersionPlan, releases: &[Release]) -> Result<(), Halt> {
-        let find = |id: &ReleaseId| releases.iter().find(|r| &r.id == id).cloned();
         for step in &vp.steps {
-            if let Step::Discard { release, why } = step
-                && let Some(r) = find(release)
-            {
+            if let Step::Discard { release, why } = step {
                 self.say(format!("discarding draft {release}: {why}"));
-                self.sync.store.delete_draft(&r).await.map_err(|e| {
-                    Halt::version(format!("cannot discard the draft {release}: {e}"))
-                })?;
+                self.steps.run(&self.job, step, releases).await?;
             }
         }
         let next: Vec<&Step> = vp
@@ -174,111 +161,61 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
             .collect();
         match next.first() {
             None | Some(Step::Discard { .. }) => Ok(()),
-            Some(Step::Create) => self.create().await,
-            Some(Step::Lock { release, platforms }) => match find(release) {
-                Some(r) => self.lock(r, platforms).await,
-                None => Ok(()),
-            },
-            Some(Step::Build { release, .. }) => match find(release) {
-                Some(r) => {
-                    let platforms = next.iter().filter_map(|s| match s {
-                        Step::Build { platform, .. } => Some(*platform),
-                        _ => None,
-                    });
-                    self.build(r, platforms.collect()).await
+            Some(step @ Step::Create) => {
+                self.steps.run(&self.job, step, releases).await?;
+                Ok(())
+            }
+            Some(step @ Step::Lock { platforms, .. }) => {
+                let done = self.steps.run(&self.job, step, releases).await?;
+                let Done::Locked(results) = done else {
+                    unreachable!("a lock step is locked")
+                };
+                if !results.is_empty() {
+                    self.sync.progress.inc_by(platforms.len());
                 }
-                None => Ok(()),
-            },
-            Some(Step::Publish { release }) => match find(release) {
-                Some(r) => self.publish(r).await,
-                None => Ok(()),
-            },
-        }
-    }
-
-    /// The lock's resolution, made on first use.
-    async fn resolved(&mut self) -> Result<&(Lock, LockRecord), Halt> {
-        if self.resolved.is_none() {
-            let _permit = self.sync.permit().await;
-            self.resolved = Some(self.steps.resolve(&self.job).await?);
-        }
-        Ok(self.resolved.as_ref().expect("resolved above"))
-    }
-
-    /// Resolved before anything is created: a config the package cannot meet (a binary it
-    /// does not have) leaves nothing behind.
-    async fn create(&mut self) -> Result<(), Halt> {
-        self.resolved().await?;
-        self.sync
-            .store
-            .create(&self.job.info())
-            .await
-            .map_err(|e| Halt::version(format!("cannot create the release: {e}")))?;
-        Ok(())
-    }
-
-    async fn lock(&mut self, r: Release, platforms: &[Platform]) -> Result<(), Halt> {
-        // Locked already (a pure version that lacks platforms): build from it.
-        let r = if r.lock(&self.spec.package).is_some() {
-            r
-        } else {
-            self.resolved().await?;
-            let (lock, record) = self.resolved.as_ref().expect("resolved above");
-            self.steps.record_lock(&r, &self.job, lock, record).await?
-        };
-        let (lock, record) = self.steps.lock_file(&r, &self.job).await?;
-        if record.pure {
-            let _permit = self.sync.permit().await;
-            let results = self
-                .steps
-                .build_pure(&r, &self.job, &lock, &record, platforms)
-                .await;
-            self.sync.progress.inc_by(platforms.len());
-            self.count(results)?;
-        }
-        Ok(())
-    }
-
-    async fn build(&mut self, r: Release, platforms: Vec<Platform>) -> Result<(), Halt> {
-        let (lock, record) = self.steps.lock_file(&r, &self.job).await?;
-        let (sync, steps, job) = (self.sync, &self.steps, &self.job);
-        let builds = platforms.iter().map(|&p| {
-            let (r, lock, record) = (&r, &lock, &record);
-            async move {
-                let _permit = sync.permit().await;
-                let result = steps.build(r, job, lock, record, p).await;
-                sync.progress.inc_by(1);
-                (p, result)
+                self.count(results)
             }
-        });
-        let results = futures::future::join_all(builds).await;
-        self.count(results)
-    }
-
-    async fn publish(&mut self, r: Release) -> Result<(), Halt> {
-        let scratch = tempfile::tempdir_in(&self.sync.settings.work_dir)
-            .map_err(|e| Halt::version(format!("no scratch directory: {e}")))?;
-        let platforms = self.spec.platforms();
-        match crate::pipeline::publish(self.sync.store, &r, &platforms, scratch.path()).await {
-            Ok(info) => {
-                self.out.published = true;
-                let missing: Vec<String> = info.missing.keys().map(ToString::to_string).collect();
-                self.say(if missing.is_empty() {
-                    "released".into()
-                } else {
-                    format!(
-                        "released without {} (cannot exist, see above)",
-                        missing.join(", ")
-                    )
+            Some(Step::Build { .. }) => {
+                let (sync, steps, job) = (self.sync, &self.steps, &self.job);
+                let builds = next.iter().filter_map(|step| match step {
+                    Step::Build { platform, .. } => Some(async move {
+                        let result = steps.run(job, step, releases).await.map(|d| match d {
+                            Done::Built(o) => o,
+                            _ => unreachable!("a build step is built"),
+                        });
+                        sync.progress.inc_by(1);
+                        (*platform, result)
+                    }),
+                    _ => None,
                 });
-                Ok(())
+                let results = futures::future::join_all(builds).await;
+                self.count(results)
             }
-            // The platform was removed from the draft: the next round builds it.
-            Err(e @ crate::pipeline::PublishError::Inconsistent { .. }) => {
-                self.say(e.to_string());
-                Ok(())
+            Some(step @ Step::Publish { .. }) => {
+                match self.steps.run(&self.job, step, releases).await {
+                    Ok(Done::Published(info)) => {
+                        self.out.published = true;
+                        let missing: Vec<String> =
+                            info.missing.keys().map(ToString::to_string).collect();
+                        self.say(if missing.is_empty() {
+                            "released".into()
+                        } else {
+                            format!(
+                                "released without {} (cannot exist, see above)",
+                                missing.join(", ")
+                            )
+                        });
+                        Ok(())
+                    }
+                    Ok(_) => unreachable!("a publish step publishes"),
+                    // The platform was removed from the draft: the next round builds it.
+                    Err(StepError::Publish(e @ PublishError::Inconsistent { .. })) => {
+                        self.say(e.to_string());
+                        Ok(())
+                    }
+                    Err(e) => Err(Halt::from(e)),
+                }
             }
-            Err(e) => Err(Halt::version(e)),
         }
     }
 
@@ -286,28 +223,27 @@ impl<S: ReleaseStore> VersionRun<'_, '_, S> {
     /// stops the version (the others are reported too).
     fn count(
         &mut self,
-        results: Vec<(
-            Platform,
-            Result<PlatformOutcome, crate::pipeline::StepError>,
-        )>,
+        results: Vec<(Platform, Result<PlatformOutcome, StepError>)>,
     ) -> Result<(), Halt> {
         let mut failed = None;
         for (p, r) in results {
             match r {
                 Ok(PlatformOutcome::Built(_)) => self.out.built += 1,
+                Ok(PlatformOutcome::AlreadyBuilt) => {}
                 Ok(PlatformOutcome::Missing(why)) => self.fail(
                     Some(p),
+                    "NoWheelForPlatform",
                     format!("{why}; recorded: the version is released for the other platforms"),
                 ),
                 Err(e) if failed.is_none() => failed = Some(Halt::from(e)),
-                Err(e) => self.fail(Some(p), e.to_string()),
+                Err(e) => self.fail(Some(p), e.reason(), e.to_string()),
             }
         }
         failed.map_or(Ok(()), Err)
     }
 }
 
-impl<S: ReleaseStore> Sync<'_, S> {
+impl<S: ReleaseStore> SyncRun<'_, S> {
     /// Takes every version of the plan as far as it goes.
     pub async fn run(
         &self,
@@ -340,25 +276,17 @@ impl<S: ReleaseStore> Sync<'_, S> {
     }
 
     fn blocked(&self, package: &PackageName, vp: &VersionPlan) -> Vec<Failure> {
-        vp.blockers
-            .iter()
-            .map(|b| {
-                let f = Failure {
-                    version: vp.version.clone(),
-                    platform: b.platform,
-                    message: format!("{}: {}", b.reason, b.message),
-                };
-                self.report(package, &f);
-                f
-            })
-            .collect()
+        for f in &vp.blockers {
+            self.report(package, f);
+        }
+        vp.blockers.clone()
     }
 
     fn report(&self, package: &PackageName, f: &Failure) {
         let on = f.platform.map_or_else(String::new, |p| format!(" {p}"));
         self.progress.line(format!(
-            "{package} {}{on}: FAILED: {}",
-            f.version, f.message
+            "{package} {}{on}: FAILED ({}): {}",
+            f.version, f.reason, f.message
         ));
     }
 
@@ -376,30 +304,39 @@ impl<S: ReleaseStore> Sync<'_, S> {
             spec: s,
             iv,
             job: VersionJob::new(s, iv, first.python),
-            steps: Steps {
+            steps: StepRunner {
                 store: self.store,
-                settings: &self.settings,
+                settings: Some(&self.settings),
+                scratch: &self.settings.work_dir,
+                slots: Some(&self.jobs),
                 say: &say,
             },
-            resolved: None,
             out: VersionOutcome::default(),
         };
         match run.rounds(first).await {
             Ok(settled) => {
-                for b in &settled.blockers {
-                    run.fail(b.platform, format!("{}: {}", b.reason, b.message));
+                // The platforms its lock found cannot exist, said once (a version held back
+                // for them says so among its blockers).
+                for (p, why) in &settled.missing {
+                    if !settled.blockers.iter().any(|b| b.platform == Some(*p)) {
+                        let why = format!(
+                            "{why}; recorded: the version is released for the other platforms"
+                        );
+                        run.fail(Some(*p), "NoWheelForPlatform", why);
+                    }
+                }
+                for f in settled.blockers {
+                    run.sync.report(&s.package, &f);
+                    run.out.failures.push(f);
                 }
             }
-            Err(Halt { platform, message }) => run.fail(platform, message),
+            Err(Halt {
+                platform,
+                reason,
+                message,
+            }) => run.fail(platform, reason, message),
         }
         run.out
-    }
-
-    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
-        self.jobs
-            .acquire()
-            .await
-            .expect("the semaphore is never closed")
     }
 
     /// The versions a manifest may list, tried the way their builds recorded (releases made by
@@ -414,9 +351,18 @@ impl<S: ReleaseStore> Sync<'_, S> {
             .releases(&s.package)
             .await
             .map_err(|e| e.to_string())?;
+        let listing = crate::plan::listing(s, &releases);
+        // A published asset that is not what was built and tested is never listed.
+        let mut failures: Vec<Failure> = listing
+            .mismatches
+            .iter()
+            .map(|m| {
+                let why = format!("left out of the manifest: {}", m.why());
+                Failure::new(&m.version, Some(m.platform), "AssetMismatch", why)
+            })
+            .collect();
         let mut complete = Vec::new();
-        let mut failures = Vec::new();
-        for l in crate::plan::listable(s, &releases) {
+        for l in listing.versions {
             let c = l.complete;
             match l.tried {
                 Tried::Passed => {}
@@ -439,11 +385,12 @@ impl<S: ReleaseStore> Sync<'_, S> {
                                 s.package, c.version
                             )),
                             Verdict::Failed(why) => {
-                                failures.push(Failure {
-                                    version: c.version.clone(),
-                                    platform: Some(host),
-                                    message: format!("left out of the manifest: {why}"),
-                                });
+                                failures.push(Failure::new(
+                                    &c.version,
+                                    Some(host),
+                                    "TestFailed",
+                                    format!("left out of the manifest: {why}"),
+                                ));
                                 continue;
                             }
                         }
@@ -473,14 +420,14 @@ impl<S: ReleaseStore> Sync<'_, S> {
             };
         // What was tried is the tarball with this test and these launchers: a changed config
         // is tried again.
-        let key = crate::pypi::hex(&<sha2::Sha256 as sha2::Digest>::digest(format!(
+        let key = crate::digest::sha256_hex(format!(
             "{sha256}\n{test}\n{}",
             c.binaries
                 .iter()
                 .map(|b| b.as_str())
                 .collect::<Vec<_>>()
                 .join(" ")
-        )));
+        ));
         let marker = v.cache_dir.join("verified").join(&key);
         if marker.exists() {
             return Verdict::Passed;
@@ -524,14 +471,18 @@ impl<S: ReleaseStore> Sync<'_, S> {
         Result<CommitOutcome, SinkError>,
         Vec<(PackageName, Failure)>,
     ) {
-        let mut inputs = HashMap::new();
+        let mut inputs = Vec::new();
         let mut left_out = Vec::new();
         let mut unreadable = Vec::new();
         for spec in specs {
             match self.listable(spec).await {
                 Ok((complete, failures)) => {
                     left_out.extend(failures.into_iter().map(|f| (spec.spec.package.clone(), f)));
-                    inputs.insert(spec.spec.package.clone(), (*spec, complete));
+                    inputs.push(ManifestInput {
+                        spec: &spec.spec,
+                        complete,
+                        source: self.store.source_template(&spec.spec.package),
+                    });
                 }
                 Err(e) => unreadable.push((
                     spec.spec.package.clone(),
@@ -539,19 +490,8 @@ impl<S: ReleaseStore> Sync<'_, S> {
                 )),
             }
         }
-        let packages: Vec<PackageName> = inputs.keys().cloned().collect();
-        let source_of = |p: &PackageName| self.store.source_template(p);
-        let render =
-            |package: &PackageName, current: Option<&str>| -> Result<Option<Rendered>, String> {
-                let (spec, complete) = &inputs[package];
-                crate::gitops::render_package(
-                    &spec.spec,
-                    &source_of(package),
-                    self.repository.as_deref(),
-                    complete,
-                    current,
-                )
-            };
+        let packages: Vec<PackageName> = inputs.iter().map(|i| i.spec.package.clone()).collect();
+        let render = crate::step::manifest_renderer(&inputs, self.repository.as_deref());
         let mut result = sink.commit(&packages, &render).await;
         if let Ok(outcome) = &mut result {
             outcome.failed.extend(unreadable);

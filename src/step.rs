@@ -1,7 +1,12 @@
-//! The steps of a version, run the same way by `sync` (in its own process) and by the build
-//! Jobs (`hermit-pex lock`, `hermit-pex build`); publishing is shared by `sync` and the
-//! controller. The planner (`plan`) says which step comes next; these do it.
+//! The steps of a version, each written once. The planner (`plan`) says which step a version
+//! needs next; [`StepRunner::run`] does it against a release store. `sync` runs every step
+//! this way in its own process; a lock or build Job is one call of it (`hermit-pex lock`,
+//! `hermit-pex build`); the controller runs the release steps (discard, create, publish)
+//! through it in its own process and the rest as Jobs.
 //!
+//! - discard: delete a draft the plan no longer wants;
+//! - create: the version's one draft release, made before anything is resolved or built (the
+//!   controller makes it before the version's first Job, so `sync` does the same);
 //! - lock: resolve the version once, check its binaries against the package's console
 //!   scripts, upload the lock file and record it in the draft (pure Python: build every
 //!   platform from it in the same step);
@@ -10,16 +15,25 @@
 //!   first, then the platform's record (a platform counts once its record is there); a
 //!   dependency without a wheel for the platform uploads a record saying so instead;
 //! - publish: merge the records into the build info, check it is complete and agrees with the
-//!   assets, and make the release public with it in one write.
+//!   assets, and make the release public with it in one write;
+//! - the manifest: [`manifest_renderer`] renders a package's manifest from what it may list.
 
 use std::path::{Path, PathBuf};
 
+use crate::blocking;
 use crate::build::{self, BuildError, BuildSettings, Built, Lock, VersionJob};
-use crate::names::Platform;
-use crate::release::info::{lock_asset, missing_asset, record_asset};
+use crate::digest::sha256_file;
+use crate::gitops::Rendered;
+use crate::hermit::CompleteVersion;
+use crate::lock::PlatformLock;
+use crate::names::{PackageName, Platform};
+use crate::plan::Step;
+use crate::release::info::{missing_asset, record_asset};
 use crate::release::{
-    BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Release, ReleaseStore, StoreError, Upload,
+    BuildInfo, LockRecord, PlatformBuild, PlatformRecord, Release, ReleaseId, ReleaseState,
+    ReleaseStore, StoreError, Upload,
 };
+use crate::spec::PackageSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -33,6 +47,12 @@ pub enum StepError {
     /// The Git source could not be read or checked out (or its tag moved).
     #[error("{0}")]
     Source(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A lock or build step given to a runner without build settings (the controller, whose
+    /// lock and build steps are Jobs).
+    #[error("{0:?}: this process runs no builds")]
+    CannotBuild(Step),
 }
 
 impl StepError {
@@ -65,14 +85,24 @@ impl StepError {
             StepError::Store { .. } => "ReleaseStoreFailed",
             StepError::Mismatch(_) => "WrongRelease",
             StepError::Source(_) => "SourceFailed",
+            StepError::Publish(_) => "NotPublished",
+            StepError::CannotBuild(_) => "WrongExecutor",
         }
     }
 }
 
 /// Runs a version's steps against one release store.
-pub struct Steps<'a, S> {
+pub struct StepRunner<'a, S> {
     pub store: &'a S,
-    pub settings: &'a BuildSettings,
+    /// For the lock and build steps; `None` in the controller, whose lock and build steps are
+    /// Jobs.
+    pub settings: Option<&'a BuildSettings>,
+    /// Where publishing reads the platforms' records into.
+    pub scratch: &'a Path,
+    /// Bounds the CPU-heavy part of the steps (resolving and building sdists, building and
+    /// packing PEXs) when several run at once; a build's test runs outside it. `None`: no
+    /// bound (a Job runs one step).
+    pub slots: Option<&'a tokio::sync::Semaphore>,
     /// A line of progress for people (`sync` prints it; a Job logs it).
     pub say: &'a (dyn Fn(String) + Send + Sync),
 }
@@ -83,11 +113,143 @@ pub enum PlatformOutcome {
     Built(PlatformBuild),
     /// It cannot exist (no wheel of a dependency for it): recorded in the release.
     Missing(String),
+    /// Built and recorded before (a Job run again, by hand or after a lost answer).
+    AlreadyBuilt,
 }
 
-impl<S: ReleaseStore> Steps<'_, S> {
-    /// Resolves the version and checks its binaries and test: nothing is written.
-    pub async fn resolve(&self, job: &VersionJob) -> Result<(Lock, LockRecord), StepError> {
+/// What a step came to.
+#[derive(Debug)]
+pub enum Done {
+    Discarded,
+    Created(Release),
+    /// Locked; a pure-Python lock also built these platforms, each with its outcome.
+    Locked(Vec<(Platform, Result<PlatformOutcome, StepError>)>),
+    Built(PlatformOutcome),
+    Published(BuildInfo),
+}
+
+impl<S: ReleaseStore> StepRunner<'_, S> {
+    /// A slot for CPU-heavy work, held until dropped.
+    async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match self.slots {
+            Some(s) => Some(s.acquire().await.expect("the semaphore is never closed")),
+            None => None,
+        }
+    }
+
+    /// Does one step of `job`'s version. `releases`: what the caller observed of the version's
+    /// releases; a release the step names that is not among them is read from the store.
+    pub async fn run(
+        &self,
+        job: &VersionJob,
+        step: &Step,
+        releases: &[Release],
+    ) -> Result<Done, StepError> {
+        match step {
+            Step::Create => {
+                let r = self
+                    .store
+                    .create(&job.info())
+                    .await
+                    .map_err(StepError::store("create the release"))?;
+                tracing::info!(package = %job.package, version = %job.version, release = %r.id, "created the draft release");
+                Ok(Done::Created(r))
+            }
+            Step::Discard { release, why } => {
+                let r = self.release(job, release, releases).await?;
+                self.store
+                    .delete_draft(&r)
+                    .await
+                    .map_err(StepError::store(format!("discard the draft {release}")))?;
+                tracing::info!(package = %job.package, version = %job.version, %release, %why, "discarded a draft");
+                Ok(Done::Discarded)
+            }
+            Step::Lock { release, platforms } => {
+                let settings = self.settings.ok_or(StepError::CannotBuild(step.clone()))?;
+                let r = self.release(job, release, releases).await?;
+                self.lock_step(settings, r, job, platforms).await
+            }
+            Step::Build { release, platform } => {
+                let settings = self.settings.ok_or(StepError::CannotBuild(step.clone()))?;
+                let r = self.release(job, release, releases).await?;
+                if r.has_built(&job.package, *platform) {
+                    return Ok(Done::Built(PlatformOutcome::AlreadyBuilt));
+                }
+                let (lock, record) = self.lock_file(settings, &r, job).await?;
+                self.build(settings, &r, job, &lock, &record, *platform)
+                    .await
+                    .map(Done::Built)
+            }
+            Step::Publish { release } => {
+                let r = self.release(job, release, releases).await?;
+                let info = publish(self.store, &r, &job.platforms, self.scratch).await?;
+                Ok(Done::Published(info))
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        job: &VersionJob,
+        id: &ReleaseId,
+        releases: &[Release],
+    ) -> Result<Release, StepError> {
+        let r = match releases.iter().find(|r| &r.id == id) {
+            Some(r) => r.clone(),
+            None => self
+                .store
+                .release(&job.package, id)
+                .await
+                .map_err(StepError::store(format!("read the release {id}")))?,
+        };
+        if r.version != job.version {
+            return Err(StepError::Mismatch(format!(
+                "the release {id} ({}) is not of {} {}",
+                r.tag, job.package, job.version
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Resolves the version unless its draft is locked already, records the lock, and builds
+    /// a pure-Python lock's platforms that are not there yet.
+    async fn lock_step(
+        &self,
+        settings: &BuildSettings,
+        release: Release,
+        job: &VersionJob,
+        platforms: &[Platform],
+    ) -> Result<Done, StepError> {
+        let release = match release.lock(&job.package) {
+            Some(_) => release,
+            None => {
+                let lock = self.resolve(settings, job).await?;
+                self.record_lock(settings, &release, job, &lock).await?
+            }
+        };
+        let (lock, record) = self.lock_file(settings, &release, job).await?;
+        if !record.pure {
+            return Ok(Done::Locked(Vec::new()));
+        }
+        // Those not built yet, that can exist.
+        let todo: Vec<Platform> = platforms
+            .iter()
+            .copied()
+            .filter(|p| !release.has_built(&job.package, *p))
+            .filter(|p| matches!(record.platforms.get(p), Some(PlatformLock::Files(_))))
+            .collect();
+        Ok(Done::Locked(
+            self.build_pure(settings, &release, job, &lock, &record, &todo)
+                .await,
+        ))
+    }
+
+    /// Resolves the version and decides its platforms, binaries and test: nothing is written.
+    pub async fn resolve(
+        &self,
+        settings: &BuildSettings,
+        job: &VersionJob,
+    ) -> Result<Lock, StepError> {
         (self.say)(format!(
             "{} {}: resolving {} (python {})",
             job.package,
@@ -96,18 +258,29 @@ impl<S: ReleaseStore> Steps<'_, S> {
             job.python()
         ));
         let wheel = match &job.inputs.source {
-            Some(source) => Some(self.project_wheel(job, source).await?),
+            Some(source) => Some(self.project_wheel(settings, job, source).await?),
             None => None,
         };
-        let lock = build::lock(job, self.settings, wheel.as_ref()).await?;
-        let record = build::lock_record(job, &lock)?;
-        Ok((lock, record))
+        let lock = {
+            let _slot = self.slot().await;
+            build::lock(job, settings, wheel.as_ref()).await?
+        };
+        for (platform, decided) in &lock.record.platforms {
+            if let PlatformLock::Missing(why) = decided {
+                (self.say)(format!(
+                    "{} {} {platform}: cannot exist: {why}",
+                    job.package, job.version
+                ));
+            }
+        }
+        Ok(lock)
     }
 
     /// A Git source's version: a clean checkout of its tag (at the commit it was seen at), and
     /// the project's wheel built from it.
     async fn project_wheel(
         &self,
+        settings: &BuildSettings,
         job: &VersionJob,
         source: &crate::release::info::SourceRecord,
     ) -> Result<build::LocalWheel, StepError> {
@@ -128,8 +301,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
             source.tag,
             &source.commit[..source.commit.len().min(12)]
         ));
-        let checkout = self
-            .settings
+        let checkout = settings
             .work_dir
             .join(job.package.as_str())
             .join(job.version.to_string())
@@ -137,18 +309,20 @@ impl<S: ReleaseStore> Steps<'_, S> {
         let project = crate::source::checkout(&git, &tag, &checkout)
             .await
             .map_err(|e| StepError::Source(e.to_string()))?;
-        Ok(build::build_wheel(job, &project, self.settings).await?)
+        Ok(build::build_wheel(job, &project, settings).await?)
     }
 
-    /// Uploads the lock file and records it in the draft's build info. Returns the release as
-    /// it is now.
+    /// Uploads the lock file and a record for each platform that cannot exist, then records
+    /// the lock in the draft's build info (what makes the version count as locked). Returns the
+    /// release as it is now.
     pub async fn record_lock(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
         lock: &Lock,
-        record: &LockRecord,
     ) -> Result<Release, StepError> {
+        let record = &lock.record;
         if let Some(w) = &lock.wheel {
             let name = w.name();
             let up = Upload {
@@ -162,17 +336,30 @@ impl<S: ReleaseStore> Steps<'_, S> {
                 .await
                 .map_err(StepError::store(format!("store {name}")))?;
         }
-        let name = lock_asset(&job.package);
+        let name = record.asset(&job.package);
         let up = Upload {
             name: &name,
-            path: &lock.path,
-            size: lock.size,
-            sha256: &lock.sha256,
+            path: &lock.locked.path,
+            size: lock.locked.size,
+            sha256: &lock.locked.sha256,
         };
         self.store
             .upload(release, up)
             .await
             .map_err(StepError::store(format!("store {name}")))?;
+        // Known now, so no build is started for them.
+        for &platform in &job.platforms {
+            if let Some(PlatformLock::Missing(reason)) = record.platforms.get(&platform)
+                && !release.has_built(&job.package, platform)
+            {
+                let record = PlatformRecord::Missing {
+                    reason: reason.clone(),
+                };
+                let name = missing_asset(&job.package, platform);
+                self.upload_record(settings, release, job, platform, &name, &record)
+                    .await?;
+            }
+        }
         let mut info = release.info.clone().unwrap_or_else(|| job.info());
         info.locked = Some(record.clone());
         self.store
@@ -189,6 +376,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
     /// The recorded lock file, from the cache when its digest is there, else from the release.
     pub async fn lock_file(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
     ) -> Result<(build::LockFile, LockRecord), StepError> {
@@ -199,11 +387,18 @@ impl<S: ReleaseStore> Steps<'_, S> {
             ))
         })?;
         let path = self
-            .cached_asset(release, &lock_asset(&job.package), &record.sha256)
+            .cached_asset(
+                settings,
+                release,
+                &record.asset(&job.package),
+                &record.sha256,
+            )
             .await?;
         let wheel = match &record.wheel {
             Some(w) => Some(build::LocalWheel {
-                path: self.cached_asset(release, &w.asset, &w.sha256).await?,
+                path: self
+                    .cached_asset(settings, release, &w.asset, &w.sha256)
+                    .await?,
                 sha256: w.sha256.clone(),
                 size: w.size,
             }),
@@ -216,14 +411,15 @@ impl<S: ReleaseStore> Steps<'_, S> {
     /// directory per digest, so that the file keeps its name) or fetched into it.
     async fn cached_asset(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         asset: &str,
         sha256: &str,
     ) -> Result<PathBuf, StepError> {
-        let dir = self.settings.cache_dir.join("assets").join(sha256);
+        let dir = settings.cache_dir.join("assets").join(sha256);
         let path = dir.join(asset);
-        let digest = |p: &Path| build::artifact::sha256_file(p).map(|(_, d)| d);
-        if digest(&path).is_ok_and(|d| d == sha256) {
+        let digest = |p: PathBuf| blocking::run(move || sha256_file(&p).map(|(_, d)| d));
+        if digest(path.clone()).await.is_ok_and(|d| d == sha256) {
             return Ok(path);
         }
         std::fs::create_dir_all(&dir).map_err(BuildError::Io)?;
@@ -233,14 +429,18 @@ impl<S: ReleaseStore> Steps<'_, S> {
             .fetch(release, asset, &scratch.path().join(asset))
             .await
             .map_err(StepError::store(format!("fetch {asset}")))?;
-        let got_sha = digest(&got).map_err(BuildError::Io)?;
+        let got_sha = digest(got.clone()).await.map_err(BuildError::Io)?;
         if got_sha != sha256 {
             return Err(StepError::Mismatch(format!(
                 "{}: the asset {asset}'s sha256 is {got_sha}, the build info says {sha256}",
                 release.tag
             )));
         }
-        std::fs::copy(&got, &path).map_err(BuildError::Io)?;
+        // A copy (a directory store hands out its own file), renamed into place: a concurrent
+        // reader never sees half a file.
+        let part = scratch.path().join(".part");
+        std::fs::copy(&got, &part).map_err(BuildError::Io)?;
+        std::fs::rename(&part, &path).map_err(BuildError::Io)?;
         Ok(path)
     }
 
@@ -248,6 +448,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
     /// platform, and uploads its tarball and record (or the record that it cannot exist).
     pub async fn build(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
         lock: &build::LockFile,
@@ -257,25 +458,34 @@ impl<S: ReleaseStore> Steps<'_, S> {
         let started = std::time::Instant::now();
         let missing = missing_asset(&job.package, platform);
         let retry = release.asset_named(&missing).is_some();
+        // Tried again: from a fresh lock, whose decision for this platform may have changed.
         let fresh;
-        let (lock, lock_sha256) = if retry {
-            let relocked = self.relock(job, record, lock.wheel.as_ref()).await?;
-            fresh = relocked.file();
-            (&fresh, relocked.sha256)
+        let (lock, record) = if retry {
+            fresh = self
+                .relock(settings, job, record, lock.wheel.as_ref())
+                .await?;
+            (&fresh.file(), &fresh.record)
         } else {
-            (lock, record.sha256.clone())
+            (lock, record)
         };
-        if retry && release.state == crate::release::ReleaseState::Draft {
+        let lock_sha256 = record.sha256.clone();
+        if retry && release.state == ReleaseState::Draft {
             // Tried again: whatever this build comes to replaces the old verdict.
             self.store
                 .delete_asset(release, &missing)
                 .await
                 .map_err(StepError::store(format!("remove {missing}")))?;
         }
-        match build::build_platform(job, lock, record, platform, self.settings).await {
+        let built = {
+            let _slot = self.slot().await;
+            build::build_platform(job, lock, record, platform, settings).await
+        };
+        match built {
             Ok(mut built) => {
                 built.build.lock = Some(lock_sha256);
-                let b = self.test_and_upload(release, job, built, platform).await?;
+                let b = self
+                    .test_and_upload(settings, release, job, built, platform)
+                    .await?;
                 (self.say)(format!(
                     "{} {} {platform}: built {} ({:.1} MB, {:.1} s)",
                     job.package,
@@ -287,13 +497,14 @@ impl<S: ReleaseStore> Steps<'_, S> {
                 Ok(PlatformOutcome::Built(b))
             }
             Err(BuildError::NoWheel { message, .. })
-                if retry && release.state == crate::release::ReleaseState::Published =>
+                if retry && release.state == ReleaseState::Published =>
             {
                 // Still none: the published release says so already.
                 Ok(PlatformOutcome::Missing(message))
             }
             Err(BuildError::NoWheel { message, .. }) => {
                 self.upload_record(
+                    settings,
                     release,
                     job,
                     platform,
@@ -315,14 +526,15 @@ impl<S: ReleaseStore> Steps<'_, S> {
     /// the platforms of one version would differ.
     async fn relock(
         &self,
+        settings: &BuildSettings,
         job: &VersionJob,
         record: &LockRecord,
         wheel: Option<&build::LocalWheel>,
     ) -> Result<Lock, StepError> {
-        let fresh = build::relock(job, self.settings, wheel).await?;
-        if fresh.pins != record.pins {
+        let fresh = build::relock(job, settings, wheel).await?;
+        if fresh.pins() != record.pins {
             let changed: Vec<&str> = fresh
-                .pins
+                .pins()
                 .iter()
                 .filter(|p| !record.pins.contains(p))
                 .map(String::as_str)
@@ -341,6 +553,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
     /// A pure-Python lock: one PEX, built (and tested) once, packed for every platform.
     pub async fn build_pure(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
         lock: &build::LockFile,
@@ -355,12 +568,14 @@ impl<S: ReleaseStore> Steps<'_, S> {
             return Vec::new();
         };
         // One failure of the one PEX is the version's, said once.
-        let built = match build::build_platform(job, lock, record, first, self.settings).await {
+        let slot = self.slot().await;
+        let built = match build::build_platform(job, lock, record, first, settings).await {
             Ok(b) => b,
             Err(e) => return vec![(first, Err(e.into()))],
         };
         // Tested once, on this machine: the same PEX serves every platform.
-        let tested = match build::test_build(&built, first, job.python(), self.settings).await {
+        drop(slot);
+        let tested = match build::test_build(&built, first, job.python(), settings).await {
             Ok(t) => t,
             Err(e) => return vec![(first, Err(e.into()))],
         };
@@ -368,7 +583,10 @@ impl<S: ReleaseStore> Steps<'_, S> {
         for &p in platforms {
             let packed = match p == first {
                 true => Ok(built.clone()),
-                false => build::reuse_for(job, &built, p, self.settings),
+                false => {
+                    let _slot = self.slot().await;
+                    build::reuse_for(job, &built, p, settings).await
+                }
             };
             let result = match packed {
                 Ok(mut b) => {
@@ -381,7 +599,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
                         }
                         (t, _) => t.clone(),
                     });
-                    self.upload_build(release, job, b.build, p)
+                    self.upload_build(settings, release, job, b.build, p)
                         .await
                         .map(PlatformOutcome::Built)
                 }
@@ -403,23 +621,25 @@ impl<S: ReleaseStore> Steps<'_, S> {
 
     async fn test_and_upload(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
         built: Built,
         platform: Platform,
     ) -> Result<PlatformBuild, StepError> {
-        let tested = build::test_build(&built, platform, job.python(), self.settings).await?;
+        let tested = build::test_build(&built, platform, job.python(), settings).await?;
         if let crate::release::TestOutcome::Passed { command } = &tested {
             tracing::info!(package = %job.package, version = %job.version, %platform, %command, "test passed");
         }
         let mut b = built.build;
         b.test = Some(tested);
-        self.upload_build(release, job, b, platform).await
+        self.upload_build(settings, release, job, b, platform).await
     }
 
     /// The tarball, then its record: the record is what makes the platform count.
     async fn upload_build(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
         b: PlatformBuild,
@@ -436,6 +656,7 @@ impl<S: ReleaseStore> Steps<'_, S> {
             .await
             .map_err(StepError::store(format!("store {}", b.asset)))?;
         self.upload_record(
+            settings,
             release,
             job,
             platform,
@@ -449,14 +670,14 @@ impl<S: ReleaseStore> Steps<'_, S> {
 
     async fn upload_record(
         &self,
+        settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
         platform: Platform,
         name: &str,
         record: &PlatformRecord,
     ) -> Result<(), StepError> {
-        let dir = self
-            .settings
+        let dir = settings
             .work_dir
             .join(job.package.as_str())
             .join(job.version.to_string())
@@ -465,7 +686,10 @@ impl<S: ReleaseStore> Steps<'_, S> {
         let path = dir.join(name);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
         std::fs::write(&path, &bytes).map_err(BuildError::Io)?;
-        let (size, sha256) = build::artifact::sha256_file(&path).map_err(BuildError::Io)?;
+        let hashed = path.clone();
+        let (size, sha256) = blocking::run(move || sha256_file(&hashed))
+            .await
+            .map_err(BuildError::Io)?;
         let up = Upload {
             name,
             path: &path,
@@ -502,7 +726,7 @@ pub enum PublishError {
 
 /// Publishes a complete draft: every platform's record read and checked against its tarball,
 /// merged into the build info, which must then be complete; one write makes it public.
-pub async fn publish<S: ReleaseStore>(
+async fn publish<S: ReleaseStore>(
     store: &S,
     release: &Release,
     platforms: &[Platform],
@@ -565,7 +789,7 @@ pub async fn publish<S: ReleaseStore>(
         .publish(release, &info)
         .await
         .map_err(PublishError::Store)?;
-    tracing::info!(package = %package, version = %info.version, release = %release.id, "published");
+    tracing::info!(package = %package, version = %info.version, release = %release.id, missing = ?info.missing.keys().collect::<Vec<_>>(), "published");
     Ok(info)
 }
 
@@ -585,4 +809,33 @@ async fn read_record<S: ReleaseStore>(
         .map_err(|e| fail(e.to_string()))?;
     let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))
+}
+
+/// What one package's manifest is rendered from: its spec and the versions it may list.
+pub struct ManifestInput<'a> {
+    pub spec: &'a PackageSpec,
+    pub complete: Vec<CompleteVersion>,
+    /// The source URL template of the release store the versions are in.
+    pub source: String,
+}
+
+/// The manifest step, for any sink: renders each package's manifest from the versions it may
+/// list, on top of what the sink holds (`current`); `sync` commits many packages at once, the
+/// controller one.
+pub fn manifest_renderer<'a>(
+    inputs: &'a [ManifestInput<'a>],
+    repository: Option<&'a str>,
+) -> impl Fn(&PackageName, Option<&str>) -> Result<Option<Rendered>, String> + Send + Sync + 'a {
+    move |package, current| {
+        let Some(input) = inputs.iter().find(|i| &i.spec.package == package) else {
+            return Ok(None);
+        };
+        crate::gitops::render_package(
+            input.spec,
+            &input.source,
+            repository,
+            &input.complete,
+            current,
+        )
+    }
 }
