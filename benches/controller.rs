@@ -230,6 +230,8 @@ impl MemStore {
             binaries: vec![hermit_pex::names::BinaryName::new(package.as_str()).unwrap()],
             test: String::new(),
             source: None,
+            build: None,
+            packages: Vec::new(),
         };
         let mut info = BuildInfo::new(package, v, inputs);
         let mut assets = Vec::new();
@@ -252,6 +254,7 @@ impl MemStore {
                         command: format!("{package} --help"),
                     }),
                     lock: None,
+                    packages: Vec::new(),
                     tarball: Default::default(),
                 },
             );

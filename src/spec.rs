@@ -69,6 +69,109 @@ pub struct PackageSpec {
     /// Where the versions come from when not the index: a Git repository's tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<GitSource>,
+    /// Distribution packages made of each Linux platform's build besides its tarball, and
+    /// released beside it: `deb`, `rpm` or both (README "Build flavours and packages").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageFormat>,
+    /// The build environment: one of the operator's flavours, and the system packages this
+    /// package needs to build its sdists and to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
+}
+
+/// A package's build environment (README "Build flavours and packages").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BuildSpec {
+    /// One of the operator's build flavours (its builder image, install command and base
+    /// packages); left out: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub flavour: Option<String>,
+    /// Distribution packages needed to build this package's sdists (headers, compilers), added
+    /// to the flavour's: `libffi-dev`. Names only: no options, no shell.
+    #[serde(
+        default,
+        alias = "build_packages",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub build_packages: Vec<String>,
+    /// Distribution packages needed to run it (shared libraries), added to the flavour's: they
+    /// become dependencies of its .deb/.rpm.
+    #[serde(
+        default,
+        alias = "runtime_packages",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub runtime_packages: Vec<String>,
+}
+
+impl BuildSpec {
+    fn check(&self, problems: &mut Vec<Problem>) {
+        if let Some(f) = &self.flavour
+            && (f.len() > rules::MAX_INDEX_NAME_LEN || !rules::INDEX_NAME.is_match(f))
+        {
+            problems.push(Problem::new(
+                "build.flavour",
+                "is not a flavour name: lowercase letters, digits and '-', at most 63",
+            ));
+        }
+        for (field, list) in [
+            ("build.build_packages", &self.build_packages),
+            ("build.runtime_packages", &self.runtime_packages),
+        ] {
+            for (i, why) in crate::flavour::package_problems(list) {
+                let at = i.map_or_else(|| field.to_owned(), |i| format!("{field}[{i}]"));
+                problems.push(Problem::new(at, why));
+            }
+            let mut seen = std::collections::BTreeMap::new();
+            if let Some((i, first)) = list
+                .iter()
+                .enumerate()
+                .find_map(|(i, p)| seen.insert(p, i).map(|first| (i, first)))
+            {
+                problems.push(Problem::new(
+                    format!("{field}[{i}]"),
+                    format!("is listed twice (also {field}[{first}])"),
+                ));
+            }
+        }
+    }
+}
+
+/// A distribution package format a tool is also released in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageFormat {
+    /// A Debian package (`<package>-linux-<arch>.deb`).
+    Deb,
+    /// An RPM package (`<package>-linux-<arch>.rpm`).
+    Rpm,
+}
+
+impl std::str::FromStr for PackageFormat {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        match s {
+            "deb" => Ok(PackageFormat::Deb),
+            "rpm" => Ok(PackageFormat::Rpm),
+            _ => Err(NameError(format!(
+                "{} is not a package format: deb or rpm",
+                shown(s)
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for PackageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PackageFormat::Deb => "deb",
+            PackageFormat::Rpm => "rpm",
+        })
+    }
 }
 
 /// A project built from a Git repository at its tags: tag `<tag_prefix><version>` is that
@@ -381,6 +484,13 @@ impl PackageSpec {
             &mut problems,
         );
         self.check_platforms(&mut problems);
+        check_list(
+            "packages",
+            &self.packages,
+            2,
+            |i| format!("packages[{i}]"),
+            &mut problems,
+        );
         self.check_extra_packages(&mut problems);
         self.check_test(&mut problems);
         if let Some(d) = &self.description {
@@ -388,6 +498,9 @@ impl PackageSpec {
         }
         if let Some(source) = &self.source {
             source.check(&mut problems);
+        }
+        if let Some(build) = &self.build {
+            build.check(&mut problems);
         }
         if problems.is_empty() {
             Ok(())

@@ -67,7 +67,8 @@ impl StepError {
             StepError::Build(
                 BuildError::NoWheel { platform, .. }
                 | BuildError::Pex { platform, .. }
-                | BuildError::TestFailed { platform, .. },
+                | BuildError::TestFailed { platform, .. }
+                | BuildError::OsPackage { platform, .. },
             ) => Some(*platform),
             _ => None,
         }
@@ -81,6 +82,13 @@ impl StepError {
             StepError::Build(BuildError::TagMismatch { .. }) => "TagVersionMismatch",
             StepError::Build(BuildError::NoWheel { .. }) => "NoWheelForPlatform",
             StepError::Build(BuildError::TestFailed { .. }) => "TestFailed",
+            StepError::Build(BuildError::Flavour(crate::flavour::FlavourError::Missing(_))) => {
+                "MissingBuildPackages"
+            }
+            StepError::Build(BuildError::Flavour(crate::flavour::FlavourError::Unknown(_))) => {
+                "UnknownFlavour"
+            }
+            StepError::Build(BuildError::OsPackage { .. }) => "PackageFailed",
             StepError::Build(_) => "BuildFailed",
             StepError::Store { .. } => "ReleaseStoreFailed",
             StepError::Mismatch(_) => "WrongRelease",
@@ -347,6 +355,18 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             .upload(release, up)
             .await
             .map_err(StepError::store(format!("store {name}")))?;
+        if let (Some(sbom), Some(r)) = (&lock.sbom, &record.sbom) {
+            let up = Upload {
+                name: &r.asset,
+                path: &sbom.path,
+                size: sbom.size,
+                sha256: &sbom.sha256,
+            };
+            self.store
+                .upload(release, up)
+                .await
+                .map_err(StepError::store(format!("store {}", r.asset)))?;
+        }
         // Known now, so no build is started for them.
         for &platform in &job.platforms {
             if let Some(PlatformLock::Missing(reason)) = record.platforms.get(&platform)
@@ -636,13 +656,14 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         self.upload_build(settings, release, job, b, platform).await
     }
 
-    /// The tarball, then its record: the record is what makes the platform count.
+    /// The tarball and the .deb/.rpm made of it, then its record: the record is what makes
+    /// the platform count.
     async fn upload_build(
         &self,
         settings: &BuildSettings,
         release: &Release,
         job: &VersionJob,
-        b: PlatformBuild,
+        mut b: PlatformBuild,
         platform: Platform,
     ) -> Result<PlatformBuild, StepError> {
         let up = Upload {
@@ -655,6 +676,9 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             .upload(release, up)
             .await
             .map_err(StepError::store(format!("store {}", b.asset)))?;
+        b.packages = self
+            .os_packages(settings, release, job, &b, platform)
+            .await?;
         self.upload_record(
             settings,
             release,
@@ -666,6 +690,80 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         .await?;
         tracing::info!(package = %job.package, version = %job.version, %platform, sha256 = %b.sha256, "uploaded");
         Ok(b)
+    }
+
+    /// The `.deb`/`.rpm` the config asks for (`packages`), of a Linux platform's tarball,
+    /// uploaded; their records, for the platform's. None for darwin.
+    pub async fn os_packages(
+        &self,
+        settings: &BuildSettings,
+        release: &Release,
+        job: &VersionJob,
+        b: &PlatformBuild,
+        platform: Platform,
+    ) -> Result<Vec<crate::release::info::OsPackageRecord>, StepError> {
+        let formats = &job.inputs.packages;
+        if formats.is_empty() || platform.os != crate::names::Os::Linux {
+            return Ok(Vec::new());
+        }
+        let resolved = settings
+            .flavours
+            .resolve(job.inputs.build.as_ref())
+            .map_err(BuildError::from)?;
+        let binaries = crate::os_package::tarball_binaries(&b.tarball, &job.package)
+            .map_err(|source| BuildError::OsPackage { platform, source })?;
+        let summary = format!("{} {} from PyPI", job.package, job.version);
+        let out = settings
+            .work_dir
+            .join(job.package.as_str())
+            .join(job.version.to_string())
+            .join(platform.to_string())
+            .join("packages");
+        let mut records = Vec::new();
+        for &format in formats {
+            let depends = resolved.depends(format);
+            let input = crate::os_package::PackageInput {
+                package: &job.package,
+                version: &job.version,
+                platform,
+                python: job.python(),
+                tarball: &b.tarball,
+                binaries: &binaries,
+                summary: &summary,
+                depends,
+                license: None,
+            };
+            let built = crate::os_package::build_all(&[format], &input, &out)
+                .await
+                .map_err(|source| BuildError::OsPackage { platform, source })?;
+            for p in built {
+                let up = Upload {
+                    name: &p.asset,
+                    path: &p.path,
+                    size: p.size,
+                    sha256: &p.sha256,
+                };
+                self.store
+                    .upload(release, up)
+                    .await
+                    .map_err(StepError::store(format!("store {}", p.asset)))?;
+                (self.say)(format!(
+                    "{} {} {platform}: made {} ({:.1} MB)",
+                    job.package,
+                    job.version,
+                    p.asset,
+                    p.size as f64 / 1e6
+                ));
+                records.push(crate::release::info::OsPackageRecord {
+                    format: p.format,
+                    asset: p.asset,
+                    sha256: p.sha256,
+                    size: p.size,
+                    depends: depends.to_vec(),
+                });
+            }
+        }
+        Ok(records)
     }
 
     async fn upload_record(
@@ -757,9 +855,24 @@ async fn publish<S: ReleaseStore>(
                 let tarball = release.asset(&package, p);
                 let actual = tarball.and_then(|a| a.sha256.clone());
                 let size = tarball.map(|a| a.size);
-                if actual.as_deref().is_some_and(|a| a != b.sha256) || size != Some(b.size) {
+                // Its .deb/.rpm must be the ones its record names, as the tarball must.
+                let package_differs = b.packages.iter().any(|pkg| {
+                    let a = release.asset_named(&pkg.asset);
+                    a.and_then(|a| a.sha256.as_deref())
+                        .is_some_and(|sha| sha != pkg.sha256)
+                        || a.map(|a| a.size) != Some(pkg.size)
+                });
+                if actual.as_deref().is_some_and(|a| a != b.sha256)
+                    || size != Some(b.size)
+                    || package_differs
+                {
                     // Two builds of one platform crossed: rebuild it rather than guess.
-                    for asset in [package.asset_name(p), record] {
+                    let packages = b
+                        .packages
+                        .iter()
+                        .filter(|pkg| release.asset_named(&pkg.asset).is_some())
+                        .map(|pkg| pkg.asset.clone());
+                    for asset in [package.asset_name(p), record].into_iter().chain(packages) {
                         store
                             .delete_asset(release, &asset)
                             .await

@@ -317,7 +317,11 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
             Ok(settled) => {
                 // The platforms its lock found cannot exist, said once (a version held back
                 // for them says so among its blockers).
-                for (p, why) in &settled.missing {
+                let asked = |p: &Platform| {
+                    let only = self.options.platforms.as_ref();
+                    only.is_none_or(|only| only.contains(p))
+                };
+                for (p, why) in settled.missing.iter().filter(|(p, _)| asked(p)) {
                     if !settled.blockers.iter().any(|b| b.platform == Some(*p)) {
                         let why = format!(
                             "{why}; recorded: the version is released for the other platforms"

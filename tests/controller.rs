@@ -1861,3 +1861,134 @@ async fn a_published_asset_that_is_not_what_was_built_is_reported_and_not_listed
     reconcile_with(pkg, ctx).await;
     assert!(events(&server.await.unwrap(), "AssetMismatch").is_empty());
 }
+
+const FLAVOURS: &str = r#"
+flavours:
+  deb:
+    image: registry.example/builder-bookworm:1
+    install: [apt-get, install, -y, --no-install-recommends]
+    family: deb
+    buildPackages: [gcc]
+  deb-install:
+    image: registry.example/builder-bookworm:1
+    install: [sh, -c, 'apt-get update -q && apt-get install -y -q "$@"', install]
+    family: deb
+    buildPackages: [gcc]
+    installPackages: true
+"#;
+
+/// Reconciles a package of `flavour` whose versions are locked (their sdists are built by the
+/// build Jobs, natively) with these Jobs and pods; what was sent.
+async fn run_flavoured(flavour: &str, jobs: Vec<Value>, pods: Vec<Value>) -> Vec<Sent> {
+    let pkg = package(&format!(
+        "build:\n  flavour: {flavour}\n  buildPackages: [libffi-dev]\n"
+    ));
+    let (dir, store) = store();
+    for v in ["1.0", "1.1"] {
+        let r = store
+            .create(&releases::info_for(&pkg.spec.package, v))
+            .await
+            .unwrap();
+        releases::lock(&store, &r, dir.path(), false).await;
+    }
+    let index = index().await;
+    let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), pods);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.jobs.flavours = hermit_pex::flavour::Flavours::parse(FLAVOURS).unwrap();
+    reconcile_with(pkg, ctx).await;
+    server.await.unwrap()
+}
+
+fn pod_of(job: &Value) -> &Value {
+    &job["spec"]["template"]["spec"]
+}
+
+/// Where the operator lets a flavour install packages, each Job of the package gets one init
+/// container, running as root, with exactly the validated list (the flavour's, then the
+/// package's) as the arguments of the flavour's command; the build container stays
+/// restricted. Where it does not, there is none, and the image must hold them.
+#[tokio::test]
+async fn an_installing_flavour_gives_each_job_an_init_container_with_exactly_the_validated_list() {
+    let sent = run_flavoured("deb-install", vec![], vec![]).await;
+    let jobs = applied_jobs(&sent);
+    assert_eq!(jobs.len(), 8, "{:?}", names(&jobs));
+    for job in &jobs {
+        let pod = pod_of(job);
+        let init = pod["initContainers"].as_array().expect("an init container");
+        assert_eq!(init.len(), 1, "{job}");
+        assert_eq!(init[0]["name"], "install-packages");
+        assert_eq!(
+            init[0]["command"],
+            json!([
+                "sh",
+                "-c",
+                "apt-get update -q && apt-get install -y -q \"$@\"",
+                "install"
+            ])
+        );
+        assert_eq!(init[0]["args"], json!(["gcc", "libffi-dev"]));
+        assert_eq!(init[0]["securityContext"]["runAsUser"], 0);
+        assert_eq!(init[0]["image"], "registry.example/builder-bookworm:1");
+        let build = &pod["containers"][0];
+        assert_eq!(build["image"], "registry.example/builder-bookworm:1");
+        assert_eq!(build["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(build["securityContext"]["readOnlyRootFilesystem"], true);
+        assert!(
+            build["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("--build-packages-installed"))
+        );
+    }
+
+    let sent = run_flavoured("deb", vec![], vec![]).await;
+    let jobs = applied_jobs(&sent);
+    assert_eq!(jobs.len(), 8);
+    for job in &jobs {
+        let pod = pod_of(job);
+        assert!(pod.get("initContainers").is_none(), "{job}");
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "registry.example/builder-bookworm:1"
+        );
+    }
+}
+
+/// Without installing, a build whose image lacks a build package fails clearly: the step's
+/// own reason, naming the package and the command that installs it, in the status.
+#[tokio::test]
+async fn a_build_whose_image_lacks_a_build_package_is_reported_naming_it() {
+    let (dir, store) = store();
+    let pkg = package("build:\n  flavour: deb\n  buildPackages: [libffi-dev]\n");
+    let r = store
+        .create(&releases::info_for(&pkg.spec.package, "1.1"))
+        .await
+        .unwrap();
+    releases::lock(&store, &r, dir.path(), false).await;
+    let r = store.release(&pkg_name(), &r.id).await.unwrap();
+    let log = "tool 1.1 linux-amd64: FAILED (MissingBuildPackages): build packages missing on \
+               this machine (flavour deb): libffi-dev; an sdist is built here and needs them. \
+               hermit-pex installs nothing itself: install them with \
+               `apt-get install -y --no-install-recommends libffi-dev`";
+    let jobs = vec![job("1.1", "linux-amd64", &r.id.0, 2, "failed")];
+    let pods = vec![failed_pod("tool-1-1-linux-amd64", "Error", 1, log)];
+    let index = index().await;
+    let (client, server) = api_server(pkg.clone(), jobs, ready_nodes(), pods);
+    let mut ctx = context(client, &index.url, store, 8);
+    ctx.jobs.flavours = hermit_pex::flavour::Flavours::parse(FLAVOURS).unwrap();
+    reconcile_with(pkg, ctx).await;
+    let sent = server.await.unwrap();
+    let status = status_of(&sent);
+    let failure = status["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["platform"] == "linux-amd64")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(failure["reason"], "MissingBuildPackages");
+    let message = failure["message"].as_str().unwrap();
+    assert!(
+        message.contains("libffi-dev") && message.contains("apt-get install"),
+        "{message}"
+    );
+}

@@ -56,6 +56,8 @@ fn info(version: &str) -> BuildInfo {
         binaries: vec![],
         test: String::new(),
         source: None,
+        build: None,
+        packages: Vec::new(),
     };
     BuildInfo::new(&pkg(), &v(version), inputs)
 }
@@ -598,8 +600,13 @@ fn sync_publishes_to_github_and_the_manifest_uses_download_urls() {
         );
         assert_eq!(
             r.assets.len(),
-            9,
-            "the lock, four tarballs and their records"
+            10,
+            "the lock, the SBOM, four tarballs and their records"
+        );
+        assert!(
+            r.assets.iter().any(|a| a.name == "tool.cdx.json"),
+            "{:?}",
+            r.assets.iter().map(|a| &a.name).collect::<Vec<_>>()
         );
     }
     assert!(

@@ -17,8 +17,8 @@ use hermit_pex::cli::{Cli, Command as Cmd, LogFormat};
 use hermit_pex::controller::jobs::{
     JobFor, JobSettings, JobStep, PlatformTable, step_args, step_job,
 };
-use hermit_pex::controller::resource::{FailureRecord, PythonPackage, PythonPackageSpec};
-use hermit_pex::controller::status::{ManifestReport, Observed, Problem, Trouble, compute};
+use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
+use hermit_pex::controller::status::{ManifestReport, Observed, Trouble, Unobserved, compute};
 use hermit_pex::names::{Platform, PythonMinor};
 use hermit_pex::release::ReleaseId;
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -997,6 +997,60 @@ fn the_token_is_only_ever_a_secret_key_ref() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// build flavours
+
+/// The flavours of the values reach the controller as `--flavours`, a key of the ConfigMap it
+/// mounts, which it parses into the same table; a bad one is refused by the values schema.
+#[test]
+fn flavours_reach_the_controller_as_a_table_it_parses() {
+    let flavours_of = |docs: &[Value]| {
+        let cm = one(docs, "ConfigMap");
+        let yaml = cm["data"]["flavours.yaml"].as_str().unwrap();
+        hermit_pex::flavour::Flavours::parse(yaml).unwrap_or_else(|e| panic!("{e}:\n{yaml}"))
+    };
+    assert_eq!(
+        flavours_of(&template(&[])),
+        hermit_pex::flavour::Flavours::default()
+    );
+    let docs = template_all_values();
+    let t = flavours_of(&docs);
+    assert_eq!(t.flavours.len(), 2);
+    let deb = &t.flavours["deb"];
+    assert_eq!(
+        deb.install,
+        ["apt-get", "install", "-y", "--no-install-recommends"]
+    );
+    assert_eq!(deb.build_packages, ["gcc", "libc6-dev"]);
+    assert!(t.flavours["rpm-install"].install_packages);
+    let deployment = one(&docs, "Deployment");
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let a = controller_args(&args);
+    let file = a.flavours.as_ref().expect("--flavours");
+    assert_eq!(file.parent(), a.platform_table.as_ref().unwrap().parent());
+    assert_eq!(file.file_name().unwrap(), "flavours.yaml");
+    for bad in [
+        "flavours.deb.buildPackages[0]=-y",
+        "flavours.Deb.install[0]=apt-get",
+        "flavours.deb.family=zip",
+    ] {
+        let mut args = vec!["--set", bad];
+        if !bad.contains("install") {
+            args.extend(["--set", "flavours.deb.install[0]=apt-get"]);
+        }
+        if !bad.contains("family") {
+            args.extend(["--set", "flavours.deb.family=deb"]);
+        }
+        let err = template_fails(&base_and(&args));
+        assert!(err.contains("flavours"), "{bad}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // the platform table
 
 fn table_of(docs: &[Value]) -> PlatformTable {
@@ -1765,7 +1819,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
         generation: i64,
         (running, trouble): (u32, &'a [Trouble]),
         suspended: bool,
-        error: Option<Problem>,
+        error: Option<Unobserved>,
     ) -> Observed<'a> {
         Observed {
             generation,
@@ -1790,13 +1844,12 @@ fn the_readme_argocd_health_check_follows_the_status() {
     };
     let running = (1, &[][..]);
     let failure = [Trouble {
-        version: "6.0".parse().unwrap(),
-        record: FailureRecord {
-            version: "6.0".into(),
-            platform: Some("darwin-arm64".into()),
-            reason: "OOMKilled".into(),
-            message: "the build pod ran out of memory".into(),
-        },
+        failure: hermit_pex::plan::Failure::new(
+            &"6.0".parse().unwrap(),
+            Some("darwin-arm64".parse().unwrap()),
+            "OOMKilled",
+            "the build pod ran out of memory",
+        ),
         permanent: true,
     }];
     let failed = (0, &failure[..]);
@@ -1831,7 +1884,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
                     2,
                     none,
                     false,
-                    Some(Problem::Unavailable("index: 503".into())),
+                    Some(Unobserved::Unavailable("index: 503".into())),
                 )),
                 false,
             ),
@@ -1845,7 +1898,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
                     2,
                     none,
                     false,
-                    Some(Problem::Invalid("tool: no such project".into())),
+                    Some(Unobserved::Invalid("tool: no such project".into())),
                 )),
                 false,
             ),

@@ -75,6 +75,7 @@ async fn the_native_platforms_sdist_becomes_a_wheel_and_its_script_runs_from_the
         pex_root: s.join("pex-root"),
         timeout: Duration::from_secs(600),
         test_timeout: Duration::from_secs(60),
+        flavours: Default::default(),
     };
     let python = PythonMinor::new(11).unwrap();
     let interpreter = find_python(python).await.expect("CPython 3.11");

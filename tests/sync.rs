@@ -349,8 +349,8 @@ fn a_killed_build_leaves_no_asset_and_the_next_sync_completes_the_release() {
     let assets: Vec<&String> = release["assets"].as_object().unwrap().keys().collect();
     assert_eq!(
         assets,
-        ["pylock.tiny-tool.toml"],
-        "the lock only: {release}"
+        ["pylock.tiny-tool.toml", "tiny-tool.cdx.json"],
+        "the lock and its SBOM only: {release}"
     );
     assert_eq!(s.manifest("tiny-tool"), None);
 

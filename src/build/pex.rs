@@ -393,6 +393,7 @@ pub(crate) mod tests {
             pex_root: scratch.join("pex-root"),
             timeout: Duration::from_secs(300),
             test_timeout: Duration::from_secs(60),
+            flavours: Default::default(),
         }
     }
 

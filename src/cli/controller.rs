@@ -27,6 +27,9 @@ pub struct ControllerArgs {
     /// The platform table (YAML); default: linux on nodes of each arch, darwin cross on linux.
     #[arg(long, env = "HERMIT_PEX_PLATFORM_TABLE", value_parser = super::absolute_path)]
     pub platform_table: Option<PathBuf>,
+    /// The build flavours a resource's spec.build.flavour may name (YAML, as `sync --flavours`).
+    #[arg(long, env = "HERMIT_PEX_FLAVOURS")]
+    pub flavours: Option<PathBuf>,
     /// The Secret (in each resource's namespace) holding the GitHub token for build Jobs.
     #[arg(long, default_value = "hermit-pex-github")]
     pub token_secret: String,
@@ -296,6 +299,8 @@ impl ControllerArgs {
                     }),
                     ssh_key_secret: self.git_ssh_key_secret.clone(),
                 },
+                flavours: crate::cli::read_flavours(self.flavours.as_deref())
+                    .context("--flavours")?,
             },
             per_package: self.per_package,
             max_jobs: self.max_jobs,

@@ -102,6 +102,15 @@ async fn run_step(
         pex_root: cache.join("pex-root"),
         timeout: std::time::Duration::from_secs(args.build_timeout),
         test_timeout: std::time::Duration::from_secs(args.test_timeout),
+        flavours: {
+            let mut f = match &args.flavours_json {
+                // JSON is YAML: one parser, the same checks as --flavours.
+                Some(json) => crate::flavour::Flavours::parse(json).context("--flavours-json")?,
+                None => crate::flavour::Flavours::default(),
+            };
+            f.installed = args.build_packages_installed;
+            f
+        },
     };
     let say = |line: String| {
         eprintln!("{line}");
@@ -145,7 +154,7 @@ async fn run_step(
 }
 
 /// The version a step is for, from its arguments, checked as a config would be.
-fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
+pub(crate) fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
     use crate::spec::{PackageSpec, PyVersion, VersionEntry};
     if let Err(e) = crate::names::check_release_version(&args.version) {
         return Err(vec![format!("--version: {e}")]);
@@ -170,6 +179,15 @@ fn step_job(args: &crate::cli::StepArgs) -> Result<VersionJob, Vec<String>> {
             tag_prefix: None,
             subdirectory: args.git_subdirectory.clone(),
         }),
+        packages: args.package_formats.clone(),
+        build: {
+            let b = crate::spec::BuildSpec {
+                flavour: args.flavour.clone(),
+                build_packages: args.build_packages.clone(),
+                runtime_packages: args.runtime_packages.clone(),
+            };
+            (b != crate::spec::BuildSpec::default()).then_some(b)
+        },
     };
     spec.validate().map_err(|problems| {
         problems

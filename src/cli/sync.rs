@@ -67,7 +67,23 @@ async fn run_sync<S: ReleaseStore>(
     use anyhow::Context;
     use std::process::ExitCode;
 
-    let (specs, invalid) = crate::cli::load_specs(&args.paths)?;
+    let flavours = crate::cli::read_flavours(args.flavours.as_deref()).context("--flavours")?;
+    let (specs, mut invalid) = crate::cli::load_specs(&args.paths)?;
+    // A config naming a flavour the table lacks is invalid, as a typo in it would be.
+    let (specs, unknown): (Vec<_>, Vec<_>) = specs
+        .into_iter()
+        .partition(|s| flavours.resolve(s.spec.build.as_ref()).is_ok());
+    for s in unknown {
+        let e = flavours
+            .resolve(s.spec.build.as_ref())
+            .expect_err("partitioned");
+        let message = e.to_string();
+        let message = message.strip_prefix("build.flavour: ").unwrap_or(&message);
+        invalid.push(crate::spec::SpecError {
+            file: s.file,
+            problems: vec![crate::spec::Problem::new("build.flavour", message)],
+        });
+    }
     for e in &invalid {
         eprintln!("error: {e}");
     }
@@ -153,6 +169,7 @@ async fn run_sync<S: ReleaseStore>(
             pex_root: cache.join("pex-root"),
             timeout: std::time::Duration::from_secs(args.build_timeout),
             test_timeout: std::time::Duration::from_secs(args.test_timeout),
+            flavours,
         },
         jobs: Arc::new(Semaphore::new(jobs)),
         repository,

@@ -180,6 +180,9 @@ pub struct JobSettings {
     pub git: GitCredentials,
     /// Whether the Jobs may resolve direct references (`--allow-direct-references`).
     pub allow_direct_references: bool,
+    /// The operator's build flavours (`--flavours`): a resource's `build.flavour` picks the
+    /// image its Jobs run and the system packages they need.
+    pub flavours: crate::flavour::Flavours,
 }
 
 /// Secrets (in the PythonPackage's namespace) a lock Job reads a private repository with:
@@ -216,6 +219,7 @@ impl JobSettings {
             service_account: None,
             git: GitCredentials::default(),
             allow_direct_references: false,
+            flavours: crate::flavour::Flavours::default(),
         }
     }
 }
@@ -254,6 +258,10 @@ pub enum JobError {
     NoLockPool,
     #[error("the PythonPackage has no uid yet (not read from the API server)")]
     NoUid,
+    #[error(
+        "spec.build.flavour {0}: the controller has no flavour of that name (its --flavours table)"
+    )]
+    UnknownFlavour(String),
 }
 
 /// `<package>-<version>-<os>-<arch>` as a DNS-1123 label (63 characters at most): lowercase,
@@ -398,6 +406,25 @@ pub fn step_args(
     if let Some(t) = &spec.test {
         args.extend(["--test".into(), t.clone()]);
     }
+    for f in &spec.packages {
+        args.extend(["--package-format".into(), f.to_string()]);
+    }
+    if let Some(build) = &spec.build {
+        if let Some(f) = &build.flavour {
+            args.extend(["--flavour".into(), f.clone()]);
+            let one = settings.flavours.only(f);
+            args.extend([
+                "--flavours-json".into(),
+                serde_json::to_string(&one).expect("a flavour table serialises"),
+            ]);
+        }
+        for p in &build.build_packages {
+            args.extend(["--build-package".into(), p.clone()]);
+        }
+        for p in &build.runtime_packages {
+            args.extend(["--runtime-package".into(), p.clone()]);
+        }
+    }
     if let (Some(source), Some(tag)) = (&spec.source, job.git) {
         args.extend(["--git".into(), source.git.clone()]);
         if !source.subdirectory().is_empty() {
@@ -481,8 +508,21 @@ pub fn step_job(
     annotations.insert(RELEASE_ANNOTATION.to_owned(), job.release.to_string());
     // An unknown spec.index fails closed: no Job, never the default index in its place.
     let index = settings.index_for(resource)?;
-    let args = step_args(resource, job, settings, &index, &table.native());
+    // So does an unknown flavour: never the default image without its packages.
+    let build = resource.spec.package.build.as_ref();
+    let flavour = settings.flavours.resolve(build).map_err(|_| {
+        JobError::UnknownFlavour(build.and_then(|b| b.flavour.clone()).unwrap_or_default())
+    })?;
+    let mut args = step_args(resource, job, settings, &index, &table.native());
+    if flavour.installs() {
+        args.push("--build-packages-installed".into());
+    }
     let mut object = job_object(resource, name, labels, annotations, args, pool, settings)?;
+    let at = match &job.step {
+        JobStep::Lock { .. } => table.lock_platform().ok_or(JobError::NoLockPool)?,
+        JobStep::Build { platform } => *platform,
+    };
+    with_flavour(&mut object, &flavour, at);
     if let Some(secret) = &index.credentials_secret {
         container_env(&mut object).extend(index_credentials_env(secret));
     }
@@ -491,6 +531,124 @@ pub fn step_job(
         with_git_credentials(&mut object, &settings.git);
     }
     Ok(object)
+}
+
+/// Where the init container of a flavour with `installPackages: true` installs the build
+/// packages, and the build container finds them (read-only): containers of a pod share no
+/// file system but their volumes.
+pub const SYSROOT: &str = "/sysroot";
+
+/// Runs a Job in its flavour's image; where the flavour installs packages, adds the init
+/// container that does, as root (the only container that does), from the validated list as
+/// arguments after the flavour's command (no shell), into the sysroot volume, and points the
+/// build container's compiler and linker at it.
+fn with_flavour(job: &mut Job, flavour: &crate::flavour::Resolved, platform: Platform) {
+    let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else {
+        return;
+    };
+    let Some((_, f)) = &flavour.flavour else {
+        return;
+    };
+    if let Some(image) = &f.image {
+        pod.containers[0].image = Some(image.clone());
+    }
+    if !flavour.installs() {
+        return;
+    }
+    let image = pod.containers[0].image.clone();
+    let mount = |read_only| VolumeMount {
+        name: "sysroot".into(),
+        mount_path: SYSROOT.into(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    };
+    pod.init_containers = Some(vec![Container {
+        name: "install-packages".into(),
+        image,
+        command: Some(f.install.clone()),
+        args: Some(flavour.build_packages.clone()),
+        env: Some(vec![EnvVar {
+            name: "HERMIT_PEX_SYSROOT".into(),
+            value: Some(SYSROOT.into()),
+            ..EnvVar::default()
+        }]),
+        volume_mounts: Some(vec![mount(false), {
+            let mut tmp = mount(false);
+            tmp.name = "tmp".into();
+            tmp.mount_path = "/tmp".into();
+            tmp
+        }]),
+        resources: pod.containers[0].resources.clone(),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        // A package manager runs as root, changes owners and drops to its own user to fetch.
+        security_context: Some(SecurityContext {
+            run_as_user: Some(0),
+            run_as_group: Some(0),
+            run_as_non_root: Some(false),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: Some(
+                    ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }]);
+    pod.volumes
+        .get_or_insert_with(Vec::new)
+        .push(empty_dir("sysroot"));
+    let build = &mut pod.containers[0];
+    build
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(mount(true));
+    let triple = match platform.arch {
+        Arch::Amd64 => "x86_64-linux-gnu",
+        Arch::Arm64 => "aarch64-linux-gnu",
+    };
+    let paths = |dirs: &[&str]| {
+        dirs.iter()
+            .map(|d| format!("{SYSROOT}{d}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let libs = paths(&[
+        &format!("/usr/lib/{triple}"),
+        "/usr/lib64",
+        "/usr/lib",
+        &format!("/lib/{triple}"),
+        "/lib64",
+        "/lib",
+    ]);
+    let env = build.env.get_or_insert_with(Vec::new);
+    for (name, value) in [
+        ("HERMIT_PEX_SYSROOT", SYSROOT.to_owned()),
+        (
+            "CPATH",
+            paths(&["/usr/include", &format!("/usr/include/{triple}")]),
+        ),
+        ("LIBRARY_PATH", libs.clone()),
+        ("LD_LIBRARY_PATH", libs),
+        (
+            "PKG_CONFIG_PATH",
+            paths(&[
+                &format!("/usr/lib/{triple}/pkgconfig"),
+                "/usr/lib64/pkgconfig",
+                "/usr/lib/pkgconfig",
+                "/usr/share/pkgconfig",
+            ]),
+        ),
+    ] {
+        env.push(EnvVar {
+            name: name.into(),
+            value: Some(value),
+            ..EnvVar::default()
+        });
+    }
 }
 
 /// Gives a Job's pod the Git credentials: the token as an environment variable from its

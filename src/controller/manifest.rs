@@ -10,7 +10,7 @@ use super::metrics::OutcomeLabels;
 use super::resource::{FailureRecord, PythonPackage};
 use super::status::{ManifestReport, Trouble};
 use super::targets::{SharedSink, StoreTarget};
-use crate::plan::{AssetMismatch, Tried};
+use crate::plan::{AssetMismatch, Failure, Tried};
 use crate::release::{Release, ReleaseStore};
 
 /// Commits the package's manifest when the versions it may list changed since the last commit
@@ -33,16 +33,13 @@ pub async fn commit_manifest<S: ReleaseStore>(
         match l.tried {
             Tried::Passed | Tried::NotTried(_) => complete.push(l.complete),
             Tried::Unknown => trouble.push(Trouble {
-                version: l.complete.version.clone(),
-                record: FailureRecord {
-                    version: l.complete.version.to_string(),
-                    platform: None,
-                    reason: "Untested".into(),
-                    message:
-                        "published by an older hermit-pex without a test outcome: not listed; \
-                              `hermit-pex sync` tries and lists it"
-                            .into(),
-                },
+                failure: Failure::new(
+                    &l.complete.version,
+                    None,
+                    "Untested",
+                    "published by an older hermit-pex without a test outcome: not listed; \
+                     `hermit-pex sync` tries and lists it",
+                ),
                 permanent: true,
             }),
         }
@@ -58,16 +55,12 @@ pub async fn commit_manifest<S: ReleaseStore>(
             ..ManifestReport::default()
         };
     }
-    let source = target.store.source_template(&spec.package);
-    let render = |_: &crate::names::PackageName, current: Option<&str>| {
-        crate::gitops::render_package(
-            spec,
-            &source,
-            target.repository.as_deref(),
-            &complete,
-            current,
-        )
-    };
+    let inputs = [crate::step::ManifestInput {
+        spec,
+        complete,
+        source: target.store.source_template(&spec.package),
+    }];
+    let render = crate::step::manifest_renderer(&inputs, target.repository.as_deref());
     let packages = [spec.package.clone()];
     let result = sink.lock().await.commit_boxed(&packages, &render).await;
     match result {
@@ -136,12 +129,8 @@ async fn report_mismatches<S>(
     trouble: &mut Vec<Trouble>,
 ) {
     for m in mismatches {
-        let record = FailureRecord {
-            version: m.version.to_string(),
-            platform: Some(m.platform.to_string()),
-            reason: "AssetMismatch".into(),
-            message: m.to_string(),
-        };
+        let failure = Failure::new(&m.version, Some(m.platform), "AssetMismatch", m.to_string());
+        let record = FailureRecord::from(&failure);
         let known = pkg
             .status
             .as_ref()
@@ -153,8 +142,7 @@ async fn report_mismatches<S>(
                 .await;
         }
         trouble.push(Trouble {
-            version: m.version.clone(),
-            record,
+            failure,
             permanent: true,
         });
     }

@@ -23,7 +23,7 @@ use kube::{Resource, ResourceExt};
 pub use super::context::{Context, MANAGER};
 use super::jobs::{PACKAGE_LABEL, label_value};
 use super::resource::{PythonPackage, PythonPackageStatus, parse_interval};
-use super::status::{self, ManifestReport, Observed, Problem, Trouble};
+use super::status::{self, ManifestReport, Observed, Trouble, Unobserved};
 use super::targets::{SharedSink, StoreTarget};
 use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, WorkState, plan};
@@ -263,7 +263,7 @@ async fn stopped<S>(ctx: &Context<S>, s: &Subject<'_>, stop: Stop) -> Result<Req
     match stop {
         Stop::Invalid(message) => {
             tracing::info!(package = %s.name(), namespace = %s.ns, %message, "invalid: waiting for a change");
-            let observed = failed_observation(ctx, s, Problem::Invalid(message));
+            let observed = failed_observation(ctx, s, Unobserved::Invalid(message));
             write_status(ctx, s, status::compute(&observed)).await?;
             Ok(Requeue::await_change())
         }
@@ -313,7 +313,7 @@ fn validate<S>(ctx: &Context<S>, pkg: &PythonPackage) -> Result<Target<S>, Strin
 fn failed_observation<'a, S>(
     ctx: &Context<S>,
     s: &'a Subject<'_>,
-    problem: Problem,
+    problem: Unobserved,
 ) -> Observed<'a> {
     Observed {
         generation: s.generation,

@@ -73,6 +73,12 @@ pub fn resource_field(field: &str) -> String {
     if let Some(rest) = field.strip_prefix("source.tag_prefix") {
         return format!("source.tagPrefix{rest}");
     }
+    if let Some(rest) = field.strip_prefix("build.build_packages") {
+        return format!("build.buildPackages{rest}");
+    }
+    if let Some(rest) = field.strip_prefix("build.runtime_packages") {
+        return format!("build.runtimePackages{rest}");
+    }
     for (file, resource) in RENAMED_FIELDS {
         if let Some(rest) = field.strip_prefix(file)
             && (rest.is_empty() || rest.starts_with(['[', '.']))

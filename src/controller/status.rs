@@ -10,7 +10,7 @@ use pep440_rs::Version;
 
 use super::resource::{FailureRecord, PythonPackageStatus};
 use crate::names::Platform;
-use crate::plan::{Plan, VersionStatus, WorkState};
+use crate::plan::{Failure, Plan, VersionStatus, WorkState};
 
 /// At most this many failure records, newest versions first.
 pub const MAX_FAILURES: usize = 20;
@@ -19,11 +19,21 @@ pub const MAX_FAILURES: usize = 20;
 /// that cannot be listed, a Job whose output went missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trouble {
-    pub version: Version,
-    pub record: FailureRecord,
+    pub failure: Failure,
     /// No retry helps (only a change to the resource or the release does): the version stops
     /// counting as progressing.
     pub permanent: bool,
+}
+
+impl From<&Failure> for FailureRecord {
+    fn from(f: &Failure) -> Self {
+        FailureRecord {
+            version: f.version.to_string(),
+            platform: f.platform.map(|p| p.to_string()),
+            reason: f.reason.clone(),
+            message: f.message.clone(),
+        }
+    }
 }
 
 /// What committing the manifest came to in this reconcile.
@@ -39,7 +49,7 @@ pub struct ManifestReport {
 
 /// Why a package could not be observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub enum Unobserved {
     /// Only a change to the resource helps (a bad spec, a refused target, no such project):
     /// `Stalled`.
     Invalid(String),
@@ -60,7 +70,7 @@ pub struct Observed<'a> {
     pub trouble: &'a [Trouble],
     pub suspended: bool,
     /// Why observing or planning failed, when it did.
-    pub error: Option<Problem>,
+    pub error: Option<Unobserved>,
     pub manifest: ManifestReport,
     /// The `requested-at` annotation acted on.
     pub requested_at: Option<String>,
@@ -129,8 +139,8 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     }
     for t in o.trouble {
         records.push(Record {
-            version: t.version.clone(),
-            record: t.record.clone(),
+            version: t.failure.version.clone(),
+            record: FailureRecord::from(&t.failure),
             counts: true,
         });
     }
@@ -148,7 +158,7 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     let pending = o.plan.is_some_and(|p| progressing(p, o.no_node, o.trouble)) || o.running > 0;
 
     let mut conditions = Vec::new();
-    if let (Some(Problem::Unavailable(_)), Some(previous)) = (&o.error, o.previous) {
+    if let (Some(Unobserved::Unavailable(_)), Some(previous)) = (&o.error, o.previous) {
         // What was known stays known while the index or the store is away.
         status.desired = previous.desired;
         status.released = previous.released;
@@ -159,8 +169,8 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     }
     let (ready, reason, message) = if let Some(e) = &o.error {
         match e {
-            Problem::Invalid(e) => ("False", "Invalid", e.clone()),
-            Problem::Unavailable(e) => ("False", "ObserveFailed", e.clone()),
+            Unobserved::Invalid(e) => ("False", "Invalid", e.clone()),
+            Unobserved::Unavailable(e) => ("False", "ObserveFailed", e.clone()),
         }
     } else if o.suspended {
         (
@@ -213,7 +223,7 @@ pub fn compute(o: &Observed<'_>) -> PythonPackageStatus {
     if pending && !o.suspended && o.error.is_none() {
         conditions.push(condition(o, "Reconciling", "True", "Progressing", &message));
     }
-    let invalid = matches!(o.error, Some(Problem::Invalid(_)));
+    let invalid = matches!(o.error, Some(Unobserved::Invalid(_)));
     if invalid || (o.error.is_none() && status.failed > 0 && !pending && !o.suspended) {
         conditions.push(condition(o, "Stalled", "True", reason, &message));
     }
@@ -273,7 +283,7 @@ fn progressing(plan: &Plan, no_node: &[Platform], trouble: &[Trouble]) -> bool {
     plan.versions.iter().any(|vp| {
         let stuck = trouble
             .iter()
-            .any(|t| t.permanent && t.version == vp.version);
+            .any(|t| t.permanent && t.failure.version == vp.version);
         !stuck
             && (vp.waiting
                 || vp.steps.iter().any(|s| match s {
@@ -293,6 +303,39 @@ pub fn pod_failure(
 ) -> Option<WorkState> {
     if job_reason == "DeadlineExceeded" {
         return None;
+    }
+    let terminated_of = |c: &k8s_openapi::api::core::v1::ContainerStatus| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.terminated.clone())
+            .or_else(|| c.last_state.as_ref().and_then(|s| s.terminated.clone()))
+    };
+    // A flavour's init container that could not install the build packages: the build never
+    // started.
+    if let Some((name, t)) = pod
+        .status
+        .as_ref()?
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .find_map(|c| terminated_of(c).map(|t| (c.name.clone(), t)))
+        .filter(|(_, t)| t.exit_code != 0)
+    {
+        let tail = t
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(last_chars)
+            .unwrap_or_default();
+        return Some(WorkState::Failed {
+            reason: "InstallPackagesFailed".into(),
+            message: format!(
+                "the init container {name} could not install the flavour's build packages \
+                 (exit {}): {tail}",
+                t.exit_code
+            ),
+        });
     }
     let terminated = pod
         .status
@@ -323,9 +366,26 @@ pub fn pod_failure(
                 .into(),
         },
         _ => WorkState::Failed {
-            reason: format!("ExitCode{}", terminated.exit_code),
+            // A step says why it failed (`... FAILED (MissingBuildPackages): ...`): that
+            // reason, else the exit code.
+            reason: tail.as_deref().and_then(step_reason).map_or_else(
+                || format!("ExitCode{}", terminated.exit_code),
+                str::to_owned,
+            ),
             message: tail.unwrap_or_else(|| job_message.to_owned()),
         },
+    })
+}
+
+/// The reason of the last `FAILED (<Reason>):` line a step printed (a word of letters).
+fn step_reason(log: &str) -> Option<&str> {
+    log.lines().rev().find_map(|l| {
+        let (_, rest) = l.split_once(": FAILED (")?;
+        let (reason, _) = rest.split_once("):")?;
+        (!reason.is_empty()
+            && reason.len() <= 64
+            && reason.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then_some(reason)
     })
 }
 

@@ -107,6 +107,7 @@ fn published(spec: &PackageSpec, version: &str, id: u64, platforms: &[Platform])
                     command: "tiny-tool --help".into(),
                 }),
                 lock: None,
+                packages: Vec::new(),
                 tarball: Default::default(),
             },
         );

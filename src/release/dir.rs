@@ -366,6 +366,8 @@ mod tests {
             binaries: vec![],
             test: String::new(),
             source: None,
+            build: None,
+            packages: Vec::new(),
         };
         (dir, store, BuildInfo::new(&pkg, &v, inputs))
     }

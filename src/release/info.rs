@@ -34,6 +34,12 @@ pub struct VersionInputs {
     /// Built from a Git repository: which, where in it, and the tag and commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceRecord>,
+    /// The configured flavour and system packages (`build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::spec::BuildSpec>,
+    /// The distribution packages made of each Linux platform (`packages`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<crate::spec::PackageFormat>,
 }
 
 /// The Git origin of a version built from a repository's tag.
@@ -50,6 +56,15 @@ pub struct SourceRecord {
 /// names it through a path mapping, and every platform's build installs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WheelRecord {
+    pub asset: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An asset made from a version's lock or a platform's build (the SBOM, a .deb or .rpm),
+/// recorded with its digest when it is uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetRecord {
     pub asset: String,
     pub sha256: String,
     pub size: u64,
@@ -85,6 +100,10 @@ pub struct LockRecord {
     /// (pylock) The locked distribution each binary's console script comes from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub binaries_from: BTreeMap<BinaryName, PackageName>,
+    /// (pylock) The version's CycloneDX SBOM (`<package>.cdx.json`), made from the lock and
+    /// uploaded with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<AssetRecord>,
 }
 
 impl LockRecord {
@@ -209,8 +228,23 @@ pub struct PlatformBuild {
     /// version's one lock (a platform added later, a relock pinning the same distributions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
+    /// The `.deb`/`.rpm` made of it (a Linux platform whose config asks for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<OsPackageRecord>,
     #[serde(skip)]
     pub tarball: PathBuf,
+}
+
+/// A `.deb` or `.rpm` of a platform's build, uploaded before the platform's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsPackageRecord {
+    pub format: crate::spec::PackageFormat,
+    pub asset: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Its dependencies besides the python: the runtime packages of its flavour and config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<String>,
 }
 
 /// A platform's record: the asset `<package>-<os>-<arch>.build.json` with its build (uploaded

@@ -33,6 +33,12 @@ pub const MAX_GIT_URL_LEN: usize = 512;
 /// `manifests.branch` and `manifests.dir`.
 pub const MAX_REF_LEN: usize = 255;
 
+/// One distribution package name (`build_packages`, `runtime_packages`): Debian's longest are
+/// about 60 characters.
+pub const MAX_DISTRO_PACKAGE_LEN: usize = 128;
+/// `build_packages` and `runtime_packages`, each.
+pub const MAX_DISTRO_PACKAGES: usize = 64;
+
 /// `index`: a DNS label, like the operator's index names.
 pub const MAX_INDEX_NAME_LEN: usize = 63;
 
@@ -72,6 +78,13 @@ pattern!(
     /// (`v1.0`, `1.0-RC1`, `1.0.post`, `1!2.0`). Numbers have at most 18 digits so that every
     /// match fits the parser's 64-bit parts: what this accepts, the controller accepts.
     PUBLIC_VERSION = r"^(?i:v?([0-9]{1,18}!)?[0-9]{1,18}(\.[0-9]{1,18})*([-_.]?(alpha|beta|preview|pre|rc|a|b|c)([-_.]?[0-9]{1,18})?)?(-[0-9]{1,18}|[-_.]?(post|rev|r)([-_.]?[0-9]{1,18})?)?([-_.]?dev([-_.]?[0-9]{1,18})?)?)$"
+);
+
+pattern!(
+    /// A distribution package name, as Debian policy has it (RPM's names are a superset):
+    /// lowercase letters and digits first, then also `+`, `.` and `-`. No option (`-y`), no
+    /// space, no shell: each becomes one argument of a package manager's command line.
+    DISTRO_PACKAGE = r"^[a-z0-9][a-z0-9+.-]*$"
 );
 
 pattern!(

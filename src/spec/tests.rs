@@ -740,3 +740,81 @@ fn duplicate_and_direct_requirements() {
         "rich; python_version > '3.8' and platform_machine == 'x@y'"
     ));
 }
+
+#[test]
+fn packages_are_deb_and_rpm_each_once() {
+    let spec = parse(&format!("{MINIMAL}packages: [rpm, deb]\n")).unwrap();
+    spec.validate().unwrap();
+    assert_eq!(spec.packages, [PackageFormat::Rpm, PackageFormat::Deb]);
+    assert!(parse(MINIMAL).unwrap().packages.is_empty());
+    let p = problem(&format!("{MINIMAL}packages: [deb, zip]\n"));
+    assert_eq!(p.field, "packages[1]");
+    assert!(
+        p.message.contains("expected `deb` or `rpm`"),
+        "{}",
+        p.message
+    );
+    let p = problem(&format!("{MINIMAL}packages: [deb, deb]\n"));
+    assert_eq!(p.field, "packages[1]");
+    assert!(p.message.contains("listed twice"), "{}", p.message);
+}
+
+#[test]
+fn build_names_a_flavour_and_distribution_packages_only() {
+    let spec = parse(&format!(
+        "{MINIMAL}build:\n  flavour: deb-bookworm\n  build_packages: [libffi-dev, gcc]\n  runtime_packages: [libffi8]\n"
+    ))
+    .unwrap();
+    spec.validate().unwrap();
+    let b = spec.build.as_ref().unwrap();
+    assert_eq!(b.flavour.as_deref(), Some("deb-bookworm"));
+    assert_eq!(b.build_packages, ["libffi-dev", "gcc"]);
+    assert_eq!(b.runtime_packages, ["libffi8"]);
+    // The resource's spelling is read too (what `convert` writes).
+    let camel = parse(&format!("{MINIMAL}build:\n  buildPackages: [gcc]\n")).unwrap();
+    assert_eq!(camel.build.unwrap().build_packages, ["gcc"]);
+
+    for (yaml, field) in [
+        (
+            "build:\n  build_packages: [gcc, \"-y\"]\n",
+            "build.build_packages[1]",
+        ),
+        (
+            "build:\n  runtime_packages: [\"libc6; rm -rf /\"]\n",
+            "build.runtime_packages[0]",
+        ),
+        (
+            "build:\n  build_packages: [\"$(id)\"]\n",
+            "build.build_packages[0]",
+        ),
+        (
+            "build:\n  build_packages: [Gcc]\n",
+            "build.build_packages[0]",
+        ),
+        ("build:\n  flavour: \"deb bookworm\"\n", "build.flavour"),
+        (
+            "build:\n  runtime_packages: [a1, a1]\n",
+            "build.runtime_packages[1]",
+        ),
+    ] {
+        let p = problem(&format!("{MINIMAL}{yaml}"));
+        assert_eq!(p.field, field, "{yaml}: {}", p.message);
+        for echoed in ["-y", "rm -rf", "$(id)", "Gcc", "deb bookworm"] {
+            assert!(!p.message.contains(echoed), "{yaml}: echoes: {}", p.message);
+        }
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("p{i}")).collect();
+    let p = problem(&format!(
+        "{MINIMAL}build:\n  build_packages: [{}]\n",
+        many.join(", ")
+    ));
+    assert_eq!(p.field, "build.build_packages");
+    // An unknown field is not shown (a config may be a link to a file of secrets): the known
+    // one closest to it is.
+    let p = problem(&format!("{MINIMAL}build:\n  flavor: deb\n"));
+    assert!(
+        p.message.contains("did you mean `flavour`?") && !p.message.contains("`flavor`"),
+        "{}",
+        p.message
+    );
+}

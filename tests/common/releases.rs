@@ -98,6 +98,7 @@ pub async fn build<S: ReleaseStore>(
                 },
             }),
             lock: None,
+            packages: Vec::new(),
             tarball: Default::default(),
         });
         let json = serde_json::to_vec(&record).unwrap();

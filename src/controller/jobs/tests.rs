@@ -595,3 +595,183 @@ fn spec_index_picks_a_named_index_and_its_secret() {
         JobError::UnknownIndex("nope".into())
     );
 }
+
+const FLAVOURS: &str = r#"
+flavours:
+  deb:
+    image: ghcr.io/acme/builder-bookworm:1
+    install: [apt-get, install, -y, --no-install-recommends]
+    family: deb
+    buildPackages: [gcc, libc6-dev]
+    runtimePackages: [libc6]
+  deb-install:
+    image: ghcr.io/acme/builder-bookworm:1
+    install: [sh, -c, 'apt-get update && apt-get install -y "$@"', install]
+    family: deb
+    buildPackages: [gcc]
+    installPackages: true
+"#;
+
+const NATIVE_SPEC: &str = "package: needs-native\nbinaries: [needs-native]\nversions:\n  - {version: \"1.0\", python: \"3.12\"}\npackages: [deb, rpm]\n";
+
+fn flavoured(flavour: &str) -> (PythonPackage, JobSettings) {
+    let r = resource(&format!(
+        "{NATIVE_SPEC}build:\n  flavour: {flavour}\n  buildPackages: [libffi-dev, gcc]\n  runtimePackages: [libffi8]\n"
+    ));
+    let s = JobSettings {
+        flavours: crate::flavour::Flavours::parse(FLAVOURS).unwrap(),
+        ..settings()
+    };
+    (r, s)
+}
+
+fn native_build(r: &PythonPackage, s: &JobSettings) -> Result<Job, JobError> {
+    build_job(
+        r,
+        &"1.0".parse().unwrap(),
+        PythonMinor::new(12).unwrap(),
+        Platform::new(Os::Linux, Arch::Amd64),
+        &PlatformTable::default(),
+        s,
+    )
+}
+
+/// The Job's arguments make the same version inputs as the draft's (the spec's), and carry
+/// the flavour's table entry for its base packages.
+fn assert_inputs_match(job: &Job, r: &PythonPackage) {
+    let step = match parsed(job).command {
+        crate::cli::Command::Lock(a) => a.step,
+        crate::cli::Command::Build(a) => a.step,
+        _ => panic!("not a step"),
+    };
+    let from_args = crate::cli::step::step_job(&step).unwrap();
+    let iv = crate::pypi::IndexVersion::new(step.version.clone());
+    let drafted = crate::plan::inputs(&r.spec.package, &iv, PythonMinor::new(12).unwrap());
+    assert_eq!(from_args.inputs, drafted);
+    assert_eq!(
+        drafted.packages,
+        [
+            crate::spec::PackageFormat::Deb,
+            crate::spec::PackageFormat::Rpm
+        ]
+    );
+    let table = crate::flavour::Flavours::parse(step.flavours_json.as_deref().unwrap()).unwrap();
+    assert_eq!(table.flavours.len(), 1, "only its own flavour");
+}
+
+#[test]
+fn a_flavour_that_installs_gets_one_root_init_container_with_exactly_the_validated_packages() {
+    let (r, s) = flavoured("deb-install");
+    for j in [
+        native_build(&r, &s).unwrap(),
+        lock_job_of(&r, None, &PlatformTable::default(), &s).unwrap(),
+    ] {
+        let p = pod(&j);
+        let init = p.init_containers.as_ref().expect("an init container");
+        assert_eq!(init.len(), 1);
+        let i = &init[0];
+        assert_eq!(i.image.as_deref(), Some("ghcr.io/acme/builder-bookworm:1"));
+        // The flavour's argv as the command, the packages as arguments: the flavour's, then
+        // the package's, each once. No shell string is made of them.
+        assert_eq!(
+            i.command.as_ref().unwrap(),
+            &[
+                "sh",
+                "-c",
+                "apt-get update && apt-get install -y \"$@\"",
+                "install"
+            ]
+        );
+        assert_eq!(i.args.as_ref().unwrap(), &["gcc", "libffi-dev"]);
+        let sc = i.security_context.as_ref().unwrap();
+        assert_eq!((sc.run_as_user, sc.run_as_non_root), (Some(0), Some(false)));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        // The build container stays restricted, and reads what was installed.
+        let b = &p.containers[0];
+        assert_eq!(b.image.as_deref(), Some("ghcr.io/acme/builder-bookworm:1"));
+        let bsc = b.security_context.as_ref().unwrap();
+        assert_eq!(
+            (
+                bsc.run_as_non_root,
+                bsc.read_only_root_filesystem,
+                bsc.allow_privilege_escalation
+            ),
+            (Some(true), Some(true), Some(false))
+        );
+        assert_eq!(
+            bsc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_owned()][..])
+        );
+        assert_eq!(
+            p.security_context.as_ref().unwrap().run_as_non_root,
+            Some(true)
+        );
+        let mount = b
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "sysroot")
+            .unwrap();
+        assert_eq!(
+            (mount.mount_path.as_str(), mount.read_only),
+            (SYSROOT, Some(true))
+        );
+        let env = b.env.as_ref().unwrap();
+        let cpath = env.iter().find(|e| e.name == "CPATH").unwrap();
+        assert!(
+            cpath
+                .value
+                .as_ref()
+                .unwrap()
+                .starts_with("/sysroot/usr/include")
+        );
+        let a = args(&j);
+        assert!(
+            a.contains(&"--build-packages-installed".to_owned()),
+            "{a:?}"
+        );
+        assert_inputs_match(&j, &r);
+    }
+}
+
+#[test]
+fn a_flavour_without_installing_has_no_init_container_and_its_build_checks() {
+    let (r, s) = flavoured("deb");
+    let j = native_build(&r, &s).unwrap();
+    let p = pod(&j);
+    assert!(p.init_containers.is_none());
+    assert_eq!(
+        p.containers[0].image.as_deref(),
+        Some("ghcr.io/acme/builder-bookworm:1")
+    );
+    assert!(
+        !p.volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|v| v.name == "sysroot"),
+        "no sysroot"
+    );
+    let a = args(&j);
+    assert!(!a.contains(&"--build-packages-installed".to_owned()));
+    assert_inputs_match(&j, &r);
+    // Without a flavour, the controller's builder image and nothing else.
+    let plain = resource(NATIVE_SPEC);
+    let j = native_build(&plain, &s).unwrap();
+    assert_eq!(
+        pod(&j).containers[0].image.as_deref(),
+        Some("ghcr.io/hermit-pex/builder:0.1.0")
+    );
+    assert!(pod(&j).init_containers.is_none());
+    assert!(!args(&j).iter().any(|a| a.starts_with("--flavour")));
+}
+
+#[test]
+fn an_unknown_flavour_makes_no_job() {
+    let (r, s) = flavoured("gentoo");
+    assert_eq!(
+        native_build(&r, &s).unwrap_err(),
+        JobError::UnknownFlavour("gentoo".into())
+    );
+}

@@ -13,10 +13,10 @@ use crate::build::VersionJob;
 use crate::controller::context::{Context, MANAGER};
 use crate::controller::jobs::{JobFor, JobStep, step_job};
 use crate::controller::observe::ObservedJob;
-use crate::controller::resource::{FailureRecord, PythonPackage};
+use crate::controller::resource::PythonPackage;
 use crate::controller::status::Trouble;
 use crate::names::Platform;
-use crate::plan::{Plan, Step, VersionPlan, WorkKind, WorkState};
+use crate::plan::{Failure, Plan, Step, VersionPlan, WorkKind, WorkState};
 use crate::pypi::IndexVersion;
 use crate::release::{ReleaseId, ReleaseStore};
 use crate::step::{Done, PublishError, StepError, StepRunner};
@@ -173,13 +173,7 @@ async fn publish_complete<S: ReleaseStore>(
                 tracing::warn!(package = %s.name(), version = %vp.version, %release, error = %e, permanent, "not published");
                 failed.push(format!("{}: {e}", vp.version));
                 trouble.push(Trouble {
-                    version: vp.version.clone(),
-                    record: FailureRecord {
-                        version: vp.version.to_string(),
-                        platform: None,
-                        reason: "NotPublished".into(),
-                        message: e.to_string(),
-                    },
+                    failure: Failure::new(&vp.version, None, "NotPublished", e.to_string()),
                     permanent,
                 });
             }
@@ -319,13 +313,7 @@ pub(super) async fn start_jobs<S: ReleaseStore>(
                 Ok(r) => r,
                 Err(e) => {
                     trouble.push(Trouble {
-                        version: vp.version.clone(),
-                        record: FailureRecord {
-                            version: vp.version.to_string(),
-                            platform: None,
-                            reason: "ReleaseNotCreated".into(),
-                            message: e,
-                        },
+                        failure: Failure::new(&vp.version, None, "ReleaseNotCreated", e),
                         permanent: false,
                     });
                     continue;

@@ -15,7 +15,7 @@ use crate::controller::observe::{
     ObservedJob, foreign_owner, job_state, observe_jobs, schedulable_for,
 };
 use crate::controller::resource::PythonPackage;
-use crate::controller::status::{self, Problem};
+use crate::controller::status::{self, Unobserved};
 use crate::names::Platform;
 use crate::plan::{Plan, Step, WorkState};
 use crate::pypi::IndexVersion;
@@ -33,7 +33,7 @@ pub(super) enum Stop {
     /// Only a change to the resource helps: said in the status, then wait for a change.
     Invalid(String),
     /// The index or the release store failed: said in the status, retried later.
-    Unavailable(Problem),
+    Unavailable(Unobserved),
     Api(Error),
 }
 
@@ -52,7 +52,7 @@ pub(super) async fn observe<S: ReleaseStore>(
     let (versions, releases) = observe_sources(ctx, &s.pkg.spec, s.spec(), store)
         .await
         .map_err(|p| match p {
-            Problem::Invalid(m) => Stop::Invalid(m),
+            Unobserved::Invalid(m) => Stop::Invalid(m),
             p => Stop::Unavailable(p),
         })?;
     let listed = s
@@ -114,16 +114,16 @@ async fn observe_sources<S: ReleaseStore>(
     pkg_spec: &crate::controller::resource::PythonPackageSpec,
     spec: &crate::spec::PackageSpec,
     store: &S,
-) -> Result<(Vec<IndexVersion>, Vec<Release>), Problem> {
+) -> Result<(Vec<IndexVersion>, Vec<Release>), Unobserved> {
     let index = ctx
         .targets
         .index(pkg_spec, &ctx.index)
-        .map_err(Problem::Invalid)?;
+        .map_err(Unobserved::Invalid)?;
     let offered = crate::source::offered(index, spec)
         .await
         .map_err(|e| match e.needs_a_fix() {
-            true => Problem::Invalid(e.to_string()),
-            false => Problem::Unavailable(e.to_string()),
+            true => Unobserved::Invalid(e.to_string()),
+            false => Unobserved::Unavailable(e.to_string()),
         })?;
     let releases = observe_releases(store, spec).await?;
     Ok((offered.versions, releases))
@@ -132,11 +132,11 @@ async fn observe_sources<S: ReleaseStore>(
 pub(super) async fn observe_releases<S: ReleaseStore>(
     store: &S,
     spec: &crate::spec::PackageSpec,
-) -> Result<Vec<Release>, Problem> {
+) -> Result<Vec<Release>, Unobserved> {
     store
         .releases(&spec.package)
         .await
-        .map_err(|e| Problem::Unavailable(e.to_string()))
+        .map_err(|e| Unobserved::Unavailable(e.to_string()))
 }
 
 /// Deletes failed Jobs made for an older spec or `requested-at` (background: the object goes

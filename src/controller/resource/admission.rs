@@ -291,6 +291,10 @@ fn config_rules(props: &mut Map<String, Value>) {
         json!({"minItems": 1, "maxItems": 4, "x-kubernetes-list-type": "set"}),
     );
     set(
+        field(props, &["packages"]),
+        json!({"maxItems": 2, "x-kubernetes-list-type": "set"}),
+    );
+    set(
         field(props, &["extraPackages"]),
         json!({
             "maxItems": rules::MAX_EXTRA_PACKAGES,
@@ -394,6 +398,34 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "x-kubernetes-validations": [rule(
                 format!("!self.matches({})", cel_string(rules::BAD_DIR.as_str())),
                 &format!("manifests.dir {}", rules::DIR_SAYS),
+            )],
+        }),
+    );
+    for list in ["buildPackages", "runtimePackages"] {
+        set(
+            field(props, &["build", "properties", list]),
+            json!({"maxItems": rules::MAX_DISTRO_PACKAGES, "x-kubernetes-list-type": "set"}),
+        );
+        set(
+            field(props, &["build", "properties", list, "items"]),
+            json!({
+                "maxLength": rules::MAX_DISTRO_PACKAGE_LEN,
+                "x-kubernetes-validations": [rule(
+                    format!("self.matches({})", cel_string(rules::DISTRO_PACKAGE.as_str())),
+                    &format!(
+                        "build.{list}[] must be distribution package names: lowercase letters and \
+                         digits, then also '+', '.' and '-'; no options, spaces or shell"
+                    ),
+                )],
+            }),
+        );
+    }
+    set(
+        field(props, &["build", "properties", "flavour"]),
+        json!({
+            "x-kubernetes-validations": [rule(
+                format!("self.matches({})", cel_string(rules::INDEX_NAME.as_str())),
+                "build.flavour must be the name of one of the operator's flavours: lowercase letters, digits and '-'",
             )],
         }),
     );

@@ -247,13 +247,12 @@ fn trouble_that_no_retry_fixes_stalls_and_the_rest_is_said() {
         &PlanOptions::default(),
     );
     let trouble = [Trouble {
-        version: "1.0".parse().unwrap(),
-        record: FailureRecord {
-            version: "1.0".into(),
-            platform: None,
-            reason: "NotPublished".into(),
-            message: "cannot read tool-linux-amd64.build.json".into(),
-        },
+        failure: crate::plan::Failure::new(
+            &"1.0".parse().unwrap(),
+            None,
+            "NotPublished",
+            "cannot read tool-linux-amd64.build.json",
+        ),
         permanent: true,
     }];
     let o = Observed {
@@ -319,7 +318,7 @@ fn suspended_and_unobservable_packages_say_why() {
 
     let mut o = observed(&p, 0, None);
     o.plan = None;
-    o.error = Some(Problem::Invalid(
+    o.error = Some(Unobserved::Invalid(
         "tool: no such project on https://pypi.org/simple/ (HTTP 404)".into(),
     ));
     let s = compute(&o);
@@ -341,7 +340,7 @@ fn an_unreachable_index_keeps_what_was_known_and_does_not_stall() {
     known.listed = Some(2);
     let mut o = observed(&p, 0, Some(&known));
     o.plan = None;
-    o.error = Some(Problem::Unavailable("pypi.org: HTTP 503".into()));
+    o.error = Some(Unobserved::Unavailable("pypi.org: HTTP 503".into()));
     let s = compute(&o);
     assert_eq!(condition(&s, "Ready").unwrap().reason, "ObserveFailed");
     assert!(condition(&s, "Stalled").is_none(), "retried, not stuck");
@@ -438,6 +437,54 @@ fn a_pod_tells_why_its_build_failed() {
         pod_failure(&pod("Error", 143, "killed"), "DeadlineExceeded", "m"),
         None,
         "a deadline stays a deadline"
+    );
+}
+
+/// A step's own reason (its `FAILED (...)` line) is the failure's; a flavour's init container
+/// that could not install the build packages says so, with its log.
+#[test]
+fn a_pod_tells_a_steps_reason_and_an_install_that_failed() {
+    let log = "needs-native 1.0: resolving\nneeds-native 1.0: FAILED (MissingBuildPackages): \
+               build packages missing on this machine (flavour deb): libffi-dev; an sdist is \
+               built here and needs them. hermit-pex installs nothing itself: install them with \
+               `apt-get install -y libffi-dev`";
+    let WorkState::Failed { reason, message } =
+        pod_failure(&pod("Error", 1, log), "BackoffLimitExceeded", "m").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reason, "MissingBuildPackages");
+    assert!(message.contains("libffi-dev"), "{message}");
+    // Not a word: not a reason.
+    let odd = "x: FAILED (no such thing): y";
+    let WorkState::Failed { reason, .. } =
+        pod_failure(&pod("Error", 1, odd), "BackoffLimitExceeded", "m").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reason, "ExitCode1");
+
+    let init: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p"},
+        "status": {
+            "initContainerStatuses": [{"name": "install-packages", "image": "b", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 100,
+                "reason": "Error", "message": "E: Unable to locate package libffi-dev"}}}],
+            "containerStatuses": [{"name": "build", "image": "b", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]
+        }
+    }))
+    .unwrap();
+    let WorkState::Failed { reason, message } =
+        pod_failure(&init, "BackoffLimitExceeded", "m").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reason, "InstallPackagesFailed");
+    assert_eq!(
+        message,
+        "the init container install-packages could not install the flavour's build packages \
+         (exit 100): E: Unable to locate package libffi-dev"
     );
 }
 

@@ -30,6 +30,8 @@ async fn links_bodies_and_names() {
         binaries: vec![],
         test: String::new(),
         source: None,
+        build: None,
+        packages: Vec::new(),
     };
     let info = BuildInfo::new(&pkg, &v, inputs);
     let body = release_body(&pkg, &v, &info);
