@@ -13,8 +13,9 @@ rm -rf "$scratch"; mkdir -p "$scratch"
 tools=$("$root/scripts/test-tools.sh")
 py312=${PYTHON312:-$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1)}
 [ -x "$py312" ] || { echo "no CPython 3.12: set PYTHON312" >&2; exit 1; }
-(cd "$root" && cargo build --release --quiet)
-bin="$root/target/release/hermit-pex"
+# HERMIT_PEX_BIN: a hermit-pex built already (else the release build of this checkout).
+bin=${HERMIT_PEX_BIN:-}
+[ -n "$bin" ] || { (cd "$root" && cargo build --release --quiet); bin="$root/target/release/hermit-pex"; }
 export HERMIT_PEX_PEX="$tools/bin/pex" HERMIT_PEX_UV="$tools/bin/uv"
 export PATH="$(dirname "$py312"):$PATH"
 [ $# -gt 0 ] || set -- black==26.10.1 sqlfluff==4.5.0

@@ -8,6 +8,12 @@
 # schema the SBOM tests validate against. Idempotent. Prints the venv path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# The .deb/.rpm tests check packages with the real tools: dpkg comes with Debian, rpm is
+# Debian's `rpm` package.
+if ! command -v rpm >/dev/null; then
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  { $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends rpm; } >&2
+fi
 venv="$root/.tools/venv"
 pins="pypiserver==2.4.2 passlib==1.7.4 pex==2.105.2 uv==0.13.9 lupa==2.8"
 python=${PYTHON:-python3.11}

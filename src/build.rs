@@ -12,7 +12,6 @@
 //! there (`BuildSettings::native`): the others cannot exist.
 
 pub mod artifact;
-pub mod complete_platform;
 pub mod pex;
 pub mod scripts;
 
@@ -787,7 +786,7 @@ fn write_complete_platform(
         "complete-platform-{platform}-cp3{}.json",
         python.minor()
     ));
-    let doc = complete_platform::complete_platform(platform, python);
+    let doc = crate::complete_platform::complete_platform(platform, python);
     std::fs::write(
         &path,
         serde_json::to_vec_pretty(&doc).expect("JSON values serialise"),

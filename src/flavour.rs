@@ -126,10 +126,12 @@ impl Flavours {
                 ("buildPackages", &f.build_packages),
                 ("runtimePackages", &f.runtime_packages),
             ] {
-                problems.extend(package_problems(list).into_iter().map(|(i, why)| match i {
-                    Some(i) => format!("{name}.{field}[{i}]: {why}"),
-                    None => format!("{name}.{field}: {why}"),
-                }));
+                problems.extend(rules::package_problems(list).into_iter().map(
+                    |(i, why)| match i {
+                        Some(i) => format!("{name}.{field}[{i}]: {why}"),
+                        None => format!("{name}.{field}: {why}"),
+                    },
+                ));
             }
         }
         if problems.is_empty() {
@@ -186,31 +188,6 @@ impl Flavours {
             installed: false,
         }
     }
-}
-
-/// What is wrong with a list of distribution package names: `(None, why)` for the list (too
-/// long), else `(Some(i), why)` for each entry that is not a name.
-pub fn package_problems(list: &[String]) -> Vec<(Option<usize>, String)> {
-    if list.len() > rules::MAX_DISTRO_PACKAGES {
-        return vec![(
-            None,
-            rules::too_many(list.len(), rules::MAX_DISTRO_PACKAGES),
-        )];
-    }
-    list.iter()
-        .enumerate()
-        .filter(|(_, p)| !crate::os_package::is_distro_package(p))
-        .map(|(i, _)| {
-            (
-                Some(i),
-                format!(
-                    "is not a distribution package name: lowercase letters and digits, then \
-                     also '+', '.' and '-' (at most {}), no options, spaces or shell",
-                    rules::MAX_DISTRO_PACKAGE_LEN
-                ),
-            )
-        })
-        .collect()
 }
 
 /// A package's build environment, resolved.
@@ -291,7 +268,7 @@ pub async fn missing(
 ) -> Result<Vec<String>, FlavourError> {
     let mut missing = Vec::new();
     for p in packages {
-        if !crate::os_package::is_distro_package(p) {
+        if !rules::is_distro_package(p) {
             // Never reaches a command line; the spec and the table refuse it before.
             return Err(FlavourError::Check(
                 "a build package is not a distribution package name".into(),

@@ -6,6 +6,7 @@
 pub mod blocking;
 pub mod build;
 pub mod cli;
+pub mod complete_platform;
 pub mod controller;
 pub mod credentials;
 pub mod digest;

@@ -112,13 +112,6 @@ fn arch(platform: Platform) -> Result<(&'static str, &'static str), OsPackageErr
     }
 }
 
-/// A distribution package name as both formats take it (Debian policy's, which RPM's
-/// names include): the rule `build_packages` / `runtime_packages` are checked by too.
-pub fn is_distro_package(name: &str) -> bool {
-    crate::spec::rules::DISTRO_PACKAGE.is_match(name)
-        && name.len() <= crate::spec::rules::MAX_DISTRO_PACKAGE_LEN
-}
-
 /// The launchers a tarball holds: every file at its root but `<package>.pex`.
 pub fn tarball_binaries(
     tarball: &Path,
@@ -217,7 +210,11 @@ pub fn build_blocking(
     out_dir: &Path,
 ) -> Result<Vec<Built>, OsPackageError> {
     arch(input.platform)?;
-    if let Some(index) = input.depends.iter().position(|d| !is_distro_package(d)) {
+    if let Some(index) = input
+        .depends
+        .iter()
+        .position(|d| !crate::spec::rules::is_distro_package(d))
+    {
         return Err(OsPackageError::Dependency { index });
     }
     let unpacked = unpack(input, out_dir)?;

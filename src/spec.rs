@@ -120,7 +120,7 @@ impl BuildSpec {
             ("build.build_packages", &self.build_packages),
             ("build.runtime_packages", &self.runtime_packages),
         ] {
-            for (i, why) in crate::flavour::package_problems(list) {
+            for (i, why) in rules::package_problems(list) {
                 let at = i.map_or_else(|| field.to_owned(), |i| format!("{field}[{i}]"));
                 problems.push(Problem::new(at, why));
             }

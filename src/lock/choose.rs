@@ -14,7 +14,7 @@ use pep508_rs::{MarkerEnvironment, MarkerTree};
 use super::pylock::{File, Package, Pylock, Wheel};
 use super::record::{ChosenFile, PlatformLock};
 use super::wheel_name::WheelName;
-use crate::build::complete_platform::{self, GLIBC_FLOOR, MACOS_FLOOR};
+use crate::complete_platform::{self, GLIBC_FLOOR, MACOS_FLOOR};
 use crate::names::{Os, PackageName, Platform, PythonMinor};
 
 /// One platform and python: its tag priority and marker environment.

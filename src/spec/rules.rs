@@ -232,6 +232,34 @@ pub fn collides_with_pex(binary: &str, package: &crate::names::PackageName) -> b
     binary.to_ascii_lowercase() == format!("{package}.pex")
 }
 
+/// A distribution package name as both formats take it (Debian policy's, which RPM's
+/// names include): the rule `build_packages` / `runtime_packages` are checked by too.
+pub fn is_distro_package(name: &str) -> bool {
+    DISTRO_PACKAGE.is_match(name) && name.len() <= MAX_DISTRO_PACKAGE_LEN
+}
+
+/// What is wrong with a list of distribution package names: `(None, why)` for the list (too
+/// long), else `(Some(i), why)` for each entry that is not a name.
+pub fn package_problems(list: &[String]) -> Vec<(Option<usize>, String)> {
+    if list.len() > MAX_DISTRO_PACKAGES {
+        return vec![(None, too_many(list.len(), MAX_DISTRO_PACKAGES))];
+    }
+    list.iter()
+        .enumerate()
+        .filter(|(_, p)| !is_distro_package(p))
+        .map(|(i, _)| {
+            (
+                Some(i),
+                format!(
+                    "is not a distribution package name: lowercase letters and digits, then \
+                     also '+', '.' and '-' (at most {}), no options, spaces or shell",
+                    MAX_DISTRO_PACKAGE_LEN
+                ),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

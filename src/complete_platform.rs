@@ -174,7 +174,7 @@ mod tests {
     fn linux_amd64_matches_real_cpython_312_below_the_floor() {
         // `pex3 interpreter inspect --markers --tags` of CPython 3.12.1 on a glibc 2.36 host.
         let inspect: Value = serde_json::from_str(include_str!(
-            "../../tests/fixtures/pex/cp312-linux-x86_64-inspect.json"
+            "../tests/fixtures/pex/cp312-linux-x86_64-inspect.json"
         ))
         .unwrap();
         let expected: Vec<&str> = inspect["compatible_tags"]
