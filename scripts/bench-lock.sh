@@ -26,10 +26,10 @@ measure() { # COMMAND...: prints "wall cpu maxrss_kb"
   read -r wall user sys rss <"$scratch/time"
   echo "$wall $(echo "$user + $sys" | bc) $rss"
 }
-old4() { # ROOTS REQ: the four per-platform pex runs, one after the other, each with its own
-  # PEX_ROOT (as four CI runners have): empty the first time, kept for the warm row
-  for p in 1 2 3 4; do PEX_ROOT="$1-$p" "$tools/bin/pex" "$2" -o "$scratch/old-$p.pex" --python "$py312" || return 1; done
-}
+# The four per-platform pex runs, one after the other, each with its own PEX_ROOT (as four CI
+# runners have): empty the first time, kept for the warm row. Arguments: ROOTS REQ.
+old4='for p in 1 2 3 4; do PEX_ROOT="$1-$p" "$PEX" "$2" -o "$OUT-$p.pex" --python "$PY" || exit 1; done'
+export PEX="$tools/bin/pex" OUT="$scratch/old" PY="$py312"
 
 printf '%-22s %-5s %9s %9s %10s %9s %9s %10s %7s %7s\n' package cache "sync s" "cpu s" "rss KB" "4xpex s" "cpu s" "rss KB" wall× cpu×
 for req in "$@"; do
@@ -41,7 +41,7 @@ for req in "$@"; do
   for cache in cold warm; do
     sync=$(measure "$bin" sync "$dir/python/$name" --latest 1 --cache-dir "$dir/cache" \
       --dist "$dir/dist-$cache" --hermit-dir "$dir/hermit-$cache")
-    old=$(measure old4 "$dir/pex-root" "$req")
+    old=$(measure bash -c "$old4" old4 "$dir/pex-root" "$req")
     read -r sw sc sr <<<"$sync"; read -r ow oc or <<<"$old"
     printf '%-22s %-5s %9.1f %9.1f %10s %9.1f %9.1f %10s %7.2f %7.2f\n' "$req" "$cache" \
       "$sw" "$sc" "$sr" "$ow" "$oc" "$or" "$(echo "$sw / $ow" | bc -l)" "$(echo "$sc / $oc" | bc -l)"

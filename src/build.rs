@@ -240,7 +240,7 @@ async fn lock_as(
     fresh: bool,
 ) -> Result<Lock, BuildError> {
     let failed = |source| BuildError::Lock {
-        requirements: job.requirements().join(" "),
+        requirements: crate::lock::shown_requirements(job.requirements()),
         python: job.python(),
         source: Box::new(source),
     };
@@ -573,7 +573,7 @@ async fn platform_wheels(
     let locked = crate::lock::read(&lock.path)
         .await
         .map_err(|source| BuildError::Lock {
-            requirements: job.requirements().join(" "),
+            requirements: crate::lock::shown_requirements(job.requirements()),
             python: job.python(),
             source: Box::new(source),
         })?;

@@ -17,7 +17,7 @@ use crate::names::Platform;
 use crate::plan::{Plan, PlanOptions, VersionStatus, plan};
 use crate::pypi::{DEFAULT_INDEX_URL, IndexClient, IndexStats};
 use crate::release::{Release, ReleaseStore};
-use crate::spec::{self, LoadedSpec, SpecError};
+use crate::spec::{self, LoadedSpec, SpecError, rules};
 
 #[derive(Parser)]
 #[command(
@@ -68,11 +68,12 @@ pub struct GitHubArgs {
     #[arg(
         long,
         env = "GITHUB_API_URL",
-        default_value = "https://api.github.com/"
+        default_value = "https://api.github.com/",
+        value_parser = Ruled(no_credentials)
     )]
     pub github_api_url: String,
     /// Where GitHub serves release downloads, for manifests.
-    #[arg(long, default_value = "https://github.com")]
+    #[arg(long, default_value = "https://github.com", value_parser = Ruled(no_credentials))]
     pub github_url: String,
 }
 
@@ -80,13 +81,13 @@ pub struct GitHubArgs {
 #[derive(Args, Clone)]
 pub struct ReleaseArgs {
     /// Releases go to DIR/releases/<tag>/.
-    #[arg(long, default_value = "dist")]
+    #[arg(long, default_value = "dist", value_parser = absolute_path)]
     pub dist: PathBuf,
     /// URL the release directory is served from, for manifests (default: file:// URLs, for local testing).
-    #[arg(long)]
+    #[arg(long, value_parser = Ruled(no_credentials))]
     pub base_url: Option<String>,
     /// Publish to the GitHub releases of OWNER/REPO (token in GITHUB_TOKEN) instead of --dist.
-    #[arg(long)]
+    #[arg(long, value_parser = Ruled(rules::release_repository))]
     pub repository: Option<String>,
     #[command(flatten)]
     pub github: GitHubArgs,
@@ -219,16 +220,16 @@ pub struct ConvertArgs {
 pub struct ManifestArgs {
     /// Commit manifests to this Git repository (any URL git takes; token in HERMIT_PEX_GIT_TOKEN
     /// or GITHUB_TOKEN for HTTPS, key file in HERMIT_PEX_GIT_SSH_KEY for SSH).
-    #[arg(long, conflicts_with = "manifest_github")]
+    #[arg(long, conflicts_with = "manifest_github", value_parser = Ruled(rules::git_url))]
     pub manifest_repo: Option<String>,
     /// Commit manifests to OWNER/REPO through the GitHub API (token in GITHUB_TOKEN).
-    #[arg(long)]
+    #[arg(long, value_parser = Ruled(rules::release_repository))]
     pub manifest_github: Option<String>,
     /// Branch for --manifest-repo / --manifest-github.
-    #[arg(long, default_value = "main")]
+    #[arg(long, default_value = "main", value_parser = Ruled(rules::branch))]
     pub manifest_branch: String,
     /// Directory in that repository (default: its root, where Hermit reads a git source).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_parser = Ruled(rules::dir))]
     pub manifest_dir: String,
     /// Author of manifest commits.
     #[arg(
@@ -267,7 +268,7 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub release: ReleaseArgs,
     /// Manifests go to DIR/<package>.hcl.
-    #[arg(long, default_value = "hermit")]
+    #[arg(long, default_value = "hermit", value_parser = absolute_path)]
     pub hermit_dir: PathBuf,
     /// Parallel pex runs (default: the number of cores).
     #[arg(long, short)]
@@ -374,7 +375,7 @@ impl PublishArgs {
 #[derive(Args, Clone)]
 pub struct WheelIndexArgs {
     /// The index's `simple/` directory (default: DIST/simple, beside the releases).
-    #[arg(long, conflicts_with = "wheel_index_repo")]
+    #[arg(long, conflicts_with = "wheel_index_repo", value_parser = absolute_path)]
     pub wheel_index_dir: Option<PathBuf>,
     #[command(flatten)]
     pub repo: WheelIndexRepoArgs,
@@ -501,11 +502,15 @@ pub struct IndexArgs {
     )]
     pub extra_index_urls: Vec<String>,
     /// Where index pages (with their ETags) and build caches are kept.
-    #[arg(long, env = "HERMIT_PEX_CACHE_DIR")]
+    #[arg(long, env = "HERMIT_PEX_CACHE_DIR", value_parser = absolute_path)]
     pub cache_dir: Option<PathBuf>,
     /// Do not read or write the index cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Take `extra_packages` that are direct references (`name @ URL`, `name @ file:///…`):
+    /// the resolver fetches those outside the indexes, so they are refused unless allowed.
+    #[arg(long)]
+    pub allow_direct_references: bool,
 }
 
 #[derive(Args, Clone)]
@@ -608,7 +613,8 @@ impl IndexArgs {
             .filter(|u| !u.is_empty())
             .map(|u| crate::pypi::auth_index(u, None))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::pypi::Indexes::new(self.primary()?, extra)?)
+        Ok(crate::pypi::Indexes::new(self.primary()?, extra)?
+            .allowing_direct_references(self.allow_direct_references))
     }
 }
 
@@ -651,6 +657,27 @@ pub fn run(cli: Cli) -> ExitCode {
 /// a package another config already carries (PEP 503 names: `Aider_Chat` is `aider-chat`) is
 /// refused, naming both files: two would mix their settings in one manifest and release.
 pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
+    load_specs_with(paths, true)
+}
+
+/// [`load_specs`], refusing the configs whose `extra_packages` hold direct references unless
+/// `direct_references` (`--allow-direct-references`) allows them.
+pub fn load_specs_with(
+    paths: &[PathBuf],
+    direct_references: bool,
+) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
+    let (ok, mut bad) = load_all(paths)?;
+    let (ok, refused): (Vec<_>, Vec<_>) = ok
+        .into_iter()
+        .partition(|s| direct_references || s.spec.direct_references().is_empty());
+    bad.extend(refused.into_iter().map(|s| SpecError {
+        problems: s.spec.direct_references(),
+        file: s.file,
+    }));
+    Ok((ok, bad))
+}
+
+fn load_all(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<SpecError>)> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("python")]
     } else {
@@ -679,6 +706,59 @@ pub fn load_specs(paths: &[PathBuf]) -> anyhow::Result<(Vec<LoadedSpec>, Vec<Spe
         }
     }
     Ok((ok, bad))
+}
+
+/// A flag checked by one of the rules the CRD applies to the same setting (`--repository` as
+/// `releases.repository`, ...): refused with the CRD's words after the flag's name, exit 2,
+/// and without the value (a URL may hold a token; clap's own message would repeat it).
+#[derive(Clone)]
+pub(crate) struct Ruled(pub fn(&str) -> Result<(), String>);
+
+impl clap::builder::TypedValueParser for Ruled {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let flag = arg
+            .and_then(|a| a.get_long())
+            .map_or_else(|| "a value".to_owned(), |l| format!("--{l}"));
+        let refuse = |rule: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{flag} {rule}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let s = value
+            .to_str()
+            .ok_or_else(|| refuse("must be UTF-8 text".into()))?;
+        (self.0)(s).map_err(refuse)?;
+        Ok(s.to_owned())
+    }
+}
+
+/// A URL written into manifests or used as an API root: credentials in it would be published
+/// or logged, so they go in the environment instead.
+pub(crate) fn no_credentials(s: &str) -> Result<(), String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(
+            "must not hold credentials (user:password@): the GitHub token goes in GITHUB_TOKEN"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A path flag, made absolute once, here, against the working directory the command was
+/// started in: tools run elsewhere (pex in a build directory, git in a checkout) and some take
+/// only absolute paths (pex's `--path-mapping`: "Mapped paths must be absolute"). Links are
+/// kept as written.
+pub(crate) fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    std::path::absolute(s).map_err(|e| format!("cannot be made an absolute path: {e}"))
 }
 
 /// A number of seconds for a timeout: 0 would stop every run at once.
@@ -750,7 +830,7 @@ struct JsonError {
 }
 
 async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let (specs, invalid) = load_specs(&args.paths)?;
+    let (specs, invalid) = load_specs_with(&args.paths, args.index.allow_direct_references)?;
     let client = args.index.client()?;
     let heads = args
         .index
@@ -935,4 +1015,61 @@ pub fn write_text_plan(
         p.count(VersionStatus::ToPublish),
         p.builds()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// Every path flag is absolute once parsed, whatever the working directory later is.
+    #[test]
+    fn path_flags_are_made_absolute_when_parsed() {
+        let cwd = std::env::current_dir().unwrap();
+        let cli = Cli::try_parse_from([
+            "hermit-pex",
+            "sync",
+            "--cache-dir",
+            "cache",
+            "--dist",
+            "out/../dist",
+            "--hermit-dir",
+            "./hermit",
+            "--wheel-index-dir",
+            "public/simple",
+        ])
+        .unwrap();
+        let Command::Sync(a) = cli.command else {
+            panic!("sync")
+        };
+        assert_eq!(a.index.cache_dir, Some(cwd.join("cache")));
+        assert_eq!(
+            a.wheel_index.wheel_index_dir,
+            Some(cwd.join("public/simple"))
+        );
+        assert!(a.release.dist.is_absolute() && a.release.dist.ends_with("dist"));
+        assert!(a.hermit_dir.is_absolute() && a.hermit_dir.ends_with("hermit"));
+        let cli = Cli::try_parse_from(["hermit-pex", "sync"]).unwrap();
+        let Command::Sync(a) = cli.command else {
+            panic!("sync")
+        };
+        assert_eq!(a.release.dist, cwd.join("dist"), "defaults too");
+        assert_eq!(a.hermit_dir, cwd.join("hermit"));
+        let cli = Cli::try_parse_from([
+            "hermit-pex",
+            "controller",
+            "--repository",
+            "a/b",
+            "--builder-image",
+            "b",
+            "--platform-table",
+            "t.yaml",
+        ])
+        .unwrap();
+        let Command::Controller(a) = cli.command else {
+            panic!("controller")
+        };
+        assert_eq!(a.platform_table, Some(cwd.join("t.yaml")));
+    }
 }

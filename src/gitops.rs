@@ -253,5 +253,12 @@ mod tests {
             std::fs::read_to_string(dir.path().join("a.hcl")).unwrap(),
             "new"
         );
+        // Hermit, or a web server, may read them as another user.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("a.hcl"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 }

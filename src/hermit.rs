@@ -505,13 +505,18 @@ fn header(input: &ManifestInput<'_>, binaries: &[BinaryName], full: bool) -> Str
     if let Some(test) = test {
         writeln!(out, "test = {}", quote(&test.replace('$', "$$"))).unwrap();
     }
-    // A project built from its Git repository is that repository's (when it has a web page);
-    // a PyPI project's page is on PyPI and its repository is where the releases are.
+    // A project built from its Git repository is that repository's: its web page when its URL
+    // has one, else none (a `file://` or `ssh://` repository is not on PyPI, so PyPI's page for
+    // the name would be another project's, or none). A PyPI project's page is on PyPI and its
+    // repository is where the releases are.
     let web = spec.source.as_ref().and_then(|s| s.web_url());
-    let homepage = web
-        .clone()
-        .unwrap_or_else(|| format!("https://pypi.org/project/{}/", spec.package));
-    writeln!(out, "homepage = {}", quote(&homepage)).unwrap();
+    let homepage = match &spec.source {
+        Some(_) => web.clone(),
+        None => Some(format!("https://pypi.org/project/{}/", spec.package)),
+    };
+    if let Some(homepage) = homepage {
+        writeln!(out, "homepage = {}", quote(&homepage)).unwrap();
+    }
     if let Some(repo) = web.as_deref().or(input.repository) {
         writeln!(out, "repository = {}", quote(repo)).unwrap();
     }

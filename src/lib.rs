@@ -28,3 +28,4 @@ pub mod sync;
 pub mod tools;
 pub mod verify;
 pub mod wheels;
+pub mod workdir;

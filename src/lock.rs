@@ -45,6 +45,9 @@ pub enum LockError {
         "requirements[{index}] cannot be locked: it must start with a project name and hold no control characters"
     )]
     Requirement { index: usize },
+    /// A direct reference (`name @ URL`) where the operator did not allow them.
+    #[error("extra_packages[{extra}]: {}", crate::spec::DIRECT_REFERENCE_REFUSED)]
+    DirectReference { extra: usize },
     #[error("cannot install uv {UV_VERSION}: {0}")]
     InstallUv(String),
     #[error("resolving {requirements} for python {python} failed: {source}")]
@@ -61,6 +64,33 @@ pub enum LockError {
     DistInfo(#[from] dist_info::DistInfoError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Requirements as a message shows them: a direct reference's URL without its
+/// `user:password@` (a token typed into `name @ https://user:TOKEN@host/…`).
+pub fn shown_requirements(requirements: &[String]) -> String {
+    requirements
+        .iter()
+        .map(|r| shown_requirement(r))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shown_requirement(r: &str) -> String {
+    if !crate::spec::is_direct_reference(r) {
+        return r.to_owned();
+    }
+    let Some((name, rest)) = r.split_once('@') else {
+        return r.to_owned();
+    };
+    let url = rest.trim_start();
+    let space = &rest[..rest.len() - url.len()];
+    let end = url.find(char::is_whitespace).unwrap_or(url.len());
+    format!(
+        "{name}@{space}{}{}",
+        crate::pypi::redact(&url[..end]),
+        &url[end..]
+    )
 }
 
 /// What to lock.
@@ -147,6 +177,13 @@ async fn lock_as(
         if !r.starts_with(|c: char| c.is_ascii_alphanumeric()) || r.chars().any(char::is_control) {
             return Err(LockError::Requirement { index });
         }
+        // The last line of defence for `name @ file:///…`: nothing is resolved from it. (The
+        // first requirement is the package's own, `name==version`.)
+        if !settings.indexes.direct_references_allowed() && crate::spec::is_direct_reference(r) {
+            return Err(LockError::DirectReference {
+                extra: index.saturating_sub(1),
+            });
+        }
     }
     let wheel_digest = match req.project_wheel {
         Some(w) => {
@@ -226,7 +263,7 @@ async fn resolve(
                 };
                 if more.is_empty() {
                     return Err(LockError::Resolve {
-                        requirements: req.requirements.join(" "),
+                        requirements: shown_requirements(req.requirements),
                         python: req.python,
                         source,
                     });
@@ -341,4 +378,23 @@ pub async fn decide(
 /// without dots, which a normalised project name never has).
 pub fn asset_name(package: &PackageName) -> String {
     format!("pylock.{package}.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirements_are_shown_without_credentials() {
+        let shown = shown_requirements(&[
+            "x==1".into(),
+            "a @ https://u:s3cret@h.example/a.whl ; python_version > '3'".into(),
+            "b@https://t0ken@h.example/b.whl".into(),
+            "c>=1; os_name == 'u:p@x'".into(),
+        ]);
+        assert_eq!(
+            shown,
+            "x==1 a @ https://h.example/a.whl ; python_version > '3' b@https://h.example/b.whl c>=1; os_name == 'u:p@x'"
+        );
+    }
 }

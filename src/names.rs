@@ -102,9 +102,76 @@ impl fmt::Display for PackageName {
 }
 
 /// A console script of the package; it becomes a launcher file name and a `PEX_SCRIPT` value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+///
+/// A name read from a config file remembers where it was written ([`Written`]), so that a
+/// check that can only run later (is it a console script of the version? known once the lock
+/// is made) names the file and line as every other config error does. Where is no part of the
+/// name: equality, order, hashing and serialisation see the name alone.
+#[derive(Debug, Clone, Serialize)]
 #[serde(into = "String")]
-pub struct BinaryName(String);
+pub struct BinaryName(String, Option<std::sync::Arc<Written>>);
+
+/// Where a value was written: a config file and the line in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub file: std::path::PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for Written {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, line {}", self.file.display(), self.line)
+    }
+}
+
+/// How a message names the entries of `binaries` that `which` picks, as every config error
+/// names its field: `FILE: binaries[i] (line L), …` when they were read from a config file,
+/// `binaries[i], …` when not (a resource's: the field is enough there).
+pub fn binaries_field(binaries: &[BinaryName], which: impl Fn(&BinaryName) -> bool) -> String {
+    let picked: Vec<(usize, &BinaryName)> = binaries
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| which(b))
+        .collect();
+    let file = picked
+        .iter()
+        .find_map(|(_, b)| b.written())
+        .map_or_else(String::new, |w| format!("{}: ", w.file.display()));
+    let fields: Vec<String> = picked
+        .iter()
+        .map(|(i, b)| match b.written() {
+            Some(w) => format!("binaries[{i}] (line {})", w.line),
+            None => format!("binaries[{i}]"),
+        })
+        .collect();
+    format!("{file}{}", fields.join(", "))
+}
+
+impl PartialEq for BinaryName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for BinaryName {}
+
+impl std::hash::Hash for BinaryName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialOrd for BinaryName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BinaryName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
 
 impl BinaryName {
     pub fn new(name: &str) -> Result<Self, NameError> {
@@ -121,11 +188,22 @@ impl BinaryName {
                 shown(name)
             )));
         }
-        Ok(Self(name.to_owned()))
+        Ok(Self(name.to_owned(), None))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Where the name was written, when it was read from a config file.
+    pub fn written(&self) -> Option<&Written> {
+        self.1.as_deref()
+    }
+
+    /// The same name, remembering where it was written.
+    pub fn written_at(mut self, at: Written) -> Self {
+        self.1 = Some(std::sync::Arc::new(at));
+        self
     }
 }
 

@@ -42,7 +42,7 @@ pub enum SourceError {
 
 /// The repository's versions: its tags `<prefix><version>`, annotated or lightweight.
 pub async fn tags(source: &GitSource) -> Result<Tagged, SourceError> {
-    let args: Vec<OsString> = ["ls-remote", "--tags", &source.git]
+    let args: Vec<OsString> = ["ls-remote", "--tags", "--", &source.git]
         .map(OsString::from)
         .to_vec();
     let out = git(source, &args, None).await?;
@@ -238,15 +238,32 @@ pub fn credentials_from(
     token: Option<&str>,
     ssh_key: Option<&str>,
 ) -> Vec<(&'static str, OsString)> {
+    access(url, token, ssh_key).1
+}
+
+/// What git is given for a URL that may hold credentials (`https://user:TOKEN@host/…`, as a
+/// flag may be typed): the URL without them, so that they reach no argument, no
+/// `.git/config` and no message, and the environment that carries them instead, as the
+/// token goes. A password in the URL wins over `token`; a user name alone is sent with
+/// `token` (`https://oauth2@host/…`), or alone when there is none (`https://TOKEN@host/…`).
+/// An ssh URL keeps its user (a login name) and loses any password (ssh never uses it).
+pub fn access(
+    url: &str,
+    token: Option<&str>,
+    ssh_key: Option<&str>,
+) -> (String, Vec<(&'static str, OsString)>) {
+    let (url, typed) = take_credentials(url);
     let mut env: Vec<(&'static str, OsString)> = vec![("GIT_TERMINAL_PROMPT", "0".into())];
-    if let Some(token) = token
-        && !token.is_empty()
+    let token = token.filter(|t| !t.is_empty());
+    let basic = match typed {
+        Some((user, Some(password))) => Some(format!("{user}:{password}")),
+        Some((user, None)) => Some(format!("{user}:{}", token.unwrap_or(""))),
+        None => token.map(|t| format!("x-access-token:{t}")),
+    };
+    if let Some(basic) = basic
         && url.starts_with("https://")
     {
-        let basic = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("x-access-token:{token}"),
-        );
+        let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, basic);
         env.push(("GIT_CONFIG_COUNT", "1".into()));
         env.push(("GIT_CONFIG_KEY_0", "http.extraHeader".into()));
         env.push((
@@ -265,7 +282,37 @@ pub fn credentials_from(
             .into(),
         ));
     }
-    env
+    (url, env)
+}
+
+/// Whether the URL holds a password (`https://user:TOKEN@host/…`), which [`access`] sends.
+pub fn password_in_url(url: &str) -> bool {
+    matches!(take_credentials(url).1, Some((_, Some(_))))
+}
+
+type Typed = (String, Option<String>);
+
+/// The URL without its `user:password@` (percent-decoded), for http(s); an ssh URL without a
+/// password. Anything else (`git@host:path`, `file:///…`) as it is.
+fn take_credentials(url: &str) -> (String, Option<Typed>) {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return (url.to_owned(), None);
+    };
+    if u.username().is_empty() && u.password().is_none() {
+        return (url.to_owned(), None);
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = (decode(u.username()), u.password().map(decode));
+    let _ = u.set_password(None);
+    if !matches!(u.scheme(), "https" | "http") {
+        return (u.to_string(), None);
+    }
+    let _ = u.set_username("");
+    (u.to_string(), Some((user, password)))
 }
 
 /// A git message without the URL's user and password.
@@ -409,6 +456,48 @@ mod tests {
         assert!(https.iter().any(|(k, v)| *k == "GIT_CONFIG_VALUE_0"
             && v.to_string_lossy().starts_with("Authorization: Basic ")));
         assert!(!file.iter().any(|(k, _)| k.starts_with("GIT_CONFIG")));
+    }
+
+    #[test]
+    fn credentials_typed_into_a_url_are_taken_out_of_it() {
+        let header = |env: &[(&str, OsString)]| {
+            env.iter()
+                .find(|(k, _)| *k == "GIT_CONFIG_VALUE_0")
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        let basic = |s: &str| {
+            format!(
+                "Authorization: Basic {}",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s)
+            )
+        };
+        let (url, env) = access(
+            "https://bob:s3%40cret@git.example.com/x.git",
+            Some("t"),
+            None,
+        );
+        assert_eq!(url, "https://git.example.com/x.git");
+        assert_eq!(
+            header(&env),
+            Some(basic("bob:s3@cret")),
+            "the URL's own win"
+        );
+        let (url, env) = access("https://oauth2@git.example.com/x.git", Some("t"), None);
+        assert_eq!(url, "https://git.example.com/x.git");
+        assert_eq!(header(&env), Some(basic("oauth2:t")));
+        let (url, env) = access("https://ghp_tok@github.com/o/r.git", None, None);
+        assert_eq!(url, "https://github.com/o/r.git");
+        assert_eq!(header(&env), Some(basic("ghp_tok:")));
+        let (url, env) = access("ssh://git:pw@host/x.git", Some("t"), None);
+        assert_eq!(url, "ssh://git@host/x.git");
+        assert_eq!(header(&env), None);
+        for plain in [
+            "git@github.com:o/r.git",
+            "file:///srv/x.git",
+            "https://h/x.git",
+        ] {
+            assert_eq!(access(plain, None, None).0, plain);
+        }
     }
 }
 

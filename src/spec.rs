@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::{
     BinaryName, NameError, PackageName, Platform, PythonMinor, check_release_version, shown,
 };
+use text::Source;
 pub use text::{MAX_CONFIG_BYTES, MAX_FLOW_OPENERS, shorten};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -452,20 +453,43 @@ pub fn load(file: &Path) -> Result<LoadedSpec, SpecError> {
         problems,
     };
     let text = text::read(file).map_err(|m| fail(vec![Problem::new("", m)]))?;
-    let spec = parse(&text).map_err(|p| fail(vec![p]))?;
+    let mut spec = parse(&text).map_err(|p| fail(vec![p]))?;
     spec.validate().map_err(fail)?;
+    // `binaries` is checked against the version's console scripts only once it is locked:
+    // each name keeps its file and line for that message.
+    let lines = text::entry_lines(&text, "binaries", spec.binaries.iter().map(|b| b.as_str()));
+    for (b, line) in spec.binaries.iter_mut().zip(lines) {
+        *b = b.clone().written_at(crate::names::Written {
+            file: file.to_owned(),
+            line,
+        });
+    }
     Ok(LoadedSpec {
         file: file.to_owned(),
         spec,
     })
 }
 
-/// Parses YAML text into a spec; the problem names the field the parser stopped at. Text too
-/// large or nested too deep is refused before the parser sees it.
+/// Parses a config file's YAML text into a spec; the problem names the field the parser
+/// stopped at and never shows text found where a field name was expected, nor a value of the
+/// wrong type (the file may be a link to a file of secrets). Text too large or nested too deep
+/// is refused before the parser sees it.
 pub fn parse(text: &str) -> Result<PackageSpec, Problem> {
+    parse_from(text, Source::File)
+}
+
+/// [`parse`] for a resource's config fields (re-serialised by the controller): the API server
+/// names unknown fields in its own errors, so the problem does too.
+pub fn parse_resource(text: &str) -> Result<PackageSpec, Problem> {
+    parse_from(text, Source::Resource)
+}
+
+fn parse_from(text: &str, source: Source) -> Result<PackageSpec, Problem> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text::check_shape(text)?;
-    serde_norway::from_str(text).map_err(|e| text::problem(&e, text))
+    let spec = serde_norway::from_str(text).map_err(|e| text::problem(&e, text, source))?;
+    text::no_tags(text)?;
+    Ok(spec)
 }
 
 impl PackageSpec {
@@ -572,6 +596,7 @@ impl PackageSpec {
             ));
             return;
         }
+        let mut seen = BTreeMap::new();
         for (i, req) in self.extra_packages.iter().enumerate() {
             let field = format!("extra_packages[{i}]");
             let len = rules::length(req);
@@ -585,13 +610,21 @@ impl PackageSpec {
                     shown(req)
                 ))
             } else {
-                req.parse::<Requirement>().err().map(|e| {
-                    format!(
+                match req.parse::<Requirement>() {
+                    Err(e) => Some(format!(
                         "{} is not a PEP 508 requirement: {}",
                         shown(req),
                         first_line(&e.to_string())
-                    )
-                })
+                    )),
+                    // As PEP 508 normalises it: `Rich >= 13` is `rich>=13`.
+                    Ok(r) => seen.insert(r.to_string(), i).map(|first| {
+                        format!(
+                            "is the same requirement as extra_packages[{first}] (compared as \
+                             PEP 508 normalises them: names without case, '-', '_' and '.' \
+                             alike, no spaces): remove one"
+                        )
+                    }),
+                }
             };
             if let Some(message) = problem {
                 problems.push(Problem::new(field, message));
@@ -624,6 +657,18 @@ impl PackageSpec {
                 ),
             ));
         }
+    }
+
+    /// The `extra_packages` that are direct references (`name @ URL`): each makes the resolver
+    /// fetch a URL, or read a local file (`file:///…`), outside the package indexes, so they are
+    /// taken only where the operator allows them (`--allow-direct-references`).
+    pub fn direct_references(&self) -> Vec<Problem> {
+        self.extra_packages
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| is_direct_reference(r))
+            .map(|(i, _)| Problem::new(format!("extra_packages[{i}]"), DIRECT_REFERENCE_REFUSED))
+            .collect()
     }
 
     /// The lowest configured version: nothing below it is built.
@@ -673,6 +718,20 @@ impl PackageSpec {
             .clone()
             .unwrap_or_else(|| self.package.to_string())
     }
+}
+
+/// Why a direct reference is refused, and who can allow it (the URL is not shown: it may hold
+/// credentials).
+pub const DIRECT_REFERENCE_REFUSED: &str = "is a direct reference (NAME @ URL): the resolver would \
+     fetch that URL, or read that file, outside the package indexes; refused unless the operator \
+     allows direct references (--allow-direct-references; Helm: index.allowDirectReferences)";
+
+/// Whether a requirement is a PEP 508 direct reference (`name @ URL`); text that is no
+/// requirement is not (the grammar check refuses it).
+pub fn is_direct_reference(requirement: &str) -> bool {
+    requirement
+        .parse::<Requirement>()
+        .is_ok_and(|r| matches!(r.version_or_url, Some(pep508_rs::VersionOrUrl::Url(_))))
 }
 
 /// A list's length limit and duplicates (by `Ord`, so PEP 440 equality for versions:

@@ -77,6 +77,11 @@ impl StepError {
     /// A short reason, for status records and exit messages.
     pub fn reason(&self) -> &'static str {
         match self {
+            StepError::Build(BuildError::Lock { source, .. })
+                if matches!(**source, crate::lock::LockError::DirectReference { .. }) =>
+            {
+                "DirectReferenceRefused"
+            }
             StepError::Build(BuildError::Lock { .. }) => "LockFailed",
             StepError::Build(BuildError::Binaries(_)) => "InvalidBinaries",
             StepError::Build(BuildError::TagMismatch { .. }) => "TagVersionMismatch",
@@ -262,7 +267,7 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             "{} {}: resolving {} (python {})",
             job.package,
             job.version,
-            job.requirements().join(" "),
+            crate::lock::shown_requirements(job.requirements()),
             job.python()
         ));
         let wheel = match &job.inputs.source {

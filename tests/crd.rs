@@ -801,6 +801,56 @@ fn cases() -> Vec<(String, Value, Expect)> {
             Bad("configVersion"),
         );
     }
+    // Two spellings of one PEP 440 version (the issue's 6.0 and 6.0.0).
+    for (a, b) in [
+        ("6.0", "6.0.0"),
+        ("1.0", "1.0.0"),
+        ("6", "6.0"),
+        ("v2.1", "2.1.0"),
+        ("1.0RC1", "1.0rc1"),
+        ("1.0.0-rc.1", "1.0c1"),
+        ("1!2.0", "1!2"),
+        ("1.0.post2", "1.0-rev_2"),
+        ("2.0.dev3", "2-DEV3"),
+        ("3.0alpha1", "3a1"),
+        ("3.0preview2", "3.0rc2"),
+    ] {
+        add(
+            &format!("versions {a} and {b}"),
+            with(
+                |s| s["versions"] = json!([{"version": a, "python": "3.12"}, {"version": "9.9", "python": "3.12"}, {"version": b, "python": "3.11"}]),
+            ),
+            Bad("versions"),
+        );
+    }
+    add(
+        "exclude 2 and 2.0",
+        with(|s| s["exclude"] = json!(["2", "2.0"])),
+        Bad("exclude"),
+    );
+    add(
+        "exclude 6.1b2 and v6.1.0-beta.2",
+        with(|s| s["exclude"] = json!(["6.1b2", "7", "v6.1.0-beta.2"])),
+        Bad("exclude"),
+    );
+    for (a, b) in [
+        ("1.0", "1.0.1"),
+        ("1.0", "10"),
+        ("1.0-1", "1.1"),
+        ("1.0a1", "1.0b1"),
+        ("1.0.post1", "1.0.dev1"),
+        ("1!1", "1"),
+        ("1.10", "1.1"),
+    ] {
+        add(
+            &format!("versions {a} and {b} differ"),
+            with(|s| {
+                s["versions"] =
+                    json!([{"version": a, "python": "3.12"}, {"version": b, "python": "3.11"}])
+            }),
+            Good,
+        );
+    }
     add(
         "suspend yes",
         with(|s| s["suspend"] = json!("yes")),
@@ -818,6 +868,38 @@ fn cases() -> Vec<(String, Value, Expect)> {
     );
 
     // What CEL cannot check.
+    for (a, b) in [
+        ("rich>=13", "rich>=13"),
+        ("Rich>=13", "rich>=13"),
+        ("typing_extensions", "Typing.Extensions"),
+        (
+            "rich[jupyter]; python_version < '3.13'",
+            "RICH[jupyter]; python_version < '3.13'",
+        ),
+    ] {
+        add(
+            &format!("extraPackages {a:?} and {b:?}"),
+            with(|s| s["extraPackages"] = json!([a, "setuptools", b])),
+            Bad("extraPackages"),
+        );
+    }
+    add(
+        "extraPackages: two constraints on one project",
+        with(|s| {
+            s["extraPackages"] = json!([
+                "rich>=13",
+                "rich<14",
+                "rich; os_name == 'a b'",
+                "rich; os_name == 'ab'"
+            ])
+        }),
+        Good,
+    );
+    add(
+        "extraPackages rich >= 13 and rich>=13",
+        with(|s| s["extraPackages"] = json!(["rich >= 13", "rich>=13"])),
+        ControllerOnly("extraPackages", "PEP 508 normalised spacing"),
+    );
     add(
         "PEP 508 grammar",
         with(|s| s["extraPackages"] = json!(["setuptools<<80"])),
@@ -829,16 +911,24 @@ fn cases() -> Vec<(String, Value, Expect)> {
         ControllerOnly("extraPackages", "the PEP 508 grammar"),
     );
     add(
-        "1.0 and 1.0.0",
+        "1.01 and 1.1",
         with(|s| {
-            s["versions"] = json!([{"version": "1.0", "python": "3.12"}, {"version": "1.0.0", "python": "3.11"}])
+            s["versions"] =
+                json!([{"version": "1.01", "python": "3.12"}, {"version": "1.1", "python": "3.11"}])
         }),
-        ControllerOnly("versions", "PEP 440 equality of two spellings"),
+        ControllerOnly("versions", "PEP 440 equality of leading zeros"),
     );
     add(
-        "exclude 2 and 2.0",
-        with(|s| s["exclude"] = json!(["2", "2.0"])),
-        ControllerOnly("exclude", "PEP 440 equality of two spellings"),
+        "1.0a and 1.0a0",
+        with(|s| {
+            s["versions"] = json!([{"version": "1.0a", "python": "3.12"}, {"version": "1.0a0", "python": "3.11"}])
+        }),
+        ControllerOnly("versions", "PEP 440 equality of an implicit number"),
+    );
+    add(
+        "exclude 2.post1 and 2-1",
+        with(|s| s["exclude"] = json!(["2.post1", "2-1"])),
+        ControllerOnly("exclude", "PEP 440 equality of the -N post spelling"),
     );
     c
 }
@@ -977,9 +1067,9 @@ fn admission_refuses_what_the_controller_refuses_and_takes_what_it_takes() {
     assert!(good >= 20 && bad >= 100, "{good} good, {bad} bad");
 }
 
-/// The functions a rule may call: standard CEL and the strings library Kubernetes has had
-/// since CEL validation came (1.25), so the CRD installs on every supported release.
-const PORTABLE: [&str; 14] = [
+/// The functions a rule may call: standard CEL and the strings and regex libraries Kubernetes
+/// has had since CEL validation came (1.25), so the CRD installs on every supported release.
+const PORTABLE: [&str; 16] = [
     "size",
     "has",
     "matches",
@@ -989,11 +1079,14 @@ const PORTABLE: [&str; 14] = [
     "all",
     "exists",
     "exists_one",
+    "map",
     "duration",
     "lowerAscii",
     "replace",
     "substring",
     "int",
+    // The Kubernetes regex library, there since CEL validation came too.
+    "find",
 ];
 
 fn rules(schema: &Value, path: &str, out: &mut Vec<(String, String, String)>) {
@@ -1065,4 +1158,167 @@ fn convert_output_is_admitted() {
         let spec: PythonPackageSpec = serde_json::from_value(res["spec"].clone()).unwrap();
         spec.validate().unwrap();
     }
+}
+
+/// A small deterministic generator, so that a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+    fn flip(&mut self) -> bool {
+        self.below(2) == 0
+    }
+}
+
+/// A PEP 440 version as its parts: epoch, release, pre (kind 0..3 = a, b, rc), post, dev.
+#[derive(Clone)]
+struct Parts {
+    epoch: u64,
+    release: Vec<u64>,
+    pre: Option<(usize, u64)>,
+    post: Option<u64>,
+    dev: Option<u64>,
+}
+
+impl Parts {
+    fn random(r: &mut Rng) -> Self {
+        let small = |r: &mut Rng| [0, 0, 1, 2, 10][r.below(5) as usize];
+        Parts {
+            epoch: if r.below(6) == 0 { 1 } else { 0 },
+            release: (0..1 + r.below(4)).map(|_| small(r)).collect(),
+            pre: (r.below(3) == 0).then(|| (r.below(3) as usize, small(r))),
+            post: (r.below(4) == 0).then(|| small(r)),
+            dev: (r.below(4) == 0).then(|| small(r)),
+        }
+    }
+
+    /// One spelling: `covered` picks only the variations the CRD's key folds (case, `v`,
+    /// trailing zeros, separators, alternative words); otherwise also the ones left to the
+    /// controller (leading zeros, `-N` posts, `0!`, implicit numbers).
+    fn spell(&self, r: &mut Rng, covered: bool) -> String {
+        let sep = |r: &mut Rng| r.pick(&["", ".", "-", "_"]).to_owned();
+        let num = |r: &mut Rng, n: u64| {
+            if !covered && r.below(4) == 0 {
+                format!("0{n}")
+            } else {
+                n.to_string()
+            }
+        };
+        let mut s = String::new();
+        if r.below(4) == 0 {
+            s.push('v');
+        }
+        if self.epoch > 0 || (!covered && r.below(4) == 0) {
+            s.push_str(&format!("{}!", self.epoch));
+        }
+        let mut release = self.release.clone();
+        while release.len() > 1 && release.last() == Some(&0) && r.flip() {
+            release.pop();
+        }
+        release.resize(release.len() + r.below(3) as usize, 0);
+        let release: Vec<String> = release.iter().map(|&n| num(r, n)).collect();
+        s.push_str(&release.join("."));
+        // An implicit number: `a` is `a0`, `.post` is `.post0`, `dev` is `dev0`.
+        let number = |r: &mut Rng, n: u64, s: &mut String| {
+            let implicit = n == 0 && !covered && r.flip();
+            if !implicit {
+                s.push_str(&sep(r));
+                s.push_str(&num(r, n));
+            }
+            implicit
+        };
+        // `1a-1` is 1a1: a `-N` post cannot follow a pre-release without its number.
+        let mut bare_pre = false;
+        if let Some((kind, n)) = self.pre {
+            s.push_str(&sep(r));
+            s.push_str(match kind {
+                0 => r.pick(&["a", "alpha", "A", "Alpha"]),
+                1 => r.pick(&["b", "beta", "B"]),
+                _ => r.pick(&["rc", "c", "pre", "preview", "RC"]),
+            });
+            bare_pre = number(r, n, &mut s);
+        }
+        if let Some(n) = self.post {
+            if !covered && !bare_pre && r.below(3) == 0 {
+                s.push_str(&format!("-{}", num(r, n)));
+            } else {
+                s.push_str(&sep(r));
+                s.push_str(r.pick(&["post", "rev", "r", "POST"]));
+                number(r, n, &mut s);
+            }
+        }
+        if let Some(n) = self.dev {
+            s.push_str(&sep(r));
+            s.push_str(r.pick(&["dev", "DEV"]));
+            number(r, n, &mut s);
+        }
+        if r.below(3) == 0 { s.to_uppercase() } else { s }
+    }
+}
+
+/// The CRD's `versions` uniqueness rule against PEP 440 (`pep440_rs`): it never refuses two
+/// different versions, and it refuses every pair of spellings it claims to fold.
+#[test]
+fn the_crd_compares_versions_as_pep_440_does() {
+    // The `versions` field's schema alone: its rules are all that can refuse a pair.
+    let schema = crd_schema()["properties"]["spec"]["properties"]["versions"].clone();
+    let compiled = kube_cel::compile_schema(&schema);
+    let evaluator = kube_cel::Validator::new();
+    let refused = |a: &str, b: &str| {
+        let pair = json!([{"version": a, "python": "3.12"}, {"version": b, "python": "3.12"}]);
+        let errors: Vec<String> = match evaluator.validate_compiled(&compiled, &pair, None) {
+            Ok(()) => vec![],
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        };
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.contains("must be unique as PEP 440")),
+            "{a} {b}: {errors:?}"
+        );
+        !errors.is_empty()
+    };
+    let parse = |s: &str| s.parse::<pep440_rs::Version>().unwrap();
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut folded, mut left) = (0, 0);
+    for _ in 0..300 {
+        let parts = Parts::random(&mut r);
+        // Two spellings of one version: refused exactly when both are ones the key folds.
+        let (a, b) = (parts.spell(&mut r, true), parts.spell(&mut r, true));
+        assert_eq!(parse(&a), parse(&b), "{a} {b}");
+        assert!(
+            refused(&a, &b),
+            "{a} and {b} are one version; admission takes them"
+        );
+        folded += 1;
+        let c = parts.spell(&mut r, false);
+        if !refused(&a, &c) {
+            left += 1;
+        }
+        // A near version: never refused.
+        let mut other = parts.clone();
+        match r.below(5) {
+            0 => other.release.push(1 + r.below(3)),
+            1 => other.pre = other.pre.map_or(Some((0, 0)), |(k, n)| Some((k, n + 1))),
+            2 => other.post = other.post.map_or(Some(0), |_| None),
+            3 => other.dev = other.dev.map_or(Some(1), |n| Some(n + 1)),
+            _ => other.epoch += 1,
+        }
+        let d = other.spell(&mut r, false);
+        assert_ne!(parse(&a), parse(&d), "{a} {d}");
+        assert!(
+            !refused(&a, &d),
+            "{a} and {d} differ; admission refuses them"
+        );
+    }
+    // Each pair the key does not fold is one the controller refuses instead.
+    assert!(folded == 300 && left > 20, "{folded} folded, {left} left");
 }

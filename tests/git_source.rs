@@ -235,6 +235,51 @@ fn sync_builds_each_tag_from_a_clean_checkout_and_records_its_commit_and_wheel()
     );
 }
 
+/// A relative `--cache-dir` (and `--dist`): made absolute when parsed, so pex (run in a build
+/// directory, and taking only absolute mapped paths for the project's wheel) builds the tag.
+#[test]
+fn a_relative_cache_dir_builds_a_tag() {
+    let repo = repository();
+    let (_index_dir, index) = index();
+    let work = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path.display());
+    write(
+        &work.path().join("python/hello-tool/config.yaml"),
+        &(config(&url).replace("1.0.0", "1.1.0") + "exclude: [\"1.2.0\"]\n"),
+    );
+    // The shared cache, as a path relative to the work directory.
+    let up = "../".repeat(work.path().components().count() - 1);
+    let shared = repo_root().join("target/test-cache");
+    let cache = format!("{up}{}", shared.strip_prefix("/").unwrap().display());
+    std::fs::create_dir_all(&shared).unwrap();
+    assert!(work.path().join(&cache).is_dir(), "{cache}");
+    let (code, _, stderr) = run(
+        work.path(),
+        &[
+            "sync",
+            "--index-url",
+            &index.url,
+            "--cache-dir",
+            &cache,
+            "--dist",
+            "out",
+            "--platforms",
+            "linux-amd64",
+            "--no-verify",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains("Mapped paths must be absolute"),
+        "{stderr}"
+    );
+    let release = work.path().join("out/releases/hello-tool-v1.1.0");
+    assert!(
+        release.join("hello-tool-linux-amd64.tar.gz").is_file(),
+        "{stderr}"
+    );
+}
+
 /// An HTTPS Git host (a self-signed certificate git is told to accept) that refuses every
 /// request with 401, logging whether each carried credentials.
 struct RefusingHost {

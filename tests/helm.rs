@@ -485,6 +485,10 @@ fn chart_defaults_are_the_controllers_defaults() {
     assert_eq!(chart.github.github_url, cli.github.github_url);
     assert_eq!(chart.github.github_api_url, cli.github.github_api_url);
     assert_eq!(chart.manifest.manifest_branch, cli.manifest.manifest_branch);
+    assert_eq!(
+        chart.index.allow_direct_references,
+        cli.index.allow_direct_references
+    );
 }
 
 #[test]
@@ -507,6 +511,7 @@ fn every_value_reaches_the_controller() {
         ["https://extra.example.com/simple/"]
     );
     assert_eq!(a.index_credentials_secret.as_deref(), Some("pypi-example"));
+    assert!(a.index.allow_direct_references);
     assert_eq!(
         a.named_indexes,
         [

@@ -208,7 +208,7 @@ async fn commands_that_live_in_a_dependency_are_found_and_a_wrong_one_is_refused
     assert!(matches!(e, BinariesError::Unknown { .. }), "{e}");
     assert_eq!(
         e.to_string(),
-        "binaries: wrapper-tool is not a console script of any distribution locked for \
+        "binaries[1]: wrapper-tool is not a console script of any distribution locked for \
          wrapper-tool 3.0 (there are core (core-tool), core-admin (core-tool), other-cmd \
          (other-lib)): fix binaries in the config, or leave it out for wrapper-tool's own"
     );

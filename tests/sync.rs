@@ -675,6 +675,29 @@ fn lock_and_build_write_into_the_draft_they_are_given_and_nothing_else() {
     );
 }
 
+/// A listed binary that is no console script of the version is known only once the version is
+/// locked: the failure still names the config file, the entry and its line.
+#[test]
+fn a_wrong_binary_is_reported_with_the_config_file_and_line() {
+    let config = "package: tiny-tool\nbinaries:\n  - tiny-tool\n  - tiny-nope\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
+    let s = Sandbox::new(
+        &[("tiny-tool", config)],
+        &[("tiny-tool", "1.0", TINY_FLAGS)],
+    );
+    let (code, _, stderr) = s.sync(&["--platforms", "linux-amd64"]);
+    assert_eq!(code, 1, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains(
+            "python/tiny-tool/config.yaml: binaries[1] (line 4): tiny-nope is not a console script"
+        ),
+        "{line}"
+    );
+}
+
 /// A published release whose linux-amd64 tarball was swapped for other bytes, its digest in
 /// release.json updated as an attacker would: that platform is not listed, the run fails, and
 /// the line names the platform and both digests.

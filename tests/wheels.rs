@@ -218,7 +218,10 @@ fn an_indexed_wheel_installs_with_pip_and_uv_and_a_tampered_one_does_not() {
     assert_eq!(code, 0, "{stderr}");
     let root = p.work.join("dist/simple");
     assert!(
-        stderr.contains("hello-tool: indexed hello_tool-1.0.0-py3-none-any.whl in dist/simple"),
+        stderr.contains(&format!(
+            "hello-tool: indexed hello_tool-1.0.0-py3-none-any.whl in {}",
+            root.display()
+        )),
         "{stderr}"
     );
     assert_eq!(validate_index(&root), 1);

@@ -27,14 +27,16 @@ pub fn binaries(
         }
     };
     if !configured.is_empty() {
+        let is_script = |b: &BinaryName| scripts.iter().any(|s| s == b.as_str());
         let absent: Vec<&str> = configured
             .iter()
+            .filter(|b| !is_script(b))
             .map(BinaryName::as_str)
-            .filter(|b| !scripts.iter().any(|s| s == b))
             .collect();
         if !absent.is_empty() {
+            let field = crate::names::binaries_field(configured, |b| !is_script(b));
             return Err(BuildError::Binaries(format!(
-                "binaries: {} {} not a console script of {package} {version} ({}): fix binaries in the config, or leave it out for all of them",
+                "{field}: {} {} not a console script of {package} {version} ({}): fix binaries in the config, or leave it out for all of them",
                 absent.join(", "),
                 if absent.len() == 1 { "is" } else { "are" },
                 have()
@@ -182,8 +184,29 @@ mod tests {
                 && e.contains("it has tool, tool-admin"),
             "{e}"
         );
+        assert!(e.starts_with("binaries[0]: "), "{e}");
         let e = binaries(&pkg, &v, &[], &[]).unwrap_err().to_string();
         assert!(e.contains("no console script"), "{e}");
+
+        // Names read from a config file say where: the file, the field and the line.
+        let at = |line| crate::names::Written {
+            file: "python/tool/config.yaml".into(),
+            line,
+        };
+        let written = vec![
+            BinaryName::new("tool").unwrap().written_at(at(3)),
+            BinaryName::new("tool-x").unwrap().written_at(at(4)),
+            BinaryName::new("tool-y").unwrap().written_at(at(5)),
+        ];
+        let e = binaries(&pkg, &v, &written, &scripts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "python/tool/config.yaml: binaries[1] (line 4), binaries[2] (line 5): tool-x, tool-y are not a console script of tool 1.0"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@ use anyhow::Context as _;
 use clap::Args;
 use reqwest::Url;
 
-use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, timeout_seconds};
+use super::{GitHubArgs, IndexArgs, LogFormat, ManifestArgs, Ruled, timeout_seconds};
 use crate::controller::hook::{self, HookSecret};
 use crate::controller::jobs::{GitCredentials, JobSettings, PlatformTable};
 use crate::controller::run::{Config, LeaseSettings};
+use crate::spec::rules;
 
 #[derive(Args)]
 pub struct ControllerArgs {
@@ -18,13 +19,13 @@ pub struct ControllerArgs {
     #[arg(long, env = "HERMIT_PEX_NAMESPACE")]
     pub namespace: Option<String>,
     /// GitHub OWNER/REPO for releases (a resource's spec.releases overrides it).
-    #[arg(long, env = "HERMIT_PEX_REPOSITORY")]
+    #[arg(long, env = "HERMIT_PEX_REPOSITORY", value_parser = Ruled(rules::release_repository))]
     pub repository: String,
     /// The builder image the Jobs run.
     #[arg(long, env = "HERMIT_PEX_BUILDER_IMAGE")]
     pub builder_image: String,
     /// The platform table (YAML); default: linux on nodes of each arch, darwin cross on linux.
-    #[arg(long, env = "HERMIT_PEX_PLATFORM_TABLE")]
+    #[arg(long, env = "HERMIT_PEX_PLATFORM_TABLE", value_parser = super::absolute_path)]
     pub platform_table: Option<PathBuf>,
     /// The build flavours a resource's spec.build.flavour may name (YAML, as `sync --flavours`).
     #[arg(long, env = "HERMIT_PEX_FLAVOURS")]
@@ -88,11 +89,19 @@ pub struct ControllerArgs {
     pub github: GitHubArgs,
     /// A repository a PythonPackage's spec.releases may name (repeat or comma-separate; none:
     /// spec.releases is refused). Releases there are made with the controller's token.
-    #[arg(long = "allow-release-repository", value_delimiter = ',')]
+    #[arg(
+        long = "allow-release-repository",
+        value_delimiter = ',',
+        value_parser = Ruled(rules::release_repository)
+    )]
     pub allowed_release_repositories: Vec<String>,
     /// A Git URL a PythonPackage's spec.manifests may name (repeat or comma-separate; none:
     /// spec.manifests is refused). Pushes there carry the controller's token.
-    #[arg(long = "allow-manifest-repository", value_delimiter = ',')]
+    #[arg(
+        long = "allow-manifest-repository",
+        value_delimiter = ',',
+        value_parser = Ruled(rules::git_url)
+    )]
     pub allowed_manifest_repositories: Vec<String>,
     /// A Git URL, or a prefix ending in `/*`, a PythonPackage's spec.source.git may name
     /// (repeat or comma-separate; none: spec.source is refused). Its tags are listed with the
@@ -289,6 +298,7 @@ impl ControllerArgs {
                 backoff_limit: self.job_backoff_limit,
                 ttl_seconds_after_finished: self.job_ttl_seconds,
                 service_account: self.builder_service_account.clone(),
+                allow_direct_references: self.index.allow_direct_references,
                 git: GitCredentials {
                     token_secret: self.git_token_secret.as_deref().map(|s| {
                         let (name, key) = s.split_once('/').unwrap_or((s, "token"));
@@ -305,6 +315,7 @@ impl ControllerArgs {
             allowed_release_repositories: self.allowed_release_repositories.clone(),
             allowed_manifest_repositories: self.allowed_manifest_repositories.clone(),
             allowed_source_repositories: self.allowed_source_repositories.clone(),
+            allow_direct_references: self.index.allow_direct_references,
             manifest: self
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),

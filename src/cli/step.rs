@@ -84,10 +84,8 @@ async fn run_step(
     let uv = crate::lock::Uv::locate(&cache)
         .await
         .map_err(|e| anyhow::anyhow!("uv is needed to lock: {e}"))?;
-    std::fs::create_dir_all(cache.join("work"))?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(cache.join("work"))?;
+    // The run's own work directory; those of killed runs are removed on the way.
+    let run_dir = crate::workdir::run_dir(&cache)?;
     let settings = BuildSettings {
         pex,
         uv,

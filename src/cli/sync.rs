@@ -68,7 +68,8 @@ async fn run_sync<S: ReleaseStore>(
     use std::process::ExitCode;
 
     let flavours = crate::cli::read_flavours(args.flavours.as_deref()).context("--flavours")?;
-    let (specs, mut invalid) = crate::cli::load_specs(&args.paths)?;
+    let (specs, mut invalid) =
+        crate::cli::load_specs_with(&args.paths, args.index.allow_direct_references)?;
     // A config naming a flavour the table lacks is invalid, as a typo in it would be.
     let (specs, unknown): (Vec<_>, Vec<_>) = specs
         .into_iter()
@@ -164,10 +165,8 @@ async fn run_sync<S: ReleaseStore>(
             crate::lock::Uv { path: none },
         )
     };
-    std::fs::create_dir_all(cache.join("work"))?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("run-")
-        .tempdir_in(cache.join("work"))?;
+    // The run's own work directory; those of killed runs are removed on the way.
+    let run_dir = crate::workdir::run_dir(&cache)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))

@@ -178,6 +178,8 @@ pub struct JobSettings {
     pub service_account: Option<String>,
     /// What the lock Job of a Git-source version checks its repository out with.
     pub git: GitCredentials,
+    /// Whether the Jobs may resolve direct references (`--allow-direct-references`).
+    pub allow_direct_references: bool,
     /// The operator's build flavours (`--flavours`): a resource's `build.flavour` picks the
     /// image its Jobs run and the system packages they need.
     pub flavours: crate::flavour::Flavours,
@@ -216,6 +218,7 @@ impl JobSettings {
             ttl_seconds_after_finished: 86_400,
             service_account: None,
             git: GitCredentials::default(),
+            allow_direct_references: false,
             flavours: crate::flavour::Flavours::default(),
         }
     }
@@ -454,6 +457,9 @@ pub fn step_args(
     ]);
     for url in &settings.extra_index_urls {
         args.extend(["--extra-index-url".into(), url.clone()]);
+    }
+    if settings.allow_direct_references {
+        args.push("--allow-direct-references".into());
     }
     args.extend([
         "--cache-dir".into(),

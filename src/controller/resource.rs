@@ -301,7 +301,7 @@ fn strings_only(config: &Map<String, Value>) -> Result<(), String> {
 /// of any problem (`versions[0].version: ...`), cuts long values and refuses oversized input.
 fn parse_config(config: &Map<String, Value>) -> Result<PackageSpec, String> {
     let text = serde_norway::to_string(config).map_err(|e| e.to_string())?;
-    crate::spec::parse(&text).map_err(|p| {
+    crate::spec::parse_resource(&text).map_err(|p| {
         let message = in_resource_words(&p.message);
         match p.field.as_str() {
             "" => message,

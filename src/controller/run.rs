@@ -53,6 +53,8 @@ pub struct Config {
     pub allowed_manifest_repositories: Vec<String>,
     /// Git URLs (or `PREFIX/*`) a resource's `spec.source.git` may name.
     pub allowed_source_repositories: Vec<String>,
+    /// Whether a resource's `extraPackages` may hold direct references (`name @ URL`).
+    pub allow_direct_references: bool,
     /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
     pub manifest: SinkSettings,
     /// The index of published wheels (neither a directory nor a repository: none).
@@ -230,6 +232,7 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
     let mut targets = Targets::new(default.store, default.repository)
         .opening_stores(config.allowed_release_repositories.clone(), open_store)
         .allowing_sources(config.allowed_source_repositories.clone())
+        .allowing_direct_references(config.allow_direct_references)
         .with_indexes(named);
     if let Some(sink) = AnySink::remote(&config.manifest)? {
         targets = targets.with_sink(Box::new(sink));

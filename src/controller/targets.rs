@@ -31,6 +31,8 @@ pub struct Targets<S> {
     allowed_stores: Vec<String>,
     allowed_sinks: Vec<String>,
     allowed_sources: Vec<String>,
+    /// Whether `extraPackages` may hold direct references (`name @ URL`).
+    direct_references: bool,
     stores: Mutex<HashMap<String, Arc<StoreTarget<S>>>>,
     sink: Option<SharedSink>,
     open_sink: Option<OpenSink>,
@@ -52,6 +54,7 @@ impl<S> Targets<S> {
             allowed_stores: Vec::new(),
             allowed_sinks: Vec::new(),
             allowed_sources: Vec::new(),
+            direct_references: false,
             stores: Mutex::default(),
             sink: None,
             open_sink: None,
@@ -181,8 +184,24 @@ impl<S> Targets<S> {
         self
     }
 
-    /// Whether the resource's Git source (if any) is one the operator allowed.
+    /// Whether `extraPackages` may hold direct references (`--allow-direct-references`).
+    pub fn allowing_direct_references(mut self, allowed: bool) -> Self {
+        self.direct_references = allowed;
+        self
+    }
+
+    /// Whether what the resource makes the controller's builds read is what the operator
+    /// allowed: its Git source (if any), and direct references in `extraPackages`.
     pub fn source(&self, spec: &PythonPackageSpec) -> Result<(), String> {
+        if !self.direct_references
+            && let Some(p) = spec.package.direct_references().first()
+        {
+            return Err(format!(
+                "spec.{}: {}",
+                crate::controller::resource::resource_field(&p.field),
+                p.message
+            ));
+        }
         let Some(source) = &spec.package.source else {
             return Ok(());
         };
@@ -328,6 +347,25 @@ mod tests {
             none.source(&with("https://git.example.com/org/hello.git"))
                 .is_err(),
             "empty list: none allowed"
+        );
+    }
+
+    #[test]
+    fn direct_references_are_read_only_where_allowed() {
+        let direct = spec("extraPackages: [rich, \"evil @ file:///etc/passwd\"]\n");
+        let e = Targets::new((), None).source(&direct).unwrap_err();
+        assert!(
+            e.starts_with("spec.extraPackages[1]: is a direct reference")
+                && e.contains("--allow-direct-references")
+                && !e.contains("passwd"),
+            "{e}"
+        );
+        let allowed = Targets::new((), None).allowing_direct_references(true);
+        assert!(allowed.source(&direct).is_ok());
+        assert!(
+            Targets::new((), None)
+                .source(&spec("extraPackages: [rich]\n"))
+                .is_ok()
         );
     }
 

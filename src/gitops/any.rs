@@ -45,8 +45,10 @@ impl AnySink {
         }
         let dir = s.dir.trim_matches('/').to_owned();
         if let Some(url) = &s.git {
-            // One checkout per target: two sinks never share a working tree.
-            let key = crate::digest::sha256_hex(format!("{url}\n{}\n{dir}", s.branch));
+            // One checkout per target: two sinks never share a working tree. Credentials in
+            // the URL are not part of the target (a new token keeps the checkout).
+            let target = crate::source::access(url, None, None).0;
+            let key = crate::digest::sha256_hex(format!("{target}\n{}\n{dir}", s.branch));
             return Ok(Some(Self::Git(GitSink::new(GitSinkConfig {
                 url: url.clone(),
                 branch: s.branch.clone(),

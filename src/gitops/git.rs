@@ -43,7 +43,9 @@ pub struct GitSink {
 }
 
 impl GitSink {
-    pub fn new(config: GitSinkConfig) -> Self {
+    /// Credentials typed into the URL are taken out of it here (see [`crate::source::access`]):
+    /// the sink only ever gives git the URL without them.
+    pub fn new(mut config: GitSinkConfig) -> Self {
         let mut env: Vec<(&'static str, OsString)> = vec![
             ("GIT_AUTHOR_NAME", config.author_name.clone().into()),
             ("GIT_AUTHOR_EMAIL", config.author_email.clone().into()),
@@ -61,11 +63,15 @@ impl GitSink {
             })
             .unzip();
         let key = std::env::var(SSH_KEY_ENV).ok();
-        env.extend(crate::source::credentials_from(
-            &config.url,
-            token.as_deref(),
-            key.as_deref(),
-        ));
+        // A password typed into the URL is what is sent (and what a refusal names).
+        let token_from = if crate::source::password_in_url(&config.url) {
+            Some("the URL's user:password")
+        } else {
+            token_from
+        };
+        let (url, access) = crate::source::access(&config.url, token.as_deref(), key.as_deref());
+        config.url = url;
+        env.extend(access);
         Self {
             config,
             env,
@@ -109,9 +115,9 @@ impl GitSink {
             self.git(&["init", "-q"]).await?;
         }
         let _ = self.git(&["remote", "remove", "origin"]).await;
-        self.git(&["remote", "add", "origin", &c.url]).await?;
+        self.git(&["remote", "add", "--", "origin", &c.url]).await?;
         let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", c.branch);
-        match self.git(&["fetch", "-q", "origin", &refspec]).await {
+        match self.git(&["fetch", "-q", "--", "origin", &refspec]).await {
             Ok(_) => {
                 let remote = format!("origin/{}", c.branch);
                 self.git(&["checkout", "-q", "-B", &c.branch, &remote])
@@ -233,7 +239,7 @@ impl GitSink {
             self.git(&add).await?;
             self.git(&["commit", "-q", "-m", &staged.message]).await?;
             let target = format!("HEAD:refs/heads/{}", self.config.branch);
-            match self.git(&["push", "-q", "origin", &target]).await {
+            match self.git(&["push", "-q", "--", "origin", &target]).await {
                 Ok(_) => {
                     let sha = self.git(&["rev-parse", "HEAD"]).await?.trim().to_owned();
                     return Ok((Some(sha), staged.value));

@@ -577,3 +577,43 @@ fn hand_edits_inside_version_blocks_are_reported() {
         assert_eq!(read(&edit).unwrap().foreign, [foreign], "{edit}");
     }
 }
+
+#[test]
+fn a_git_sources_homepage_is_its_web_page_or_none() {
+    for (git, homepage) in [
+        (
+            "https://git.example.com/org/hello.git",
+            Some("https://git.example.com/org/hello"),
+        ),
+        (
+            "https://token@git.example.com/org/hello",
+            Some("https://git.example.com/org/hello"),
+        ),
+        (
+            "git@github.com:org/hello.git",
+            Some("https://github.com/org/hello"),
+        ),
+        ("file:///srv/git/hello.git", None),
+        ("ssh://git@git.internal:2222/org/hello.git", None),
+    ] {
+        let spec = spec_with(&format!("source: {{git: \"{git}\"}}\n"));
+        let text = render_spec(&spec, SOURCE, &[complete("0.83.1", 12, 'a')], None).unwrap();
+        let line = text.lines().find(|l| l.starts_with("homepage ="));
+        assert_eq!(
+            line,
+            homepage.map(|h| format!("homepage = \"{h}\"")).as_deref(),
+            "{git}:\n{text}"
+        );
+        assert!(
+            !text.contains("pypi.org"),
+            "{git}: not PyPI's page:\n{text}"
+        );
+        // What Hermit reads of it still resolves.
+        assert_resolves(&text, &[complete("0.83.1", 12, 'a')]);
+    }
+    let pypi = render_spec(&spec(), SOURCE, &[complete("0.83.1", 12, 'a')], None).unwrap();
+    assert!(
+        pypi.contains("homepage = \"https://pypi.org/project/aider-chat/\""),
+        "{pypi}"
+    );
+}

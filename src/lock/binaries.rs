@@ -116,9 +116,12 @@ pub struct Binaries {
 pub enum BinariesError {
     /// Configured binaries no locked distribution has.
     #[error(
-        "binaries: {absent} {verb} not a console script of any distribution locked for {package} {version} (there are {listing}): fix binaries in the config, or leave it out for {package}'s own"
+        "{field}: {absent} {verb} not a console script of any distribution locked for {package} {version} (there are {listing}): fix binaries in the config, or leave it out for {package}'s own"
     )]
     Unknown {
+        /// The entries, as every config error names its field (file and line when read
+        /// from a config file).
+        field: String,
         absent: String,
         verb: &'static str,
         package: PackageName,
@@ -253,6 +256,7 @@ pub fn binaries(
             return Err(not_yet(scripts.unread.iter().collect()));
         }
         return Err(BinariesError::Unknown {
+            field: crate::names::binaries_field(configured, |b| absent.contains(&b.as_str())),
             verb: if absent.len() == 1 { "is" } else { "are" },
             absent: absent.join(", "),
             package: package.clone(),
@@ -329,10 +333,27 @@ mod tests {
         .to_string();
         assert_eq!(
             e,
-            "binaries: ansible-lint, nope are not a console script of any distribution locked for \
-             ansible 14.5.0 (there are ansible (ansible-core), ansible-community (ansible), \
-             ansible-galaxy (ansible-core), ansible-playbook (ansible-core)): fix binaries in the \
-             config, or leave it out for ansible's own"
+            "binaries[1], binaries[2]: ansible-lint, nope are not a console script of any \
+             distribution locked for ansible 14.5.0 (there are ansible (ansible-core), \
+             ansible-community (ansible), ansible-galaxy (ansible-core), ansible-playbook \
+             (ansible-core)): fix binaries in the config, or leave it out for ansible's own"
+        );
+        // Read from a config file, the names say where: its file and their lines.
+        let at = |line| crate::names::Written {
+            file: "python/ansible/config.yaml".into(),
+            line,
+        };
+        let written: Vec<BinaryName> = bins(&["ansible", "nope"])
+            .into_iter()
+            .zip([3, 4])
+            .map(|(b, line)| b.written_at(at(line)))
+            .collect();
+        let e = binaries(&pkg("ansible"), &v, &written, &ansible())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("python/ansible/config.yaml: binaries[1] (line 4): nope is not"),
+            "{e}"
         );
     }
 

@@ -296,6 +296,9 @@ pub struct Indexes {
     pub primary: Index,
     pub extra: Vec<Index>,
     netrc: Option<Arc<PrivateNetrc>>,
+    /// Whether a requirement may be a direct reference (`name @ URL`), which the resolver
+    /// fetches from outside these indexes: only when the operator allows it.
+    direct_references: bool,
 }
 
 impl Indexes {
@@ -306,7 +309,19 @@ impl Indexes {
             primary,
             extra,
             netrc,
+            direct_references: false,
         })
+    }
+
+    /// The same indexes, with direct references allowed or not (`--allow-direct-references`).
+    pub fn allowing_direct_references(mut self, allowed: bool) -> Self {
+        self.direct_references = allowed;
+        self
+    }
+
+    /// Whether a build may resolve direct references (`name @ URL`) besides these indexes.
+    pub fn direct_references_allowed(&self) -> bool {
+        self.direct_references
     }
 
     /// No credentials, no extra index: for tests and dry runs.
@@ -318,6 +333,7 @@ impl Indexes {
             },
             extra: Vec::new(),
             netrc: None,
+            direct_references: false,
         }
     }
 

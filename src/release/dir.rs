@@ -318,15 +318,20 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
     }
 }
 
-/// Writes `path` through a temporary file in the same directory and a rename.
+/// Writes `path` through a temporary file in the same directory and a rename. What lands is
+/// published (a web server running as another user serves `dist/releases`, Hermit reads the
+/// manifests), so it gets the mode of any new file, 0666 less the umask (0644 by default),
+/// not the temporary file's private 0600.
 pub(crate) fn atomic_write(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().expect("files live in a directory");
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| io(dir, e))?;
     write(tmp.as_file_mut())
@@ -365,6 +370,53 @@ mod tests {
             packages: Vec::new(),
         };
         (dir, store, BuildInfo::new(&pkg, &v, inputs))
+    }
+
+    /// The mode a new file gets here: 0666 less this process's umask.
+    fn new_file_mode() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .map(|m| u32::from_str_radix(m.trim(), 8).unwrap())
+            .unwrap();
+        0o666 & !umask
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn published_files_are_readable_by_others() {
+        let (dir, store, info) = setup();
+        assert_eq!(
+            new_file_mode(),
+            0o644,
+            "the tests run with the default umask"
+        );
+        let r = store.create(&info).await.unwrap();
+        let name = info.package.asset_name(Platform::ALL[0]);
+        let (path, size, sha) = file(dir.path(), b"tarball");
+        let up = Upload {
+            name: &name,
+            path: &path,
+            size,
+            sha256: &sha,
+        };
+        store.upload(&r, up).await.unwrap();
+        let r = &store.releases(&info.package).await.unwrap()[0];
+        store.publish(r, &info).await.unwrap();
+        let release = store.asset_path(&info.package, &info.version, &name);
+        let release = release.parent().unwrap();
+        let mut seen = 0;
+        for entry in std::fs::read_dir(release).unwrap() {
+            let p = entry.unwrap().path();
+            assert_eq!(mode(&p), 0o644, "{}", p.display());
+            seen += 1;
+        }
+        assert!(seen >= 2, "the asset and release.json");
     }
 
     fn file(dir: &Path, bytes: &[u8]) -> (PathBuf, u64, String) {

@@ -131,6 +131,61 @@ pattern!(
     BAD_DIR = r"^[/\\]|(^|[/\\])\.\.([/\\]|$)|\p{Cc}"
 );
 
+/// What the CRD's rule on `releases.repository` says after the field's name; the flags that
+/// name a GitHub repository (`--repository`, `--manifest-github`, ...) say the same.
+pub const RELEASE_REPOSITORY_SAYS: &str = "must be a GitHub OWNER/REPO, e.g. acme/hermit-tools";
+/// The rule on `manifests.repository` (and `--manifest-repo`).
+pub const GIT_URL_SAYS: &str = "must be a Git URL: https://HOST/PATH, ssh://[USER@]HOST/PATH, \
+     file:///PATH or USER@HOST:PATH";
+/// The rule on `manifests.branch` (and `--manifest-branch`).
+pub const BRANCH_SAYS: &str = "must be a branch name git takes: no leading '-' or '/', no '..', \
+     '//', '@{', spaces, control characters or any of ~^:?*[\\, no component starting with '.' \
+     or ending with '.lock'";
+/// The rule on `manifests.dir` (and `--manifest-dir`).
+pub const DIR_SAYS: &str = "must be a relative path inside the repository: no leading '/', no '..'";
+
+/// A text within `max` characters that `ok` takes; the error is the rule, without the text.
+fn checked(s: &str, max: usize, ok: bool, says: &str) -> Result<(), String> {
+    let n = length(s);
+    if n > max {
+        Err(too_long(n, max))
+    } else if !ok {
+        Err(says.to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// A GitHub `OWNER/REPO`, as `releases.repository` takes it.
+pub fn release_repository(s: &str) -> Result<(), String> {
+    checked(
+        s,
+        MAX_RELEASE_REPOSITORY_LEN,
+        RELEASE_REPOSITORY.is_match(s),
+        RELEASE_REPOSITORY_SAYS,
+    )
+}
+
+/// A manifest repository's Git URL, as `manifests.repository` takes it.
+pub fn git_url(s: &str) -> Result<(), String> {
+    checked(s, MAX_GIT_URL_LEN, GIT_URL.is_match(s), GIT_URL_SAYS)
+}
+
+/// A branch, as `manifests.branch` takes it.
+pub fn branch(s: &str) -> Result<(), String> {
+    checked(
+        s,
+        MAX_REF_LEN,
+        !s.is_empty() && !BAD_BRANCH.is_match(s),
+        BRANCH_SAYS,
+    )
+}
+
+/// A directory inside a repository, as `manifests.dir` takes it.
+pub fn dir(s: &str) -> Result<(), String> {
+    checked(s, MAX_REF_LEN, is_relative_inside(s), DIR_SAYS)
+}
+
 /// A DNS label (RFC 1123), as Kubernetes names namespaces and the operator names its indexes.
 pub fn is_dns_label(s: &str) -> bool {
     s.len() <= MAX_INDEX_NAME_LEN && INDEX_NAME.is_match(s)

@@ -106,19 +106,76 @@ fn bad_binary_names_are_refused() {
 
 #[test]
 fn unknown_fields_are_refused_and_named() {
+    // The name is not shown (a config may be a link to a file of secrets): the line, the
+    // known fields and the closest of them are.
     let p = problem(&format!("{MINIMAL}prerelease: true\n"));
-    assert_eq!(p.field, "prerelease");
+    assert_eq!(p.field, "");
     assert!(
-        p.message.contains("prereleases"),
+        p.message.contains("did you mean `prereleases`?") && p.message.contains("line 6"),
         "lists the known fields: {}",
         p.message
     );
+    assert!(!p.message.contains("`prerelease`"), "{}", p.message);
 
     let p = problem(
         "package: x\nbinaries: [x]\nversions:\n  - version: \"1.0\"\n    pyhton: \"3.12\"\n",
     );
     assert_eq!(p.field, "versions[0]");
-    assert!(p.message.contains("pyhton"), "{}", p.message);
+    assert!(!p.message.contains("pyhton"), "{}", p.message);
+    assert!(
+        p.message.contains("did you mean `python`?"),
+        "{}",
+        p.message
+    );
+
+    // Names hermit-pex knows are shown: a resource's spelling, a cluster field.
+    let p = problem(&format!("{MINIMAL}extraPackages: [rich]\n"));
+    assert_eq!(p.field, "extraPackages");
+    let p = problem(&format!("{MINIMAL}interval: 1h\n"));
+    assert_eq!(p.field, "interval");
+    // As a resource's field, an unknown name is shown, as the API server shows it.
+    let p = parse_resource(&format!("{MINIMAL}prerelease: true\n")).unwrap_err();
+    assert_eq!(p.field, "prerelease");
+}
+
+#[test]
+fn wrong_types_are_described_not_shown() {
+    for (yaml, field, says) in [
+        (
+            "config_version: \"s3cr3t-value\"\n",
+            "config_version",
+            "must be a whole number from 0 to 4294967295; found plain text of about 12 characters (not shown)",
+        ),
+        (
+            "prereleases: s3cr3t-value\n",
+            "prereleases",
+            "must be true or false; found plain text",
+        ),
+        (
+            "partial_platforms: 12345\n",
+            "partial_platforms",
+            "must be true or false; found a whole number",
+        ),
+        (
+            "source: s3cr3t-value\n",
+            "source",
+            "must be a mapping {git: URL",
+        ),
+        (
+            "description: [s3cr3t-value]\n",
+            "description",
+            "found a list",
+        ),
+    ] {
+        let p = problem(&format!("{MINIMAL}{yaml}"));
+        assert_eq!(p.field, field, "{yaml}");
+        assert!(p.message.contains(says), "{yaml}: {}", p.message);
+        assert!(
+            !p.message.contains("s3cr3t") && !p.message.contains("12345"),
+            "{}",
+            p.message
+        );
+    }
 }
 
 #[test]
@@ -637,6 +694,79 @@ fn a_source_follows_a_branch_or_tags_and_the_branch_is_one_git_takes() {
 }
 
 #[test]
+fn yaml_tags_are_refused() {
+    for (yaml, field) in [
+        (format!("{MINIMAL}prereleases: !Sync true\n"), "prereleases"),
+        (
+            "package: !Sync cowsay\nversions: [{version: \"6.0\", python: \"3.12\"}]\n".to_owned(),
+            "package",
+        ),
+        (
+            "package: cowsay\nversions:\n  - version: !custom \"6.0\"\n    python: \"3.12\"\n"
+                .to_owned(),
+            "versions[0].version",
+        ),
+        (
+            format!("{MINIMAL}extra_packages: !custom [rich]\n"),
+            "extra_packages",
+        ),
+    ] {
+        let p = problem(&yaml);
+        assert_eq!(p.field, field, "{yaml}: {p:?}");
+        assert!(p.message.contains("YAML tag"), "{}", p.message);
+    }
+    // YAML's own core tags say what the value already is.
+    for ok in [
+        format!("{MINIMAL}description: !!str 42\n"),
+        format!("{MINIMAL}prereleases: !!bool true\n"),
+    ] {
+        parse(&ok).unwrap_or_else(|p| panic!("{ok}: {p:?}"));
+    }
+}
+
+#[test]
+fn duplicate_and_direct_requirements() {
+    let p = problem(&format!(
+        "{MINIMAL}extra_packages: [\"Rich >= 13\", \"setuptools\", \"rich>=13\"]\n"
+    ));
+    assert_eq!(p.field, "extra_packages[2]");
+    assert!(
+        p.message.contains("same requirement as extra_packages[0]"),
+        "{}",
+        p.message
+    );
+    let p = problem(&format!(
+        "{MINIMAL}extra_packages: [\"typing_extensions\", \"Typing.Extensions\"]\n"
+    ));
+    assert_eq!(p.field, "extra_packages[1]");
+    // Two constraints on one project are not one requirement.
+    parse(&format!(
+        "{MINIMAL}extra_packages: [\"rich>=13\", \"rich<14\"]\n"
+    ))
+    .unwrap()
+    .validate()
+    .unwrap();
+
+    let spec = parse(&format!(
+        "{MINIMAL}extra_packages: [\"evil @ file:///etc/passwd\", \"rich\", \"x[a] @ https://u:t@h/x.whl ; python_version > '3'\"]\n"
+    ))
+    .unwrap();
+    spec.validate().unwrap();
+    let refused = spec.direct_references();
+    let fields: Vec<&str> = refused.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["extra_packages[0]", "extra_packages[2]"]);
+    assert!(refused[0].message.contains("--allow-direct-references"));
+    assert!(
+        !refused
+            .iter()
+            .any(|p| p.message.contains("passwd") || p.message.contains("u:t"))
+    );
+    assert!(!is_direct_reference(
+        "rich; python_version > '3.8' and platform_machine == 'x@y'"
+    ));
+}
+
+#[test]
 fn packages_are_deb_and_rpm_each_once() {
     let spec = parse(&format!("{MINIMAL}packages: [rpm, deb]\n")).unwrap();
     spec.validate().unwrap();
@@ -704,9 +834,11 @@ fn build_names_a_flavour_and_distribution_packages_only() {
         many.join(", ")
     ));
     assert_eq!(p.field, "build.build_packages");
+    // An unknown field is not shown (a config may be a link to a file of secrets): the known
+    // one closest to it is.
     let p = problem(&format!("{MINIMAL}build:\n  flavor: deb\n"));
     assert!(
-        p.message.contains("unknown field `flavor`"),
+        p.message.contains("did you mean `flavour`?") && !p.message.contains("`flavor`"),
         "{}",
         p.message
     );

@@ -222,6 +222,7 @@ fn every_setting_a_build_reads_is_in_the_job() {
         test_timeout: 55,
         verbosity: 2,
         log_format: "json".into(),
+        allow_direct_references: true,
         ..settings()
     };
     for j in [
@@ -256,6 +257,7 @@ fn every_setting_a_build_reads_is_in_the_job() {
             ["https://extra.internal/simple/"]
         );
         assert_eq!((step.build_timeout, step.test_timeout), (777, 55));
+        assert!(step.index.allow_direct_references);
         assert_eq!(
             step.index.cache_dir.as_deref(),
             Some(std::path::Path::new("/cache"))

@@ -2,9 +2,10 @@
 //! `maxItems` / `maxLength`, list types and CEL `x-kubernetes-validations`, each with a
 //! message that names the field and the fix. The CEL uses only what Kubernetes has offered
 //! since 1.25 and kube-rs's evaluator implements: `size`, `has`, `matches`, `startsWith`,
-//! `all` / `exists` / `exists_one`, `duration`, and the strings library's `lowerAscii`,
-//! `replace` and `substring`. What CEL cannot check (the PEP 508 grammar, PEP 440 equality of
-//! differently written versions) stays in [`super::PythonPackageSpec::validate`].
+//! `all` / `exists` / `exists_one` / `map`, `duration`, the strings library's `lowerAscii`,
+//! `replace` and `substring`, and the regex library's `find`. What CEL cannot check (the PEP
+//! 508 grammar, the rarer spellings of one PEP 440 version, see [`pep440_key`]) stays in
+//! [`super::PythonPackageSpec::validate`].
 
 use schemars::Schema;
 use serde_json::{Map, Value, json};
@@ -176,6 +177,76 @@ fn is_version(field: &str) -> Value {
     )
 }
 
+/// A CEL expression for a comparison key of the version `v` (a CEL expression of a string
+/// that passed [`is_version`]): two spellings of one PEP 440 version get one key when they
+/// differ in case, a leading `v`, trailing `.0` release segments, the separators `-`, `_` and
+/// `.` around the pre/post/dev parts, or the alternative spellings `alpha`, `beta`, `c`,
+/// `pre`, `preview`, `rev`, `r`; versions that are not equal never share a key (the test
+/// checks both against `pep440_rs`). What stays for the controller: leading zeros (`1.01`),
+/// implicit numbers (`1.0a` is `1.0a0`), `1.0-1` for `1.0.post1`, the epoch `0!`.
+///
+/// CEL has no regex replace and Kubernetes 1.25 no variables: the release (with any epoch) is
+/// `find`'s first match, its trailing zero segments are what a second `find` leaves out (the
+/// longest prefix that ends in a non-zero segment), and the rest is lower-cased and rewritten
+/// with fixed replacements, in an order where none undoes another (`preview` before `pre` and
+/// `rev`, `rc` after `pre`). A `~` keeps the release from running into a `-N` post number.
+pub fn pep440_key(v: &str) -> String {
+    let lower = format!("{v}.lowerAscii()");
+    let release = format!("{lower}.find('([0-9]+!)?[0-9]+([.][0-9]+)*')");
+    let trimmed = format!("{release}.find('^([0-9]+!)?[0-9]+(([.]0+)*[.]0*[1-9][0-9]*)*')");
+    let mut rest =
+        format!("{lower}.substring(size({release}) + ({lower}.startsWith('v') ? 1 : 0))");
+    for (from, to) in [
+        ("_", "."),
+        ("-", "."),
+        ("alpha", "a"),
+        ("beta", "b"),
+        ("preview", "c"),
+        ("pre", "c"),
+        ("rc", "c"),
+        ("rev", "r"),
+        ("post", "r"),
+        (".a", "a"),
+        (".b", "b"),
+        (".c", "c"),
+        (".r", "r"),
+        (".d", "d"),
+        ("a.", "a"),
+        ("b.", "b"),
+        ("c.", "c"),
+        ("r.", "r"),
+        ("v.", "v"),
+    ] {
+        rest = format!("{rest}.replace({}, {})", cel_string(from), cel_string(to));
+    }
+    format!("{trimmed} + '~' + {rest}")
+}
+
+/// A CEL expression for a comparison key of the requirement `r`: its project name as PEP 503
+/// normalises it (lower case, `_` and `.` as `-`; runs of them stay for the controller), then
+/// the rest as written. Spacing the controller also folds (`rich >= 13`) stays for it: spaces
+/// inside a marker's quoted value are significant, and CEL cannot tell them apart.
+fn requirement_key(r: &str) -> String {
+    let name = format!("{r}.find('^[A-Za-z0-9][A-Za-z0-9._-]*')");
+    format!(
+        "{name}.lowerAscii().replace('_', '-').replace('.', '-') + '~' + {r}.substring(size({name}))"
+    )
+}
+
+/// A list rule: no two entries' versions (`item`, an expression of the entry `e`) share a
+/// [`pep440_key`]. Each key is computed once (`map`), bound to `l` by iterating a one-entry
+/// list, since Kubernetes before 1.30 has no `cel.bind`; the comparison is then quadratic in
+/// plain string equality only.
+fn unique_versions(item: &str, message: &str) -> Value {
+    rule(
+        format!(
+            "[self.map(e, {})].all(l, l.all(k, l.exists_one(o, o == k)))",
+            pep440_key(item)
+        ),
+        message,
+    )
+}
+
 fn config_rules(props: &mut Map<String, Value>) {
     set(
         field(props, &["binaries"]),
@@ -185,10 +256,10 @@ fn config_rules(props: &mut Map<String, Value>) {
         field(props, &["versions"]),
         json!({
             "maxItems": rules::MAX_VERSIONS,
-            "x-kubernetes-validations": [rule(
-                "self.all(a, self.exists_one(b, b.version == a.version))".into(),
-                "versions[].version must be unique (the API server compares the text; the \
-                 controller also refuses two spellings of one PEP 440 version, such as 1.0 and 1.0.0)",
+            "x-kubernetes-validations": [unique_versions(
+                "e.version",
+                "versions[].version must be unique as PEP 440 versions: 1.0, 1.0.0 and V1.0 are \
+                 one version, and so are 1.0rc1 and 1.0-RC.1",
             )],
         }),
     );
@@ -200,9 +271,16 @@ fn config_rules(props: &mut Map<String, Value>) {
         field(props, &["exclude"]),
         json!({"maxItems": rules::MAX_EXCLUDE, "x-kubernetes-list-type": "set"}),
     );
+    set(
+        field(props, &["exclude"]),
+        json!({"x-kubernetes-validations": [unique_versions(
+            "e",
+            "exclude[] must be unique as PEP 440 versions: 2, 2.0 and v2.0.0 are one version",
+        )]}),
+    );
     describe(
         field(props, &["exclude"]),
-        "Unique: the API server compares the text, the controller PEP 440 versions (2 and 2.0 are one).",
+        "Unique as PEP 440 versions (2 and 2.0 are one).",
     );
     set(
         field(props, &["exclude", "items"]),
@@ -218,7 +296,17 @@ fn config_rules(props: &mut Map<String, Value>) {
     );
     set(
         field(props, &["extraPackages"]),
-        json!({"maxItems": rules::MAX_EXTRA_PACKAGES}),
+        json!({
+            "maxItems": rules::MAX_EXTRA_PACKAGES,
+            "x-kubernetes-validations": [rule(
+                format!(
+                    "[self.map(e, {})].all(l, l.all(k, l.exists_one(o, o == k)))",
+                    requirement_key("e")
+                ),
+                "extraPackages[] must be unique: two entries for one project with the same \
+                 specifier are one requirement (names compared without case, '-', '_' and '.')",
+            )],
+        }),
     );
     set(
         field(props, &["extraPackages", "items"]),
@@ -289,7 +377,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_RELEASE_REPOSITORY_LEN,
             "x-kubernetes-validations": [rule(
                 format!("self.matches({})", cel_string(rules::RELEASE_REPOSITORY.as_str())),
-                "releases.repository must be a GitHub OWNER/REPO, e.g. acme/hermit-tools",
+                &format!("releases.repository {}", rules::RELEASE_REPOSITORY_SAYS),
             )],
         }),
     );
@@ -299,8 +387,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_GIT_URL_LEN,
             "x-kubernetes-validations": [rule(
                 format!("self.matches({})", cel_string(rules::GIT_URL.as_str())),
-                "manifests.repository must be a Git URL: https://HOST/PATH, ssh://[USER@]HOST/PATH, \
-                 file:///PATH or USER@HOST:PATH",
+                &format!("manifests.repository {}", rules::GIT_URL_SAYS),
             )],
         }),
     );
@@ -310,9 +397,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_REF_LEN,
             "x-kubernetes-validations": [rule(
                 format!("self != '' && !self.matches({})", cel_string(rules::BAD_BRANCH.as_str())),
-                "manifests.branch must be a branch name git takes: no leading '-' or '/', no '..', '//', \
-                 '@{', spaces, control characters or any of ~^:?*[\\, no component starting with '.' \
-                 or ending with '.lock'",
+                &format!("manifests.branch {}", rules::BRANCH_SAYS),
             )],
         }),
     );
@@ -322,7 +407,7 @@ fn cluster_rules(props: &mut Map<String, Value>) {
             "maxLength": rules::MAX_REF_LEN,
             "x-kubernetes-validations": [rule(
                 format!("!self.matches({})", cel_string(rules::BAD_DIR.as_str())),
-                "manifests.dir must be a relative path inside the repository: no leading '/', no '..'",
+                &format!("manifests.dir {}", rules::DIR_SAYS),
             )],
         }),
     );
