@@ -535,16 +535,8 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
             scratch: &scratch,
         };
         let mut failed = Vec::new();
-        for spec in specs {
-            let s = &spec.spec;
-            let releases = match self.store.releases(&s.package).await {
-                Ok(r) => r,
-                Err(e) => {
-                    failed.push((s.package.clone(), format!("cannot read releases: {e}")));
-                    continue;
-                }
-            };
-            match crate::wheels::index_package(index, &sources, s, &releases).await {
+        for (s, releases) in &self.releases_of(specs, &mut failed).await {
+            match crate::wheels::index_package(index, &sources, s, releases).await {
                 Ok(out) => {
                     for (project, file) in &out.added {
                         let of = if project == &s.package {
@@ -581,6 +573,23 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
 }
 
 impl<S: ReleaseStore> SyncRun<'_, S> {
+    /// Each package's releases; a package whose releases cannot be read is put in `failed`.
+    async fn releases_of<'a>(
+        &self,
+        specs: &[&'a LoadedSpec],
+        failed: &mut Vec<(PackageName, String)>,
+    ) -> Vec<(&'a crate::spec::PackageSpec, Vec<Release>)> {
+        let mut out = Vec::new();
+        for spec in specs {
+            let s = &spec.spec;
+            match self.store.releases(&s.package).await {
+                Ok(r) => out.push((s, r)),
+                Err(e) => failed.push((s.package.clone(), format!("cannot read releases: {e}"))),
+            }
+        }
+        out
+    }
+
     /// Uploads each package's published Git-source wheels to every index of `uploaders`
     /// (says each file uploaded, or found there). Returns what failed, per package.
     pub async fn publish_wheels(
@@ -595,17 +604,9 @@ impl<S: ReleaseStore> SyncRun<'_, S> {
             scratch: &scratch,
         };
         let mut failed = Vec::new();
-        for spec in specs {
-            let s = &spec.spec;
-            let releases = match self.store.releases(&s.package).await {
-                Ok(r) => r,
-                Err(e) => {
-                    failed.push((s.package.clone(), format!("cannot read releases: {e}")));
-                    continue;
-                }
-            };
+        for (s, releases) in &self.releases_of(specs, &mut failed).await {
             for up in uploaders {
-                let out = crate::wheels::upload::publish_package(up, &sources, s, &releases).await;
+                let out = crate::wheels::upload::publish_package(up, &sources, s, releases).await;
                 let to = up.index.describe();
                 for f in &out.uploaded {
                     self.progress

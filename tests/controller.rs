@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::github::{FakeGitHub, Fault};
-use common::kube_api::{Sent, node};
+use common::kube_api::{Sent, node, package};
 use common::releases;
 use common::{Page, ReplayServer};
 use hermit_pex::controller::jobs::{JobIndex, JobSettings, PlatformTable};
 use hermit_pex::controller::limit::GlobalLimit;
 use hermit_pex::controller::reconcile::{Context, reconcile};
-use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
+use hermit_pex::controller::resource::PythonPackage;
 use hermit_pex::controller::targets::Targets;
 use hermit_pex::names::{PackageName, Platform};
 use hermit_pex::pypi::IndexClient;
@@ -43,18 +43,6 @@ fn mock_api(
     reply: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + 'static,
 ) -> (kube::Client, tokio::task::JoinHandle<Vec<Sent>>) {
     common::kube_api::mock_api("default", reply)
-}
-
-fn package(extra: &str) -> PythonPackage {
-    let spec: PythonPackageSpec = serde_norway::from_str(&format!(
-        "package: tool\nbinaries: [tool]\nversions:\n  - {{version: \"1.0\", python: \"3.12\"}}\n{extra}"
-    ))
-    .unwrap();
-    let mut pkg = PythonPackage::new("tool", spec);
-    pkg.metadata.namespace = Some("default".into());
-    pkg.metadata.uid = Some("uid-1".into());
-    pkg.metadata.generation = Some(2);
-    pkg
 }
 
 async fn index() -> ReplayServer {

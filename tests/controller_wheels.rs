@@ -10,11 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::kube_api::{Sent, node};
+use common::kube_api::{Sent, node, package};
 use common::{Page, PypiServer, ReplayServer, make_wheel, releases};
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
 use hermit_pex::controller::reconcile::{Context, reconcile};
-use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
 use hermit_pex::controller::targets::Targets;
 use hermit_pex::names::Platform;
 use hermit_pex::pypi::{Credentials, IndexClient};
@@ -28,18 +27,6 @@ use serde_json::{Value, json};
 
 const USER: &str = "publisher";
 const PASSWORD: &str = "pw-Controller-4Kx";
-
-fn package(extra: &str) -> PythonPackage {
-    let spec: PythonPackageSpec = serde_norway::from_str(&format!(
-        "package: tool\nbinaries: [tool]\nversions:\n  - {{version: \"1.0\", python: \"3.12\"}}\n{extra}"
-    ))
-    .unwrap();
-    let mut pkg = PythonPackage::new("tool", spec);
-    pkg.metadata.namespace = Some("default".into());
-    pkg.metadata.uid = Some("uid-1".into());
-    pkg.metadata.generation = Some(2);
-    pkg
-}
 
 async fn index() -> ReplayServer {
     let body = json!({

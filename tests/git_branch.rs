@@ -5,94 +5,29 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
 
-/// Commits the project `hello-tool` at `version` on the current branch (no tag); the commit.
-fn commit(repo: &Path, version: &str, text: &str) -> String {
-    let project = repo.join("tools/hello");
-    write(
-        &project.join("pyproject.toml"),
-        &format!(
-            "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
-             [project]\nname = \"hello-tool\"\nversion = \"{version}\"\n\n[project.scripts]\nhello = \"hello:main\"\n"
-        ),
-    );
-    write(
-        &project.join("hello/__init__.py"),
-        &format!("def main():\n    print('{text}')\n"),
-    );
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", text]);
-    git(repo, &["rev-parse", "HEAD"])
+fn setup() -> GitProject {
+    git_project("  branch: main\n")
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    repo: PathBuf,
-    work: PathBuf,
-    _index_dir: tempfile::TempDir,
-    index: PypiServer,
-    cache: String,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("hello-tool");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    let work = dir.path().join("work");
-    write(
-        &work.join("python/hello-tool/config.yaml"),
-        &format!(
-            "package: hello-tool\nsource:\n  git: \"file://{}\"\n  subdirectory: tools/hello\n  branch: main\nversions:\n  - version: \"1.0.0\"\n    python: \"3.12\"\nplatforms: [linux-amd64]\n",
-            repo.display()
-        ),
-    );
-    let index_dir = tempfile::tempdir().unwrap();
-    make_wheel(index_dir.path(), "unrelated", "1.0", &[]);
-    let index = PypiServer::start(index_dir.path());
-    Setup {
-        _dir: dir,
-        repo,
-        work,
-        _index_dir: index_dir,
-        index,
-        cache: repo_root().join("target/test-cache").display().to_string(),
-    }
-}
-
-impl Setup {
-    fn run(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
-        let mut args = vec![
-            command,
-            "--index-url",
-            &self.index.url,
-            "--cache-dir",
-            &self.cache,
-        ];
-        args.extend_from_slice(extra);
-        hermit_pex(&args, &self.work)
-    }
-
-    fn released(&self) -> Vec<String> {
-        let mut tags: Vec<String> = std::fs::read_dir(self.work.join("dist/releases"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
-        tags
-    }
+/// The tags released into `dist/releases`.
+fn released(s: &GitProject) -> Vec<String> {
+    let mut tags: Vec<String> = std::fs::read_dir(s.work.join("dist/releases"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
 }
 
 #[test]
 fn a_branch_head_is_built_as_the_version_it_declares_and_a_moved_head_is_reported() {
     let s = setup();
-    let first = commit(&s.repo, "1.0.0", "hello one");
+    let first = commit_hello(&s.repo, "1.0.0", "hello one");
 
     let (code, stdout, stderr) = s.run("plan", &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -107,7 +42,7 @@ fn a_branch_head_is_built_as_the_version_it_declares_and_a_moved_head_is_reporte
 
     let (code, _, stderr) = s.run("sync", &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(s.released(), ["hello-tool-v1.0.0"]);
+    assert_eq!(released(&s), ["hello-tool-v1.0.0"]);
     let info: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             s.work
@@ -126,7 +61,7 @@ fn a_branch_head_is_built_as_the_version_it_declares_and_a_moved_head_is_reporte
     );
 
     // A new head that declares the published version: said, not rebuilt.
-    let second = commit(&s.repo, "1.0.0", "hello one, changed");
+    let second = commit_hello(&s.repo, "1.0.0", "hello one, changed");
     let (code, _, stderr) = s.run("sync", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -136,17 +71,17 @@ fn a_branch_head_is_built_as_the_version_it_declares_and_a_moved_head_is_reporte
         "{stderr}"
     );
     assert!(!stderr.contains("built hello-tool"), "{stderr}");
-    assert_eq!(s.released(), ["hello-tool-v1.0.0"]);
+    assert_eq!(released(&s), ["hello-tool-v1.0.0"]);
 
     // A new version on the branch is built beside it.
-    let third = commit(&s.repo, "1.1.0", "hello two");
+    let third = commit_hello(&s.repo, "1.1.0", "hello two");
     let (code, _, stderr) = s.run("sync", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains(&format!("branch main at {} declares 1.1.0", &third[..12])),
         "{stderr}"
     );
-    assert_eq!(s.released(), ["hello-tool-v1.0.0", "hello-tool-v1.1.0"]);
+    assert_eq!(released(&s), ["hello-tool-v1.0.0", "hello-tool-v1.1.0"]);
     let manifest = std::fs::read_to_string(s.work.join("hermit/hello-tool.hcl")).unwrap();
     assert!(
         manifest.contains("version \"1.0.0\"") && manifest.contains("version \"1.1.0\""),

@@ -53,55 +53,10 @@ fn serve(dir: &Path) -> StaticHost {
 }
 
 /// A repository of the tool `hello-tool` (console script `hello`) tagged v1.0.0.
-pub struct Project {
-    pub _dir: tempfile::TempDir,
-    pub repo: PathBuf,
-    pub work: PathBuf,
-    pub index_dir: tempfile::TempDir,
-    pub index: PypiServer,
-    pub cache: String,
-}
-
-pub fn project() -> Project {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("hello-tool");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    tag_release(&repo, "1.0.0", "v1.0.0", false);
-    let work = dir.path().join("work");
-    write(
-        &work.join("python/hello-tool/config.yaml"),
-        &format!(
-            "package: hello-tool\nsource:\n  git: \"file://{}\"\n  subdirectory: tools/hello\nversions:\n  - version: \"1.0.0\"\n    python: \"3.12\"\nplatforms: [linux-amd64]\n",
-            repo.display()
-        ),
-    );
-    // The test index: nothing of the project, only what the build backend needs.
-    let index_dir = tempfile::tempdir().unwrap();
-    make_wheel(index_dir.path(), "unrelated", "1.0", &[]);
-    let index = PypiServer::start(index_dir.path());
-    Project {
-        _dir: dir,
-        repo,
-        work,
-        index_dir,
-        index,
-        cache: repo_root().join("target/test-cache").display().to_string(),
-    }
-}
-
-impl Project {
-    pub fn sync(&self, extra: &[&str]) -> (i32, String, String) {
-        let mut args = vec![
-            "sync",
-            "--index-url",
-            &self.index.url,
-            "--cache-dir",
-            &self.cache,
-        ];
-        args.extend_from_slice(extra);
-        hermit_pex(&args, &self.work)
-    }
+pub fn project() -> GitProject {
+    let p = git_project("");
+    tag_release(&p.repo, "1.0.0", "v1.0.0", false);
+    p
 }
 
 /// A fresh venv (with pip, from the tools' python: offline).
@@ -493,36 +448,28 @@ impl PrivateIndex {
     }
 }
 
-impl Project {
-    fn sync_env(&self, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermit-pex"));
-        cmd.args([
-            "sync",
-            "--index-url",
-            &self.index.url,
-            "--cache-dir",
-            &self.cache,
-        ])
+/// `sync` with exactly `env` of the publish variables; its exit code and output.
+fn sync_env(p: &GitProject, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermit-pex"));
+    cmd.args(["sync", "--index-url", &p.index.url, "--cache-dir", &p.cache])
         .args(extra)
-        .current_dir(&self.work)
+        .current_dir(&p.work)
         .env("HERMIT_PEX_PEX", tools_venv().join("bin/pex"))
         .env_remove("HERMIT_PEX_INDEX_URL")
         .env_remove("HERMIT_PEX_CACHE_DIR");
-        for var in [
-            "HERMIT_PEX_PUBLISH_USERNAME",
-            "HERMIT_PEX_PUBLISH_PASSWORD",
-            "HERMIT_PEX_PUBLISH_TOKEN",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.envs(env.iter().copied());
-        let out = cmd.output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+    for var in [
+        "HERMIT_PEX_PUBLISH_USERNAME",
+        "HERMIT_PEX_PUBLISH_PASSWORD",
+        "HERMIT_PEX_PUBLISH_TOKEN",
+    ] {
+        cmd.env_remove(var);
     }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 /// The acceptance of issue 20: a local Git repository of a tiny tool → `hermit-pex sync` →
@@ -538,7 +485,7 @@ fn a_synced_git_tool_installs_from_the_index_and_the_same_wheel_lands_on_a_priva
         ("HERMIT_PEX_PUBLISH_USERNAME", USER),
         ("HERMIT_PEX_PUBLISH_PASSWORD", PASSWORD),
     ];
-    let (code, out) = p.sync_env(&args, &creds);
+    let (code, out) = sync_env(&p, &args, &creds);
     assert_eq!(code, 0, "{out}");
     let wheel = "hello_tool-1.0.0-py3-none-any.whl";
     assert!(
@@ -571,7 +518,7 @@ fn a_synced_git_tool_installs_from_the_index_and_the_same_wheel_lands_on_a_priva
     assert_eq!(run_hello(&scratch.path().join("b")), "hello 1.0.0\n");
 
     // Again: it is there already, and stays one file.
-    let (code, out) = p.sync_env(&args, &creds);
+    let (code, out) = sync_env(&p, &args, &creds);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("{wheel} is on private")), "{out}");
     assert_eq!(private.files(), [wheel]);
@@ -582,7 +529,8 @@ fn a_synced_git_tool_installs_from_the_index_and_the_same_wheel_lands_on_a_priva
     let publish = format!("other={}", other.root());
     let args = ["--publish-index", &publish, "--publish-to", "other"];
     let wrong = "pw-Wrong-Zz91";
-    let (code, out) = p.sync_env(
+    let (code, out) = sync_env(
+        &p,
         &args,
         &[
             ("HERMIT_PEX_PUBLISH_USERNAME", USER),
@@ -602,7 +550,7 @@ fn a_synced_git_tool_installs_from_the_index_and_the_same_wheel_lands_on_a_priva
         "{line}"
     );
     assert!(!out.contains(wrong), "{out}");
-    let (code, out) = p.sync_env(&args, &[]);
+    let (code, out) = sync_env(&p, &args, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("none were given: set HERMIT_PEX_PUBLISH_USERNAME"),

@@ -34,95 +34,103 @@ pub enum DistInfoError {
 
 /// The dist-info of the wheel at `path`.
 pub fn read_wheel(path: &Path) -> Result<DistInfo, DistInfoError> {
-    let wheel = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into(),
-    );
-    let file = std::fs::File::open(path).map_err(|source| DistInfoError::Io {
-        wheel: wheel.clone(),
-        source,
-    })?;
-    read(file, &wheel)
+    Archive::open_path(path)?.dist_info()
 }
 
 /// The dist-info of a wheel read from `archive`; `wheel` names it in errors.
 pub fn read(archive: impl Read + Seek, wheel: &str) -> Result<DistInfo, DistInfoError> {
-    let zip_err = |e: zip::result::ZipError| DistInfoError::Zip {
-        wheel: wheel.to_owned(),
-        reason: e.to_string(),
-    };
-    let mut zip = zip::ZipArchive::new(archive).map_err(zip_err)?;
-    // The dist-info directory sits at the root; a wheel has one (its METADATA says so).
-    let dir = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .find_map(|n| {
-            let (dir, file) = n.split_once('/')?;
-            (dir.ends_with(".dist-info") && file == "METADATA").then(|| dir.to_owned())
-        })
+    Archive::open(archive, wheel.to_owned())?.dist_info()
+}
+
+/// The raw `*.dist-info/METADATA` of the wheel at `path`: what an index serves beside the
+/// wheel as `<wheel>.metadata` (PEP 658), byte for byte.
+pub fn read_metadata_file(path: &Path) -> Result<Vec<u8>, DistInfoError> {
+    let mut archive = Archive::open_path(path)?;
+    // `open` found METADATA, so it is there.
+    archive
+        .file("METADATA")?
         .ok_or_else(|| DistInfoError::NoMetadata {
-            wheel: wheel.to_owned(),
-        })?;
-    let mut text = |name: &str| -> Result<Option<String>, DistInfoError> {
-        let mut entry = match zip.by_name(&format!("{dir}/{name}")) {
+            wheel: archive.wheel.clone(),
+        })
+}
+
+/// A wheel's zip and its dist-info directory (at the root; a wheel has one, holding METADATA).
+struct Archive<R> {
+    zip: zip::ZipArchive<R>,
+    dir: String,
+    /// The wheel's name, for errors.
+    wheel: String,
+}
+
+impl Archive<std::fs::File> {
+    fn open_path(path: &Path) -> Result<Self, DistInfoError> {
+        let wheel = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        match std::fs::File::open(path) {
+            Ok(file) => Self::open(file, wheel),
+            Err(source) => Err(DistInfoError::Io { wheel, source }),
+        }
+    }
+}
+
+impl<R: Read + Seek> Archive<R> {
+    fn open(archive: R, wheel: String) -> Result<Self, DistInfoError> {
+        let zip = zip::ZipArchive::new(archive).map_err(|e| zip_error(&wheel, e))?;
+        let dir = zip
+            .file_names()
+            .filter_map(|n| n.ok().map(|n| n.into_owned()))
+            .find_map(|n| {
+                let (dir, file) = n.split_once('/')?;
+                (dir.ends_with(".dist-info") && file == "METADATA").then(|| dir.to_owned())
+            })
+            .ok_or_else(|| DistInfoError::NoMetadata {
+                wheel: wheel.clone(),
+            })?;
+        Ok(Self { zip, dir, wheel })
+    }
+
+    /// The bytes of `<dist-info>/<name>` (at most `MAX_METADATA`), or `None` when absent.
+    fn file(&mut self, name: &str) -> Result<Option<Vec<u8>>, DistInfoError> {
+        let mut entry = match self.zip.by_name(&format!("{}/{name}", self.dir)) {
             Ok(e) => e,
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-            Err(e) => return Err(zip_err(e)),
+            Err(e) => return Err(zip_error(&self.wheel, e)),
         };
         let mut bytes = Vec::new();
         (&mut entry)
             .take(MAX_METADATA)
             .read_to_end(&mut bytes)
             .map_err(|source| DistInfoError::Io {
-                wheel: wheel.to_owned(),
+                wheel: self.wheel.clone(),
                 source,
             })?;
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    let metadata = text("METADATA")?.unwrap_or_default();
-    let entry_points = text("entry_points.txt")?.unwrap_or_default();
-    Ok(DistInfo {
-        console_scripts: console_scripts(&entry_points),
-        requires_dist: requires_dist(&metadata),
-    })
+        Ok(Some(bytes))
+    }
+
+    fn text(&mut self, name: &str) -> Result<String, DistInfoError> {
+        Ok(self
+            .file(name)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
+    }
+
+    fn dist_info(mut self) -> Result<DistInfo, DistInfoError> {
+        let metadata = self.text("METADATA")?;
+        let entry_points = self.text("entry_points.txt")?;
+        Ok(DistInfo {
+            console_scripts: console_scripts(&entry_points),
+            requires_dist: requires_dist(&metadata),
+        })
+    }
 }
 
-/// The raw `*.dist-info/METADATA` of the wheel at `path`: what an index serves beside the
-/// wheel as `<wheel>.metadata` (PEP 658), byte for byte.
-pub fn read_metadata_file(path: &Path) -> Result<Vec<u8>, DistInfoError> {
-    let wheel = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into(),
-    );
-    let file = std::fs::File::open(path).map_err(|source| DistInfoError::Io {
-        wheel: wheel.clone(),
-        source,
-    })?;
-    let zip_err = |e: zip::result::ZipError| DistInfoError::Zip {
-        wheel: wheel.clone(),
+fn zip_error(wheel: &str, e: zip::result::ZipError) -> DistInfoError {
+    DistInfoError::Zip {
+        wheel: wheel.to_owned(),
         reason: e.to_string(),
-    };
-    let mut zip = zip::ZipArchive::new(file).map_err(zip_err)?;
-    let name = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .find(|n| {
-            n.split_once('/')
-                .is_some_and(|(dir, file)| dir.ends_with(".dist-info") && file == "METADATA")
-        })
-        .ok_or_else(|| DistInfoError::NoMetadata {
-            wheel: wheel.clone(),
-        })?;
-    let mut entry = zip.by_name(&name).map_err(zip_err)?;
-    let mut bytes = Vec::new();
-    (&mut entry)
-        .take(MAX_METADATA)
-        .read_to_end(&mut bytes)
-        .map_err(|source| DistInfoError::Io {
-            wheel: wheel.clone(),
-            source,
-        })?;
-    Ok(bytes)
+    }
 }
 
 /// `[console_scripts]` names of an `entry_points.txt` (an INI file: `name = module:attr [extras]`).

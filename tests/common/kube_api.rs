@@ -1,6 +1,7 @@
 //! A mocked Kubernetes API server (kube's `tower_test` pattern): every request the controller
 //! sends is recorded (method, path and query, JSON body) and answered as the test says.
 
+use hermit_pex::controller::resource::{PythonPackage, PythonPackageSpec};
 use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -75,4 +76,18 @@ pub fn node(name: &str, arch: &str, ready: bool) -> Value {
         "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
         "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
     })
+}
+
+/// The `tool` resource (version 1.0, python 3.12, binary `tool`) in `default`, at generation 2,
+/// with `extra` YAML appended to its spec.
+pub fn package(extra: &str) -> PythonPackage {
+    let spec: PythonPackageSpec = serde_norway::from_str(&format!(
+        "package: tool\nbinaries: [tool]\nversions:\n  - {{version: \"1.0\", python: \"3.12\"}}\n{extra}"
+    ))
+    .unwrap();
+    let mut pkg = PythonPackage::new("tool", spec);
+    pkg.metadata.namespace = Some("default".into());
+    pkg.metadata.uid = Some("uid-1".into());
+    pkg.metadata.generation = Some(2);
+    pkg
 }

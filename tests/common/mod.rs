@@ -320,6 +320,18 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// Commits the project `hello-tool` (console script `hello`, in `tools/hello`) at `version`
 /// and tags it; the commit.
 pub fn tag_release(repo: &Path, version: &str, tag: &str, annotated: bool) -> String {
+    commit_hello(repo, version, &format!("hello {version}"));
+    if annotated {
+        git(repo, &["tag", "-a", tag, "-m", tag]);
+    } else {
+        git(repo, &["tag", tag]);
+    }
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+/// Commits the project `hello-tool` at `version` on the current branch, its script printing
+/// `text`; the commit.
+pub fn commit_hello(repo: &Path, version: &str, text: &str) -> String {
     let project = repo.join("tools/hello");
     write(
         &project.join("pyproject.toml"),
@@ -330,16 +342,69 @@ pub fn tag_release(repo: &Path, version: &str, tag: &str, annotated: bool) -> St
     );
     write(
         &project.join("hello/__init__.py"),
-        &format!("def main():\n    print('hello {version}')\n"),
+        &format!("def main():\n    print('{text}')\n"),
     );
     git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", &format!("release {version}")]);
-    if annotated {
-        git(repo, &["tag", "-a", tag, "-m", tag]);
-    } else {
-        git(repo, &["tag", tag]);
-    }
+    git(repo, &["commit", "-q", "-m", text]);
     git(repo, &["rev-parse", "HEAD"])
+}
+
+/// A Git repository `hello-tool` (on branch `main`, no commit yet), a work directory whose
+/// `python/hello-tool/config.yaml` builds it for linux-amd64 from `tools/hello` (with
+/// `source_extra`, e.g. `"  branch: main\n"`, added to its `source`), and a test index holding
+/// only what the build backend needs.
+pub struct GitProject {
+    pub _dir: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub work: PathBuf,
+    pub index_dir: tempfile::TempDir,
+    pub index: PypiServer,
+    pub cache: String,
+}
+
+pub fn git_project(source_extra: &str) -> GitProject {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("hello-tool");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let work = dir.path().join("work");
+    write(
+        &work.join("python/hello-tool/config.yaml"),
+        &format!(
+            "package: hello-tool\nsource:\n  git: \"file://{}\"\n  subdirectory: tools/hello\n{source_extra}versions:\n  - version: \"1.0.0\"\n    python: \"3.12\"\nplatforms: [linux-amd64]\n",
+            repo.display()
+        ),
+    );
+    let index_dir = tempfile::tempdir().unwrap();
+    make_wheel(index_dir.path(), "unrelated", "1.0", &[]);
+    let index = PypiServer::start(index_dir.path());
+    GitProject {
+        _dir: dir,
+        repo,
+        work,
+        index_dir,
+        index,
+        cache: repo_root().join("target/test-cache").display().to_string(),
+    }
+}
+
+impl GitProject {
+    /// `hermit-pex COMMAND` against the test index and the shared cache, then `extra`.
+    pub fn run(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec![
+            command,
+            "--index-url",
+            &self.index.url,
+            "--cache-dir",
+            &self.cache,
+        ];
+        args.extend_from_slice(extra);
+        hermit_pex(&args, &self.work)
+    }
+
+    pub fn sync(&self, extra: &[&str]) -> (i32, String, String) {
+        self.run("sync", extra)
+    }
 }
 
 pub fn write(path: &Path, text: &str) {
