@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 #
-# The images of hermit-pex, for linux/amd64 and linux/arm64 (README: "Images"):
+# The images of hermit-pex, for linux/amd64 and linux/arm64 (docs/src/cluster/images.md):
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 --target controller -t REGISTRY/hermit-pex:TAG --push .
 #   docker buildx build --platform linux/amd64,linux/arm64 --target builder -t REGISTRY/hermit-pex-builder:TAG --push .

@@ -933,35 +933,33 @@ fn cases() -> Vec<(String, Value, Expect)> {
     c
 }
 
-/// The README's and the chart's resources, and every config the README and `python/` show,
-/// converted.
+/// The docs' (README and book) and the chart's resources, and every config the docs and
+/// `python/` show, converted.
 fn documented_resources() -> Vec<(String, Value)> {
     let root = common::repo_root();
     let mut out = Vec::new();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let mut configs = Vec::new();
-    for block in readme
-        .split("```yaml\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-    {
-        if block.contains("kind: PythonPackage") {
+    for block in common::docs::blocks_in("yaml") {
+        if block.text.contains("kind: PythonPackage") {
             out.push((
-                "README resource".to_owned(),
-                serde_norway::from_str(block).unwrap(),
+                format!("docs resource {}", block.at()),
+                serde_norway::from_str(&block.text).unwrap(),
             ));
-        } else if block.starts_with("package:") {
-            let spec = spec::parse(block).unwrap();
+        } else if block
+            .marker()
+            .is_some_and(|m| m.starts_with("python/") && m.ends_with("/config.yaml"))
+        {
+            let spec = spec::parse(&block.text).unwrap();
             spec.validate().unwrap();
             configs.push(spec::LoadedSpec {
-                file: "README.md".into(),
+                file: block.at().into(),
                 spec,
             });
         }
     }
     assert!(
         !configs.is_empty() && !out.is_empty(),
-        "the README shows a config and a resource"
+        "the docs show a config and a resource"
     );
     let notes =
         std::fs::read_to_string(root.join("charts/hermit-pex/templates/NOTES.txt")).unwrap();

@@ -400,16 +400,13 @@ fn flavours_come_from_the_operators_table() {
     );
 }
 
-/// The README's flavour table is one the CLI and the controller read.
+/// The book's flavour table is one the CLI and the controller read.
 #[test]
-fn the_readmes_flavour_table_parses() {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let block = readme
-        .split("```yaml\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .find(|b| b.starts_with("flavours:"))
-        .expect("README: a flavours block");
-    let t = hermit_pex::flavour::Flavours::parse(block).unwrap();
+fn the_docs_flavour_table_parses() {
+    let block = common::docs::blocks_in("yaml")
+        .into_iter()
+        .find(|b| b.marker().is_some_and(|m| m.starts_with("flavours.yaml")))
+        .expect("docs: a flavours block");
+    let t = hermit_pex::flavour::Flavours::parse(&block.text).unwrap();
     assert_eq!(t.flavours["deb"].build_packages, ["gcc", "libc6-dev"]);
 }

@@ -1,8 +1,9 @@
-//! The Helm chart (`charts/hermit-pex`), the images (`Dockerfile`) and the README's install path,
+//! The Helm chart (`charts/hermit-pex`), the images (`Dockerfile`) and the docs' install path,
 //! checked with the real helm v4, and helm v3 for compatibility (`scripts/test-tools.sh` puts
 //! them in `.tools/bin/helm` and `helm3`): lint, templates parsed and held against the
 //! controller's own CLI parser, platform-table parser and Kubernetes API types, the schema
-//! refusing bad values, and the README's GitOps snippets run for real (Lua 5.1 through lupa).
+//! refusing bad values, and the docs' GitOps snippets run for real (Lua 5.1 through lupa). The
+//! docs are the README and the book under `docs/src/` (`common::docs`).
 
 mod common;
 
@@ -1070,12 +1071,12 @@ fn the_configmap_holds_a_platform_table_the_controller_parses() {
         PlatformTable::default(),
         "the chart's default table is the controller's"
     );
-    // The README's default table is the same one.
-    let readme = readme_blocks("yaml");
-    let block = readme
+    // The book's default table is the same one.
+    let tables = platform_tables();
+    let block = tables
         .iter()
         .find(|b| b.starts_with("platforms:\n  linux-amd64:  {"))
-        .expect("the README shows the default table");
+        .expect("the book shows the default table");
     assert_eq!(
         PlatformTable::parse(block).unwrap(),
         PlatformTable::default()
@@ -1108,9 +1109,9 @@ fn the_configmap_holds_a_platform_table_the_controller_parses() {
     assert!(!t.platforms.contains_key(&platform("darwin-arm64")));
     assert_eq!(t.platforms.len(), 3);
 
-    // The README's other tables, given as values files on top of the default.
+    // The book's other tables, given as values files on top of the default.
     let dir = tempfile::tempdir().unwrap();
-    let examples: Vec<&String> = readme
+    let examples: Vec<&String> = tables
         .iter()
         .filter(|b| b.starts_with("platforms:\n  linux-arm64:"))
         .collect();
@@ -1127,8 +1128,9 @@ fn the_configmap_holds_a_platform_table_the_controller_parses() {
         } else {
             assert_eq!(arm.tolerations[0].key.as_deref(), Some("arch"));
             let darwin = &t.platforms[&platform("darwin-arm64")];
-            assert!(!darwin.cross);
-            assert_eq!(darwin.node_selector["kubernetes.io/os"], "darwin");
+            assert!(darwin.cross);
+            assert_eq!(darwin.node_selector["node-pool"], "builds");
+            assert_eq!(darwin.tolerations[0].key.as_deref(), Some("builds"));
         }
     }
 }
@@ -1648,47 +1650,46 @@ mod toml_lite {
 }
 
 // ---------------------------------------------------------------------------------------------
-// the README's install path
+// the docs' install path
 
-/// The README's fenced blocks of one language, in order.
-fn readme_blocks(lang: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let open = format!("```{lang}");
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in readme.lines() {
-        match &mut current {
-            None if line.trim() == open => current = Some(String::new()),
-            Some(block) if line.trim() == "```" => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            Some(block) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            None => {}
-        }
-    }
-    blocks
+/// The docs' fenced blocks of one language (README, then the book), in order.
+fn doc_blocks(lang: &str) -> Vec<String> {
+    common::docs::blocks_in(lang)
+        .into_iter()
+        .map(|b| b.text)
+        .collect()
 }
 
-fn readme_block(lang: &str, first_line: &str) -> String {
-    readme_blocks(lang)
+/// The docs' ```yaml block that starts with `first_line`.
+fn doc_block(first_line: &str) -> String {
+    doc_blocks("yaml")
         .into_iter()
         .find(|b| b.starts_with(first_line))
-        .unwrap_or_else(|| panic!("README: no ```{lang} block starting with {first_line:?}"))
+        .unwrap_or_else(|| panic!("docs: no ```yaml block starting with {first_line:?}"))
+}
+
+/// The book's platform tables: values blocks (`# hermit-pex-values.yaml`) of `platforms:`
+/// alone, without their marker line.
+fn platform_tables() -> Vec<String> {
+    common::docs::blocks_in("yaml")
+        .into_iter()
+        .filter(|b| b.marker() == Some("hermit-pex-values.yaml"))
+        .filter_map(|b| {
+            let body = b.text.split_once('\n').map(|(_, rest)| rest.to_owned())?;
+            body.starts_with("platforms:\n").then_some(body)
+        })
+        .collect()
 }
 
 #[test]
-fn the_readme_install_renders_and_its_first_package_is_valid() {
-    let sh = readme_blocks("sh").join("");
+fn the_docs_install_renders_and_its_first_package_is_valid() {
+    let sh = doc_blocks("sh").join("");
     assert!(
         sh.contains("helm install hermit-pex charts/hermit-pex -n hermit-pex --create-namespace"),
-        "README: the helm install line"
+        "docs: the helm install line"
     );
-    // The values file of the README's install, with its --set.
-    let values = readme_block("yaml", "# hermit-pex-values.yaml");
+    // The values file of the docs' install, with its --set.
+    let values = common::docs::marked("yaml", "hermit-pex-values.yaml", "releases:").text;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hermit-pex-values.yaml");
     std::fs::write(&file, &values).unwrap();
@@ -1715,7 +1716,7 @@ fn the_readme_install_renders_and_its_first_package_is_valid() {
     );
 
     // The first PythonPackage is one the API server (the CRD's schema) and the controller take.
-    let cowsay = readme_block("yaml", "# cowsay.yaml");
+    let cowsay = common::docs::marked("yaml", "cowsay.yaml", "kind: PythonPackage").text;
     let resource: PythonPackage = serde_norway::from_str(&cowsay).unwrap();
     assert_eq!(resource.spec.package.package.to_string(), "cowsay");
     assert_eq!(resource.spec.interval.as_deref(), Some("1h"));
@@ -1751,8 +1752,8 @@ fn the_readme_install_renders_and_its_first_package_is_valid() {
 }
 
 #[test]
-fn the_readme_flux_kustomization_applies_packages_and_waits_for_them() {
-    let block = readme_block("yaml", "apiVersion: kustomize.toolkit.fluxcd.io/v1");
+fn the_docs_flux_kustomization_applies_packages_and_waits_for_them() {
+    let block = doc_block("apiVersion: kustomize.toolkit.fluxcd.io/v1");
     let k: Value = serde_norway::from_str(&block).unwrap();
     assert_eq!(k["kind"], "Kustomization");
     assert_eq!(k["spec"]["wait"], true);
@@ -1762,7 +1763,7 @@ fn the_readme_flux_kustomization_applies_packages_and_waits_for_them() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// the README's Argo CD health check and actions, run in Lua 5.1 as Argo CD runs them
+// the docs' Argo CD health check and actions, run in Lua 5.1 as Argo CD runs them
 
 fn run_lua(script: &str, obj: &Value) -> Value {
     use std::io::Write;
@@ -1790,7 +1791,7 @@ fn run_lua(script: &str, obj: &Value) -> Value {
 }
 
 fn argocd_cm() -> Value {
-    let block = readme_block("yaml", "# kubectl -n argocd patch configmap argocd-cm");
+    let block = doc_block("# kubectl -n argocd patch configmap argocd-cm");
     serde_norway::from_str(&block).unwrap()
 }
 
@@ -1810,7 +1811,7 @@ fn package_with(generation: i64, observed: Option<Observed<'_>>, suspend: bool) 
 }
 
 #[test]
-fn the_readme_argocd_health_check_follows_the_status() {
+fn the_docs_argocd_health_check_follows_the_status() {
     let cm = argocd_cm();
     let health = cm["data"]["resource.customizations.health.hermit-pex.dev_PythonPackage"]
         .as_str()
@@ -1928,7 +1929,7 @@ fn the_readme_argocd_health_check_follows_the_status() {
 }
 
 #[test]
-fn the_readme_argocd_actions_retry_suspend_and_resume() {
+fn the_docs_argocd_actions_retry_suspend_and_resume() {
     let cm = argocd_cm();
     let actions: Value = serde_norway::from_str(
         cm["data"]["resource.customizations.actions.hermit-pex.dev_PythonPackage"]

@@ -1,6 +1,7 @@
 //! Real parts for the integration tests: wheels built by a script, a pypiserver on loopback, and
 //! a small replay server for responses recorded from pypi.org.
 #![allow(dead_code)]
+pub mod docs;
 pub mod github;
 pub mod hermit_resolve;
 pub mod kube_api;
