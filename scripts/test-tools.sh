@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real into .tools/venv: a PyPI index server (pypiserver, with
 # passlib for its htpasswd authentication), pex, uv (the lock's resolver; its pin is
-# src/lock/uv.rs UV_VERSION), and lupa (Lua 5.1, to run the README's Argo CD health check);
+# src/lock/uv.rs UV_VERSION), and lupa (Lua 5.1, to run the Argo CD health check in docs/src/cluster/argocd-flux.md);
 # into .tools/wheels the pip, setuptools and wheel that pex bootstraps from the index, so the
 # test index on loopback can serve them; and into .tools/bin the helm v4 (helm) and v3 (helm3)
 # binaries the chart tests run (tests/helm.rs); into .tools/cyclonedx the CycloneDX 1.6 JSON

@@ -808,7 +808,7 @@ fn env(settings: &BuildSettings) -> Vec<(&'static str, OsString)> {
 }
 
 /// pex's index flags: no PyPI, the primary index, then each extra one. pex merges them like
-/// pip does (the highest version wins, whichever index has it: see README on private indexes).
+/// pip does (the highest version wins, whichever index has it: see docs/src/private-index.md).
 fn index_args(settings: &BuildSettings) -> Vec<OsString> {
     let mut args = os(&["--no-pypi"]);
     for url in settings.indexes.urls() {

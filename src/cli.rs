@@ -307,7 +307,7 @@ pub struct SyncArgs {
     pub flavours: Option<PathBuf>,
 }
 
-/// The private indexes wheels may be published to (README: "Publishing wheels").
+/// The private indexes wheels may be published to (docs/src/publishing-wheels.md).
 #[derive(Args, Clone, Default)]
 pub struct PublishArgs {
     /// A private index, as NAME=UPLOAD_URL (repeatable): the URL twine would upload to
@@ -370,8 +370,8 @@ impl PublishArgs {
     }
 }
 
-/// Where the PEP 503 index of the wheels hermit-pex publishes goes (README: "An index of your
-/// wheels"), for `sync`: a directory (the default) or a Git repository.
+/// Where the PEP 503 index of the wheels hermit-pex publishes goes (docs/src/wheel-index.md),
+/// for `sync`: a directory (the default) or a Git repository.
 #[derive(Args, Clone)]
 pub struct WheelIndexArgs {
     /// The index's `simple/` directory (default: DIST/simple, beside the releases).
@@ -494,7 +494,7 @@ pub struct IndexArgs {
     pub index_url: String,
     /// Another index pex resolves from beside --index-url (repeatable; in the environment,
     /// separated by spaces like pip's). Versions are observed on --index-url only. Its
-    /// credentials come from ~/.netrc only. See README on which index wins.
+    /// credentials come from ~/.netrc only. See docs/src/private-index.md on which index wins.
     #[arg(
         long = "extra-index-url",
         env = "HERMIT_PEX_EXTRA_INDEX_URL",

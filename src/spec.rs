@@ -70,7 +70,7 @@ pub struct PackageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<GitSource>,
     /// Distribution packages made of each Linux platform's build besides its tarball, and
-    /// released beside it: `deb`, `rpm` or both (README "Build flavours and packages").
+    /// released beside it: `deb`, `rpm` or both (docs/src/flavours.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<PackageFormat>,
     /// The build environment: one of the operator's flavours, and the system packages this
@@ -79,7 +79,7 @@ pub struct PackageSpec {
     pub build: Option<BuildSpec>,
 }
 
-/// A package's build environment (README "Build flavours and packages").
+/// A package's build environment (docs/src/flavours.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BuildSpec {

@@ -10,7 +10,7 @@ use tokio::process::Command;
 
 use crate::names::PythonMinor;
 
-/// The PEX options, chosen by measurement (see README "PEX options"): `--venv` with `--sh-boot`
+/// The PEX options, chosen by measurement (docs/src/building.md, "PEX options, by measurement"): `--venv` with `--sh-boot`
 /// gives the fastest warm start (0.41 s for `black --version` against 1.06–1.34 s for zipapp
 /// modes); `--no-pre-install-wheels` builds in seconds from the lock.
 pub const PEX_OPTIONS: &[&str] = &["--venv", "--no-pre-install-wheels", "--sh-boot"];

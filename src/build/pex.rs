@@ -3,7 +3,7 @@
 //! options. The host's own platform may also turn an sdist into a wheel first
 //! ([`wheel_from_sdist`]), the only build that runs pip.
 //!
-//! What every PEX gets, whatever the platform (README "PEX options"):
+//! What every PEX gets, whatever the platform (docs/src/building.md, "PEX options, by measurement"):
 //! - [`PEX_OPTIONS`] (`--venv --sh-boot --no-pre-install-wheels`);
 //! - `--complete-platform` of the target as its one target, the host included: the chosen wheels
 //!   are checked against the same tags they were chosen by, and no local interpreter is asked;

@@ -10,9 +10,9 @@ use crate::build::pex::tests::{py, settings, tiny_spec, tiny_wheels};
 const LINUX_AMD64: Platform = Platform::new(Os::Linux, Arch::Amd64);
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (is the tool installed? see README Development)"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{cmd:?}: {e} (is the tool installed? see docs/src/development.md)")
+    });
     assert!(
         out.status.success(),
         "{cmd:?}: {}\n{}",

@@ -98,7 +98,7 @@ pub fn check_shape(text: &str) -> Result<(), Problem> {
         return Err(Problem::new(
             "",
             "is empty: a config is a mapping with package, versions and the optional fields \
-             (see \"A package config\" in the README)",
+             (see docs/src/config.md)",
         ));
     }
     let mut openers = 0;

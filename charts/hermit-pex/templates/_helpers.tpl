@@ -56,14 +56,14 @@ app.kubernetes.io/part-of: hermit-pex
 {{- end }}
 
 {{- define "hermit-pex.image" -}}
-{{- $repository := required "image.repository: the controller image you pushed (README: \"Images\"), e.g. registry.example.com/hermit-pex" .Values.image.repository }}
+{{- $repository := required "image.repository: the controller image you pushed (docs/src/cluster/images.md), e.g. registry.example.com/hermit-pex" .Values.image.repository }}
 {{- include "hermit-pex.imageRef" (list $repository .Values.image .Chart.AppVersion) }}
 {{- end }}
 
 {{- define "hermit-pex.builderImage" -}}
 {{- $repository := .Values.builder.image.repository }}
 {{- if not $repository }}
-{{- $repository = printf "%s-builder" (required "image.repository: the controller image you pushed (README: \"Images\"); the builder image defaults to it + \"-builder\"" .Values.image.repository) }}
+{{- $repository = printf "%s-builder" (required "image.repository: the controller image you pushed (docs/src/cluster/images.md); the builder image defaults to it + \"-builder\"" .Values.image.repository) }}
 {{- end }}
 {{- include "hermit-pex.imageRef" (list $repository .Values.builder.image .Chart.AppVersion) }}
 {{- end }}
