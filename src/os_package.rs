@@ -64,6 +64,10 @@ pub struct PackageInput<'a> {
     pub depends: &'a [String],
     /// The license the package declares (its SPDX expression or name), for RPM's License tag.
     pub license: Option<&'a str>,
+    /// Where the project comes from, for the description: `PyPI`, `its Git repository`.
+    pub origin: &'a str,
+    /// The project's web page: PyPI's, a Git repository's web page, or none (`file://`).
+    pub homepage: Option<&'a str>,
 }
 
 /// A package written.
@@ -249,6 +253,7 @@ pub async fn build_all(
     out_dir: &Path,
 ) -> Result<Vec<Built>, OsPackageError> {
     let formats = formats.to_vec();
+    let (origin, homepage) = (input.origin.to_owned(), input.homepage.map(str::to_owned));
     let (package, version, tarball, binaries, summary, depends, license, out_dir) = (
         input.package.clone(),
         input.version.clone(),
@@ -271,6 +276,8 @@ pub async fn build_all(
             summary: &summary,
             depends: &depends,
             license: license.as_deref(),
+            origin: &origin,
+            homepage: homepage.as_deref(),
         };
         build_blocking(&formats, &input, &out_dir)
     })
@@ -282,10 +289,11 @@ pub async fn build_all(
 fn description(input: &PackageInput<'_>) -> String {
     let commands: Vec<&str> = input.binaries.iter().map(BinaryName::as_str).collect();
     format!(
-        "{} {} from PyPI as a PEX, built by hermit-pex: {} in {PREFIX}/{}/, with {} in /usr/bin. \
+        "{} {} from {} as a PEX, built by hermit-pex: {} in {PREFIX}/{}/, with {} in /usr/bin. \
          It runs with CPython {} (python{} on PATH).",
         input.package,
         input.version,
+        input.origin,
         if commands.len() == 1 {
             "the command"
         } else {

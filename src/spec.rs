@@ -204,6 +204,22 @@ pub struct GitSource {
     pub branch: Option<String>,
 }
 
+/// The web page of the Git repository at `git`, when its URL names a web host
+/// (`https://host/org/x.git`, `git@host:org/x.git`); none for `file://`, `ssh://` and the like.
+pub fn git_web_url(git: &str) -> Option<String> {
+    let url = git.trim_end_matches('/');
+    let url = url.strip_suffix(".git").unwrap_or(url);
+    if let Some(rest) = url.strip_prefix("https://") {
+        return Some(format!(
+            "https://{}",
+            rest.split_once('@').map_or(rest, |(_, r)| r)
+        ));
+    }
+    let (user_host, path) = url.split_once(':')?;
+    let host = user_host.split_once('@')?.1;
+    (!host.contains('/') && !path.starts_with('/')).then(|| format!("https://{host}/{path}"))
+}
+
 impl GitSource {
     pub fn tag_prefix(&self) -> &str {
         self.tag_prefix.as_deref().unwrap_or("v")
@@ -216,17 +232,7 @@ impl GitSource {
     /// The repository's web page, when its URL names a web host (`https://host/org/x.git`,
     /// `git@host:org/x.git`).
     pub fn web_url(&self) -> Option<String> {
-        let url = self.git.trim_end_matches('/');
-        let url = url.strip_suffix(".git").unwrap_or(url);
-        if let Some(rest) = url.strip_prefix("https://") {
-            return Some(format!(
-                "https://{}",
-                rest.split_once('@').map_or(rest, |(_, r)| r)
-            ));
-        }
-        let (user_host, path) = url.split_once(':')?;
-        let host = user_host.split_once('@')?.1;
-        (!host.contains('/') && !path.starts_with('/')).then(|| format!("https://{host}/{path}"))
+        git_web_url(&self.git)
     }
 
     fn check(&self, problems: &mut Vec<Problem>) {

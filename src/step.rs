@@ -718,7 +718,15 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             .map_err(BuildError::from)?;
         let binaries = crate::os_package::tarball_binaries(&b.tarball, &job.package)
             .map_err(|source| BuildError::OsPackage { platform, source })?;
-        let summary = format!("{} {} from PyPI", job.package, job.version);
+        // A Git project's page is its repository's (none for file:// or ssh://), never PyPI's.
+        let (origin, homepage) = match &job.inputs.source {
+            None => (
+                "PyPI",
+                Some(format!("https://pypi.org/project/{}/", job.package)),
+            ),
+            Some(s) => ("its Git repository", crate::spec::git_web_url(&s.git)),
+        };
+        let summary = format!("{} {} from {origin}", job.package, job.version);
         let out = settings
             .work_dir
             .join(job.package.as_str())
@@ -738,6 +746,8 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
                 summary: &summary,
                 depends,
                 license: None,
+                origin,
+                homepage: homepage.as_deref(),
             };
             let built = crate::os_package::build_all(&[format], &input, &out)
                 .await

@@ -49,11 +49,14 @@ fn control(input: &PackageInput<'_>, arch: &str, installed: u64) -> String {
     format!(
         "Package: {package}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: hermit-pex\n\
          Installed-Size: {installed}\nDepends: {depends}\nSection: utils\nPriority: optional\n\
-         Homepage: https://pypi.org/project/{package}/\nDescription: {summary}\n {long}\n",
+         {homepage}Description: {summary}\n {long}\n",
         package = input.package,
         version = version::deb(input.version),
         depends = depends.join(", "),
         summary = input.summary,
+        homepage = input
+            .homepage
+            .map_or_else(String::new, |h| format!("Homepage: {h}\n")),
         long = description(input),
     )
 }

@@ -21,7 +21,12 @@ pub fn write(
         .license
         .filter(|l| !l.is_empty() && !l.chars().any(char::is_control))
         .map_or_else(
-            || format!("see https://pypi.org/project/{}/", input.package),
+            // RPM needs a License; SPDX's word for "not said" where no page says it either.
+            || {
+                input
+                    .homepage
+                    .map_or("NOASSERTION".to_owned(), |h| format!("see {h}"))
+            },
             str::to_owned,
         );
     let mut b = rpm::PackageBuilder::new(
@@ -37,10 +42,12 @@ pub fn write(
             .source_date(u32::try_from(MTIME).expect("2020 fits")),
     )
     .release(release)
-    .url(format!("https://pypi.org/project/{}/", input.package))
     .vendor("hermit-pex")
     .group("Development/Tools")
     .description(description(input));
+    if let Some(h) = input.homepage {
+        b.url(h);
+    }
     if let Some(e) = epoch {
         b.epoch(u32::try_from(e).map_err(|_| {
             OsPackageError::Rpm(format!("the epoch {e} does not fit RPM's 32 bits"))

@@ -80,6 +80,8 @@ fn input<'a>(
         summary: "a tiny test tool",
         depends,
         license: Some("MIT"),
+        origin: "PyPI",
+        homepage: Some("https://pypi.org/project/tiny-tool/"),
     }
 }
 
@@ -131,6 +133,8 @@ async fn deb_and_rpm_are_verified_installed_and_run_and_rebuilt_byte_for_byte() 
         "Architecture: amd64",
         "Depends: python3.12, libffi8, ca-certificates",
         "Description: a tiny test tool",
+        "Homepage: https://pypi.org/project/tiny-tool/",
+        "tiny-tool 1.0rc1 from PyPI as a PEX",
     ] {
         assert!(info.contains(want), "{want:?} not in\n{info}");
     }
@@ -173,6 +177,7 @@ async fn deb_and_rpm_are_verified_installed_and_run_and_rebuilt_byte_for_byte() 
         "Architecture: x86_64",
         "License     : MIT",
         "Summary     : a tiny test tool",
+        "URL         : https://pypi.org/project/tiny-tool/",
     ] {
         assert!(info.contains(want), "{want:?} not in\n{info}");
     }
@@ -237,6 +242,36 @@ async fn deb_and_rpm_are_verified_installed_and_run_and_rebuilt_byte_for_byte() 
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 2, "scratch files left behind: {left:?}");
+}
+
+/// A project from a Git repository without a web page (`file://`, `ssh://`) is not PyPI's:
+/// no page is named, and RPM's License says so in SPDX's word when the package declares none.
+#[tokio::test]
+async fn a_git_project_without_a_web_page_names_no_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tarball, binaries) = tiny_tarball(dir.path()).await;
+    let package = PackageName::new("tiny-tool").unwrap();
+    let version: Version = "1.0".parse().unwrap();
+    let input = PackageInput {
+        license: None,
+        origin: "its Git repository",
+        homepage: None,
+        ..input(&package, &version, &tarball, &binaries, &[])
+    };
+    let out = dir.path().join("out");
+    let built = build_blocking(&[Format::Deb, Format::Rpm], &input, &out).unwrap();
+    let deb = run(Command::new("dpkg-deb").arg("--info").arg(&built[0].path));
+    assert!(
+        !deb.contains("Homepage") && !deb.contains("pypi.org"),
+        "{deb}"
+    );
+    assert!(
+        deb.contains("tiny-tool 1.0 from its Git repository as a PEX"),
+        "{deb}"
+    );
+    let rpm = run(Command::new("rpm").arg("-qip").arg(&built[1].path));
+    assert!(rpm.contains("License     : NOASSERTION"), "{rpm}");
+    assert!(!rpm.contains("pypi.org"), "{rpm}");
 }
 
 #[tokio::test]
