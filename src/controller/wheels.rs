@@ -26,6 +26,12 @@ pub async fn distribute<S: ReleaseStore>(
         .as_ref()
         .map(|s| s.wheels.clone())
         .unwrap_or_default();
+    let index = ctx.targets.wheel_index();
+    let uploaders = ctx.targets.publish(&pkg.spec).unwrap_or_default();
+    if index.is_none() && uploaders.is_empty() {
+        // Nowhere to put wheels: no scratch directory made and removed on every reconcile.
+        return Vec::new();
+    }
     let mut records = Vec::new();
     let scratch = match tempfile::tempdir_in(&ctx.scratch).or_else(|_| tempfile::tempdir()) {
         Ok(d) => d,
@@ -34,11 +40,10 @@ pub async fn distribute<S: ReleaseStore>(
             return previous;
         }
     };
-    if let Some(index) = ctx.targets.wheel_index() {
+    if let Some(index) = index {
         let record = record_of(&previous, "index", index.describe());
         records.push(index_step(ctx, pkg, store, releases, scratch.path(), record, trouble).await);
     }
-    let uploaders = ctx.targets.publish(&pkg.spec).unwrap_or_default();
     for up in uploaders {
         let record = record_of(&previous, &up.index.name, up.index.upload_url.to_string());
         let sources = crate::wheels::Sources {
