@@ -419,8 +419,8 @@ impl WheelIndexArgs {
         if self.no_wheel_index {
             return Ok(None);
         }
-        if let Some(index) = self.repo.open(author, cache_dir)? {
-            return Ok(Some(index));
+        if let Some(repo) = self.repo.settings() {
+            return Ok(Some(repo.open(author, cache_dir)?));
         }
         let root = self
             .wheel_index_dir
@@ -435,41 +435,15 @@ impl WheelIndexArgs {
 }
 
 impl WheelIndexRepoArgs {
-    /// The index in the repository these flags name (`None`: no repository named).
-    pub fn open(
-        &self,
-        author: &str,
-        cache_dir: &std::path::Path,
-    ) -> anyhow::Result<Option<crate::wheels::WheelIndex>> {
-        use crate::wheels::{Target, WheelIndex};
-        let Some(url) = &self.wheel_index_repo else {
-            return Ok(None);
-        };
-        if !crate::spec::rules::is_relative_inside(&self.wheel_index_path) {
-            anyhow::bail!(
-                "--wheel-index-path {:?}: write a path inside the repository (no leading /, no ..)",
-                self.wheel_index_path
-            );
-        }
-        let (author_name, author_email) = crate::gitops::parse_author(author)?;
-        let dir = self.wheel_index_path.trim_matches('/').to_owned();
-        // One checkout per target: never the manifests' working tree.
-        let key =
-            crate::digest::sha256_hex(format!("wheels\n{url}\n{}\n{dir}", self.wheel_index_branch));
-        let sink = crate::gitops::git::GitSink::new(crate::gitops::git::GitSinkConfig {
-            url: url.clone(),
+    /// The repository these flags name (`None`: no repository named).
+    pub fn settings(&self) -> Option<crate::wheels::RepoIndex> {
+        Some(crate::wheels::RepoIndex {
+            url: self.wheel_index_repo.clone()?,
             branch: self.wheel_index_branch.clone(),
-            dir,
-            author_name,
-            author_email,
-            checkout: cache_dir.join("git").join(&key[..16]),
-            attempts: 5,
-        });
-        Ok(Some(
-            WheelIndex::new(Target::Git(sink))
-                .with_links(self.wheel_index_links)
-                .with_locked(self.index_locked),
-        ))
+            path: self.wheel_index_path.clone(),
+            links: self.wheel_index_links,
+            locked: self.index_locked,
+        })
     }
 }
 

@@ -112,6 +112,48 @@ pub enum Target {
     Git(GitSink),
 }
 
+/// A wheel index committed to a Git repository, as the flags (`--wheel-index-repo`, ...)
+/// or the chart's `wheelIndex` name it.
+#[derive(Debug, Clone)]
+pub struct RepoIndex {
+    /// Any URL git takes; credentials as for the manifest repository.
+    pub url: String,
+    pub branch: String,
+    /// The `simple/` directory inside the repository.
+    pub path: String,
+    pub links: Links,
+    pub locked: bool,
+}
+
+impl RepoIndex {
+    /// The index, checked out under `cache_dir/git/` (a checkout of its own, never the
+    /// manifests' working tree). A bad path or author fails here, naming the flag.
+    pub fn open(&self, author: &str, cache_dir: &Path) -> Result<WheelIndex, SinkError> {
+        if !crate::spec::rules::is_relative_inside(&self.path) {
+            return Err(SinkError::Invalid(
+                "--wheel-index-path: write a path inside the repository (no leading /, no ..)"
+                    .to_owned(),
+            ));
+        }
+        let (author_name, author_email) = crate::gitops::parse_author(author)?;
+        let dir = self.path.trim_matches('/').to_owned();
+        let key =
+            crate::digest::sha256_hex(format!("wheels\n{}\n{}\n{dir}", self.url, self.branch));
+        let sink = GitSink::new(crate::gitops::git::GitSinkConfig {
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            dir,
+            author_name,
+            author_email,
+            checkout: cache_dir.join("git").join(&key[..16]),
+            attempts: 5,
+        });
+        Ok(WheelIndex::new(Target::Git(sink))
+            .with_links(self.links)
+            .with_locked(self.locked))
+    }
+}
+
 /// A static PEP 503 index of the wheels hermit-pex publishes.
 pub struct WheelIndex {
     target: Target,

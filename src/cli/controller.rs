@@ -319,7 +319,7 @@ impl ControllerArgs {
             manifest: self
                 .manifest
                 .settings(&self.github.github_api_url, cache.clone()),
-            wheel_index: self.wheel_index.clone(),
+            wheel_index: self.wheel_index.settings(),
             publish_indexes: self.publish.indexes()?,
             metrics_addr: self.metrics_addr,
             webhook_secret: webhook_secret()?,

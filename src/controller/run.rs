@@ -58,7 +58,7 @@ pub struct Config {
     /// The default manifest sink (neither `git` nor `github`: manifests are not committed).
     pub manifest: SinkSettings,
     /// The index of published wheels (neither a directory nor a repository: none).
-    pub wheel_index: crate::cli::WheelIndexRepoArgs,
+    pub wheel_index: Option<crate::wheels::RepoIndex>,
     /// The private indexes a resource's `spec.publish` may name, with their credentials.
     pub publish_indexes: std::collections::BTreeMap<String, crate::wheels::upload::PublishIndex>,
     pub metrics_addr: std::net::SocketAddr,
@@ -237,11 +237,8 @@ fn context(config: &Config, client: kube::Client) -> anyhow::Result<Context<AnyS
     if let Some(sink) = AnySink::remote(&config.manifest)? {
         targets = targets.with_sink(Box::new(sink));
     }
-    if let Some(index) = config
-        .wheel_index
-        .open(&config.manifest.author, &config.cache_dir)?
-    {
-        targets = targets.with_wheel_index(index);
+    if let Some(repo) = &config.wheel_index {
+        targets = targets.with_wheel_index(repo.open(&config.manifest.author, &config.cache_dir)?);
     }
     let mut uploaders = std::collections::BTreeMap::new();
     for (name, index) in &config.publish_indexes {

@@ -260,9 +260,10 @@ impl<S> Targets<S> {
         if let Some(dir) = &target.dir
             && !is_relative_inside(dir)
         {
-            return Err(format!(
-                "spec.manifests.dir {dir:?}: write a path inside the repository (no leading /, no ..)"
-            ));
+            return Err(
+                "spec.manifests.dir: write a path inside the repository (no leading /, no ..)"
+                    .to_owned(),
+            );
         }
         opened_once(&self.sinks, target, || {
             let sink = open(target).map_err(|e| format!("spec.manifests: {e}"))?;
@@ -416,12 +417,11 @@ mod tests {
         );
         let escape =
             spec("manifests: {repository: \"https://git.example.com/t.git\", dir: ../..}\n");
+        let refused = sinks.sink(&escape).err().unwrap();
+        assert!(refused.contains("spec.manifests.dir"), "{refused}");
         assert!(
-            sinks
-                .sink(&escape)
-                .err()
-                .unwrap()
-                .contains("spec.manifests.dir")
+            !refused.contains("../.."),
+            "the value is not shown: {refused}"
         );
         let fine =
             spec("manifests: {repository: \"https://git.example.com/t.git\", dir: hermit}\n");

@@ -38,10 +38,10 @@ impl AnySink {
         let invalid = |m: String| SinkError::Invalid(m);
         let (author_name, author_email) = parse_author(&s.author)?;
         if !crate::spec::rules::is_relative_inside(&s.dir) {
-            return Err(invalid(format!(
-                "--manifest-dir {:?}: write a path inside the repository (no leading /, no ..)",
-                s.dir
-            )));
+            return Err(invalid(
+                "--manifest-dir: write a path inside the repository (no leading /, no ..)"
+                    .to_owned(),
+            ));
         }
         let dir = s.dir.trim_matches('/').to_owned();
         if let Some(url) = &s.git {
@@ -93,9 +93,10 @@ pub fn parse_author(author: &str) -> Result<(String, String), SinkError> {
         })
         .filter(|(n, e)| !n.is_empty() && e.contains('@'))
         .ok_or_else(|| {
-            SinkError::Invalid(format!(
-                "--git-author {author:?}: write it as \"Name <email>\""
-            ))
+            SinkError::Invalid(
+                "--git-author: write it as \"Name <email>\" (a name, then an email with @ in <>)"
+                    .to_owned(),
+            )
         })
 }
 

@@ -396,3 +396,41 @@ async fn a_git_index_commits_once_per_change_with_skip_ci() {
     let lists = index.listed(vec![a.project.clone()]).await.unwrap();
     assert_eq!(lists[&a.project].files[0].sha256(), Some(a.sha256.as_str()));
 }
+
+/// A repository index's settings are checked when opened; the error names the flag and the
+/// rule, never the value.
+#[test]
+fn a_repository_index_outside_its_repository_or_without_an_author_is_refused_unshown() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = |path: &str| RepoIndex {
+        url: "https://git.example.com/org/wheels.git".into(),
+        branch: "main".into(),
+        path: path.into(),
+        links: Links::Stored,
+        locked: false,
+    };
+    let author = "hermit-pex <bot@example.com>";
+    for bad in ["../secret-dir", "/etc/x"] {
+        let e = repo(bad)
+            .open(author, cache.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("--wheel-index-path") && e.contains("inside"),
+            "{e}"
+        );
+        assert!(!e.contains(bad), "{e}");
+    }
+    let e = repo("simple")
+        .open("no-email-here-xyz", cache.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("--git-author") && !e.contains("no-email-here-xyz"),
+        "{e}"
+    );
+    let index = repo("public/simple").open(author, cache.path()).unwrap();
+    assert!(matches!(index.target, Target::Git(_)));
+}
