@@ -219,16 +219,7 @@ pub fn root_page(projects: &[String]) -> String {
 
 /// The `Requires-Python` of a core metadata file (its headers end at the first blank line).
 pub fn requires_python(metadata: &str) -> Option<String> {
-    metadata
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .find_map(|l| {
-            let (key, value) = l.split_once(':')?;
-            key.trim()
-                .eq_ignore_ascii_case("requires-python")
-                .then(|| value.trim().to_owned())
-        })
-        .filter(|v| !v.is_empty())
+    header(metadata, "requires-python").filter(|v| !v.is_empty())
 }
 
 /// A header of a core metadata file (the first of that name), e.g. `Metadata-Version`.

@@ -205,6 +205,18 @@ pub struct Uploader {
 }
 
 impl Uploader {
+    /// A POST of `form` to the upload URL, with the index's credentials.
+    fn post(&self, form: reqwest::multipart::Form) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .post(self.index.upload_url.clone())
+            .multipart(form);
+        match &self.index.credentials {
+            Some(c) => request.basic_auth(&c.username, Some(c.password())),
+            None => request,
+        }
+    }
+
     pub fn new(index: PublishIndex) -> Result<Self, UploadError> {
         let settings = |message: String| UploadError::Settings {
             name: index.name.clone(),
@@ -315,13 +327,7 @@ impl Uploader {
             .text(":action", "remove_pkg")
             .text("name", name)
             .text("version", version);
-        let mut request = self
-            .http
-            .post(self.index.upload_url.clone())
-            .multipart(form);
-        if let Some(c) = &self.index.credentials {
-            request = request.basic_auth(&c.username, Some(c.password()));
-        }
+        let request = self.post(form);
         match request.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
@@ -374,13 +380,7 @@ impl Uploader {
             })
         };
         let form = form(f).await.map_err(|m| self.failed(f, m))?;
-        let mut request = self
-            .http
-            .post(self.index.upload_url.clone())
-            .multipart(form);
-        if let Some(c) = &self.index.credentials {
-            request = request.basic_auth(&c.username, Some(c.password()));
-        }
+        let request = self.post(form);
         let sent = request.send().await;
         let (status, body) = match sent {
             Ok(r) => {
