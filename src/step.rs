@@ -605,6 +605,7 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
             Ok(t) => t,
             Err(e) => return vec![(first, Err(e.into()))],
         };
+        self.say_tested(job, first, &tested);
         let mut out = Vec::new();
         for &p in platforms {
             let packed = match p == first {
@@ -645,6 +646,23 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         out
     }
 
+    /// A test that ran says so (a long test is progress too); one that could not run on this
+    /// machine is said when the version is listed.
+    fn say_tested(
+        &self,
+        job: &VersionJob,
+        platform: Platform,
+        tested: &crate::release::TestOutcome,
+    ) {
+        if let crate::release::TestOutcome::Passed { command } = tested {
+            tracing::info!(package = %job.package, version = %job.version, %platform, %command, "test passed");
+            (self.say)(format!(
+                "{} {} {platform}: tested: `{command}` passed",
+                job.package, job.version
+            ));
+        }
+    }
+
     async fn test_and_upload(
         &self,
         settings: &BuildSettings,
@@ -654,9 +672,7 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         platform: Platform,
     ) -> Result<PlatformBuild, StepError> {
         let tested = build::test_build(&built, platform, job.python(), settings).await?;
-        if let crate::release::TestOutcome::Passed { command } = &tested {
-            tracing::info!(package = %job.package, version = %job.version, %platform, %command, "test passed");
-        }
+        self.say_tested(job, platform, &tested);
         let mut b = built.build;
         b.test = Some(tested);
         self.upload_build(settings, release, job, b, platform).await

@@ -158,6 +158,15 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
             info["platforms"]["linux-amd64"]["test"]["outcome"], "passed",
             "tested on its own platform before upload: {info}"
         );
+        let command = info["platforms"]["linux-amd64"]["test"]["command"]
+            .as_str()
+            .unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "tiny-tool {version} linux-amd64: tested: `{command}` passed"
+            )),
+            "the test that ran is said: {stderr}"
+        );
     }
 
     let tarball = s
