@@ -222,6 +222,14 @@ pub fn build_blocking(
         return Err(OsPackageError::Dependency { index });
     }
     let unpacked = unpack(input, out_dir)?;
+    let declared = match input.license {
+        Some(_) => None,
+        None => declared_license(input, &unpacked),
+    };
+    let input = &PackageInput {
+        license: input.license.or(declared.as_deref()),
+        ..*input
+    };
     let mut formats = formats.to_vec();
     formats.sort();
     formats.dedup();
@@ -244,6 +252,39 @@ pub fn build_blocking(
     }
     drop(unpacked.dir);
     Ok(out)
+}
+
+/// The license the tool's own wheel in the PEX (`.deps/<name>-<version>-….whl`) declares:
+/// its SPDX expression, else its one license name. None when it declares none, or several
+/// names (a list of classifiers does not say whether they apply together or as a choice).
+fn declared_license(input: &PackageInput<'_>, unpacked: &Unpacked) -> Option<String> {
+    let pex_name = format!("{}.pex", input.package);
+    let (_, pex) = unpacked.files.iter().find(|(n, _)| *n == pex_name)?;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(pex).ok()?).ok()?;
+    let member = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| {
+            n.strip_prefix(".deps/")
+                .and_then(|w| crate::lock::wheel_name::WheelName::parse(w).ok())
+                .is_some_and(|w| {
+                    crate::names::normalize(&w.distribution) == input.package.as_str()
+                        && w.version.parse::<Version>().ok().as_ref() == Some(input.version)
+                })
+        })?;
+    // The wheel is a zip inside the zip: copied out to be read (bounded by the PEX's size).
+    let wheel = unpacked
+        .dir
+        .path()
+        .join(member.trim_start_matches(".deps/"));
+    let mut entry = zip.by_name(&member).ok()?;
+    std::io::copy(&mut entry, &mut std::fs::File::create(&wheel).ok()?).ok()?;
+    let declared = crate::sbom::license::read(&wheel).ok()??;
+    match (declared.expression, declared.names.as_slice()) {
+        (Some(e), _) => Some(e),
+        (None, [one]) => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// [`build_blocking`] on the blocking pool.

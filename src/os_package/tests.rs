@@ -274,6 +274,53 @@ async fn a_git_project_without_a_web_page_names_no_page() {
     assert!(!rpm.contains("pypi.org"), "{rpm}");
 }
 
+/// RPM's License is what the tool's own wheel in the PEX declares, when the caller names none.
+#[tokio::test]
+async fn the_license_is_read_from_the_tools_wheel_in_the_pex() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::build::pex::tests::settings(dir.path());
+    let wheels = vec![crate::build::pex::tests::make_wheel(
+        &dir.path().join("wheels"),
+        "tiny-tool",
+        "1.0",
+        &[
+            "--script",
+            "tiny",
+            "--license-expression",
+            "MIT OR Apache-2.0",
+        ],
+    )];
+    let pex = dir.path().join("pex/tiny-tool.pex");
+    crate::build::pex::build_pex(&wheels, &tiny_spec(LINUX_AMD64, py(12)), &pex, &settings)
+        .await
+        .unwrap();
+    let package = PackageName::new("tiny-tool").unwrap();
+    let binaries = vec![BinaryName::new("tiny").unwrap()];
+    let tarball = dir.path().join("tiny-tool-linux-amd64.tar.gz");
+    crate::build::artifact::write_tarball(&tarball, &package, &pex, &binaries).unwrap();
+    let version: Version = "1.0".parse().unwrap();
+    let declared = PackageInput {
+        license: None,
+        ..input(&package, &version, &tarball, &binaries, &[])
+    };
+    let built = build_blocking(&[Format::Rpm], &declared, &dir.path().join("out")).unwrap();
+    let rpm = run(Command::new("rpm").arg("-qip").arg(&built[0].path));
+    assert!(rpm.contains("License     : MIT OR Apache-2.0"), "{rpm}");
+
+    // tiny_tarball's wheel declares none: the homepage stands in.
+    let (tarball, binaries) = tiny_tarball(&dir.path().join("plain")).await;
+    let plain = PackageInput {
+        license: None,
+        ..input(&package, &version, &tarball, &binaries, &[])
+    };
+    let built = build_blocking(&[Format::Rpm], &plain, &dir.path().join("out2")).unwrap();
+    let rpm = run(Command::new("rpm").arg("-qip").arg(&built[0].path));
+    assert!(
+        rpm.contains("License     : see https://pypi.org/project/tiny-tool/"),
+        "{rpm}"
+    );
+}
+
 #[tokio::test]
 async fn bad_inputs_are_refused_without_echoing_them() {
     let dir = tempfile::tempdir().unwrap();
