@@ -222,9 +222,10 @@ pub fn build_blocking(
         return Err(OsPackageError::Dependency { index });
     }
     let unpacked = unpack(input, out_dir)?;
+    // Only RPM has a License tag.
     let declared = match input.license {
-        Some(_) => None,
-        None => declared_license(input, &unpacked),
+        None if formats.contains(&Format::Rpm) => declared_license(input, &unpacked),
+        _ => None,
     };
     let input = &PackageInput {
         license: input.license.or(declared.as_deref()),

@@ -339,39 +339,39 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         let record = &lock.record;
         if let Some(w) = &lock.wheel {
             let name = w.name();
-            let up = Upload {
-                name: &name,
-                path: &w.path,
-                size: w.size,
-                sha256: &w.sha256,
-            };
-            self.store
-                .upload(release, up)
-                .await
-                .map_err(StepError::store(format!("store {name}")))?;
+            self.upload(
+                release,
+                Upload {
+                    name: &name,
+                    path: &w.path,
+                    size: w.size,
+                    sha256: &w.sha256,
+                },
+            )
+            .await?;
         }
         let name = record.asset(&job.package);
-        let up = Upload {
-            name: &name,
-            path: &lock.locked.path,
-            size: lock.locked.size,
-            sha256: &lock.locked.sha256,
-        };
-        self.store
-            .upload(release, up)
-            .await
-            .map_err(StepError::store(format!("store {name}")))?;
+        self.upload(
+            release,
+            Upload {
+                name: &name,
+                path: &lock.locked.path,
+                size: lock.locked.size,
+                sha256: &lock.locked.sha256,
+            },
+        )
+        .await?;
         if let (Some(sbom), Some(r)) = (&lock.sbom, &record.sbom) {
-            let up = Upload {
-                name: &r.asset,
-                path: &sbom.path,
-                size: sbom.size,
-                sha256: &sbom.sha256,
-            };
-            self.store
-                .upload(release, up)
-                .await
-                .map_err(StepError::store(format!("store {}", r.asset)))?;
+            self.upload(
+                release,
+                Upload {
+                    name: &r.asset,
+                    path: &sbom.path,
+                    size: sbom.size,
+                    sha256: &sbom.sha256,
+                },
+            )
+            .await?;
         }
         // Known now, so no build is started for them.
         for &platform in &job.platforms {
@@ -688,16 +688,16 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         mut b: PlatformBuild,
         platform: Platform,
     ) -> Result<PlatformBuild, StepError> {
-        let up = Upload {
-            name: &b.asset,
-            path: &b.tarball,
-            size: b.size,
-            sha256: &b.sha256,
-        };
-        self.store
-            .upload(release, up)
-            .await
-            .map_err(StepError::store(format!("store {}", b.asset)))?;
+        self.upload(
+            release,
+            Upload {
+                name: &b.asset,
+                path: &b.tarball,
+                size: b.size,
+                sha256: &b.sha256,
+            },
+        )
+        .await?;
         b.packages = self
             .os_packages(settings, release, job, &b, platform)
             .await?;
@@ -769,16 +769,16 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
                 .await
                 .map_err(|source| BuildError::OsPackage { platform, source })?;
             for p in built {
-                let up = Upload {
-                    name: &p.asset,
-                    path: &p.path,
-                    size: p.size,
-                    sha256: &p.sha256,
-                };
-                self.store
-                    .upload(release, up)
-                    .await
-                    .map_err(StepError::store(format!("store {}", p.asset)))?;
+                self.upload(
+                    release,
+                    Upload {
+                        name: &p.asset,
+                        path: &p.path,
+                        size: p.size,
+                        sha256: &p.sha256,
+                    },
+                )
+                .await?;
                 (self.say)(format!(
                     "{} {} {platform}: made {} ({:.1} MB)",
                     job.package,
@@ -820,16 +820,25 @@ impl<S: ReleaseStore> StepRunner<'_, S> {
         let (size, sha256) = blocking::run(move || sha256_file(&hashed))
             .await
             .map_err(BuildError::Io)?;
-        let up = Upload {
-            name,
-            path: &path,
-            size,
-            sha256: &sha256,
-        };
+        self.upload(
+            release,
+            Upload {
+                name,
+                path: &path,
+                size,
+                sha256: &sha256,
+            },
+        )
+        .await
+    }
+
+    /// Uploads one asset of `release`; a failure names the asset.
+    async fn upload(&self, release: &Release, up: Upload<'_>) -> Result<(), StepError> {
+        let what = format!("store {}", up.name);
         self.store
             .upload(release, up)
             .await
-            .map_err(StepError::store(format!("store {name}")))
+            .map_err(StepError::store(what))
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::github::FakeGitHub;
 use common::kube_api::{Sent, node};
+use common::sandbox::python312_dir;
 use common::*;
 use hermit_pex::controller::jobs::{JobSettings, PlatformTable};
 use hermit_pex::controller::reconcile::{Context, reconcile};
@@ -95,14 +96,6 @@ fn finish(child: std::process::Child) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "the Job failed:\n{stderr}");
     stderr
-}
-
-fn python312_dir() -> PathBuf {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let python = rt
-        .block_on(hermit_pex::tools::find_python("3.12".parse().unwrap()))
-        .expect("CPython 3.12");
-    python.parent().unwrap().to_owned()
 }
 
 /// The controller's side of the cluster path: the GitHub stand-in and the controller's store

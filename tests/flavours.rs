@@ -6,66 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::sandbox::*;
 use common::*;
-use hermit_pex::names::PythonMinor;
-
-/// pex's and uv's caches shared by the tests. Each test's sdists have names of their own: a
-/// wheel built from an sdist is kept by the sdist's digest.
-fn shared_cache() -> PathBuf {
-    repo_root().join("target/test-cache")
-}
-
-struct Sandbox {
-    dir: tempfile::TempDir,
-    _server: PypiServer,
-    url: String,
-}
-
-impl Sandbox {
-    fn new(configs: &[(&str, &str)], wheels: &[(&str, &str, &[&str])]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let index = dir.path().join("index");
-        for (name, version, flags) in wheels {
-            make_wheel(&index, name, version, flags);
-        }
-        for (package, config) in configs {
-            write(
-                &dir.path().join("python").join(package).join("config.yaml"),
-                config,
-            );
-        }
-        let server = PypiServer::start(&index);
-        let url = server.url.clone();
-        Self {
-            dir,
-            _server: server,
-            url,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn sync(&self, extra: &[&str]) -> (i32, String, String) {
-        let cache = shared_cache().display().to_string();
-        let mut args = vec!["sync", "--index-url", &self.url, "--cache-dir", &cache];
-        args.extend(extra);
-        hermit_pex(&args, self.path())
-    }
-
-    fn release_dir(&self, tag: &str) -> PathBuf {
-        self.path().join("dist/releases").join(tag)
-    }
-
-    fn build_info(&self, tag: &str) -> serde_json::Value {
-        read_json(&self.release_dir(tag).join("build-info.json"))
-    }
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -76,17 +18,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn python312_dir() -> PathBuf {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(hermit_pex::tools::find_python(
-        PythonMinor::new(12).unwrap(),
-    ))
-    .expect("CPython 3.12")
-    .parent()
-    .unwrap()
-    .to_owned()
 }
 
 /// Runs an installed command as a user would: python3.12 on PATH, a home of its own.

@@ -63,6 +63,13 @@ impl Job {
         }
     }
 
+    /// Locked by uv from the index at `url` alone (a real pypiserver in these tests).
+    async fn lock_from(&self, url: &str, cache: &Path) -> lock::Locked {
+        lock::lock(&self.request(), &settings(plain(url), cache))
+            .await
+            .unwrap()
+    }
+
     fn wanted<'a>(&'a self, native: &'a [Platform], binaries: &'a [BinaryName]) -> Wanted<'a> {
         Wanted {
             package: &self.package,
@@ -104,9 +111,7 @@ async fn a_pure_package_with_an_sdist_beside_its_wheel_is_pure() {
     let server = common::PypiServer::start(&packages);
     let cache = dir.path().join("cache");
     let job = Job::new("pure-tool", "1.0");
-    let locked = lock::lock(&job.request(), &settings(plain(&server.url), &cache))
-        .await
-        .unwrap();
+    let locked = job.lock_from(&server.url, &cache).await;
     assert_eq!(locked.pylock.pins(), ["pure-dep==2.0", "pure-tool==1.0"]);
     assert!(
         locked.pylock.packages.iter().all(|p| p.sdist.is_some()),
@@ -176,9 +181,7 @@ async fn commands_that_live_in_a_dependency_are_found_and_a_wrong_one_is_refused
     let server = common::PypiServer::start(&packages);
     let cache = dir.path().join("cache");
     let job = Job::new("wrapper-tool", "3.0");
-    let locked = lock::lock(&job.request(), &settings(plain(&server.url), &cache))
-        .await
-        .unwrap();
+    let locked = job.lock_from(&server.url, &cache).await;
     let fetch = fetcher(plain(&server.url), &cache);
 
     let d = lock::decide(&locked, &job.wanted(&[], &[]), &fetch)
@@ -254,9 +257,7 @@ async fn a_platform_without_a_wheel_is_missing_naming_the_distribution() {
     let server = common::PypiServer::start(&packages);
     let cache = dir.path().join("cache");
     let job = Job::new("needs-native", "1.0");
-    let locked = lock::lock(&job.request(), &settings(plain(&server.url), &cache))
-        .await
-        .unwrap();
+    let locked = job.lock_from(&server.url, &cache).await;
     let fetch = fetcher(plain(&server.url), &cache);
     let d = lock::decide(&locked, &job.wanted(&[], &[]), &fetch)
         .await
@@ -443,9 +444,7 @@ async fn a_digest_mismatch_names_the_file_and_both_digests() {
     let server = common::PypiServer::start(&packages);
     let cache = dir.path().join("cache");
     let job = Job::new("tool", "1.0");
-    let locked = lock::lock(&job.request(), &settings(plain(&server.url), &cache))
-        .await
-        .unwrap();
+    let locked = job.lock_from(&server.url, &cache).await;
     let mut file = locked.pylock.packages[0].wheels[0].file.clone();
     let real = file.sha256.clone();
     file.sha256 = "e".repeat(64);
@@ -571,9 +570,7 @@ async fn a_yanked_release_a_dependency_pins_exactly_is_locked() {
     let server = common::ReplayServer::start(pages).await;
     let cache = dir.path().join("cache");
     let job = Job::new("yank-tool", "1.0");
-    let locked = lock::lock(&job.request(), &settings(plain(&server.url), &cache))
-        .await
-        .unwrap();
+    let locked = job.lock_from(&server.url, &cache).await;
     assert_eq!(locked.pylock.pins(), ["yank-tool==1.0", "yanked-dep==1.0"]);
 }
 

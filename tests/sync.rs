@@ -3,95 +3,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::sandbox::*;
 use common::*;
 use hermit_pex::hermit;
 use hermit_pex::names::{PackageName, Platform, PythonMinor};
 
-/// pex's caches (pip bootstrap, downloads) shared by the tests: cold starts cost once.
-fn shared_cache() -> PathBuf {
-    repo_root().join("target/test-cache")
-}
-
-struct Sandbox {
-    dir: tempfile::TempDir,
-    _server: PypiServer,
-    url: String,
-}
-
-impl Sandbox {
-    /// A work tree with `configs` (package → config.yaml) and an index holding `wheels`
-    /// ((name, version, make_wheel flags)).
-    fn new(configs: &[(&str, &str)], wheels: &[(&str, &str, &[&str])]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let index = dir.path().join("index");
-        for (name, version, flags) in wheels {
-            make_wheel(&index, name, version, flags);
-        }
-        for (package, config) in configs {
-            write(
-                &dir.path().join("python").join(package).join("config.yaml"),
-                config,
-            );
-        }
-        let server = PypiServer::start(&index);
-        let url = server.url.clone();
-        Self {
-            dir,
-            _server: server,
-            url,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn sync_args(&self, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = ["sync", "--index-url", &self.url, "--cache-dir"]
-            .map(str::to_owned)
-            .to_vec();
-        args.push(shared_cache().display().to_string());
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    }
-
-    fn sync(&self, extra: &[&str]) -> (i32, String, String) {
-        let args = self.sync_args(extra);
-        hermit_pex(
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            self.path(),
-        )
-    }
-
-    fn release_dir(&self, tag: &str) -> PathBuf {
-        self.path().join("dist/releases").join(tag)
-    }
-
-    fn release_json(&self, tag: &str) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.release_dir(tag).join("release.json")).unwrap())
-            .unwrap()
-    }
-
-    fn manifest(&self, package: &str) -> Option<String> {
-        std::fs::read_to_string(self.path().join("hermit").join(format!("{package}.hcl"))).ok()
-    }
-}
-
 const TINY: &str = "package: tiny-tool\nbinaries: [tiny-tool, tiny-admin]\ntest: \"tiny-tool --help\"\nversions:\n  - version: \"1.0\"\n    python: \"3.12\"\n";
 const TINY_FLAGS: &[&str] = &["--script", "tiny-tool", "--script", "tiny-admin"];
-
-fn python312_dir() -> PathBuf {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let python = rt
-        .block_on(hermit_pex::tools::find_python(
-            PythonMinor::new(12).unwrap(),
-        ))
-        .expect("CPython 3.12");
-    python.parent().unwrap().to_owned()
-}
 
 /// Unpacks a tarball and runs one of its launchers as a user would, with the python that
 /// Hermit's runtime dependency puts on PATH.
@@ -139,10 +60,7 @@ fn a_pure_python_tool_is_built_once_released_listed_and_runs_through_its_launche
     for version in ["1.0", "2.0"] {
         let tag = format!("tiny-tool-v{version}");
         assert_eq!(s.release_json(&tag)["state"], "published");
-        let info: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(s.release_dir(&tag).join("build-info.json")).unwrap(),
-        )
-        .unwrap();
+        let info = s.build_info(&tag);
         assert_eq!(info["locked"]["pure"], true, "{info}");
         let targets: Vec<&str> = Platform::ALL
             .iter()
@@ -230,10 +148,7 @@ fn a_version_is_released_for_the_platforms_its_dependencies_have_wheels_for() {
     }
     let release = s.release_json("needs-native-v1.0");
     assert_eq!(release["state"], "published", "{stderr}");
-    let info: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(s.release_dir("needs-native-v1.0").join("build-info.json")).unwrap(),
-    )
-    .unwrap();
+    let info = s.build_info("needs-native-v1.0");
     let missing = info["missing"].as_object().unwrap();
     assert_eq!(missing.len(), 3, "{info}");
     assert!(
@@ -288,10 +203,7 @@ fn a_version_is_released_for_the_platforms_its_dependencies_have_wheels_for() {
         "{stderr}\n{text}"
     );
     assert_eq!(std::fs::read(&tarball).unwrap(), amd64, "never replaced");
-    let info: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(s.release_dir("needs-native-v1.0").join("build-info.json")).unwrap(),
-    )
-    .unwrap();
+    let info = s.build_info("needs-native-v1.0");
     assert_eq!(info["missing"].as_object().unwrap().len(), 2, "{info}");
     assert!(
         info["platforms"]["linux-arm64"]["sha256"].is_string(),
@@ -553,10 +465,7 @@ fn a_python_the_host_lacks_is_built_from_complete_platforms_and_says_so() {
     );
     let (code, _, stderr) = s.sync(&[]);
     assert_eq!(code, 0, "{stderr}");
-    let info: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(s.release_dir("tiny-tool-v1.0").join("build-info.json")).unwrap(),
-    )
-    .unwrap();
+    let info = s.build_info("tiny-tool-v1.0");
     assert_eq!(info["python"], "3.14");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let local = rt.block_on(hermit_pex::tools::find_python(
@@ -792,18 +701,13 @@ fn plan_shows_what_sync_released() {
 }
 
 /// The build info of a release in the sandbox.
-fn build_info(s: &Sandbox, tag: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(s.release_dir(tag).join("build-info.json")).unwrap())
-        .unwrap()
-}
-
 #[test]
 fn a_pure_package_whose_page_also_has_an_sdist_is_built_once() {
     let flags: Vec<&str> = TINY_FLAGS.iter().copied().chain(["--sdist"]).collect();
     let s = Sandbox::new(&[("tiny-tool", TINY)], &[("tiny-tool", "1.0", &flags)]);
     let (code, _, stderr) = s.sync(&[]);
     assert_eq!(code, 0, "{stderr}");
-    let info = build_info(&s, "tiny-tool-v1.0");
+    let info = s.build_info("tiny-tool-v1.0");
     assert_eq!(
         info["locked"]["pure"], true,
         "the sdist beside the wheel is not chosen: {info}"
@@ -846,7 +750,7 @@ fn commands_that_live_in_a_dependency_get_launchers_that_run() {
     );
     let (code, _, stderr) = s.sync(&[]);
     assert_eq!(code, 0, "{stderr}");
-    let info = build_info(&s, "suite-v2.0");
+    let info = s.build_info("suite-v2.0");
     assert_eq!(
         info["locked"]["binaries_from"]["suite-play"], "suite-core",
         "{info}"
@@ -923,7 +827,7 @@ fn a_platform_whose_dependency_has_only_a_compiled_sdist_is_missing_and_named() 
         !stderr.contains("darwin-amd64: built"),
         "nothing is built for it: {stderr}"
     );
-    let info = build_info(&s, "needs-native-v1.0");
+    let info = s.build_info("needs-native-v1.0");
     assert_eq!(s.release_json("needs-native-v1.0")["state"], "published");
     let missing = info["missing"].as_object().unwrap();
     assert_eq!(

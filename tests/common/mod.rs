@@ -6,6 +6,7 @@ pub mod github;
 pub mod hermit_resolve;
 pub mod kube_api;
 pub mod releases;
+pub mod sandbox;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
